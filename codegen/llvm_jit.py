@@ -1,0 +1,117 @@
+"""Host-targeted LLVM compilation with llvmlite: optimise at O3 with the new pass
+manager, JIT with MCJIT, or emit an object file.
+
+Every compiled module owns its own execution engine (no module-level engines).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import llvmlite
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+
+@functools.lru_cache(maxsize=None)
+def _init_llvm() -> None:
+    # llvmlite >= 0.45 initialises the core itself; only the native target is needed.
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+
+def host_cpu() -> tuple[str, str]:
+    """(cpu name, feature string) of the machine we run on, as LLVM names them."""
+    _init_llvm()
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
+def host_triple() -> str:
+    _init_llvm()
+    return llvm.get_process_triple()
+
+
+def target_machine(cpu: Optional[str] = None, features: Optional[str] = None,
+                   reloc: str = "default", jit: bool = True) -> "llvm.TargetMachine":
+    """A TargetMachine for the host (or the given cpu/features) at opt level 3."""
+    _init_llvm()
+    hcpu, hfeat = host_cpu()
+    target = llvm.Target.from_triple(host_triple())
+    return target.create_target_machine(cpu=cpu or hcpu, features=hfeat if features is None else features,
+                                        opt=3, reloc=reloc, codemodel="jitdefault" if jit else "default",
+                                        jit=jit)
+
+
+def new_module(name: str) -> ir.Module:
+    """An empty llvmlite module with the host triple and data layout set."""
+    tm = target_machine()
+    mod = ir.Module(name=name)
+    mod.triple = host_triple()
+    mod.data_layout = str(tm.target_data)
+    return mod
+
+
+def optimize(mod: "llvm.ModuleRef", tm: "llvm.TargetMachine", speed_level: int = 3) -> None:
+    """Run the standard O3 pipeline (new pass manager) with loop and SLP vectorisation."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pto.loop_interleaving = True
+    pb = llvm.create_pass_builder(tm, pto)
+    mpm = pb.getModulePassManager()
+    mpm.run(mod, pb)
+
+
+def parse(ir_text: str) -> "llvm.ModuleRef":
+    _init_llvm()
+    mod = llvm.parse_assembly(ir_text)
+    mod.verify()
+    return mod
+
+
+class JitModule:
+    """One LLVM module compiled for the host CPU and loaded into its own MCJIT engine.
+
+    Keep this object alive as long as any function address taken from it is used.
+    """
+
+    def __init__(self, module: ir.Module | str, opt: bool = True,
+                 symbols: Optional[dict[str, int]] = None) -> None:
+        _init_llvm()
+        for name, addr in (symbols or {}).items():
+            llvm.add_symbol(name, addr)
+        text = str(module)
+        self.tm = target_machine()
+        self.mod = parse(text)
+        if opt:
+            optimize(self.mod, self.tm)
+        self.engine = llvm.create_mcjit_compiler(self.mod, self.tm)
+        self.engine.finalize_object()
+        self.engine.run_static_constructors()
+
+    def address(self, name: str) -> int:
+        addr = self.engine.get_function_address(name)
+        if not addr:
+            raise KeyError(f"function {name!r} not found in JIT module")
+        return addr
+
+    @property
+    def optimized_ir(self) -> str:
+        return str(self.mod)
+
+    def asm(self) -> str:
+        return self.tm.emit_assembly(self.mod)
+
+
+def emit_object(module: ir.Module | str, opt: bool = True) -> tuple[bytes, str]:
+    """Compile to a position-independent object file; returns (object bytes, optimized IR text)."""
+    tm = target_machine(reloc="pic", jit=False)
+    mod = parse(str(module))
+    if opt:
+        optimize(mod, tm)
+    return tm.emit_object(mod), str(mod)
+
+
+def llvm_version() -> str:
+    return f"llvmlite {llvmlite.__version__} / LLVM {'.'.join(map(str, llvm.llvm_version_info))}"
