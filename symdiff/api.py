@@ -1,0 +1,246 @@
+"""The model DSL: leaves, operators and NumPy-named functions that build graph nodes."""
+from __future__ import annotations
+
+import builtins
+import numbers
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import dtypes as _dt
+from .ir import Node, apply, const
+from .ops_tensor import broadcast_to as _broadcast_to
+from .ops_tensor import cast as _cast
+from .ops_tensor import reduce_sum, transpose as _transpose
+from .ops_tensor import reshape as _reshape
+
+TensorLike = Union[Node, float, int, np.ndarray]
+
+
+# -- leaves --------------------------------------------------------------------------------------------------
+
+def _leaf(kind: str, name: str, shape, dtype, meta: Optional[dict] = None) -> Node:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{kind}: name must be a Python identifier string, got {name!r}")
+    if isinstance(shape, numbers.Integral):
+        shape = (int(shape),)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{kind} {name!r}: shape must be a tuple of ints, got {shape!r}") from None
+    for s in shape:
+        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s <= 0:
+            raise ValueError(f"{kind} {name!r}: shape entries must be positive integers, got {shape!r}")
+    dt = _dt.normalize(dtype)
+    return Node(kind, (), {"name": name}, shape, dt, meta)
+
+
+def input(name: str, shape, dtype: str = "float32") -> Node:  # noqa: A001 - the DSL's public name
+    """A named input leaf (data, labels: int32/int64)."""
+    return _leaf("input", name, shape, dtype)
+
+
+def param(name: str, shape, dtype: str = "float32", init: Any = None) -> Node:
+    """A named trainable parameter leaf; ``init`` is kept as metadata (an array, a callable
+    ``init(shape, rng) -> array``, or None) for the nn layer and the CLI."""
+    if not _dt.is_float(_dt.normalize(dtype)):
+        raise TypeError(f"param {name!r}: parameters must be float32/float64, got {dtype!r}")
+    return _leaf("param", name, shape, dtype, {"init": init})
+
+
+# -- coercion ------------------------------------------------------------------------------------------------
+
+def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
+    """Wrap Python scalars / arrays as constants. Python scalars are weakly typed (take ``like``'s dtype)."""
+    if isinstance(v, Node):
+        return v
+    if isinstance(v, bool) or isinstance(v, (str, bytes)) or v is None:
+        raise TypeError(f"cannot use {v!r} ({type(v).__name__}) as a tensor")
+    if isinstance(v, numbers.Number) and not isinstance(v, np.generic):
+        if isinstance(v, complex):
+            raise TypeError("complex values are not supported")
+        dt = like.dtype if like is not None and _dt.is_float(like.dtype) else "float32"
+        return const(float(v), dt)
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"cannot use an array of dtype {arr.dtype} as a tensor")
+    dt = arr.dtype.name if arr.dtype.name in _dt.FLOAT_DTYPES else "float64"
+    return const(arr, dt)
+
+
+def _ew(op: str, *args: TensorLike) -> Node:
+    like = next((a for a in args if isinstance(a, Node)), None)
+    return apply(op, [as_tensor(a, like) for a in args])
+
+
+def _unary(op: str, doc: str) -> Callable[[TensorLike], Node]:
+    def f(x: TensorLike) -> Node:
+        return _ew(op, x)
+    f.__name__ = f.__qualname__ = op
+    f.__doc__ = doc
+    return f
+
+
+add = lambda a, b: _ew("add", a, b)  # noqa: E731
+subtract = lambda a, b: _ew("sub", a, b)  # noqa: E731
+multiply = lambda a, b: _ew("mul", a, b)  # noqa: E731
+divide = lambda a, b: _ew("div", a, b)  # noqa: E731
+power = lambda a, b: _ew("pow", a, b)  # noqa: E731
+maximum = lambda a, b: _ew("maximum", a, b)  # noqa: E731
+minimum = lambda a, b: _ew("minimum", a, b)  # noqa: E731
+negative = _unary("neg", "-x")
+exp = _unary("exp", "e**x")
+log = _unary("log", "natural logarithm")
+log1p = _unary("log1p", "log(1 + x), accurate for small x")
+expm1 = _unary("expm1", "exp(x) - 1, accurate for small x")
+sin = _unary("sin", "sine")
+cos = _unary("cos", "cosine")
+tanh = _unary("tanh", "hyperbolic tangent")
+sqrt = _unary("sqrt", "square root")
+abs = _unary("abs", "absolute value")  # noqa: A001
+sign = _unary("sign", "sign(x) in {-1, 0, 1}")
+square = _unary("square", "x**2")
+sigmoid = _unary("sigmoid", "1 / (1 + exp(-x)), stable for large |x|")
+relu = _unary("relu", "max(x, 0); derivative 0 at x = 0")
+softplus = _unary("softplus", "log(1 + exp(x)), stable")
+for _f, _n in ((add, "add"), (subtract, "subtract"), (multiply, "multiply"), (divide, "divide"), (power, "power"),
+               (maximum, "maximum"), (minimum, "minimum")):
+    _f.__name__ = _f.__qualname__ = _n
+    _f.__doc__ = f"elementwise {_n} with NumPy broadcasting"
+
+
+# -- shape manipulation ----------------------------------------------------------------------------------------
+
+def _axes(op: str, x: Node, axis) -> tuple:
+    if axis is None:
+        return tuple(range(x.ndim))
+    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+        axis = (axis,)
+    try:
+        axis = tuple(axis)
+    except TypeError:
+        raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}") from None
+    out = []
+    for a in axis:
+        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
+        if not -x.ndim <= a < x.ndim:
+            raise ValueError(f"{op}: axis {a} is out of bounds for a tensor of rank {x.ndim} (shape {x.shape})")
+        out.append(int(a) % x.ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def _axis1(op: str, x: Node, axis: int) -> int:
+    return _axes(op, x, axis if axis is not None else -1)[0] if x.ndim else 0
+
+
+def sum(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
+    """Sum over ``axis`` (None: all axes), NumPy semantics."""
+    x = as_tensor(x)
+    return apply("sum", [x], axes=_axes("sum", x, axis), keepdims=bool(keepdims))
+
+
+def mean(x: TensorLike, axis=None, keepdims: bool = False) -> Node:
+    """Arithmetic mean over ``axis``."""
+    x = as_tensor(x)
+    axes = _axes("mean", x, axis)
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    return multiply(sum(x, axes, keepdims), 1.0 / count)
+
+
+def max(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
+    """Maximum over ``axis``; its gradient is shared equally between tied maxima."""
+    x = as_tensor(x)
+    return apply("max", [x], axes=_axes("max", x, axis), keepdims=bool(keepdims))
+
+
+def transpose(x: TensorLike, axes: Optional[Sequence[int]] = None) -> Node:
+    """Permute axes (default: reverse them), as ``np.transpose``."""
+    x = as_tensor(x)
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(_axes("transpose", x, a)[0] for a in axes)
+    return _transpose(x, perm)
+
+
+def reshape(x: TensorLike, shape) -> Node:
+    """Reshape (one entry may be -1), as ``np.reshape``."""
+    x = as_tensor(x)
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    if builtins.sum(1 for s in shape if s == -1) > 1:
+        raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
+    if -1 in shape:
+        rest = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+        if rest == 0 or x.size % rest:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} (size {x.size}) into shape {shape}")
+        shape = tuple(x.size // rest if s == -1 else s for s in shape)
+    return _reshape(x, shape)
+
+
+def broadcast_to(x: TensorLike, shape) -> Node:
+    x = as_tensor(x)
+    return _broadcast_to(x, tuple(shape))
+
+
+def astype(x: Node, dtype: str) -> Node:
+    """Cast to another float dtype."""
+    return _cast(x, _dt.normalize(dtype))
+
+
+def matmul(a: TensorLike, b: TensorLike) -> Node:
+    """Matrix product with NumPy semantics for 1-D and 2-D operands."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must be 1-D or 2-D, got shapes {a.shape} and {b.shape}")
+    if a.ndim > 2 or b.ndim > 2:
+        raise NotImplementedError(f"matmul: batched (rank > 2) products are not supported yet; shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned ({a.shape[-1]} != {b.shape[0]})")
+    dt = _dt.promote(a.dtype, b.dtype)
+    a2 = _reshape(_cast(a, dt), (1, a.shape[0])) if a.ndim == 1 else _cast(a, dt)
+    b2 = _reshape(_cast(b, dt), (b.shape[0], 1)) if b.ndim == 1 else _cast(b, dt)
+    out = apply("matmul", [a2, b2])
+    shape = a.shape[:-1] + b.shape[1:]
+    return _reshape(out, shape)
+
+
+# -- neural-network functions ----------------------------------------------------------------------------------
+
+def logsumexp(x: TensorLike, axis=-1, keepdims: bool = False) -> Node:
+    """log(sum(exp(x))) over ``axis``, computed stably (shift by the max)."""
+    x = as_tensor(x)
+    return apply("logsumexp", [x], axes=_axes("logsumexp", x, axis), keepdims=bool(keepdims))
+
+
+def softmax(x: TensorLike, axis: int = -1) -> Node:
+    """exp(x) / sum(exp(x)) along ``axis``, stable."""
+    x = as_tensor(x)
+    return apply("softmax", [x], axis=_axis1("softmax", x, axis))
+
+
+def log_softmax(x: TensorLike, axis: int = -1) -> Node:
+    """x - logsumexp(x) along ``axis``."""
+    x = as_tensor(x)
+    return apply("log_softmax", [x], axis=_axis1("log_softmax", x, axis))
+
+
+def cross_entropy(logits: TensorLike, labels: Node) -> Node:
+    """Mean negative log-likelihood of integer ``labels`` under softmax(``logits``) over rows.
+
+    ``logits``: (N, C) with ``labels`` (N,) int32/int64, or (C,) with a scalar label.
+    """
+    logits = as_tensor(logits)
+    if not isinstance(labels, Node):
+        raise TypeError("cross_entropy: labels must be a symdiff int tensor (sd.input(..., dtype='int64'))")
+    if logits.ndim == 1:
+        logits = _reshape(logits, (1,) + logits.shape)
+        labels = _reshape(labels, (1,)) if labels.shape == () else labels
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be (N, C) or (C,), got shape {logits.shape}")
+    picked = apply("pick", [log_softmax(logits, axis=-1), labels])
+    return negative(mean(picked))
+
+
+def mse(pred: TensorLike, target: TensorLike) -> Node:
+    """Mean squared error mean((pred - target)**2) over all entries."""
+    return mean(square(subtract(pred, target)))

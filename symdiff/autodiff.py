@@ -1,0 +1,104 @@
+"""Reverse mode as a graph-to-graph transform.
+
+Walk the forward graph in reverse topological order with a ``grads`` dict of cotangent *nodes*. At a
+node with several users the contributions are summed (the lecture's Duplicate module: the gradient
+of a fan-out is the sum of the branch gradients). Elementwise ops take their partials from
+``sympy.diff`` (``sympy_bridge.partial``) and sum over broadcast axes; tensor ops use their explicit
+vector-Jacobian rule. Everything emitted is an ordinary node, so the result can be simplified,
+compiled, and differentiated again (Hessian-vector products).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .ir import Node, apply, const, is_zero, toposort
+from .ops_tensor import cast, sum_to, zeros
+from .optable import OPS
+from .sympy_bridge import partial
+
+
+def _vjp(node: Node, g: Node, needed: Sequence[bool]) -> list:
+    opdef = OPS[node.op]
+    if opdef.elementwise:
+        out = []
+        for i, inp in enumerate(node.inputs):
+            if not needed[i]:
+                out.append(None)
+                continue
+            p = partial(node, i)
+            contrib = None if is_zero(p) else sum_to(apply("mul", [g, p]), inp.shape)
+            out.append(contrib)
+        return out
+    if not opdef.differentiable or opdef.vjp is None:
+        return [None] * len(node.inputs)
+    return opdef.vjp(node, g)
+
+
+def _label(n: Node) -> str:
+    return n.name or f"{n.op}{list(n.shape)}"
+
+
+def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Node]:
+    """Symbolic gradients of scalar ``y`` with respect to each leaf in ``wrt`` (tensors shaped like them).
+
+    The result is part of the same graph: it can be compiled with ``y`` and differentiated again.
+    """
+    if not isinstance(y, Node):
+        raise TypeError(f"grad: y must be a symdiff tensor, got {type(y).__name__}")
+    single = isinstance(wrt, Node)
+    wrt = [wrt] if single else list(wrt)
+    if y.shape != ():
+        raise ValueError(f"grad: y must be a scalar tensor, got shape {y.shape} (reduce it first, e.g. sd.sum)")
+    if y.dtype not in ("float32", "float64"):
+        raise TypeError(f"grad: y must be a float tensor, got {y.dtype}")
+    order = toposort([y])
+    present = set(order)
+    for w in wrt:
+        if not isinstance(w, Node):
+            raise TypeError(f"grad: wrt entries must be symdiff tensors, got {type(w).__name__}")
+        if not w.is_leaf:
+            raise ValueError(f"grad: can only differentiate with respect to sd.input/sd.param leaves, got a {w.op} node")
+        if w.dtype not in ("float32", "float64"):
+            raise TypeError(f"grad: cannot differentiate with respect to integer tensor {w.name!r} ({w.dtype})")
+    # nodes on a path from some wrt leaf to y: only those need cotangents
+    depends: set[Node] = set()
+    targets = set(wrt)
+    for n in order:
+        if n in targets or any(i in depends for i in n.inputs):
+            depends.add(n)
+
+    contribs: dict[Node, list[Node]] = {y: [const(1.0, y.dtype)]}
+    total: dict[Node, Node] = {}
+    for node in reversed(order):
+        parts = contribs.pop(node, None)
+        if parts is None or node not in depends:
+            continue
+        g = parts[0]
+        for p in parts[1:]:  # fan-out: sum the branch gradients
+            g = apply("add", [g, p])
+        total[node] = g
+        if not node.inputs:
+            continue
+        needed = [inp in depends for inp in node.inputs]
+        for inp, gi in zip(node.inputs, _vjp(node, g, needed)):
+            if gi is None or inp not in depends:
+                continue
+            contribs.setdefault(inp, []).append(cast(gi, inp.dtype))
+
+    result = []
+    for w in wrt:
+        g = total.get(w) if w in present else None
+        g = zeros(w.shape, w.dtype) if g is None else cast(broadcast(g, w.shape), w.dtype)
+        result.append(g)
+    if simplify:
+        from .simplify import simplify as _simplify
+        result = _simplify(result)
+    for w, g in zip(wrt, result):
+        g.meta.setdefault("grad_of", _label(w))
+        g.meta.setdefault("name", f"d{y.name or 'loss'}/d{_label(w)}")
+    return result[0] if single else result
+
+
+def broadcast(g: Node, shape: tuple) -> Node:
+    from .ops_tensor import broadcast_to
+    return broadcast_to(g, shape)

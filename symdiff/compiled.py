@@ -1,0 +1,132 @@
+"""``sd.compile``: simplify a graph, pick a backend, return a callable; and the NumPy reference backend."""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from .ir import Node, toposort
+from .optable import OPS
+from .signature import Signature
+from .simplify import simplify
+
+BACKENDS = ("numpy", "llvm", "cuda", "cuda-cpu")
+DEFAULT_BACKEND = "numpy"
+
+
+class CompiledFunction:
+    """A compiled graph. Call it with keyword NumPy arrays named after the graph's leaves.
+
+    Returns one array for a single-tensor graph and a tuple for a list of outputs. Outputs are fresh
+    arrays: they never alias each other or the inputs.
+    """
+
+    backend = "abstract"
+
+    def __init__(self, outputs: Sequence[Node], single: bool) -> None:
+        self.outputs = list(outputs)
+        self.single = single
+        self.signature = Signature(self.outputs)
+        self.input_names = self.signature.names
+        self.output_specs = [(o.shape, o.dtype) for o in self.outputs]
+
+    def __call__(self, **kwargs):
+        arrays = self.signature.bind(kwargs)
+        results = self._run(arrays)
+        return results[0] if self.single else tuple(results)
+
+    def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<symdiff compiled [{self.backend}] ({self.signature.describe()}) -> {len(self.outputs)} output(s)>"
+
+
+def _fresh(results: list[np.ndarray], inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Copy any result that shares memory with an input or an earlier result."""
+    out: list[np.ndarray] = []
+    for r in results:
+        if any(np.shares_memory(r, o) for o in out) or any(np.shares_memory(r, i) for i in inputs):
+            r = r.copy()
+        out.append(r)
+    return out
+
+
+class NumpyFunction(CompiledFunction):
+    """The reference interpreter: evaluates the graph node by node with NumPy (the oracle for every backend)."""
+
+    backend = "numpy"
+
+    def __init__(self, outputs: Sequence[Node], single: bool) -> None:
+        super().__init__(outputs, single)
+        self.order = toposort(self.outputs)
+        pos = {n: i for i, n in enumerate(self.order)}
+        last_use = {n: pos[n] for n in self.order}
+        for n in self.order:
+            for i in n.inputs:
+                last_use[i] = max(last_use[i], pos[n])
+        outs = set(self.outputs)
+        # values that can be dropped after step k
+        self.free_after: list[list[Node]] = [[] for _ in self.order]
+        for n, k in last_use.items():
+            if n not in outs:
+                self.free_after[k].append(n)
+        self.leaf_slots = {n: self.input_names.index(n.name) for n in self.order if n.is_leaf}
+
+    def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        env: dict[Node, np.ndarray] = {}
+        with np.errstate(all="ignore"):  # NaN/inf propagate silently, as in compiled code
+            for k, n in enumerate(self.order):
+                if n.is_leaf:
+                    env[n] = arrays[self.leaf_slots[n]]
+                elif n.op == "const":
+                    env[n] = n.value
+                else:
+                    opdef = OPS[n.op]
+                    vals = [env[i] for i in n.inputs]
+                    if opdef.elementwise:
+                        v = opdef.impl(*vals)
+                    else:
+                        v = opdef.impl(*vals, **n.attrs)
+                    env[n] = np.asarray(v, dtype=n.dtype)
+                for d in self.free_after[k]:
+                    env.pop(d, None)
+        results = [np.asarray(env[o], dtype=o.dtype).reshape(o.shape) for o in self.outputs]
+        return _fresh([r if r.flags.c_contiguous else r.copy() for r in results], arrays)
+
+
+def _normalize_outputs(outputs) -> tuple[list[Node], bool]:
+    single = isinstance(outputs, Node)
+    outs = [outputs] if single else list(outputs)
+    if not outs:
+        raise ValueError("compile: no outputs given")
+    for o in outs:
+        if not isinstance(o, Node):
+            raise TypeError(f"compile: outputs must be symdiff tensors, got {type(o).__name__}")
+    return outs, single
+
+
+def compile(outputs, backend: str | None = None, *, simplify_graph: bool = True, **options) -> CompiledFunction:  # noqa: A001
+    """Compile one tensor or a list of tensors into a callable.
+
+    ``backend``: "llvm" (JIT machine code), "numpy" (reference interpreter), "cuda" (NVIDIA GPU),
+    "cuda-cpu" (the generated CUDA source run on the CPU). Options are passed to the backend.
+    """
+    outs, single = _normalize_outputs(outputs)
+    backend = backend or DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f"compile: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    t0 = time.perf_counter()
+    if simplify_graph:
+        outs = simplify(outs)
+    if backend == "numpy":
+        fn: CompiledFunction = NumpyFunction(outs, single, **options)
+    elif backend == "llvm":
+        from codegen.llvm_backend import LLVMFunction
+        fn = LLVMFunction(outs, single, **options)
+    else:
+        from codegen.cuda_backend import make_cuda_function
+        fn = make_cuda_function(outs, single, backend, **options)
+    fn.compile_seconds = time.perf_counter() - t0
+    return fn

@@ -1,0 +1,79 @@
+"""Elementwise ops: one line each, value as a SymPy expression, derivative by ``sympy.diff``.
+
+Functions SymPy lacks (sigmoid, softplus, relu) are SymPy ``Function`` subclasses whose ``fdiff``
+states the derivative in terms of the function itself, so derivative graphs reuse forward values
+(d/dx sigmoid = sigmoid * (1 - sigmoid)) and stay numerically stable.
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+
+from .optable import X, elementwise
+
+
+class sigmoid(sp.Function):
+    """sigma(x) = 1 / (1 + exp(-x))"""
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s)  # d/dx sigma = sigma (1 - sigma)
+
+    def _eval_rewrite_as_exp(self, x, **kw):
+        return 1 / (1 + sp.exp(-x))
+
+
+class softplus(sp.Function):
+    """softplus(x) = log(1 + exp(x)), evaluated stably as max(x, 0) + log1p(exp(-|x|))"""
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])  # d/dx softplus = sigma
+
+    def _eval_rewrite_as_exp(self, x, **kw):
+        return sp.log(1 + sp.exp(x))
+
+
+class relu(sp.Function):
+    """relu(x) = max(x, 0); derivative H(x) with H(0) = 0 (as PyTorch and JAX)."""
+
+    def fdiff(self, argindex=1):
+        return sp.Heaviside(self.args[0], 0)
+
+
+def _sigmoid_np(a):
+    # stable both sides: exp of a non-positive number only
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(np.result_type(a), copy=False)
+
+
+def _softplus_np(a):
+    return np.logaddexp(np.zeros((), a.dtype), a)
+
+
+x, y = X[0], X[1]
+
+elementwise("add", x + y, np.add)
+elementwise("sub", x - y, np.subtract)
+elementwise("mul", x * y, np.multiply)
+elementwise("div", x / y, np.divide)
+elementwise("pow", x ** y, np.power)
+elementwise("neg", -x, np.negative)
+elementwise("square", x ** 2, np.square)
+elementwise("sqrt", sp.sqrt(x), np.sqrt)
+elementwise("exp", sp.exp(x), np.exp)
+elementwise("log", sp.log(x), np.log)
+elementwise("log1p", log1p(x), np.log1p)
+elementwise("expm1", expm1(x), np.expm1)
+elementwise("sin", sp.sin(x), np.sin)
+elementwise("cos", sp.cos(x), np.cos)
+elementwise("tanh", sp.tanh(x), np.tanh)
+elementwise("abs", sp.Abs(x), np.abs)
+elementwise("sign", sp.sign(x), np.sign)
+elementwise("maximum", sp.Max(x, y), np.maximum)
+elementwise("minimum", sp.Min(x, y), np.minimum)
+elementwise("sigmoid", sigmoid(x), _sigmoid_np)
+elementwise("softplus", softplus(x), _softplus_np)
+elementwise("relu", relu(x), lambda a: np.maximum(a, np.zeros((), a.dtype)))
+elementwise("heaviside", sp.Heaviside(x), lambda a: np.heaviside(a, np.asarray(0.5, a.dtype)))  # H(0) = 1/2
+elementwise("step", sp.Heaviside(x, 0), lambda a: np.heaviside(a, np.zeros((), a.dtype)))  # H(0) = 0
