@@ -90,6 +90,22 @@ class JitModule:
         self.engine.finalize_object()
         self.engine.run_static_constructors()
 
+    @classmethod
+    def from_object(cls, obj: bytes, symbols: Optional[dict[str, int]] = None) -> "JitModule":
+        """Load a compiled object file (e.g. from the on-disk cache) into a fresh engine."""
+        _init_llvm()
+        for name, addr in (symbols or {}).items():
+            llvm.add_symbol(name, addr)
+        self = cls.__new__(cls)
+        self.tm = target_machine()
+        self.mod = parse("")
+        self.mod.triple = host_triple()
+        self.engine = llvm.create_mcjit_compiler(self.mod, self.tm)
+        self._obj = llvm.ObjectFileRef.from_data(obj)
+        self.engine.add_object_file(self._obj)
+        self.engine.finalize_object()
+        return self
+
     def address(self, name: str) -> int:
         addr = self.engine.get_function_address(name)
         if not addr:

@@ -1,0 +1,83 @@
+"""``backend="llvm"``: lower, render, JIT-compile (or load from the cache) and call through the C runtime."""
+from __future__ import annotations
+
+import ctypes
+import time
+from typing import Optional, Sequence
+
+import llvmlite
+import numpy as np
+
+from symdiff.compiled import CompiledFunction
+from symdiff.ir import Node
+
+from . import cache as _cache
+from .kernel_ir import Program
+from .llvm_jit import JitModule, emit_object, host_cpu, llvm_version
+from .llvm_render import render
+from .lower import lower
+
+ENTRY = "sd_entry"
+CODEGEN_VERSION = "1"
+
+
+def graph_key(outputs: Sequence[Node], backend: str, extra: str = "") -> str:
+    """Cache key: simplified graph structure + backend + target + versions."""
+    import symdiff
+    cpu, feats = host_cpu()
+    return _cache.make_key(backend, CODEGEN_VERSION, symdiff.__version__, llvmlite.__version__, cpu, feats, extra,
+                           *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
+
+
+def runtime_symbols() -> dict[str, int]:
+    from .runtime import runtime_symbols as rs
+    return rs()
+
+
+class LLVMFunction(CompiledFunction):
+    """A graph compiled to host machine code. ``ir`` holds the optimised LLVM IR when compiled this run."""
+
+    backend = "llvm"
+
+    def __init__(self, outputs: Sequence[Node], single: bool, cache: Optional[bool] = None,
+                 num_threads: Optional[int] = None) -> None:
+        super().__init__(outputs, single)
+        from .runtime import make_kernel, make_pool
+        t0 = time.perf_counter()
+        self.program: Program = lower(self.outputs)
+        key = graph_key(self.outputs, "llvm")
+        hit = _cache.load(key) if _cache.enabled(cache) else None
+        self.cache_hit = hit is not None
+        self.ir: Optional[str] = None
+        symbols = runtime_symbols()
+        if hit is not None:
+            meta, obj = hit
+            self.jit = JitModule.from_object(obj, symbols=symbols)
+        else:
+            module = render(self.program, ENTRY)
+            self.unoptimized_ir = str(module)
+            obj, self.ir = emit_object(module)
+            self.jit = JitModule.from_object(obj, symbols=symbols)
+            if _cache.enabled(cache):
+                _cache.store(key, {"workspace_bytes": self.program.workspace_bytes}, obj)
+        self.entry_address = self.jit.address(ENTRY)
+        self.pool = make_pool(num_threads)
+        self.kernel = make_kernel(self.entry_address, self.pool, self.signature, self.output_specs,
+                                  self.program.workspace_bytes, single)
+        self.compile_detail = {"lower+codegen_s": time.perf_counter() - t0, "cache_hit": self.cache_hit}
+
+    @property
+    def stats(self) -> dict:
+        return self.program.stats()
+
+    def __call__(self, *args, **kwargs):
+        if args:
+            raise TypeError(f"call with keyword arrays named after the leaves: {', '.join(self.input_names)}")
+        return self.kernel(kwargs)
+
+    def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        out = self.kernel.call_arrays(arrays)
+        return [out] if self.single else list(out)
+
+
+__all__ = ["LLVMFunction", "graph_key", "llvm_version", "ctypes"]

@@ -1,0 +1,524 @@
+"""LLVM renderer: a kernel Program -> one llvmlite module with one entry function.
+
+Entry ABI (also what the exported C header declares)::
+
+    void <name>(void **args, void *pool)
+
+``args`` = input data pointers (signature order), output pointers, then a workspace pointer of
+``program.workspace_bytes`` bytes (may be NULL when that is 0). ``pool`` is an ``sd_pool*`` or NULL
+(serial). Every kernel is an internal function ``void k(ctx, i64 begin, i64 end)`` over a range of
+tasks, run directly or through ``sd_parallel_for(pool, k, ctx, tasks)``; ``ctx`` is an array of buffer
+pointers built by the entry. No Python runs between kernels.
+
+Floating-point: no fast-math flags on elementwise code (results match NumPy up to the math library's
+ulp bounds); only the accumulating adds of reductions carry ``reassoc`` so LLVM can vectorise them
+(summation order changes rounding, nothing else).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+from llvmlite import ir
+
+from symdiff.ir import Node
+from symdiff.optable import OPS
+
+from .kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from .llvm_gemm import emit_matmul
+from .llvm_jit import new_module
+from .llvm_math import MathLib
+
+I64, I32, I8, PTR = ir.IntType(64), ir.IntType(32), ir.IntType(8), ir.PointerType()
+FTYPE = {"float32": ir.FloatType(), "float64": ir.DoubleType()}
+ITYPE = {"int32": ir.IntType(32), "int64": ir.IntType(64)}
+TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
+
+
+def lltype(dtype: str) -> ir.Type:
+    return FTYPE.get(dtype) or ITYPE[dtype]
+
+
+def alloca(b: ir.IRBuilder, ty: ir.Type, name: str = "") -> ir.Value:
+    """A stack slot typed as an opaque ``ptr`` (llvmlite's alloca still returns a typed pointer)."""
+    a = b.alloca(ty, name=name)
+    a.type = PTR
+    return a
+
+
+def _c(v: int) -> ir.Constant:
+    return ir.Constant(I64, int(v))
+
+
+def _fconst(dtype: str, v: float) -> ir.Constant:
+    return ir.Constant(FTYPE[dtype], float(v))
+
+
+def strides(shape: tuple) -> list[int]:
+    out, acc = [], 1
+    for s in reversed(shape):
+        out.append(acc)
+        acc *= s
+    return list(reversed(out))
+
+
+class Loops:
+    """Counted loops with an i64 induction variable (phi), the body given as a callback."""
+
+    def __init__(self, fn: ir.Function, b: ir.IRBuilder) -> None:
+        self.fn, self.b = fn, b
+
+    def range(self, lo: ir.Value, hi: ir.Value, body: Callable[[ir.Value], None], name: str = "i") -> None:
+        b = self.b
+        pre = b.block
+        head = self.fn.append_basic_block(name + ".head")
+        loop = self.fn.append_basic_block(name + ".body")
+        done = self.fn.append_basic_block(name + ".done")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(I64, name=name)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed("<", i, hi), loop, done)
+        b.position_at_end(loop)
+        body(i)
+        nxt = b.add(i, _c(1), name=name + ".next")
+        i.add_incoming(nxt, b.block)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def nest(self, bounds: list, body: Callable[[list], None], name: str = "d") -> None:
+        """Loops over [lo, hi) per axis, outermost first; body receives the index list."""
+        def rec(k: int, idx: list) -> None:
+            if k == len(bounds):
+                body(idx)
+                return
+            lo, hi = bounds[k]
+            self.range(lo, hi, lambda i: rec(k + 1, idx + [i]), name=f"{name}{k}")
+        rec(0, [])
+
+
+class Renderer:
+    def __init__(self, program: Program, name: str = "sd_entry") -> None:
+        self.p = program
+        self.name = name
+        self.mod = new_module(name)
+        self.math = MathLib(self.mod)
+        self.nslots = len(program.inputs) + len(program.outputs) + 1
+        self.buf_ids = {id(b): b.id for b in self._all_buffers()}
+        self.n_ctx = max(self.buf_ids.values(), default=-1) + 1
+        self.partials: dict[int, int] = {}  # id(accum tuple) -> ctx slot of its partial array
+        self.globals: dict[int, ir.GlobalVariable] = {}
+        self.kcount = 0
+
+    def _all_buffers(self) -> list[Buffer]:
+        return self.p.inputs + self.p.outputs + self.p.temps + self.p.consts
+
+    # -- entry -------------------------------------------------------------------------------------------------
+    def render(self) -> ir.Module:
+        par = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64]), "sd_parallel_for")
+        self.par = par
+        for k in self.p.kernels:  # slots for partial results of fused total reductions
+            if k.kind == "loop":
+                for acc in k.accums:
+                    self.partials[id(acc)] = self.n_ctx
+                    self.n_ctx += 1
+        entry = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [PTR, PTR]), self.name)
+        args, pool = entry.args
+        b = ir.IRBuilder(entry.append_basic_block("entry"))
+        ctx = alloca(b, ir.ArrayType(PTR, max(self.n_ctx, 1)), name="ctx")
+        ws = b.load(b.gep(args, [_c(len(self.p.inputs) + len(self.p.outputs))], source_etype=PTR), typ=PTR, name="ws")
+        for buf in self._all_buffers():
+            if buf.kind in ("input", "output"):
+                ptr = b.load(b.gep(args, [_c(buf.slot)], source_etype=PTR), typ=PTR, name=f"arg{buf.slot}")
+            elif buf.kind == "temp":
+                ptr = b.gep(ws, [_c(buf.offset)], source_etype=I8, name=f"tmp{buf.id}")
+            else:
+                ptr = self._global(buf)
+            b.store(ptr, self._slot(b, ctx, buf.id))
+        self.entry_b, self.ctx, self.pool = b, ctx, pool
+        self.loops = Loops(entry, b)
+        for k in self.p.kernels:
+            getattr(self, f"_kernel_{k.kind}")(k)
+        b.ret_void()
+        return self.mod
+
+    def _slot(self, b: ir.IRBuilder, ctx, i: int):
+        return b.gep(ctx, [_c(i)], source_etype=PTR)
+
+    def _global(self, buf: Buffer) -> ir.GlobalVariable:
+        arr = np.ascontiguousarray(buf.value.reshape(-1))
+        ty = ir.ArrayType(lltype(buf.dtype), arr.size)
+        g = ir.GlobalVariable(self.mod, ty, name=f"const{buf.id}")
+        g.global_constant = True
+        g.linkage = "internal"
+        g.initializer = ir.Constant(ty, [ir.Constant(lltype(buf.dtype), v.item()) for v in arr])
+        return g
+
+    def _dispatch(self, fn: ir.Function, tasks: int) -> None:
+        b = self.entry_b
+        if tasks > 1:
+            b.call(self.par, [self.pool, fn, self.ctx, _c(tasks)])
+        else:
+            b.call(fn, [self.ctx, _c(0), _c(1)])
+
+    def _task_fn(self, label: str) -> tuple[ir.Function, ir.IRBuilder]:
+        fn = ir.Function(self.mod, TASK_FN, f"k{self.kcount}_{label}")
+        self.kcount += 1
+        fn.linkage = "internal"
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        return fn, b
+
+    # -- scalar evaluation of a node at a point -------------------------------------------------------------
+    def _ptr(self, b, ctx, buf_id: int) -> ir.Value:
+        return b.load(self._slot(b, ctx, buf_id), typ=PTR)
+
+    def make_eval(self, fn, b: ir.IRBuilder, ctx):
+        """An evaluator ``ev(node, point) -> value`` for one loop body (memoised per point)."""
+        memo: dict = {}
+        bases: dict = {}
+        where = self.p.where
+
+        def base(buf: Buffer):
+            if buf.id not in bases:
+                with b.goto_entry_block():
+                    bases[buf.id] = self._ptr(b, ctx, buf.id)
+            return bases[buf.id]
+
+        def offset(shape, point):
+            off = None
+            for s, st, i in zip(shape, strides(shape), point):
+                if s == 1:
+                    continue
+                t = b.mul(i, _c(st)) if st != 1 else i
+                off = t if off is None else b.add(off, t)
+            return off if off is not None else _c(0)
+
+        def load(buf: Buffer, node: Node, point):
+            ptr = b.gep(base(buf), [offset(node.shape, point)], source_etype=lltype(buf.dtype), inbounds=True)
+            return b.load(ptr, typ=lltype(buf.dtype))
+
+        def ev(node: Node, point, compute: bool = False):
+            key = (node, tuple(id(i) for i in point), compute)
+            if key in memo:
+                return memo[key]
+            if not compute and node in where:
+                v = load(where[node], node, point)
+            else:
+                v = self._compute(node, point, ev, b)
+            memo[key] = v
+            return v
+
+        ev.store_ptr = lambda buf, node, point: b.gep(base(buf), [offset(node.shape, point)],
+                                                      source_etype=lltype(buf.dtype), inbounds=True)
+        return ev
+
+    def _compute(self, n: Node, point, ev, b: ir.IRBuilder):
+        op = n.op
+        if op == "const":
+            return ir.Constant(lltype(n.dtype), n.value.reshape(-1)[0].item())
+        if op == "broadcast_to" or OPS[op].elementwise or op == "eq":
+            args = [self._convert(b, ev(i, broadcast_point(i.shape, n.shape, point)), i.dtype, n.dtype)
+                    for i in n.inputs]
+            return self.scalar(b, op, args, n.dtype) if op != "broadcast_to" else args[0]
+        if op == "cast":
+            (x,) = n.inputs
+            return self._convert(b, ev(x, point), x.dtype, n.dtype)
+        if op == "transpose":
+            perm = n.attrs["perm"]
+            inner = [None] * len(perm)
+            for i, p in enumerate(perm):
+                inner[p] = point[i]
+            return ev(n.inputs[0], inner)
+        if op == "reshape":
+            return ev(n.inputs[0], reshape_point(n.inputs[0].shape, n.shape, point, b))
+        if op == "pick":
+            x, lab = n.inputs
+            idx = ev(lab, point)
+            idx = b.sext(idx, I64) if idx.type != I64 else idx
+            return ev(x, list(point) + [idx])
+        if op == "one_hot":
+            (lab,) = n.inputs
+            idx = ev(lab, point[:-1])
+            idx = b.sext(idx, I64) if idx.type != I64 else idx
+            return b.uitofp(b.icmp_signed("==", idx, point[-1]), lltype(n.dtype))
+        raise NotImplementedError(f"LLVM lowering of {op!r} inside a loop")
+
+    @staticmethod
+    def _convert(b, v, src: str, dst: str):
+        if src == dst:
+            return v
+        if src.startswith("int"):
+            return b.sitofp(v, lltype(dst))
+        return b.fpext(v, lltype(dst)) if dst == "float64" else b.fptrunc(v, lltype(dst))
+
+    def intrinsic(self, name: str, dtype: str, nargs: int) -> ir.Function:
+        ty = lltype(dtype)
+        full = f"llvm.{name}.{'f32' if dtype == 'float32' else 'f64'}"
+        if full in self.mod.globals:
+            return self.mod.globals[full]
+        return ir.Function(self.mod, ir.FunctionType(ty, [ty] * nargs), full)
+
+    def scalar(self, b: ir.IRBuilder, op: str, a: list, dtype: str):
+        """One elementwise op on scalars (the loop vectoriser widens it)."""
+        ty = lltype(dtype)
+        zero, one = ir.Constant(ty, 0.0), ir.Constant(ty, 1.0)
+        if op == "add": return b.fadd(a[0], a[1])  # noqa: E701
+        if op == "sub": return b.fsub(a[0], a[1])  # noqa: E701
+        if op == "mul": return b.fmul(a[0], a[1])  # noqa: E701
+        if op == "div": return b.fdiv(a[0], a[1])  # noqa: E701
+        if op == "neg": return b.fneg(a[0])  # noqa: E701
+        if op == "square": return b.fmul(a[0], a[0])  # noqa: E701
+        if op in ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt", "abs"):
+            return self.math.call(b, op, a, dtype)
+        if op in ("maximum", "minimum"):  # NaN-propagating, as np.maximum
+            return b.call(self.intrinsic("maximum" if op == "maximum" else "minimum", dtype, 2), a)
+        if op == "relu":  # relu(NaN) = NaN, as np.maximum(x, 0)
+            return b.call(self.intrinsic("maximum", dtype, 2), [a[0], zero])
+        if op in ("step", "heaviside", "sign"):
+            x = a[0]
+            pos, negv = b.fcmp_ordered(">", x, zero), b.fcmp_ordered("<", x, zero)
+            at0 = {"step": zero, "heaviside": ir.Constant(ty, 0.5), "sign": zero}[op]
+            lo = ir.Constant(ty, -1.0) if op == "sign" else zero
+            v = b.select(pos, one, b.select(negv, lo, at0))
+            return b.select(b.fcmp_unordered("uno", x, x), x, v)  # NaN stays NaN
+        if op == "eq":
+            return b.uitofp(b.fcmp_ordered("==", a[0], a[1]), ty)
+        raise NotImplementedError(f"LLVM renderer has no scalar rule for {op!r}")
+
+    def _accum(self, b, op: str, acc, v):
+        if op == "sum":
+            r = b.fadd(acc, v)
+            r.flags = ["reassoc"]  # vectorisable reduction: summation order may change (rounding only)
+            return r
+        return b.call(self.intrinsic("maximum", _dtype_of(v), 2), [acc, v])
+
+    # -- kernels ----------------------------------------------------------------------------------------------
+    def _task_bounds(self, b, begin, end, extent: int, tasks: int):
+        chunk = -(-extent // tasks)
+        lo = b.mul(begin, _c(chunk))
+        hi = b.mul(end, _c(chunk))
+        hi = b.select(b.icmp_signed("<", hi, _c(extent)), hi, _c(extent))
+        return lo, hi
+
+    def _kernel_loop(self, k: LoopKernel) -> None:
+        fn, b = self._task_fn("loop")
+        ctx, begin, end = fn.args
+        loops = Loops(fn, b)
+        dom = k.domain
+        if k.accums:  # one task per call so the partial result has a slot: loop over tasks
+            def task_body(t):
+                accs = []
+                for r, _x, _o in k.accums:
+                    with b.goto_entry_block():
+                        slot = alloca(b, lltype(r.dtype))
+                    b.store(_fconst(r.dtype, 0.0 if r.op == "sum" else -np.inf), slot)
+                    accs.append(slot)
+                self._loop_body(fn, b, loops, ctx, k, dom, t, b.add(t, _c(1)), accs)
+                for acc, slot in zip(k.accums, accs):
+                    ty = lltype(acc[0].dtype)
+                    part = self._ptr(b, ctx, self.partials[id(acc)])
+                    b.store(b.load(slot, typ=ty), b.gep(part, [t], source_etype=ty))
+            loops.range(begin, end, task_body, name="t")
+        else:
+            self._loop_body(fn, b, loops, ctx, k, dom, begin, end, [])
+        b.ret_void()
+        # partial arrays live in the entry's frame
+        eb = self.entry_b
+        for acc in k.accums:
+            r = acc[0]
+            with eb.goto_entry_block():
+                arr = alloca(eb, ir.ArrayType(lltype(r.dtype), k.tasks))
+            eb.store(arr, self._slot(eb, self.ctx, self.partials[id(acc)]))
+        self._dispatch(fn, k.tasks)
+        for acc in k.accums:  # combine the partial results in task order (deterministic)
+            r, _, out = acc
+            ty = lltype(r.dtype)
+            part = eb.load(self._slot(eb, self.ctx, self.partials[id(acc)]), typ=PTR)
+            total = eb.load(part, typ=ty)
+            for t in range(1, k.tasks):
+                v = eb.load(eb.gep(part, [_c(t)], source_etype=ty), typ=ty)
+                total = eb.fadd(total, v) if r.op == "sum" else eb.call(self.intrinsic("maximum", r.dtype, 2), [total, v])
+            eb.store(total, eb.load(self._slot(eb, self.ctx, out.id), typ=PTR))
+
+    def _loop_body(self, fn, b, loops, ctx, k: LoopKernel, dom, tb, te, accs) -> None:
+        if not dom:
+            bounds = []
+        else:
+            lo, hi = self._task_bounds(b, tb, te, dom[0], k.tasks)
+            bounds = [(lo, hi)] + [(_c(0), _c(s)) for s in dom[1:]]
+
+        def body(point):
+            ev = self.make_eval(fn, b, ctx)
+            for node, buf in k.stores:
+                v = ev(node, point, compute=self.p.where.get(node) is buf)
+                b.store(v, ev.store_ptr(buf, node, point))
+            for (r, x, _), slot in zip(k.accums, accs):
+                v = self._convert(b, ev(x, point), x.dtype, r.dtype)
+                b.store(self._accum(b, r.op, b.load(slot, typ=lltype(r.dtype)), v), slot)
+        loops.nest(bounds, body)
+
+    def _kernel_reduce(self, k: ReduceKernel) -> None:
+        r, out = k.node, k.out
+        x = r.inputs[0]
+        axes = set(r.attrs["axes"])
+        nd = x.ndim
+        trailing = 0
+        while trailing < nd and (nd - 1 - trailing) in axes:
+            trailing += 1
+        ident = 0.0 if r.op == "sum" else -np.inf
+        ty = lltype(r.dtype)
+        needs_init = any(a < nd - trailing for a in axes)
+        eb = self.entry_b
+        if needs_init:  # accumulation into memory across outer reduced axes: start from the identity
+            optr = eb.load(self._slot(eb, self.ctx, out.id), typ=PTR)
+            self.loops.range(_c(0), _c(out.size), lambda i: eb.store(ir.Constant(ty, ident), eb.gep(optr, [i], source_etype=ty)), "init")
+        fn, b = self._task_fn("reduce")
+        ctx, begin, end = fn.args
+        loops = Loops(fn, b)
+        acc = alloca(b, ty)
+        outer = x.shape[:nd - trailing]
+        out_shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+
+        def out_ptr(ev, point):
+            opoint = [p for i, p in enumerate(point) if i not in axes]
+            return b.gep(self._ptr(b, ctx, out.id), [_offset(b, out_shape, opoint)], source_etype=ty)
+
+        def outer_body(opoint):
+            ev = self.make_eval(fn, b, ctx)
+            if trailing:
+                b.store(ir.Constant(ty, ident), acc)
+
+                def inner(ipoint):
+                    v = self._convert(b, ev(x, opoint + ipoint), x.dtype, r.dtype)
+                    b.store(self._accum(b, r.op, b.load(acc, typ=ty), v), acc)
+                loops.nest([(_c(0), _c(s)) for s in x.shape[nd - trailing:]], inner, name="r")
+                val = b.load(acc, typ=ty)
+                ptr = out_ptr(ev, opoint + [_c(0)] * trailing)
+                b.store(self._accum(b, r.op, b.load(ptr, typ=ty), val) if needs_init else val, ptr)
+            else:
+                v = self._convert(b, ev(x, opoint), x.dtype, r.dtype)
+                ptr = out_ptr(ev, opoint)
+                b.store(self._accum(b, r.op, b.load(ptr, typ=ty), v), ptr)
+
+        if outer:
+            lo, hi = self._task_bounds(b, begin, end, outer[0], k.tasks)
+            loops.nest([(lo, hi)] + [(_c(0), _c(s)) for s in outer[1:]], outer_body, name="o")
+        else:
+            outer_body([])
+        b.ret_void()
+        self._dispatch(fn, k.tasks)
+
+    def _kernel_row(self, k: RowKernel) -> None:
+        n, out, axis = k.node, k.out, k.axis
+        x = n.inputs[0]
+        ty = lltype(n.dtype)
+        fn, b = self._task_fn(n.op)
+        ctx, begin, end = fn.args
+        loops = Loops(fn, b)
+        m_slot, s_slot = alloca(b, ty), alloca(b, ty)
+        L = x.shape[axis]
+        outer_dims = [d for d in range(x.ndim) if d != axis]
+        outer_shape = [x.shape[d] for d in outer_dims]
+        mx = self.intrinsic("maximum", n.dtype, 2)
+
+        def row(opoint):
+            ev_outer = self.make_eval(fn, b, ctx)
+
+            def at(j):
+                pt = list(opoint)
+                pt.insert(axis, j)
+                return pt
+            b.store(ir.Constant(ty, -np.inf), m_slot)
+            loops.range(_c(0), _c(L), lambda j: b.store(b.call(mx, [b.load(m_slot, typ=ty), self.make_eval(fn, b, ctx)(x, at(j))]), m_slot), "j")
+            m = b.load(m_slot, typ=ty)
+            fin = b.fcmp_ordered("<", self.math.call(b, "abs", [m], n.dtype), ir.Constant(ty, np.inf))
+            m = b.select(fin, m, ir.Constant(ty, 0.0))  # all -inf / +inf rows: no shift
+            b.store(ir.Constant(ty, 0.0), s_slot)
+
+            def acc_exp(j):
+                e = self.math.call(b, "exp", [b.fsub(self.make_eval(fn, b, ctx)(x, at(j)), m)], n.dtype)
+                if n.op == "softmax":
+                    b.store(e, self.make_eval(fn, b, ctx).store_ptr(out, n, at(j)))
+                b.store(self._accum(b, "sum", b.load(s_slot, typ=ty), e), s_slot)
+            loops.range(_c(0), _c(L), acc_exp, "j")
+            s = b.load(s_slot, typ=ty)
+            if n.op == "softmax":
+                inv = b.fdiv(ir.Constant(ty, 1.0), s)
+
+                def scale(j):
+                    p = self.make_eval(fn, b, ctx).store_ptr(out, n, at(j))
+                    b.store(b.fmul(b.load(p, typ=ty), inv), p)
+                loops.range(_c(0), _c(L), scale, "j")
+            elif n.op == "log_softmax":
+                ls = b.fadd(m, self.math.call(b, "log", [s], n.dtype))
+
+                def write(j):
+                    evj = self.make_eval(fn, b, ctx)
+                    b.store(b.fsub(evj(x, at(j)), ls), evj.store_ptr(out, n, at(j)))
+                loops.range(_c(0), _c(L), write, "j")
+            else:  # logsumexp
+                ls = b.fadd(m, self.math.call(b, "log", [s], n.dtype))
+                opt = at(_c(0)) if n.attrs["keepdims"] else list(opoint)
+                b.store(ls, ev_outer.store_ptr(out, n, opt))
+
+        if outer_shape:
+            lo, hi = self._task_bounds(b, begin, end, outer_shape[0], k.tasks)
+            loops.nest([(lo, hi)] + [(_c(0), _c(s)) for s in outer_shape[1:]], row, name="o")
+        else:
+            row([])
+        b.ret_void()
+        self._dispatch(fn, k.tasks)
+
+    def _kernel_matmul(self, k: MatmulKernel) -> None:
+        info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
+                           trans_b=k.trans_b, bias=k.bias is not None)
+        k.info = info
+        gemm = self.mod.globals[info.name]
+        fn, b = self._task_fn("matmul")
+        ctx, begin, end = fn.args
+        where = self.p.where
+        ptrs = [self._ptr(b, ctx, where[k.a].id), self._ptr(b, ctx, where[k.b].id), self._ptr(b, ctx, k.out.id),
+                self._ptr(b, ctx, where[k.bias].id) if k.bias is not None else ir.Constant(PTR, None)]
+        b.call(gemm, ptrs + [begin, end])
+        b.ret_void()
+        eb = self.entry_b
+        if info.n_tasks > 1:
+            eb.call(self.par, [self.pool, fn, self.ctx, _c(info.n_tasks)])
+        else:
+            eb.call(fn, [self.ctx, _c(0), _c(info.n_tasks)])
+
+
+def _dtype_of(v) -> str:
+    return "float32" if isinstance(v.type, ir.FloatType) else "float64"
+
+
+def _offset(b, shape, point):
+    off = None
+    for s, st, i in zip(shape, strides(shape), point):
+        if s == 1:
+            continue
+        t = b.mul(i, _c(st)) if st != 1 else i
+        off = t if off is None else b.add(off, t)
+    return off if off is not None else _c(0)
+
+
+def broadcast_point(src_shape: tuple, dst_shape: tuple, point) -> list:
+    """Index into a right-aligned broadcast operand: size-1 axes read index 0."""
+    lead = len(dst_shape) - len(src_shape)
+    return [_c(0) if s == 1 else point[lead + i] for i, s in enumerate(src_shape)]
+
+
+def reshape_point(src_shape: tuple, dst_shape: tuple, point, b) -> list:
+    """Index of a reshape's input for an index of its output (row-major order is preserved)."""
+    if [s for s in src_shape if s != 1] == [s for s in dst_shape if s != 1]:
+        nz = iter([p for p, s in zip(point, dst_shape) if s != 1])
+        return [_c(0) if s == 1 else next(nz) for s in src_shape]
+    flat = _offset(b, dst_shape, point)
+    out = []
+    for s, st in zip(src_shape, strides(src_shape)):
+        out.append(_c(0) if s == 1 else b.urem(b.udiv(flat, _c(st)), _c(s)))
+    return out
+
+
+def render(program: Program, name: str = "sd_entry") -> ir.Module:
+    return Renderer(program, name).render()

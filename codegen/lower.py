@@ -1,0 +1,287 @@
+"""Lowering: a simplified graph -> a kernel Program (fusion decisions and the buffer plan).
+
+1. Decide which nodes live in memory ("materialised"): leaves, outputs, matmul/reduction/softmax
+   results, matmul operands; elementwise nodes are computed inline by the kernels that read them,
+   except an expensive one shared by kernels of different loop domains.
+2. One kernel per materialised node; a matmul followed by a bias add stores the add (bias epilogue);
+   a total reduction becomes an accumulator of a loop kernel over its input.
+3. Horizontal fusion: loop kernels over the same domain with no dependency between them merge into
+   one pass (a loss and its elementwise gradients computed together).
+4. Buffer plan: temporaries get offsets in one workspace, reused once their last reader has run.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from symdiff.ir import Node, toposort
+from symdiff.optable import OPS
+from symdiff.signature import Signature
+
+from .kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+
+BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"}
+ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
+EXPENSIVE = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt", "div"}
+PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
+MAX_TASKS = 8
+ALIGN = 64
+
+
+def _inline_cost(n: Node, memo: dict) -> int:
+    if n in memo:
+        return memo[n]
+    c = 0
+    if OPS[n.op].elementwise:
+        c = (4 if n.op in EXPENSIVE else 1) + sum(_inline_cost(i, memo) for i in n.inputs)
+    memo[n] = c
+    return c
+
+
+def _domain(n: Node) -> tuple:
+    """The loop domain of the kernel that produces materialised node n."""
+    if n.op in ("sum", "max", "logsumexp") or n.op in ROW_OPS:
+        return n.inputs[0].shape
+    return n.shape
+
+
+def _tasks(domain: tuple) -> int:
+    size = int(np.prod(domain, dtype=np.int64))
+    if not domain or size < PAR_MIN_ELEMS or domain[0] < 2:
+        return 1
+    return int(min(domain[0], MAX_TASKS))
+
+
+class Lowering:
+    def __init__(self, outputs: Sequence[Node]) -> None:
+        self.outputs = list(outputs)
+        self.order = toposort(self.outputs)
+        self.users: dict[Node, list[Node]] = {n: [] for n in self.order}
+        for n in self.order:
+            for i in n.inputs:
+                self.users[i].append(n)
+        self.fused_bias: dict[Node, Node] = {}  # add node -> matmul node whose epilogue adds the bias
+        self.mat = self._materialise()
+
+    # -- 1. what lives in memory ------------------------------------------------------------------------
+    def _materialise(self) -> set:
+        mat: set[Node] = set(self.outputs)
+        for n in self.order:
+            if n.is_leaf or (n.op == "const" and n.size > 1) or n.op in BUFFER_OPS:
+                mat.add(n)
+            if n.op == "matmul":
+                for opnd in n.inputs:
+                    mat.add(opnd.inputs[0] if self._is_t(opnd) else opnd)
+            if n.op == "pick":
+                mat.add(n.inputs[0])
+        for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
+            if n.op == "matmul" and len(self.users[n]) == 1 and n not in self.outputs:
+                u = self.users[n][0]
+                if u.op == "add" and u.shape == n.shape and u.dtype == n.dtype:
+                    other = u.inputs[1] if u.inputs[0] == n else u.inputs[0]
+                    if other != n and other.shape in ((n.shape[1],), (1, n.shape[1])) and other.dtype == n.dtype:
+                        mat.discard(n)
+                        mat.add(u)
+                        mat.add(other)
+                        self.fused_bias[u] = n
+        # expensive elementwise values read by kernels of different loop domains are stored once
+        memo: dict = {}
+        changed = True
+        while changed:
+            changed = False
+            domains: dict[Node, set] = {}
+            for root in self.order:
+                if root not in mat or root.is_leaf or root.op == "const":
+                    continue
+                dom = _domain(root)
+                for n in self._inlined(root, mat):
+                    domains.setdefault(n, set()).add(dom)
+            for n, doms in domains.items():
+                if len(doms) > 1 and _inline_cost(n, memo) >= 4 and n not in mat:
+                    mat.add(n)
+                    changed = True
+        return mat
+
+    @staticmethod
+    def _is_t(n: Node) -> bool:
+        return n.op == "transpose" and n.ndim == 2 and n.attrs["perm"] == (1, 0)
+
+    def _inlined(self, root: Node, mat: set) -> list[Node]:
+        """Nodes a kernel producing ``root`` computes inline (not loaded from a buffer)."""
+        out, stack, seen = [], list(self._kernel_inputs(root)), set()
+        while stack:
+            n = stack.pop()
+            if n in seen or n in mat or n.is_leaf or n.op == "const":
+                continue
+            seen.add(n)
+            out.append(n)
+            stack.extend(n.inputs)
+        return out
+
+    def _kernel_inputs(self, root: Node) -> tuple:
+        if root in self.fused_bias:
+            return ()
+        if root.op == "matmul":
+            return ()
+        if root.op in BUFFER_OPS:
+            return root.inputs
+        return root.inputs if not root.is_leaf else ()
+
+    # -- 2-4. kernels and buffers ---------------------------------------------------------------------------
+    def build(self) -> Program:
+        sig = Signature(self.outputs)
+        where: dict[Node, Buffer] = {}
+        bufs: list[Buffer] = []
+
+        def new_buffer(kind: str, node_shape: tuple, dtype: str) -> Buffer:
+            b = Buffer(len(bufs), kind, tuple(node_shape), dtype)
+            bufs.append(b)
+            return b
+
+        leaves = {n.name: n for n in self.order if n.is_leaf}
+        inputs = []
+        for slot, spec in enumerate(sig.leaves):
+            b = new_buffer("input", spec.shape, spec.dtype)
+            b.slot = slot
+            inputs.append(b)
+            where[leaves[spec.name]] = b
+        consts = []
+        for n in self.order:
+            if n in self.mat and n.op == "const":
+                b = new_buffer("const", n.shape, n.dtype)
+                b.value, b.slot = n.value, len(consts)
+                consts.append(b)
+                where[n] = b
+        outputs, copies = [], []
+        for k, o in enumerate(self.outputs):
+            b = new_buffer("output", o.shape, o.dtype)
+            b.slot = len(inputs) + k
+            outputs.append(b)
+            if o in where:  # a leaf, a constant, or an output listed twice: copy it
+                copies.append((o, b))
+            else:
+                where[o] = b
+
+        kernels: list = []
+        for n in self.order:
+            if n not in self.mat or n.is_leaf or n.op == "const":
+                continue
+            if n not in where:
+                where[n] = new_buffer("temp", n.shape, n.dtype)
+            out = where[n]
+            if n.op == "matmul" or n in self.fused_bias:
+                mm = self.fused_bias.get(n, n)
+                bias = None
+                if n in self.fused_bias:
+                    bias = n.inputs[1] if n.inputs[0] == mm else n.inputs[0]
+                a, b = mm.inputs
+                ta, tb = self._is_t(a) and a.inputs[0] in self.mat, self._is_t(b) and b.inputs[0] in self.mat
+                kernels.append(MatmulKernel(n, a.inputs[0] if ta else a, b.inputs[0] if tb else b, ta, tb, bias, out,
+                                            mm.shape[0], mm.shape[1], a.shape[1]))
+            elif n.op in ("sum", "max") and n.size == 1:
+                x = n.inputs[0]
+                kernels.append(LoopKernel(x.shape, [], [(n, x, out)], _tasks(x.shape)))
+            elif n.op in ("sum", "max"):
+                axes = n.attrs["axes"]
+                tasks = _tasks(n.inputs[0].shape) if 0 not in axes else 1
+                kernels.append(ReduceKernel(n, out, tasks))
+            elif n.op in ROW_OPS:
+                axes = n.attrs.get("axes")
+                axis = n.attrs["axis"] if axes is None else axes[0]
+                if axes is not None and len(axes) != 1:
+                    raise NotImplementedError("logsumexp over several axes is not lowered yet; reshape first")
+                kernels.append(RowKernel(n, out, axis, _tasks(n.inputs[0].shape) if axis != 0 else 1))
+            else:
+                kernels.append(LoopKernel(n.shape, [(n, out)], [], _tasks(n.shape)))
+        for o, b in copies:
+            kernels.append(LoopKernel(o.shape, [(o, b)], [], _tasks(o.shape)))
+        kernels = self._fuse(kernels, where)
+        temps = [b for b in bufs if b.kind == "temp"]
+        ws = self._plan(kernels, temps, where)
+        return Program(inputs, outputs, temps, consts, kernels, where, ws, list(self.outputs))
+
+    def reads(self, k, where) -> set:
+        """Materialised nodes a kernel loads."""
+        roots: list[Node] = []
+        if k.kind == "loop":
+            for n, b in k.stores:  # a node stored into its own buffer is computed from its inputs
+                roots += list(n.inputs) if where.get(n) is b else [n]
+            roots += [x for _, x, _ in k.accums]
+        elif k.kind in ("reduce", "row"):
+            roots = list(k.node.inputs)
+        else:
+            return {x for x in (k.a, k.b, k.bias) if x is not None}
+        found, stack, seen = set(), list(roots), set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n in where:
+                found.add(n)
+                continue
+            stack.extend(n.inputs)
+        return found
+
+    @staticmethod
+    def writes(k) -> set:
+        if k.kind == "loop":
+            return {n for n, _ in k.stores} | {r for r, _, _ in k.accums}
+        return {k.node}
+
+    def _fuse(self, kernels: list, where) -> list:
+        out: list = []
+        for k in kernels:
+            merged = False
+            if k.kind == "loop":
+                written: set = set()
+                for j in range(len(out) - 1, -1, -1):
+                    cand = out[j]
+                    written |= self.writes(cand)
+                    if self.reads(k, where) & written:
+                        break
+                    if cand.kind == "loop" and cand.domain == k.domain:
+                        cand.stores += k.stores
+                        cand.accums += k.accums
+                        merged = True
+                        break
+            if not merged:
+                out.append(k)
+        return out
+
+    def _plan(self, kernels: list, temps: list, where) -> int:
+        """First-fit workspace offsets for temporaries by liveness (kernel index of write .. last read)."""
+        node_of = {id(b): n for n, b in where.items()}
+        first, last = {}, {}
+        for i, k in enumerate(kernels):
+            for n in self.writes(k):
+                b = where.get(n)
+                if b is not None and b.kind == "temp":
+                    first.setdefault(b.id, i)
+                    last[b.id] = max(last.get(b.id, i), i)
+            for n in self.reads(k, where):
+                b = where.get(n)
+                if b is not None and b.kind == "temp":
+                    last[b.id] = i
+        live: list[tuple[int, int, int]] = []  # (offset, size, last use)
+        top = 0
+        for b in sorted(temps, key=lambda b: first.get(b.id, 0)):
+            start = first.get(b.id, 0)
+            live = [x for x in live if x[2] >= start]
+            size = (b.nbytes + ALIGN - 1) // ALIGN * ALIGN
+            off = 0
+            for lo, sz, _ in sorted(live):
+                if off + size <= lo:
+                    break
+                off = max(off, lo + sz)
+            b.offset = off
+            top = max(top, off + size)
+            live.append((off, size, last.get(b.id, start)))
+        _ = node_of
+        return top
+
+
+def lower(outputs: Sequence[Node]) -> Program:
+    """Lower a (simplified) graph to a kernel Program."""
+    return Lowering(outputs).build()
