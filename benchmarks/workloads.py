@@ -1,0 +1,180 @@
+"""Benchmark workloads: specs, FLOP/byte counts, seeded input data, and the symdiff graphs.
+
+Every workload is "one call = the loss plus its gradients":
+  * MLP workloads: gradients w.r.t. every weight and bias (W1, b1, W2, b2, ...), in that order;
+  * W4 (elementwise): gradients w.r.t. the inputs x and y.
+
+The hand-written NumPy forward/backward lives in ``reference.py``; the peers in ``peers.py``; the
+symdiff contenders in ``symdiff_contender.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SEED = 20240611
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    kind: str                      # "mlp" | "elementwise"
+    dtype: str                     # "float32" | "float64"
+    sizes: tuple[int, ...] = ()    # MLP layer widths, input first: (784, 256, 256, 10)
+    batch: int = 0
+    act: str = ""                  # "relu" | "tanh"
+    loss: str = ""                 # "ce" (softmax cross-entropy, mean over rows) | "mse"
+    n: int = 0                     # elementwise length
+    note: str = field(default="", compare=False)
+
+    # ----------------------------------------------------------------- names
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def param_names(self) -> list[str]:
+        if self.kind != "mlp":
+            return []
+        return [nm for i in range(1, self.n_layers + 1) for nm in (f"W{i}", f"b{i}")]
+
+    @property
+    def wrt(self) -> list[str]:
+        """Names of the tensors the gradients are taken with respect to, in output order."""
+        return self.param_names if self.kind == "mlp" else ["x", "y"]
+
+    @property
+    def output_names(self) -> list[str]:
+        return ["loss"] + [f"d{nm}" for nm in self.wrt]
+
+    # ----------------------------------------------------------------- costs
+    def flops(self) -> int:
+        """Matmul FLOPs of one call (2*M*N*K per matmul), forward + backward.
+
+        Forward: one (B x din) @ (din x dout) per layer.  Backward: dW = a^T @ dz for every
+        layer, and dx = dz @ W^T for every layer but the first (x needs no gradient).
+        Elementwise work (bias, activations, softmax) is not counted.  W4: 0 (memory-bound).
+        """
+        if self.kind != "mlp":
+            return 0
+        B = self.batch
+        total = 0
+        for i in range(self.n_layers):
+            mm = 2 * B * self.sizes[i] * self.sizes[i + 1]
+            total += mm + mm + (mm if i > 0 else 0)
+        return total
+
+    def min_bytes(self) -> int:
+        """Compulsory memory traffic of one call: read every input once, write every output once."""
+        item = np.dtype(self.dtype).itemsize
+        if self.kind == "elementwise":
+            return 4 * self.n * item                           # read x, y; write dx, dy
+        B, s = self.batch, self.sizes
+        params = sum(s[i] * s[i + 1] + s[i + 1] for i in range(self.n_layers))
+        label = B * 8 if self.loss == "ce" else B * s[-1] * item
+        return (B * s[0] + 2 * params) * item + label + item
+
+    @property
+    def bound(self) -> str:
+        """Which machine peak this workload is compared against."""
+        return "bandwidth" if self.kind == "elementwise" else f"gemm_{self.dtype}"
+
+    def describe(self) -> str:
+        if self.kind == "mlp":
+            return (f"MLP {'-'.join(map(str, self.sizes))}, {self.act}, "
+                    f"{'softmax cross-entropy' if self.loss == 'ce' else 'MSE'}, batch {self.batch}, {self.dtype}")
+        return f"elementwise, n={self.n:,}, {self.dtype}"
+
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in [
+    Workload("W1", "MLP batch 64", "mlp", "float32", (784, 256, 256, 10), 64, "relu", "ce"),
+    Workload("W2", "MLP batch 1 (latency)", "mlp", "float32", (784, 256, 256, 10), 1, "relu", "ce"),
+    Workload("W3", "tiny MLP f64 (control)", "mlp", "float64", (2, 16, 16, 1), 1, "tanh", "mse"),
+    Workload("W4", "elementwise 1M", "elementwise", "float32", n=1_000_000,
+             note="loss = sum(log(1+exp(sin(x)*cos(y))) + tanh(x*y)^2)"),
+    Workload("W5", "MLP 1024^2 batch 256 (compute-bound)", "mlp", "float32",
+             (1024, 1024, 1024, 10), 256, "relu", "ce"),
+]}
+
+
+def get(names: str | list[str] | None) -> list[Workload]:
+    if not names:
+        return list(WORKLOADS.values())
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n.upper() not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workload(s) {unknown}; known: {', '.join(WORKLOADS)}")
+    return [WORKLOADS[n.upper()] for n in names]
+
+
+# --------------------------------------------------------------------------- data
+def make_data(wl: Workload, seed: int = SEED) -> dict[str, np.ndarray]:
+    """Seeded inputs and parameters for one call, keyed by the feed names (x, y, W1, b1, ...).
+
+    Identical in every process, so every contender sees exactly the same numbers.
+    """
+    rng = np.random.default_rng([seed, int(wl.name[1:])])
+    dt = np.dtype(wl.dtype)
+    if wl.kind == "elementwise":
+        return {"x": rng.standard_normal(wl.n).astype(dt),
+                "y": rng.standard_normal(wl.n).astype(dt)}
+    B, s = wl.batch, wl.sizes
+    if wl.loss == "ce":
+        x = rng.random((B, s[0])).astype(dt)                 # pixel-like in [0, 1)
+        y = rng.integers(0, s[-1], size=B).astype(np.int64)
+    else:
+        x = rng.standard_normal((B, s[0])).astype(dt)
+        y = rng.standard_normal((B, s[-1])).astype(dt)
+    data = {"x": x, "y": y}
+    gain = 2.0 if wl.act == "relu" else 1.0                  # He / Xavier-like scaling
+    for i in range(wl.n_layers):
+        data[f"W{i + 1}"] = (rng.standard_normal((s[i], s[i + 1])) * np.sqrt(gain / s[i])).astype(dt)
+        data[f"b{i + 1}"] = (0.1 * rng.standard_normal(s[i + 1])).astype(dt)   # nonzero: exercises db
+    return data
+
+
+def as_float64(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same numbers upcast to float64 (labels untouched): input of the ground-truth reference."""
+    return {k: (v.astype(np.float64) if v.dtype.kind == "f" else v) for k, v in data.items()}
+
+
+# --------------------------------------------------------------------------- symdiff graphs
+def build_symdiff(wl: Workload, sd) -> tuple[object, list, dict]:
+    """Build the loss graph with the public symdiff API (``sd`` is the imported module).
+
+    Returns (loss, wrt, info): the caller takes ``sd.grad(loss, wrt)`` itself, so it can time it.
+    """
+    info: dict = {}
+    if wl.kind == "elementwise":
+        x = sd.input("x", (wl.n,), dtype=wl.dtype)
+        y = sd.input("y", (wl.n,), dtype=wl.dtype)
+        t = sd.tanh(x * y)
+        try:
+            t2 = t ** 2
+        except TypeError:                                  # no __pow__: same math, spelled t*t
+            t2 = t * t
+            info["note"] = "tanh(x*y)**2 unsupported, used t*t"
+        loss = sd.sum(sd.log(1 + sd.exp(sd.sin(x) * sd.cos(y))) + t2)
+        return loss, [x, y], info
+
+    B, s = wl.batch, wl.sizes
+    x = sd.input("x", (B, s[0]), dtype=wl.dtype)
+    if wl.loss == "ce":
+        y = sd.input("y", (B,), dtype="int64")
+    else:
+        y = sd.input("y", (B, s[-1]), dtype=wl.dtype)
+    act = {"relu": sd.relu, "tanh": sd.tanh}[wl.act]
+    params = []
+    h = x
+    for i in range(wl.n_layers):
+        W = sd.param(f"W{i + 1}", (s[i], s[i + 1]), dtype=wl.dtype)
+        b = sd.param(f"b{i + 1}", (s[i + 1],), dtype=wl.dtype)
+        params += [W, b]
+        h = h @ W + b
+        if i < wl.n_layers - 1:
+            h = act(h)
+    loss = sd.cross_entropy(h, y) if wl.loss == "ce" else sd.mse(h, y)
+    return loss, params, info
