@@ -86,3 +86,4 @@ def op_for_sympy(expr: sp.Expr) -> Optional[str]:
 # fill the table
 from . import ops_elementwise  # noqa: E402,F401
 from . import ops_tensor  # noqa: E402,F401
+from . import ops_random  # noqa: E402,F401

@@ -1,0 +1,70 @@
+"""Stateless building blocks behind the modules: dropout and batch normalisation as graph functions."""
+from __future__ import annotations
+
+import numbers
+
+from .. import api as sd
+from ..ir import Node, apply
+from ..ops_random import rand_uniform
+
+SEED_INPUT = "rng_seed"  # int64 scalar input: the run's random seed
+STEP_INPUT = "rng_step"  # int64 scalar input: the training step (a new dropout mask every step)
+
+
+def rng_inputs() -> tuple[Node, Node]:
+    """The graph inputs random ops read: ``rng_seed`` and ``rng_step``, int64 scalars (shared by all layers)."""
+    return sd.input(SEED_INPUT, (), "int64"), sd.input(STEP_INPUT, (), "int64")
+
+
+def keep_mask(shape, p: float, seed, step, stream: int = 0, dtype: str = "float32") -> Node:
+    """1.0 where ``rand_uniform(seed, step; shape, stream) >= p``, else 0.0 (P(keep) = 1 - p)."""
+    u = rand_uniform(seed, step, shape, dtype, stream)
+    # step(p - u) is 1 exactly where u < p (H(0) = 0), so 1 - step(p - u) is [u >= p]
+    return sd.subtract(1.0, apply("step", [sd.subtract(p, u)]))
+
+
+def dropout(x: Node, p: float, seed=None, step=None, stream: int = 0, training: bool = True) -> Node:
+    """Inverted dropout: ``x * [u >= p] / (1 - p)`` with ``u = rand_uniform(seed, step; x.shape, stream)``.
+
+    Identity when ``training`` is False or ``p == 0``. ``seed``/``step`` default to the shared
+    ``rng_seed``/``rng_step`` graph inputs. The mask is a node of the graph: the backward pass
+    multiplies by the same node, so forward and backward use the same mask without storing it.
+    """
+    if not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1), got {p!r}")
+    if not training or p == 0:
+        return x
+    if seed is None or step is None:
+        s, t = rng_inputs()
+        seed = s if seed is None else seed
+        step = t if step is None else step
+    mask = keep_mask(x.shape, float(p), seed, step, stream, x.dtype)
+    return sd.multiply(x, sd.multiply(mask, 1.0 / (1.0 - float(p))))
+
+
+def batch_norm_train(x: Node, gamma: Node, beta: Node, eps: float = 1e-5) -> tuple[Node, Node, Node]:
+    """Batch normalisation with the statistics of the batch (axis 0); returns (y, mean, biased variance).
+
+    y = (x - mean) / sqrt(var + eps) * gamma + beta. The gradient flows through mean and var.
+    """
+    mean = sd.mean(x, axis=0)
+    xc = sd.subtract(x, mean)
+    var = sd.mean(sd.square(xc), axis=0)
+    inv = sd.divide(1.0, sd.sqrt(sd.add(var, eps)))
+    return sd.add(sd.multiply(sd.multiply(xc, inv), gamma), beta), mean, var
+
+
+def batch_norm_eval(x: Node, gamma: Node, beta: Node, running_mean: Node, running_var: Node,
+                    eps: float = 1e-5) -> Node:
+    """Batch normalisation with fixed (running) statistics."""
+    inv = sd.divide(1.0, sd.sqrt(sd.add(running_var, eps)))
+    return sd.add(sd.multiply(sd.multiply(sd.subtract(x, running_mean), inv), gamma), beta)
+
+
+def running_update(old: Node, batch_stat: Node, momentum: float) -> Node:
+    """``(1 - momentum) * old + momentum * batch_stat`` (PyTorch's convention)."""
+    return sd.add(sd.multiply(old, 1.0 - momentum), sd.multiply(batch_stat, momentum))
+
+
+__all__ = ["dropout", "keep_mask", "rng_inputs", "batch_norm_train", "batch_norm_eval", "running_update",
+           "SEED_INPUT", "STEP_INPUT"]

@@ -1,0 +1,287 @@
+"""A training loop around one compiled training step.
+
+:class:`Trainer` builds, for a model and a loss, the training graph (forward, backward, SGD update and
+batch-norm running statistics in one compiled function), calls it once per mini-batch, and keeps the
+state (parameters, momentum buffers, running statistics) as NumPy arrays between calls. Each epoch it
+reshuffles the training set (seeded), shows a tqdm progress bar with the loss, accuracy and throughput
+(samples/s), evaluates on validation data with the evaluation-mode graph, and appends to a
+:class:`History` that can be plotted.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from .. import api as sd
+from ..compiled import compile as _compile
+from ..ir import Node
+from .functional import SEED_INPUT, STEP_INPUT
+from .losses import cross_entropy
+from .modules import Module
+from .optim import sgd
+
+X_INPUT, Y_INPUT, LR_INPUT = "x", "y", "lr"
+
+
+@dataclass
+class History:
+    """Per-epoch training record (lists indexed by epoch)."""
+
+    epoch: list = field(default_factory=list)
+    loss: list = field(default_factory=list)          # mean training loss over the epoch's batches
+    acc: list = field(default_factory=list)           # mean training accuracy (None without a metric)
+    val_loss: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    samples_per_sec: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)       # wall time of the epoch's training steps
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def as_dict(self) -> dict:
+        return {k: list(getattr(self, k)) for k in self.__dataclass_fields__}
+
+    def line(self, i: int = -1) -> str:
+        """One epoch as text: ``epoch 3: loss 0.1234 acc 0.9650 val_loss ... lr 0.05 12345 samples/s``."""
+        parts = [f"epoch {self.epoch[i]}: loss {self.loss[i]:.4f}"]
+        for k in ("acc", "val_loss", "val_acc"):
+            v = getattr(self, k)[i]
+            if v is not None:
+                parts.append(f"{k} {v:.4f}")
+        parts.append(f"lr {self.lr[i]:.4g}")
+        parts.append(f"{self.samples_per_sec[i]:.0f} samples/s")
+        return " ".join(parts)
+
+    def plot(self, path: str, title: str = "training") -> str:
+        """Save loss and accuracy curves to ``path`` (PNG/SVG/PDF by extension) with matplotlib's Agg
+        canvas (no display, no change to the global matplotlib backend). Returns ``path``."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10, 4), dpi=100)
+        FigureCanvasAgg(fig)
+        ax1, ax2 = fig.subplots(1, 2)
+        ax1.plot(self.epoch, self.loss, label="train")
+        if any(v is not None for v in self.val_loss):
+            ax1.plot(self.epoch, [np.nan if v is None else v for v in self.val_loss], label="validation")
+        ax1.set_xlabel("epoch")
+        ax1.set_ylabel("loss")
+        ax1.set_yscale("log")
+        ax1.grid(True, alpha=0.3)
+        ax1.legend()
+        if any(v is not None for v in self.acc) or any(v is not None for v in self.val_acc):
+            if any(v is not None for v in self.acc):
+                ax2.plot(self.epoch, [np.nan if v is None else v for v in self.acc], label="train")
+            if any(v is not None for v in self.val_acc):
+                ax2.plot(self.epoch, [np.nan if v is None else v for v in self.val_acc], label="validation")
+            ax2.set_ylabel("accuracy")
+            ax2.legend()
+        else:
+            ax2.plot(self.epoch, self.lr)
+            ax2.set_ylabel("learning rate")
+        ax2.set_xlabel("epoch")
+        ax2.grid(True, alpha=0.3)
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(path)
+        return path
+
+
+def accuracy(out: np.ndarray, y: np.ndarray) -> Optional[float]:
+    """Classification accuracy: argmax of (N, C) scores against int labels, or sign of (N,) logits
+    against 0/1 targets; None when neither applies."""
+    if y.dtype.kind in "iu" and out.ndim == 2 and y.shape == out.shape[:1]:
+        return float(np.mean(np.argmax(out, axis=1) == y))
+    if out.shape == y.shape and y.dtype.kind == "f":
+        return float(np.mean((out > 0) == (y > 0.5)))
+    return None
+
+
+class Trainer:
+    """Mini-batch SGD for a :class:`~symdiff.nn.Module`, one compiled call per step.
+
+    ``model(x)`` with ``x``: (batch_size, *input_shape) gives the outputs; the training objective is
+    ``loss_fn(outputs, y) + regularizer(model)``. ``lr`` is a float or a schedule ``lr(epoch) -> float``
+    (fed as the scalar graph input ``lr``). The last incomplete batch of an epoch is dropped (shapes
+    are static); reshuffling each epoch means every sample is used. ``metric``: "auto" (accuracy
+    where it applies, see :func:`accuracy`), a callable ``metric(outputs, y) -> float``, or None.
+    """
+
+    def __init__(self, model: Module, loss_fn: Callable[[Node, Node], Node] = cross_entropy, *, input_shape,
+                 batch_size: int = 32, lr: Union[float, Callable[[int], float]] = 0.1, momentum: float = 0.0,
+                 weight_decay: float = 0.0, regularizer: Optional[Callable[[Module], Node]] = None,
+                 label_shape=(), label_dtype: str = "int64", dtype: str = "float32", metric="auto", seed: int = 0,
+                 progress: bool = True, compile_options: Optional[dict] = None) -> None:
+        self.model, self.loss_fn, self.regularizer = model, loss_fn, regularizer
+        self.input_shape, self.label_shape = tuple(np.atleast_1d(input_shape)), tuple(label_shape)
+        self.batch_size, self.dtype, self.label_dtype = int(batch_size), dtype, label_dtype
+        self.schedule = lr if callable(lr) else (lambda epoch, _lr=float(lr): _lr)
+        self.metric = accuracy if metric == "auto" else metric
+        self.seed, self.progress = int(seed), progress
+        self.compile_options = dict(compile_options or {})
+        self.global_step = 0
+        self.epochs_done = 0
+        self.history = History()
+
+        was_training = model.training
+        model.train()
+        x = sd.input(X_INPUT, (self.batch_size,) + self.input_shape, dtype)
+        y = sd.input(Y_INPUT, (self.batch_size,) + self.label_shape, label_dtype)
+        out = model(x)
+        if not isinstance(out, Node):
+            raise TypeError(f"Trainer: the model must return one tensor, got {type(out).__name__}")
+        data_loss = loss_fn(out, y)
+        objective = data_loss if regularizer is None else sd.add(data_loss, regularizer(model))
+        lr_in = sd.input(LR_INPUT, (), dtype)
+        self.updates = sgd(objective, model.params(), lr_in, momentum=momentum, weight_decay=weight_decay)
+        self.updates.update(model.state_updates())
+        self.loss, self.output, self.objective = data_loss, out, objective
+        self.step_fn = _compile([data_loss, out, *self.updates.values()], **self.compile_options)
+        model.train(was_training)
+        self.state: dict[str, np.ndarray] = {**model.init_values(self.seed), **self.updates.initial_state()}
+        self._eval_fns: dict[tuple, object] = {}
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def param_values(self) -> dict[str, np.ndarray]:
+        """Current values of the trainable parameters."""
+        return {p.name: self.state[p.name] for p in self.model.params()}
+
+    def _feed(self, fn, extra: dict) -> dict:
+        feed = {}
+        for name in fn.input_names:
+            if name in extra:
+                feed[name] = extra[name]
+            elif name in self.state:
+                feed[name] = self.state[name]
+            else:
+                raise KeyError(f"Trainer: no value for graph input {name!r}")
+        return feed
+
+    # -- one step ---------------------------------------------------------------------------------------------
+    def step(self, xb: np.ndarray, yb: np.ndarray, lr: Optional[float] = None):
+        """One compiled training step on a batch; updates the state. Returns (loss, outputs)."""
+        lr = self.schedule(self.epochs_done) if lr is None else lr
+        extra = {X_INPUT: xb, Y_INPUT: yb, LR_INPUT: np.asarray(lr, self.dtype),
+                 SEED_INPUT: np.int64(self.seed), STEP_INPUT: np.int64(self.global_step)}
+        res = self.step_fn(**self._feed(self.step_fn, extra))
+        loss, out = res[0], res[1]
+        for name, value in zip(self.updates.keys(), res[2:]):
+            self.state[name] = value
+        self.global_step += 1
+        return float(loss), out
+
+    # -- loops ---------------------------------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray, epochs: int = 10, val_data: Optional[tuple] = None,
+            shuffle: bool = True, log: bool = False) -> History:
+        """Train for ``epochs`` passes over (X, y); returns (and extends) ``self.history``."""
+        from tqdm.auto import tqdm
+
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        y = np.ascontiguousarray(y, dtype=self.label_dtype)
+        n = len(X)
+        if n != len(y):
+            raise ValueError(f"fit: {n} samples but {len(y)} labels")
+        steps = n // self.batch_size
+        if steps == 0:
+            raise ValueError(f"fit: {n} samples are fewer than one batch of {self.batch_size}")
+        rng = np.random.default_rng([self.seed, self.epochs_done])
+        bar = tqdm(total=epochs * steps, disable=not self.progress, unit="step", mininterval=0.25, leave=False)
+        try:
+            for _ in range(epochs):
+                epoch = self.epochs_done
+                lr = float(self.schedule(epoch))
+                order = rng.permutation(n) if shuffle else np.arange(n)
+                losses, metrics = [], []
+                t0 = time.perf_counter()
+                for k in range(steps):
+                    idx = order[k * self.batch_size:(k + 1) * self.batch_size]
+                    yb = y[idx]
+                    loss, out = self.step(X[idx], yb, lr)
+                    losses.append(loss)
+                    if self.metric is not None:
+                        metrics.append(self.metric(out, yb))
+                    bar.update(1)
+                    if k % 8 == 0 or k == steps - 1:
+                        dt = time.perf_counter() - t0
+                        post = {"epoch": epoch, "loss": f"{np.mean(losses[-steps:]):.4f}"}
+                        if metrics and metrics[-1] is not None:
+                            post["acc"] = f"{np.mean(metrics):.3f}"
+                        post["samples/s"] = f"{(k + 1) * self.batch_size / max(dt, 1e-9):.0f}"
+                        bar.set_postfix(post, refresh=False)
+                seconds = time.perf_counter() - t0
+                self.epochs_done += 1
+                h = self.history
+                h.epoch.append(epoch)
+                h.loss.append(float(np.mean(losses)))
+                h.acc.append(float(np.mean(metrics)) if metrics and None not in metrics else None)
+                h.lr.append(lr)
+                h.seconds.append(seconds)
+                h.samples_per_sec.append(steps * self.batch_size / max(seconds, 1e-9))
+                if val_data is not None:
+                    ev = self.evaluate(*val_data)
+                    h.val_loss.append(ev["loss"])
+                    h.val_acc.append(ev.get("acc"))
+                else:
+                    h.val_loss.append(None)
+                    h.val_acc.append(None)
+                if log:
+                    bar.write(h.line())
+        finally:
+            bar.close()
+        return self.history
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+    def _eval_fn(self, n: int, with_labels: bool):
+        key = (n, with_labels)
+        if key not in self._eval_fns:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                x = sd.input(X_INPUT, (n,) + self.input_shape, self.dtype)
+                out = self.model(x)
+                if with_labels:
+                    y = sd.input(Y_INPUT, (n,) + self.label_shape, self.label_dtype)
+                    outs = [self.loss_fn(out, y), out]
+                else:
+                    outs = out
+                self._eval_fns[key] = _compile(outs, **self.compile_options)
+            finally:
+                self.model.train(was_training)
+        return self._eval_fns[key]
+
+    def _chunks(self, n: int, chunk: Optional[int]):
+        chunk = n if chunk is None else int(chunk)
+        return [(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+
+    def predict(self, X: np.ndarray, chunk: Optional[int] = 4096) -> np.ndarray:
+        """Model outputs in evaluation mode (dropout off, running batch-norm statistics)."""
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        outs = []
+        for a, b in self._chunks(len(X), chunk):
+            fn = self._eval_fn(b - a, False)
+            outs.append(fn(**self._feed(fn, {X_INPUT: X[a:b]})))
+        return np.concatenate(outs)
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: Optional[int] = 4096) -> dict:
+        """``{"loss": mean loss, "acc": metric}`` in evaluation mode."""
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        y = np.ascontiguousarray(y, dtype=self.label_dtype)
+        total, outs = 0.0, []
+        for a, b in self._chunks(len(X), chunk):
+            fn = self._eval_fn(b - a, True)
+            loss, out = fn(**self._feed(fn, {X_INPUT: X[a:b], Y_INPUT: y[a:b]}))
+            total += float(loss) * (b - a)
+            outs.append(out)
+        res = {"loss": total / len(X)}
+        if self.metric is not None:
+            m = self.metric(np.concatenate(outs), y)
+            if m is not None:
+                res["acc"] = m
+        return res
+
+
+__all__ = ["Trainer", "History", "accuracy"]

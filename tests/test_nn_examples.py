@@ -1,0 +1,72 @@
+"""Smoke tests: every example runs (small settings, subprocess); the full digits run reaches 95%."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def run_example(name, *args, timeout=120):
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+    assert proc.returncode == 0, f"{name} failed:\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_train_digits_small(tmp_path):
+    out = run_example("train_digits.py", "--epochs", "3", "--out", str(tmp_path), "--no-progress",
+                      "--dropout", "0.1", "--batchnorm")
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("test accuracy: ")
+    assert float(last.split(":")[1]) > 0.8
+    assert os.path.getsize(tmp_path / "train_digits.png") > 1000
+    assert "samples/s" in out
+
+
+def test_train_digits_full_run_reaches_95_percent(tmp_path):
+    spec = importlib.util.spec_from_file_location("train_digits_example", os.path.join(EXAMPLES, "train_digits.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    acc = mod.main(["--out", str(tmp_path), "--no-progress"])  # the default settings, as run by hand
+    assert acc >= 0.95
+
+
+def test_lecture_two_layer(tmp_path):
+    out = run_example("lecture_two_layer.py", "--out", str(tmp_path))
+    assert "== forward graph" in out and "== backward graph" in out
+    assert "matmul" in out and "relu" in out and "step" in out
+    assert "all passed" in out
+    dot = (tmp_path / "lecture_backward.dot").read_text()
+    assert dot.startswith("digraph symdiff")
+    assert ("lecture_backward.svg" in out) or ("Graphviz `dot` is not installed" in out)
+
+
+def test_pendulum():
+    out = run_example("pendulum.py", "--steps", "30", "--repeat", "20", "--maxiter", "60")
+    assert "H v vs central differences of grad J: relative error" in out
+    err = float(out.split("relative error")[1].split()[0])
+    assert err < 1e-6
+    assert "time per call" in out
+    assert float(out.split("|grad J| = ")[1].split(";")[0]) < 1e-4  # the solver converged
+    assert "to 3.1416 rad" in out  # upright at the end
+
+
+def test_zeroth_order():
+    out = run_example("zeroth_order.py", "--hidden", "4", "--batch", "16", "--directions", "10", "--train-steps", "3")
+    line = next(ln for ln in out.splitlines() if ln.startswith("central differences"))
+    assert float(line.split()[-2]) < 1e-6  # finite differences agree with the symbolic gradient
+    assert "random perturbation, K=10" in out
+
+
+def test_mlp_model_file():
+    out = run_example("mlp.py")
+    assert "per call" in out
+    spec = importlib.util.spec_from_file_location("mlp_example", os.path.join(EXAMPLES, "mlp.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.loss.shape == () and mod.loss.dtype == "float32"
+    assert {p.name for p in mod.params} == {"W1", "b1", "W2", "b2", "W3", "b3"}
+    assert mod.x.shape == (64, 784)
