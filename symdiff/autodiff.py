@@ -51,6 +51,9 @@ def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Nod
         raise ValueError(f"grad: y must be a scalar tensor, got shape {y.shape} (reduce it first, e.g. sd.sum)")
     if y.dtype not in ("float32", "float64"):
         raise TypeError(f"grad: y must be a float tensor, got {y.dtype}")
+    if simplify:  # differentiate the stabilized forward graph (log(sigmoid(x)) -> -softplus(-x), ...):
+        from .simplify import simplify as _simplify  # its derivative stays finite where the naive one is 0 * inf
+        y = _simplify(y)
     order = toposort([y])
     present = set(order)
     for w in wrt:
@@ -94,6 +97,8 @@ def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Nod
         from .simplify import simplify as _simplify
         result = _simplify(result)
     for w, g in zip(wrt, result):
+        if g.op in ("input", "param", "const") or g in present:
+            continue  # a leaf or a forward value (d sum(exp x)/dx = exp x): do not tag the caller's node as a gradient
         g.meta.setdefault("grad_of", _label(w))
         g.meta.setdefault("name", f"d{y.name or 'loss'}/d{_label(w)}")
     return result[0] if single else result

@@ -99,18 +99,22 @@ def check_grad(y: Node, wrt: Sequence[Node] | Node, values: dict, eps: float = 1
     grads = grad(y64, wrt64)
     f_all = NumpyFunction([y64, *grads], single=False)
     f_y = NumpyFunction([y64], single=True)
-    sig = Signature([y64])
+    sig = Signature([y64, *wrt64])  # a wrt leaf that y does not use has gradient 0 (and needs a value)
     missing = [n for n in sig.names if n not in values]
     if missing:
         raise TypeError(f"check_grad: no values for leaf/leaves {missing}")
     base = {n: np.array(values[n], dtype=spec.dtype) for n, spec in zip(sig.names, sig.leaves)}
-    out = f_all(**base)
+
+    def call(f: NumpyFunction, vals: dict):
+        return f(**{n: vals[n] for n in f.input_names})
+
+    out = call(f_all, base)
     analytic = out[1:]
     rng = np.random.default_rng(seed)
     report = GradReport(eps=eps, rtol=rtol, atol=atol)
 
     def f_at(name: str, x: np.ndarray) -> float:
-        return float(f_y(**{**base, name: x}))
+        return float(call(f_y, {**base, name: x}))
 
     for w, g in zip(wrt64, analytic):
         x0 = base[w.name]

@@ -93,7 +93,8 @@ class NumpyFunction(CompiledFunction):
                 for d in self.free_after[k]:
                     env.pop(d, None)
         results = [np.asarray(env[o], dtype=o.dtype).reshape(o.shape) for o in self.outputs]
-        return _fresh([r if r.flags.c_contiguous else r.copy() for r in results], arrays)
+        # read-only results are constants / broadcast views of graph data: hand out a writable copy
+        return _fresh([r if r.flags.c_contiguous and r.flags.writeable else r.copy() for r in results], arrays)
 
 
 def _normalize_outputs(outputs) -> tuple[list[Node], bool]:

@@ -95,7 +95,8 @@ def to_dot(outputs, simplify: bool = True, title: str = "") -> str:
     out_ids = {ids[o] for o in outs}
     lines = ["digraph symdiff {", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
     if title:
-        lines.append(f'  label="{title}"; labelloc=t;')
+        esc = title.replace("\\", "\\\\").replace('"', '\\"')  # a quote would end the DOT string
+        lines.append(f'  label="{esc}"; labelloc=t;')
     for n in order:
         r = role(n)
         head = n.name if n.is_leaf else n.op

@@ -141,8 +141,9 @@ def identities(n: Node) -> Optional[Node]:
     elif op == "cast":
         if ins[0].dtype == n.dtype:
             return ins[0]
-        if ins[0].op == "cast" and ins[0].inputs[0].dtype == n.dtype:
-            return ins[0].inputs[0]
+        if (ins[0].op == "cast" and ins[0].inputs[0].dtype == n.dtype
+                and np.dtype(ins[0].dtype).itemsize >= np.dtype(n.dtype).itemsize):
+            return ins[0].inputs[0]  # only a widening round trip is exact (f32 -> f64 -> f32)
     return None
 
 
@@ -246,6 +247,8 @@ def run_rules(outputs: Sequence[Node], rules: Sequence[Callable], max_iter: int 
             for _k in range(16):
                 for rule in rules:
                     r = rule(new)
+                    if r is not None and (r.shape, r.dtype) != (new.shape, new.dtype):
+                        r = _like(r, new)  # a rewrite never changes a node's type (exp(x32) - 1.0f64 stays f64)
                     if r is not None and r != new:
                         if log is not None:
                             log.append((rule.__name__, new.op, r.op))

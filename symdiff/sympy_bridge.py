@@ -97,7 +97,9 @@ def to_graph(expr: sp.Expr, env: dict, dtype: str) -> Node:
                     denom.append(conv(sp.Pow(f.base, -f.exp)))
                 else:
                     numer.append(conv(f))
-            top = product(numer) or num(1)
+            top = product(numer)
+            if top is None:  # (a Node has no truth value: test for None explicitly)
+                top = num(1)
             out = apply("div", [top, product(denom)]) if denom else top
             return apply("neg", [out]) if sign else out
         if e.is_Pow:
