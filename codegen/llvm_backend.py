@@ -29,9 +29,44 @@ def graph_key(outputs: Sequence[Node], backend: str, extra: str = "") -> str:
                            *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
 
 
+_POOL_LIB = None
+
+
+def _pool_lib():
+    global _POOL_LIB  # TEMPORARY until codegen._runtime lands
+    if _POOL_LIB is None:
+        import subprocess, os, tempfile
+        out = os.path.join(tempfile.gettempdir(), "sdpool_tmp.so")
+        src = os.path.join(os.path.dirname(__file__), "sd_pool.c")
+        subprocess.run(["gcc", "-O2", "-fPIC", "-shared", "-pthread", src, "-o", out], check=True)
+        _POOL_LIB = ctypes.CDLL(out)
+        _POOL_LIB.sd_pool_create.restype = ctypes.c_void_p
+    return _POOL_LIB
+
+
 def runtime_symbols() -> dict[str, int]:
-    from .runtime import runtime_symbols as rs
-    return rs()
+    return {"sd_parallel_for": ctypes.cast(_pool_lib().sd_parallel_for, ctypes.c_void_p).value}
+
+
+class _TmpPool:
+    def __init__(self, n):
+        self.ptr = _pool_lib().sd_pool_create(n or 2)
+
+
+class _CtypesKernel:
+    def __init__(self, addr, pool, sig, out_specs, ws, single):
+        self.fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(addr)
+        self.pool, self.sig, self.out_specs, self.ws, self.single = pool, sig, out_specs, ws, single
+
+    def call_arrays(self, arrays):
+        outs = [np.empty(s, d) for s, d in self.out_specs]
+        ws = np.empty(max(self.ws, 1), np.uint8)
+        ptrs = (ctypes.c_void_p * (len(arrays) + len(outs) + 1))(*[a.ctypes.data for a in arrays + outs], ws.ctypes.data)
+        self.fn(ptrs, self.pool.ptr)
+        return outs[0] if self.single else tuple(outs)
+
+    def __call__(self, kwargs):
+        return self.call_arrays(self.sig.bind(kwargs))
 
 
 class LLVMFunction(CompiledFunction):
@@ -42,7 +77,6 @@ class LLVMFunction(CompiledFunction):
     def __init__(self, outputs: Sequence[Node], single: bool, cache: Optional[bool] = None,
                  num_threads: Optional[int] = None) -> None:
         super().__init__(outputs, single)
-        from .runtime import make_kernel, make_pool
         t0 = time.perf_counter()
         self.program: Program = lower(self.outputs)
         key = graph_key(self.outputs, "llvm")
@@ -61,9 +95,9 @@ class LLVMFunction(CompiledFunction):
             if _cache.enabled(cache):
                 _cache.store(key, {"workspace_bytes": self.program.workspace_bytes}, obj)
         self.entry_address = self.jit.address(ENTRY)
-        self.pool = make_pool(num_threads)
-        self.kernel = make_kernel(self.entry_address, self.pool, self.signature, self.output_specs,
-                                  self.program.workspace_bytes, single)
+        self.pool = _TmpPool(num_threads)
+        self.kernel = _CtypesKernel(self.entry_address, self.pool, self.signature, self.output_specs,
+                                    self.program.workspace_bytes, single)
         self.compile_detail = {"lower+codegen_s": time.perf_counter() - t0, "cache_hit": self.cache_hit}
 
     @property

@@ -241,7 +241,28 @@ class Renderer:
             idx = ev(lab, point[:-1])
             idx = b.sext(idx, I64) if idx.type != I64 else idx
             return b.uitofp(b.icmp_signed("==", idx, point[-1]), lltype(n.dtype))
+        if op == "rand_uniform":
+            return self._rand_uniform(n, point, ev, b)
         raise NotImplementedError(f"LLVM lowering of {op!r} inside a loop")
+
+    def _rand_uniform(self, n: Node, point, ev, b: ir.IRBuilder):
+        """The counter-based hash of symdiff.ops_random (uint32 wraparound arithmetic), exactly."""
+        from symdiff import ops_random as R
+
+        def u32(v):
+            return b.trunc(v, I32) if v.type.width > 32 else (b.zext(v, I32) if v.type.width < 32 else v)
+        k32 = lambda c: ir.Constant(I32, c & R.MASK32)  # noqa: E731
+        seed, step = (u32(ev(i, [])) for i in n.inputs)
+        base = b.xor(b.xor(b.mul(seed, k32(R.SEED_MUL)), b.mul(step, k32(R.STEP_MUL))),
+                     k32((int(n.attrs.get("stream", 0)) & R.MASK32) * R.STREAM_MUL))
+        x = b.xor(b.mul(u32(_offset(b, n.shape, point)), k32(R.GOLDEN)), base)
+        for _ in range(R.ROUNDS):
+            x = b.xor(x, b.lshr(x, k32(16)))
+            x = b.mul(x, k32(R.MIX1))
+            x = b.xor(x, b.lshr(x, k32(15)))
+            x = b.mul(x, k32(R.MIX2))
+            x = b.xor(x, b.lshr(x, k32(16)))
+        return b.fmul(b.uitofp(b.lshr(x, k32(8)), lltype(n.dtype)), ir.Constant(lltype(n.dtype), 2.0 ** -24))
 
     @staticmethod
     def _convert(b, v, src: str, dst: str):
