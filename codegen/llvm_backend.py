@@ -14,7 +14,7 @@ from symdiff.ir import Node
 from . import cache as _cache
 from .kernel_ir import Program
 from .llvm_jit import JitModule, emit_object, host_cpu, llvm_version
-from .llvm_render import render
+from .llvm_render import Renderer
 from .lower import lower
 
 ENTRY = "sd_entry"
@@ -29,44 +29,9 @@ def graph_key(outputs: Sequence[Node], backend: str, extra: str = "") -> str:
                            *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
 
 
-_POOL_LIB = None
-
-
-def _pool_lib():
-    global _POOL_LIB  # TEMPORARY until codegen._runtime lands
-    if _POOL_LIB is None:
-        import subprocess, os, tempfile
-        out = os.path.join(tempfile.gettempdir(), "sdpool_tmp.so")
-        src = os.path.join(os.path.dirname(__file__), "sd_pool.c")
-        subprocess.run(["gcc", "-O2", "-fPIC", "-shared", "-pthread", src, "-o", out], check=True)
-        _POOL_LIB = ctypes.CDLL(out)
-        _POOL_LIB.sd_pool_create.restype = ctypes.c_void_p
-    return _POOL_LIB
-
-
 def runtime_symbols() -> dict[str, int]:
-    return {"sd_parallel_for": ctypes.cast(_pool_lib().sd_parallel_for, ctypes.c_void_p).value}
-
-
-class _TmpPool:
-    def __init__(self, n):
-        self.ptr = _pool_lib().sd_pool_create(n or 2)
-
-
-class _CtypesKernel:
-    def __init__(self, addr, pool, sig, out_specs, ws, single):
-        self.fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(addr)
-        self.pool, self.sig, self.out_specs, self.ws, self.single = pool, sig, out_specs, ws, single
-
-    def call_arrays(self, arrays):
-        outs = [np.empty(s, d) for s, d in self.out_specs]
-        ws = np.empty(max(self.ws, 1), np.uint8)
-        ptrs = (ctypes.c_void_p * (len(arrays) + len(outs) + 1))(*[a.ctypes.data for a in arrays + outs], ws.ctypes.data)
-        self.fn(ptrs, self.pool.ptr)
-        return outs[0] if self.single else tuple(outs)
-
-    def __call__(self, kwargs):
-        return self.call_arrays(self.sig.bind(kwargs))
+    from .runtime import runtime_symbols as rs
+    return rs()
 
 
 class LLVMFunction(CompiledFunction):
@@ -86,31 +51,37 @@ class LLVMFunction(CompiledFunction):
         symbols = runtime_symbols()
         if hit is not None:
             meta, obj = hit
+            self.parallel = bool(meta.get("parallel", True))
             self.jit = JitModule.from_object(obj, symbols=symbols)
         else:
-            module = render(self.program, ENTRY)
+            renderer = Renderer(self.program, ENTRY)
+            module = renderer.render()
+            self.parallel = renderer.parallel
             self.unoptimized_ir = str(module)
             obj, self.ir = emit_object(module)
             self.jit = JitModule.from_object(obj, symbols=symbols)
             if _cache.enabled(cache):
-                _cache.store(key, {"workspace_bytes": self.program.workspace_bytes}, obj)
+                _cache.store(key, {"workspace_bytes": self.program.workspace_bytes, "parallel": self.parallel}, obj)
         self.entry_address = self.jit.address(ENTRY)
-        self.pool = _TmpPool(num_threads)
-        self.kernel = _CtypesKernel(self.entry_address, self.pool, self.signature, self.output_specs,
-                                    self.program.workspace_bytes, single)
+        from .runtime import Kernel, make_pool
+        self.pool = make_pool(num_threads) if self.parallel else None  # no threads for serial programs
+        inputs = [(s.name, s.shape, s.dtype) + ((s.label_depth,) if s.label_depth is not None else ())
+                  for s in self.signature.leaves]
+        outputs = [(f"out{i}", shape, dtype) for i, (shape, dtype) in enumerate(self.output_specs)]
+        self.kernel = Kernel(self.entry_address, self.pool, inputs, outputs, name="symdiff",
+                             returns="single" if single else "tuple", owner=self.jit,
+                             workspace_bytes=self.program.workspace_bytes)
         self.compile_detail = {"lower+codegen_s": time.perf_counter() - t0, "cache_hit": self.cache_hit}
 
     @property
     def stats(self) -> dict:
         return self.program.stats()
 
-    def __call__(self, *args, **kwargs):
-        if args:
-            raise TypeError(f"call with keyword arrays named after the leaves: {', '.join(self.input_names)}")
-        return self.kernel(kwargs)
+    def __call__(self, **kwargs):
+        return self.kernel(**kwargs)  # validation, unboxing and the GIL release happen in C
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        out = self.kernel.call_arrays(arrays)
+        out = self.kernel(*arrays)
         return [out] if self.single else list(out)
 
 

@@ -109,6 +109,7 @@ class Renderer:
         self.partials: dict[int, int] = {}  # id(accum tuple) -> ctx slot of its partial array
         self.globals: dict[int, ir.GlobalVariable] = {}
         self.kcount = 0
+        self.parallel = False  # does any kernel dispatch to the thread pool?
 
     def _all_buffers(self) -> list[Buffer]:
         return self.p.inputs + self.p.outputs + self.p.temps + self.p.consts
@@ -157,6 +158,7 @@ class Renderer:
     def _dispatch(self, fn: ir.Function, tasks: int) -> None:
         b = self.entry_b
         if tasks > 1:
+            self.parallel = True
             b.call(self.par, [self.pool, fn, self.ctx, _c(tasks)])
         else:
             b.call(fn, [self.ctx, _c(0), _c(1)])
@@ -504,6 +506,7 @@ class Renderer:
         b.ret_void()
         eb = self.entry_b
         if info.n_tasks > 1:
+            self.parallel = True
             eb.call(self.par, [self.pool, fn, self.ctx, _c(info.n_tasks)])
         else:
             eb.call(fn, [self.ctx, _c(0), _c(info.n_tasks)])
