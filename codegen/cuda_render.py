@@ -1,0 +1,1144 @@
+"""CUDA C renderer: a kernel Program -> one ``.cu`` source and a C header ("lower once, render twice").
+
+``render_cuda(program, name)`` returns ``(cu_source, header)``. The source is self-contained CUDA C++:
+
+- a small prelude of device helpers (NaN-propagating max, stable sigmoid/softplus, the counter-based
+  RNG, warp/block all-reductions with ``__shfl_xor_sync`` and shared memory), only those it uses;
+- constant tables as ``__device__`` arrays;
+- one ``__global__`` kernel per fused group of the Program (a fused total reduction or a split
+  reduction adds a small second-pass kernel), each preceded by a comment naming the graph nodes it
+  computes, with launch bounds and a launch configuration computed from the shapes;
+- a host launcher ``<name>_launch(args, stream)`` that launches them in order on device pointers and
+  checks every launch (``SD_CHECK``), plus ``extern "C"`` helpers for device memory and a one-shot
+  ``<name>_run(host_args)`` (allocate, copy in, launch, copy out, free).
+
+The same text compiles with nvcc for a GPU (``backend="cuda"``) and, unchanged, with a host C++
+compiler and ``codegen/cuda_cpu.h`` (``backend="cuda-cpu"``), which emulates the CUDA thread model on
+the CPU: ``#ifdef __CUDACC__`` selects the real runtime; otherwise ``<cuda_cpu.h>`` is included. Kernel
+launches go through ``SD_LAUNCH(kernel, grid, block, shmem, stream, args...)``, which is
+``kernel<<<grid, block, shmem, stream>>>(args...)`` under nvcc.
+
+Entry ABI (the header declares it): ``args`` = device pointers to the inputs (signature order), the
+outputs, then a workspace of ``<name>_workspace_bytes()`` bytes (the Program's temporaries plus the
+partial results of multi-block reductions).
+
+Kernels evaluate graph nodes *at a point* exactly as the LLVM renderer does: materialised nodes are
+loaded from their buffers, the others (elementwise chains, broadcasts, transposes, reshapes, pick,
+one_hot, rand_uniform) are computed inline, so forward and backward elementwise chains fuse into one
+pass. Every kernel is deterministic: reductions combine per-block partial results in a fixed order in a
+second pass instead of using atomics.
+
+``kernel_stats(program)`` lists, per generated kernel, its launch configuration, FLOPs and compulsory
+bytes read/written (each buffer counted once), for roofline estimates without a GPU.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from symdiff.ir import Node, toposort
+from symdiff.optable import OPS
+
+from .kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+
+__all__ = ["render_cuda", "kernel_stats", "CudaRenderer", "CTYPE"]
+
+CTYPE = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long"}
+BLOCK = 256  # threads per block of grid-stride kernels
+MAX_GRID = 1024  # blocks of grid-stride kernels (enough to fill an H100: 132 SMs x 8 blocks of 256)
+MAX_PARTIAL_BLOCKS = 256  # blocks of a loop kernel with fused total reductions (one partial each)
+WARP_ROW_MAX = 1024  # rows up to this length: one warp per row; longer: one block per row
+ALIGN = 256
+SPECIAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt"}
+RAND_SCALE = "5.9604644775390625e-08"  # 2**-24, exact
+
+
+def strides(shape) -> list[int]:
+    out, acc = [], 1
+    for s in reversed(shape):
+        out.append(acc)
+        acc *= s
+    return list(reversed(out))
+
+
+def _prod(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _threads(n: int, cap: int = BLOCK) -> int:
+    """Threads per block for n work items: a multiple of 32 in [32, cap]."""
+    return max(32, min(cap, _cdiv(max(n, 1), 32) * 32))
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return _cdiv(n, a) * a
+
+
+def flit(v, dtype: str) -> str:
+    """A C literal of value v in dtype (negative values parenthesised)."""
+    if dtype in ("int32", "int64"):
+        v = int(v)
+        if dtype == "int64" and v == -(2 ** 63):
+            return "(-9223372036854775807LL - 1)"
+        s = f"{abs(v)}{'LL' if dtype == 'int64' else ''}"
+        return f"(-{s})" if v < 0 else s
+    v = float(v)
+    f32 = dtype == "float32"
+    if math.isnan(v):
+        return "NAN" if f32 else "((double)NAN)"
+    if math.isinf(v):
+        s = "INFINITY" if f32 else "((double)INFINITY)"
+        return s if v > 0 else f"(-{s})"
+    if f32:
+        v = float(np.float32(v))
+    r = repr(abs(v))
+    if "." not in r and "e" not in r:
+        r += ".0"
+    if f32:
+        r += "f"
+    return f"(-{r})" if math.copysign(1.0, v) < 0 else r
+
+
+def _ident(op: str, dtype: str) -> str:
+    return flit(0.0 if op == "sum" else -np.inf, dtype)
+
+
+def _sfx(dtype: str) -> str:
+    return "f" if dtype == "float32" else ""
+
+
+def _label(n: Node) -> str:
+    nm = n.name
+    if nm:
+        return str(nm)
+    return f"{n.op}{list(n.shape)}"
+
+
+# ---- statements: a tiny tree with dead-code elimination --------------------------------------------------
+
+_ID = re.compile(r"[A-Za-z_]\w*")
+_COMMENT = re.compile(r"//[^\n]*")
+
+
+def _names(text: str) -> list:
+    return _ID.findall(_COMMENT.sub("", text))
+
+
+@dataclass
+class Stmt:
+    text: str
+    defines: Optional[str] = None  # a removable definition of this name (None: always kept)
+    flops: int = 0
+    special: int = 0
+
+
+@dataclass
+class Block:
+    head: str
+    body: list = field(default_factory=list)
+    tail: str = "}"
+    count: float = 1.0  # executions of the body per execution of the enclosing scope (for stats)
+
+
+def dce(stmts: list, live: set) -> list:
+    """Drop definitions nobody reads (names are unique per kernel, so a textual scan is exact enough)."""
+    out = []
+    for s in reversed(stmts):
+        if isinstance(s, Block):
+            body = dce(s.body, live)
+            live.update(_names(s.head))
+            out.append(Block(s.head, body, s.tail, s.count))
+        elif s.defines is not None and s.defines not in live:
+            continue
+        else:
+            live.update(_names(s.text))
+            out.append(s)
+    return out[::-1]
+
+
+def emit(stmts: list, indent: int, lines: list) -> None:
+    pad = "    " * indent
+    for s in stmts:
+        if isinstance(s, Block):
+            lines.append(pad + s.head)
+            emit(s.body, indent + 1, lines)
+            if s.tail:
+                lines.append(pad + s.tail)
+        else:
+            lines.extend(pad + t if t else "" for t in s.text.split("\n"))
+
+
+def count_ops(stmts: list, mult: float = 1.0) -> tuple[float, float]:
+    flops = special = 0.0
+    for s in stmts:
+        if isinstance(s, Block):
+            f, sp = count_ops(s.body, mult * s.count)
+            flops, special = flops + f, special + sp
+        else:
+            flops += s.flops * mult
+            special += s.special * mult
+    return flops, special
+
+
+# ---- one generated kernel --------------------------------------------------------------------------------
+
+@dataclass
+class CudaKernel:
+    name: str
+    ir_index: int
+    kind: str
+    comment: list
+    grid: tuple
+    block: tuple
+    shared_bytes: int = 0
+    body: list = field(default_factory=list)
+    params: list = field(default_factory=list)  # [(declaration, launcher argument)]
+    flops: float = 0.0
+    special: float = 0.0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    threads_total: float = 1.0  # body executions (all threads) for the op count
+
+
+class KernelCtx:
+    """Parameters (buffers) of one kernel and fresh names."""
+
+    def __init__(self, r: "CudaRenderer") -> None:
+        self.r = r
+        self.params: dict = {}  # key -> [name, ctype, read, written, nbytes]
+        self.const_bytes: dict = {}
+        self.n = 0
+
+    def fresh(self, prefix: str = "v") -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def buf(self, buf: Buffer, write: bool = False) -> str:
+        if buf.kind == "const":
+            self.const_bytes[buf.id] = buf.nbytes
+            return self.r.const_name(buf)
+        name = self.r.buf_name(buf)
+        p = self.params.setdefault(name, [name, CTYPE[buf.dtype], False, False, buf.nbytes])
+        p[3 if write else 2] = True
+        return name
+
+    def raw(self, name: str, ctype: str, nbytes: int, write: bool = False) -> str:
+        p = self.params.setdefault(name, [name, ctype, False, False, nbytes])
+        p[3 if write else 2] = True
+        return name
+
+    def decls(self) -> list:
+        out = []
+        for name, ct, rd, wr, _ in sorted(self.params.values(), key=lambda q: q[3]):  # read-only ones first
+            if wr and rd:
+                out.append((f"{ct}* {name}", name))
+            elif wr:
+                out.append((f"{ct}* __restrict__ {name}", name))
+            else:
+                out.append((f"const {ct}* __restrict__ {name}", name))
+        return out
+
+    def traffic(self) -> tuple[int, int]:
+        rd = sum(p[4] for p in self.params.values() if p[2]) + sum(self.const_bytes.values())
+        wr = sum(p[4] for p in self.params.values() if p[3])
+        return rd, wr
+
+
+class Eval:
+    """Evaluates graph nodes at a point (a tuple of C index expressions: names or literals) into one
+    statement list, memoised per point; the C counterpart of llvm_render.Renderer.make_eval/_compute."""
+
+    def __init__(self, kc: KernelCtx, out: list, idx: str, flat: Optional[tuple] = None) -> None:
+        self.kc, self.out, self.idx = kc, out, idx
+        self.where = kc.r.p.where
+        self.memo: dict = {}
+        self.flat = flat  # (flat variable, shape, point): offsets of that shape at that point are the variable
+        self.loaded: set = set()
+
+    # -- helpers --
+    def bind(self, ctype: str, expr: str, flops: int = 0, special: int = 0, comment: str = "") -> str:
+        name = self.kc.fresh("v")
+        tail = f"  // {comment}" if comment else ""
+        self.out.append(Stmt(f"const {ctype} {name} = {expr};{tail}", name, flops, special))
+        return name
+
+    def offset(self, shape: tuple, point) -> str:
+        if self.flat is not None and tuple(shape) == self.flat[1] and tuple(point) == self.flat[2]:
+            return self.flat[0]
+        terms = []
+        for s, st, p in zip(shape, strides(shape), point):
+            if s == 1:
+                continue
+            terms.append(p if st == 1 else f"{p} * {st}")
+        return " + ".join(terms) if terms else "0"
+
+    def convert(self, v: str, src: str, dst: str) -> str:
+        if src == dst:
+            return v
+        return self.bind(CTYPE[dst], f"({CTYPE[dst]}){v}")
+
+    # -- evaluation --
+    def ev(self, node: Node, point, compute: bool = False) -> str:
+        point = tuple(point)
+        key = (node, point, compute)
+        if key in self.memo:
+            return self.memo[key]
+        if not compute and node in self.where:
+            buf = self.where[node]
+            name = self.kc.buf(buf)
+            v = self.bind(CTYPE[buf.dtype], f"{name}[{self.offset(node.shape, point)}]", comment=_label(node))
+        else:
+            v = self.compute(node, point)
+        self.memo[key] = v
+        return v
+
+    def compute(self, n: Node, point: tuple) -> str:
+        op = n.op
+        if op == "const":
+            return flit(n.value.reshape(-1)[0], n.dtype)
+        if op == "broadcast_to" or OPS[op].elementwise or op == "eq":
+            args = [self.convert(self.ev(i, broadcast_point(i.shape, n.shape, point)), i.dtype, n.dtype)
+                    for i in n.inputs]
+            if op == "broadcast_to":
+                return args[0]
+            return self.bind(CTYPE[n.dtype], scalar_expr(op, args, n.dtype), flops=1, special=int(op in SPECIAL))
+        if op == "cast":
+            (x,) = n.inputs
+            return self.convert(self.ev(x, point), x.dtype, n.dtype)
+        if op == "transpose":
+            perm = n.attrs["perm"]
+            inner = [None] * len(perm)
+            for i, p in enumerate(perm):
+                inner[p] = point[i]
+            return self.ev(n.inputs[0], inner)
+        if op == "reshape":
+            return self.ev(n.inputs[0], self.reshape_point(n.inputs[0].shape, n.shape, point))
+        if op == "pick":
+            x, lab = n.inputs
+            idx = self.ev(lab, point)
+            return self.ev(x, tuple(point) + (idx,))
+        if op == "one_hot":
+            (lab,) = n.inputs
+            idx = self.ev(lab, point[:-1])
+            return self.bind(CTYPE[n.dtype], f"({idx} == {point[-1]}) ? {flit(1, n.dtype)} : {flit(0, n.dtype)}")
+        if op == "rand_uniform":
+            seed, step = (self.ev(i, ()) for i in n.inputs)
+            flat = self.bind("unsigned int", f"(unsigned int)({self.offset(n.shape, point)})")
+            stream = int(n.attrs.get("stream", 0)) & 0xFFFFFFFF
+            bits = f"sd_rand_bits({flat}, (unsigned int){seed}, (unsigned int){step}, {stream}u)"
+            scale = RAND_SCALE + ("f" if n.dtype == "float32" else "")
+            return self.bind(CTYPE[n.dtype], f"({CTYPE[n.dtype]}){bits} * {scale}", flops=1,
+                             comment=f"rand_uniform stream {stream}")
+        raise NotImplementedError(f"CUDA renderer: op {op!r} cannot be evaluated inside a kernel")
+
+    def reshape_point(self, src_shape: tuple, dst_shape: tuple, point) -> tuple:
+        """Index of a reshape's input for an index of its output (row-major order is preserved)."""
+        if [s for s in src_shape if s != 1] == [s for s in dst_shape if s != 1]:
+            nz = iter([p for p, s in zip(point, dst_shape) if s != 1])
+            return tuple("0" if s == 1 else next(nz) for s in src_shape)
+        flat = self.offset(dst_shape, point)
+        if not _ID.fullmatch(flat):
+            flat = self.bind(self.idx, flat)
+        out, first = [], True
+        for s, st in zip(src_shape, strides(src_shape)):
+            if s == 1:
+                out.append("0")
+                continue
+            if first:
+                e = f"{flat} / {st}" if st != 1 else flat
+            else:
+                e = f"{flat} / {st} % {s}" if st != 1 else f"{flat} % {s}"
+            first = False
+            out.append(e if _ID.fullmatch(e) else self.bind(self.idx, e))
+        return tuple(out)
+
+
+def broadcast_point(src_shape: tuple, dst_shape: tuple, point) -> tuple:
+    """Index into a right-aligned broadcast operand: size-1 axes read index 0."""
+    lead = len(dst_shape) - len(src_shape)
+    return tuple("0" if s == 1 else point[lead + i] for i, s in enumerate(src_shape))
+
+
+def scalar_expr(op: str, a: list, dtype: str) -> str:
+    """One elementwise op on scalar C expressions (names or literals), with CUDA's math functions."""
+    f = _sfx(dtype)
+    if op == "add": return f"{a[0]} + {a[1]}"  # noqa: E701
+    if op == "sub": return f"{a[0]} - {a[1]}"  # noqa: E701
+    if op == "mul": return f"{a[0]} * {a[1]}"  # noqa: E701
+    if op == "div": return f"{a[0]} / {a[1]}"  # noqa: E701
+    if op == "neg": return f"-{a[0]}"  # noqa: E701
+    if op == "square": return f"{a[0]} * {a[0]}"  # noqa: E701
+    if op in ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sqrt"):
+        return f"{op}{f}({a[0]})"
+    if op == "abs": return f"fabs{f}({a[0]})"  # noqa: E701
+    if op == "pow": return f"pow{f}({a[0]}, {a[1]})"  # noqa: E701
+    if op == "maximum": return f"sd_max({a[0]}, {a[1]})"  # noqa: E701
+    if op == "minimum": return f"sd_min({a[0]}, {a[1]})"  # noqa: E701
+    if op == "relu": return f"sd_max({a[0]}, {flit(0, dtype)})"  # noqa: E701
+    if op in ("sigmoid", "softplus", "step", "heaviside", "sign"):
+        return f"sd_{op}({a[0]})"
+    if op == "eq":
+        return f"({a[0]} == {a[1]}) ? {flit(1, dtype)} : {flit(0, dtype)}"
+    raise NotImplementedError(f"CUDA renderer has no scalar rule for {op!r}")
+
+
+# ---- device helpers (emitted when used) -------------------------------------------------------------------
+
+HELPERS: dict[str, tuple[tuple, str]] = {  # name -> (dependencies, code)
+    "sd_max": ((), """\
+// NaN-propagating maximum / minimum (as np.maximum / np.minimum; fmaxf would drop the NaN)
+__device__ __forceinline__ float sd_max(float a, float b) { return (a > b || a != a) ? a : b; }
+__device__ __forceinline__ double sd_max(double a, double b) { return (a > b || a != a) ? a : b; }"""),
+    "sd_min": ((), """\
+__device__ __forceinline__ float sd_min(float a, float b) { return (a < b || a != a) ? a : b; }
+__device__ __forceinline__ double sd_min(double a, double b) { return (a < b || a != a) ? a : b; }"""),
+    "sd_sigmoid": ((), """\
+// sigmoid(x) = 1 / (1 + exp(-x)), stable: exp of a non-positive number only
+__device__ __forceinline__ float sd_sigmoid(float x) { const float e = expf(-fabsf(x)); return (x >= 0.0f ? 1.0f : e) / (1.0f + e); }
+__device__ __forceinline__ double sd_sigmoid(double x) { const double e = exp(-fabs(x)); return (x >= 0.0 ? 1.0 : e) / (1.0 + e); }"""),
+    "sd_softplus": ((), """\
+// softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), stable for large |x|
+__device__ __forceinline__ float sd_softplus(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+__device__ __forceinline__ double sd_softplus(double x) { return fmax(x, 0.0) + log1p(exp(-fabs(x))); }"""),
+    "sd_step": ((), """\
+// Heaviside step with H(0) = 0; NaN stays NaN
+__device__ __forceinline__ float sd_step(float x) { return x > 0.0f ? 1.0f : (x <= 0.0f ? 0.0f : x); }
+__device__ __forceinline__ double sd_step(double x) { return x > 0.0 ? 1.0 : (x <= 0.0 ? 0.0 : x); }"""),
+    "sd_heaviside": ((), """\
+// Heaviside step with H(0) = 1/2; NaN stays NaN
+__device__ __forceinline__ float sd_heaviside(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? 0.0f : (x == 0.0f ? 0.5f : x)); }
+__device__ __forceinline__ double sd_heaviside(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? 0.0 : (x == 0.0 ? 0.5 : x)); }"""),
+    "sd_sign": ((), """\
+// sign(x) in {-1, 0, 1}; NaN stays NaN
+__device__ __forceinline__ float sd_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
+__device__ __forceinline__ double sd_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }"""),
+    "sd_rand_bits": ((), """\
+// rand_uniform (symdiff/ops_random.py): lowbias32 hash of (index, seed, step, stream), top 24 bits
+__device__ __forceinline__ unsigned int sd_rand_bits(unsigned int i, unsigned int seed, unsigned int step, unsigned int stream) {
+    unsigned int x = (i * 0x9E3779B1u) ^ (seed * 0x85EBCA77u) ^ (step * 0xC2B2AE3Du) ^ (stream * 0x27D4EB2Fu);
+    for (int r = 0; r < 2; ++r) {
+        x ^= x >> 16;
+        x *= 0x7FEB352Du;
+        x ^= x >> 15;
+        x *= 0x846CA68Bu;
+        x ^= x >> 16;
+    }
+    return x >> 8;
+}"""),
+    "SdSum": ((), """\
+struct SdSum {
+    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};"""),
+    "SdMax": (("sd_max",), """\
+struct SdMax {
+    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return sd_max(a, b); }
+};"""),
+    "sd_warp_allreduce": ((), """\
+// butterfly reduction over the 32 lanes of a warp: every lane gets the same result
+template <typename T, typename Op>
+__device__ __forceinline__ T sd_warp_allreduce(T v, Op op) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}"""),
+    "sd_block_allreduce": (("sd_warp_allreduce",), """\
+// reduction over a 1-D block (blockDim.x a multiple of 32): warps reduce with shuffles, warp results
+// meet in `scratch` (32 elements of shared memory); every thread gets the result; all must call it
+template <typename T, typename Op>
+__device__ __forceinline__ T sd_block_allreduce(T v, T* scratch, Op op, T ident) {
+    const int lane = (int)(threadIdx.x & 31u), warp = (int)(threadIdx.x >> 5);
+    const int nwarps = (int)((blockDim.x + 31u) >> 5);
+    v = sd_warp_allreduce(v, op);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? scratch[lane] : ident;
+    v = sd_warp_allreduce(v, op);
+    __syncthreads();  // scratch may be reused after this
+    return v;
+}"""),
+}
+
+
+class CudaRenderer:
+    def __init__(self, program: Program, name: str = "sd_entry") -> None:
+        name = re.sub(r"\W", "_", str(name or "").encode("ascii", "replace").decode())  # a C identifier
+        if not name or name[0].isdigit():
+            name = f"sd_{name}"
+        self.p = program
+        self.name = name
+        self.kernels: list[CudaKernel] = []
+        self.launcher: list = []  # statements of the host launcher
+        self.ws_bytes = program.workspace_bytes
+        self.extra: list = []  # (name, ctype, offset, nbytes): partial-result arrays in the workspace
+        self._names: dict[int, str] = {}
+        self._used_names: set = set()
+        self._consts: dict[int, str] = {}
+        nodes = toposort(program.output_nodes)
+        biggest = max([n.size for n in nodes] + [b.size for b in self._all_buffers()] + [1])
+        for k in program.kernels:
+            if k.kind == "matmul":
+                biggest = max(biggest, k.M * k.N, k.M * k.K, k.K * k.N)
+        self.idx = "int" if biggest + 4 * MAX_GRID * BLOCK < 2 ** 31 else "long long"
+
+    def _all_buffers(self) -> list[Buffer]:
+        return self.p.inputs + self.p.outputs + self.p.temps + self.p.consts
+
+    # -- names ------------------------------------------------------------------------------------------
+    def buf_name(self, buf: Buffer) -> str:
+        if buf.id in self._names:
+            return self._names[buf.id]
+        if buf.kind == "input":
+            leaf = next((n for n, b in self.p.where.items() if b is buf and n.is_leaf), None)
+            base = re.sub(r"\W", "_", (leaf.name if leaf is not None else f"arg{buf.slot}").encode("ascii", "replace").decode())
+            nm = f"in_{base}"
+            if nm in self._used_names:
+                nm = f"in{buf.slot}_{base}"
+        elif buf.kind == "output":
+            nm = f"out{buf.slot - len(self.p.inputs)}"
+        else:
+            nm = f"t{buf.id}"
+        self._used_names.add(nm)
+        self._names[buf.id] = nm
+        return nm
+
+    def const_name(self, buf: Buffer) -> str:
+        if buf.id not in self._consts:
+            self._consts[buf.id] = f"{self.name}_c{buf.id}"
+        return self._consts[buf.id]
+
+    def node_of(self, buf: Buffer) -> Optional[Node]:
+        for n, b in self.p.where.items():
+            if b is buf:
+                return n
+        return None
+
+    def partial(self, label: str, dtype: str, count: int) -> str:
+        """A workspace array of ``count`` values for partial results; returns its name."""
+        nm = f"part{len(self.extra)}"
+        nbytes = count * np.dtype(dtype).itemsize
+        off = _align(self.ws_bytes)
+        self.extra.append((nm, CTYPE[dtype], off, nbytes, label))
+        self.ws_bytes = off + nbytes
+        return nm
+
+    # -- kernels ------------------------------------------------------------------------------------------
+    def render(self) -> tuple[str, str]:
+        for i, k in enumerate(self.p.kernels):
+            getattr(self, f"_kernel_{k.kind}")(i, k)
+        return self._source(), self._header()
+
+    def _add(self, kc: KernelCtx, name: str, ir_index: int, kind: str, comment: list, grid, block, body: list,
+             shared: int = 0, threads: float = 1.0, flops: Optional[float] = None) -> CudaKernel:
+        body = dce(body, set())
+        f, sp = count_ops(body, threads)
+        rd, wr = kc.traffic()
+        ck = CudaKernel(name, ir_index, kind, comment, tuple(grid), tuple(block), shared, body, kc.decls(),
+                        f if flops is None else flops, sp, rd, wr, threads)
+        self.kernels.append(ck)
+        g = ", ".join(str(x) for x in grid)
+        b = ", ".join(str(x) for x in block)
+        args = ", ".join(a for _, a in ck.params)
+        self.launcher.append(Stmt(f"// {name}: {comment[0]}"))
+        self.launcher.append(Stmt(f"SD_LAUNCH({name}, dim3({g}), dim3({b}), 0, stream, {args});\n"
+                                  f"SD_CHECK(cudaGetLastError());"))
+        return ck
+
+    def _grid_loop(self, var: str, n: int) -> str:
+        I = self.idx
+        return (f"for ({I} {var} = ({I})blockIdx.x * ({I})blockDim.x + ({I})threadIdx.x; {var} < {n}; "
+                f"{var} += ({I})gridDim.x * ({I})blockDim.x) {{")
+
+    def _coords(self, out: list, flat: str, shape: tuple, names: list) -> tuple:
+        """Definitions of the coordinates of flat index ``flat`` in ``shape`` (pruned when unused)."""
+        point = []
+        st = strides(shape)
+        first = True
+        for ax, (s, t) in enumerate(zip(shape, st)):
+            if s == 1:
+                point.append("0")
+                continue
+            nm = names[ax]
+            if first:
+                e = f"{flat} / {t}" if t != 1 else flat
+            else:
+                e = f"{flat} / {t} % {s}" if t != 1 else f"{flat} % {s}"
+            first = False
+            if e == flat:
+                point.append(flat)
+                continue
+            out.append(Stmt(f"const {self.idx} {nm} = {e};", nm))
+            point.append(nm)
+        return tuple(point)
+
+    def _kernel_loop(self, ki: int, k: LoopKernel) -> None:
+        dom = tuple(k.domain)
+        N = _prod(dom)
+        nthreads = _threads(N)
+        cap = MAX_PARTIAL_BLOCKS if k.accums else MAX_GRID
+        grid = max(1, min(_cdiv(N, nthreads), cap))
+        kc = KernelCtx(self)
+        body: list = []
+        accs = []
+        for j, (r, _x, _o) in enumerate(k.accums):
+            a = f"acc{j}"
+            body.append(Stmt(f"{CTYPE[r.dtype]} {a} = {_ident(r.op, r.dtype)};"))
+            accs.append(a)
+        loop = Block(self._grid_loop("i", N), count=N / (grid * nthreads))
+        body.append(loop)
+        point = self._coords(loop.body, "i", dom, [f"d{a}" for a in range(len(dom))])
+        ev = Eval(kc, loop.body, self.idx, flat=("i", dom, point))
+        for node, buf in k.stores:
+            v = ev.ev(node, point, compute=self.p.where.get(node) is buf)
+            loop.body.append(Stmt(f"{kc.buf(buf, write=True)}[{ev.offset(node.shape, point)}] = {v};"))
+        comment = [f"loop over {list(dom)}: " + "; ".join(
+            [f"{_label(n)} -> {self.buf_name(b)}" for n, b in k.stores] +
+            [f"{r.op}({_label(x)}) -> {self.buf_name(o)}" for r, x, o in k.accums])]
+        for (r, x, _o), a in zip(k.accums, accs):
+            v = ev.convert(ev.ev(x, point), x.dtype, r.dtype)
+            upd = f"{a} + {v}" if r.op == "sum" else f"sd_max({a}, {v})"
+            loop.body.append(Stmt(f"{a} = {upd};", flops=1))
+        shared = 0
+        if k.accums:
+            comment.append("grid-stride loop; each thread accumulates, the block reduces with warp shuffles "
+                           "and shared memory" + ("; one partial result per block, combined by the next kernel"
+                                                  if grid > 1 else ""))
+            dts = sorted({r.dtype for r, _, _ in k.accums})
+            for dt in dts:
+                body.append(Stmt(f"__shared__ {CTYPE[dt]} red_{dt}[32];"))
+                shared += 32 * np.dtype(dt).itemsize
+            finals = []
+            for j, ((r, x, o), a) in enumerate(zip(k.accums, accs)):
+                body.append(Stmt(f"{a} = sd_block_allreduce({a}, red_{r.dtype}, {'SdSum' if r.op == 'sum' else 'SdMax'}(), "
+                                 f"{_ident(r.op, r.dtype)});"))
+                if grid > 1:
+                    part = self.partial(f"partial {r.op}s of {_label(r)} (one per block of k{ki})", r.dtype, grid)
+                    tgt = kc.raw(part, CTYPE[r.dtype], grid * np.dtype(r.dtype).itemsize, write=True)
+                    finals.append((r, o, part))
+                    body.append(Stmt(f"if (threadIdx.x == 0) {tgt}[blockIdx.x] = {a};"))
+                else:
+                    body.append(Stmt(f"if (threadIdx.x == 0) {kc.buf(o, write=True)}[0] = {a};"))
+        else:
+            comment.append("grid-stride loop, one element per iteration")
+        name = f"k{ki}_loop"
+        self._add(kc, name, ki, "loop", comment, (grid,), (nthreads,), body, shared, grid * nthreads)
+        if k.accums and grid > 1:
+            self._finish_partials(ki, name, finals, grid)
+
+    def _finish_partials(self, ki: int, src: str, finals: list, count: int) -> None:
+        kc = KernelCtx(self)
+        nthreads = _threads(count)
+        body: list = []
+        for dt in sorted({r.dtype for r, _, _ in finals}):
+            body.append(Stmt(f"__shared__ {CTYPE[dt]} red_{dt}[32];"))
+        for j, (r, o, part) in enumerate(finals):
+            T = CTYPE[r.dtype]
+            p = kc.raw(part, T, count * np.dtype(r.dtype).itemsize)
+            body.append(Stmt(f"{T} a{j} = {_ident(r.op, r.dtype)};"))
+            upd = f"a{j} + {p}[b]" if r.op == "sum" else f"sd_max(a{j}, {p}[b])"
+            body.append(Block(f"for (int b = (int)threadIdx.x; b < {count}; b += (int)blockDim.x) {{",
+                              [Stmt(f"a{j} = {upd};", flops=1)], count=count / nthreads))
+            body.append(Stmt(f"a{j} = sd_block_allreduce(a{j}, red_{r.dtype}, {'SdSum' if r.op == 'sum' else 'SdMax'}(), "
+                             f"{_ident(r.op, r.dtype)});"))
+            body.append(Stmt(f"if (threadIdx.x == 0) {kc.buf(o, write=True)}[0] = a{j};"))
+        comment = [f"combine the {count} per-block partial results of {src}: " +
+                   "; ".join(f"{r.op} {_label(r)} -> {self.buf_name(o)}" for r, o, _ in finals),
+                   "one block; fixed combination order (deterministic, no atomics)"]
+        shared = sum(32 * np.dtype(dt).itemsize for dt in {r.dtype for r, _, _ in finals})
+        self._add(kc, f"k{ki}_total", ki, "loop_total", comment, (1,), (nthreads,), body, shared, nthreads)
+
+    def _kernel_reduce(self, ki: int, k: ReduceKernel) -> None:
+        r, out = k.node, k.out
+        x = r.inputs[0]
+        axes = set(r.attrs["axes"])
+        T, I = CTYPE[r.dtype], self.idx
+        kept = [a for a in range(x.ndim) if a not in axes]
+        red = [a for a in range(x.ndim) if a in axes]
+        kshape = tuple(x.shape[a] for a in kept)
+        rshape = tuple(x.shape[a] for a in red)
+        M, R = _prod(kshape), _prod(rshape)
+        opname = "SdSum" if r.op == "sum" else "SdMax"
+        ident = _ident(r.op, r.dtype)
+        inner_reduced = x.ndim - 1 in axes
+        row_mode = inner_reduced and R >= 32  # contiguous runs: a block per output, threads along the run
+        if row_mode:
+            nthreads = _threads(R)
+            gx = max(1, min(M, MAX_GRID))
+            S = max(1, min(_cdiv(R, nthreads * 16), max(1, 256 // max(gx, 1)), 64))
+        else:
+            nthreads = _threads(M)
+            gx = max(1, min(_cdiv(M, nthreads), MAX_GRID))
+            S = max(1, min(_cdiv(R, 256), max(1, 256 // gx), 64))
+        CH = _cdiv(R, S)
+        kc = KernelCtx(self)
+        body: list = []
+        part = None
+        if S > 1:
+            part = self.partial(f"partial {r.op}s of {_label(r)} ({S} chunks x {M})", r.dtype, S * M)
+            dst = kc.raw(part, T, S * M * np.dtype(r.dtype).itemsize, write=True)
+            target = f"{dst}[({I})blockIdx.y * {M} + o]"
+        else:
+            target = f"{kc.buf(out, write=True)}[o]"
+        if S > 1:
+            lo = f"({I})blockIdx.y * {CH}"
+            body.append(Stmt(f"const {I} r_lo = {lo};"))
+            body.append(Stmt(f"const {I} r_hi = r_lo + {CH} < {R} ? r_lo + {CH} : {R};"))
+            rlo, rhi = "r_lo", "r_hi"
+        else:
+            rlo, rhi = "0", str(R)
+        if row_mode:
+            body.insert(0, Stmt(f"__shared__ {T} red_{r.dtype}[32];"))
+            outer = Block(f"for ({I} o = ({I})blockIdx.x; o < {M}; o += ({I})gridDim.x) {{",
+                          count=M / gx)
+        else:
+            outer = Block(self._grid_loop("o", M), count=M / (gx * nthreads))
+        body.append(outer)
+        kpoint = self._coords(outer.body, "o", kshape, [f"o{a}" for a in kept])
+        outer.body.append(Stmt(f"{T} acc = {ident};"))
+        if row_mode:
+            start = f"{rlo} + ({I})threadIdx.x" if rlo != "0" else f"({I})threadIdx.x"
+            inner = Block(f"for ({I} r = {start}; r < {rhi}; r += ({I})blockDim.x) {{", count=CH / nthreads)
+        else:
+            inner = Block(f"for ({I} r = {rlo}; r < {rhi}; ++r) {{", count=CH)
+        outer.body.append(inner)
+        rpoint = self._coords(inner.body, "r", rshape, [f"r{a}" for a in red])
+        pt = [None] * x.ndim
+        for a, p in zip(kept, kpoint):
+            pt[a] = p
+        for a, p in zip(red, rpoint):
+            pt[a] = p
+        ev = Eval(kc, inner.body, I)
+        v = ev.convert(ev.ev(x, pt), x.dtype, r.dtype)
+        inner.body.append(Stmt(f"acc = {'acc + ' + v if r.op == 'sum' else f'sd_max(acc, {v})'};", flops=1))
+        if row_mode:
+            outer.body.append(Stmt(f"acc = sd_block_allreduce(acc, red_{r.dtype}, {opname}(), {ident});"))
+            outer.body.append(Stmt(f"if (threadIdx.x == 0) {target} = acc;"))
+        else:
+            outer.body.append(Stmt(f"{target} = acc;"))
+        how = ("a block per output, threads along the reduced elements, block reduction" if row_mode
+               else "a thread per output, sequential over the reduced elements")
+        comment = [f"{r.op} over axes {sorted(axes)} of {_label(x)} {list(x.shape)} -> {self.buf_name(out)} "
+                   f"({_label(r)}, {M} outputs x {R} elements)",
+                   how + (f"; the reduced elements split in {S} chunks (grid y), combined by the next kernel"
+                          if S > 1 else "")]
+        grid = (gx, S) if S > 1 else (gx,)
+        self._add(kc, f"k{ki}_{r.op}", ki, "reduce", comment, grid, (nthreads,), body,
+                  32 * np.dtype(r.dtype).itemsize if row_mode else 0, gx * S * nthreads)
+        if S > 1:
+            kc2 = KernelCtx(self)
+            nt2 = _threads(M)
+            g2 = max(1, min(_cdiv(M, nt2), MAX_GRID))
+            p = kc2.raw(part, T, S * M * np.dtype(r.dtype).itemsize)
+            loop = Block(self._grid_loop("o", M), count=M / (g2 * nt2))
+            loop.body.append(Stmt(f"{T} acc = {p}[o];"))
+            upd = f"acc + {p}[s * {M} + o]" if r.op == "sum" else f"sd_max(acc, {p}[s * {M} + o])"
+            loop.body.append(Block(f"for (int s = 1; s < {S}; ++s) {{", [Stmt(f"acc = {upd};", flops=1)], count=S - 1))
+            loop.body.append(Stmt(f"{kc2.buf(out, write=True)}[o] = acc;"))
+            self._add(kc2, f"k{ki}_{r.op}_total", ki, "reduce_total",
+                      [f"combine the {S} chunk results of k{ki}_{r.op} -> {self.buf_name(out)}",
+                       "a thread per output, chunks in order (deterministic)"], (g2,), (nt2,), [loop], 0, g2 * nt2)
+
+    def _kernel_row(self, ki: int, k: RowKernel) -> None:
+        n, out, axis = k.node, k.out, k.axis
+        x = n.inputs[0]
+        T, I, dt = CTYPE[n.dtype], self.idx, n.dtype
+        f = _sfx(dt)
+        L = x.shape[axis]
+        odims = [d for d in range(x.ndim) if d != axis]
+        oshape = tuple(x.shape[d] for d in odims)
+        ROWS = _prod(oshape)
+        warp_mode = L <= WARP_ROW_MAX
+        kc = KernelCtx(self)
+        body: list = []
+        if warp_mode:
+            rpb = max(1, min(BLOCK // 32, ROWS))  # rows (warps) per block
+            nthreads = 32 * rpb
+            grid = max(1, min(_cdiv(ROWS, rpb), MAX_GRID))
+            body.append(Stmt("const int lane = (int)(threadIdx.x & 31u);"))
+            loop = Block(f"for ({I} row = ({I})blockIdx.x * {rpb} + ({I})(threadIdx.x >> 5); row < {ROWS}; "
+                         f"row += ({I})gridDim.x * {rpb}) {{", count=ROWS / (grid * rpb))
+            jstart, jstep, per = "lane", "32", 32
+            red = lambda v, op: f"{v} = sd_warp_allreduce({v}, {op}());"  # noqa: E731
+            shared = 0
+        else:
+            nthreads = BLOCK
+            grid = max(1, min(ROWS, MAX_GRID))
+            body.append(Stmt(f"__shared__ {T} red_{dt}[32];"))
+            loop = Block(f"for ({I} row = ({I})blockIdx.x; row < {ROWS}; row += ({I})gridDim.x) {{",
+                         count=ROWS / grid)
+            jstart, jstep, per = "(int)threadIdx.x", "(int)blockDim.x", nthreads
+            red = lambda v, op: (f"{v} = sd_block_allreduce({v}, red_{dt}, {op}(), "  # noqa: E731
+                                 f"{_ident('sum' if op == 'SdSum' else 'max', dt)});")
+            shared = 32 * np.dtype(dt).itemsize
+        body.append(loop)
+        opoint = self._coords(loop.body, "row", oshape, [f"o{d}" for d in odims])
+
+        def jloop(label: str) -> tuple[Block, Eval, tuple]:
+            b = Block(f"for ({I} j = {jstart}; j < {L}; j += {jstep}) {{  // {label}", count=L / per)
+            loop.body.append(b)
+            pt = list(opoint)
+            pt.insert(axis, "j")
+            return b, Eval(kc, b.body, I), tuple(pt)
+
+        loop.body.append(Stmt(f"{T} m = {flit(-np.inf, dt)};"))
+        b, ev, pt = jloop("pass 1: row maximum")
+        b.body.append(Stmt(f"m = sd_max(m, {ev.convert(ev.ev(x, pt), x.dtype, dt)});", flops=1))
+        loop.body.append(Stmt(red("m", "SdMax")))
+        loop.body.append(Stmt(f"if (!(fabs{f}(m) < {flit(np.inf, dt)})) m = {flit(0, dt)};  "
+                              f"// rows of -inf / inf / nan: no shift"))
+        loop.body.append(Stmt(f"{T} s = {flit(0, dt)};"))
+        b, ev, pt = jloop("pass 2: sum of exp(x - max)")
+        v = ev.convert(ev.ev(x, pt), x.dtype, dt)
+        e = ev.bind(T, f"exp{f}({v} - m)", flops=2, special=1)
+        b.body.append(Stmt(f"s = s + {e};", flops=1))
+        loop.body.append(Stmt(red("s", "SdSum")))
+        oname = kc.buf(out, write=True)
+        if n.op == "softmax":
+            loop.body.append(Stmt(f"const {T} inv = {flit(1, dt)} / s;", flops=1))
+            b, ev, pt = jloop("pass 3: write exp(x - max) / sum")
+            v = ev.convert(ev.ev(x, pt), x.dtype, dt)
+            e = ev.bind(T, f"exp{f}({v} - m)", flops=2, special=1)
+            b.body.append(Stmt(f"{oname}[{ev.offset(n.shape, pt)}] = {e} * inv;", flops=1))
+        elif n.op == "log_softmax":
+            loop.body.append(Stmt(f"const {T} lse = m + log{f}(s);", flops=1, special=1))
+            b, ev, pt = jloop("pass 3: write x - logsumexp")
+            v = ev.convert(ev.ev(x, pt), x.dtype, dt)
+            b.body.append(Stmt(f"{oname}[{ev.offset(n.shape, pt)}] = {v} - lse;", flops=1))
+        else:  # logsumexp: one value per row; the output's flat index is the row index
+            first = "lane == 0" if warp_mode else "threadIdx.x == 0"
+            loop.body.append(Stmt(f"if ({first}) {oname}[row] = m + log{f}(s);", flops=1, special=1))
+        how = (f"a warp per row ({rpb} rows per block), warp-shuffle reductions" if warp_mode
+               else "a block per row, block reductions (warp shuffles + shared memory)")
+        comment = [f"{n.op} along axis {axis} of {_label(x)} {list(x.shape)} -> {self.buf_name(out)} "
+                   f"({ROWS} rows of {L})", how + "; passes: max, sum of exp, write"]
+        self._add(kc, f"k{ki}_{n.op}", ki, "row", comment, (grid,), (nthreads,), body, shared, grid * nthreads)
+
+    def _kernel_matmul(self, ki: int, k: MatmulKernel) -> None:
+        M, N, K = k.M, k.N, k.K
+        dt = k.node.dtype
+        T, I = CTYPE[dt], self.idx
+        where = self.p.where
+        kc = KernelCtx(self)
+        A = kc.buf(where[k.a])
+        B = kc.buf(where[k.b])
+        bias = kc.buf(where[k.bias]) if k.bias is not None else None
+        C = kc.buf(k.out, write=True)
+        BM = 64 if M >= 64 else (32 if M >= 32 else 16)
+        BN = 64 if N >= 64 else (32 if N >= 32 else 16)
+        BK = 16
+        TM, TN = BM // 16, BN // 16
+        tiles_n = _cdiv(N, BN)
+        tiles = _cdiv(M, BM) * tiles_n
+        grid = max(1, min(tiles, 65535))
+        z = flit(0, dt)
+        # op(A)[i, k]: A is M x K (row-major), or K x M read transposed in place; consecutive threads
+        # stage consecutive addresses of the stored operand
+        if k.trans_a:
+            a_map, a_off = f"const int ii = e % {BM}, kk = e / {BM};", f"gk * {M} + gi"
+        else:
+            a_map, a_off = f"const int kk = e % {BK}, ii = e / {BK};", f"gi * {K} + gk"
+        if k.trans_b:
+            b_map, b_off = f"const int kk = e % {BK}, jj = e / {BK};", f"gj * {K} + gk"
+        else:
+            b_map, b_off = f"const int jj = e % {BN}, kk = e / {BN};", f"gk * {N} + gj"
+        epi = f"acc[m][n] + {bias}[gj]" if bias is not None else "acc[m][n]"
+        code = f"""\
+__shared__ {T} As[{BK}][{BM} + 1];  // op(A) tile, k-major
+__shared__ {T} Bs[{BK}][{BN} + 1];  // op(B) tile
+const int tx = (int)(threadIdx.x % 16u), ty = (int)(threadIdx.x / 16u);
+for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
+    const int row0 = tile / {tiles_n} * {BM}, col0 = tile % {tiles_n} * {BN};
+    {T} acc[{TM}][{TN}];
+#pragma unroll
+    for (int m = 0; m < {TM}; ++m)
+#pragma unroll
+        for (int n = 0; n < {TN}; ++n) acc[m][n] = {z};
+    for (int k0 = 0; k0 < {K}; k0 += {BK}) {{
+        for (int e = (int)threadIdx.x; e < {BM * BK}; e += 256) {{  // stage op(A) (coalesced along its storage)
+            {a_map}
+            const int gi = row0 + ii, gk = k0 + kk;
+            As[kk][ii] = (gi < {M} && gk < {K}) ? {A}[({I}){a_off}] : {z};
+        }}
+        for (int e = (int)threadIdx.x; e < {BK * BN}; e += 256) {{  // stage op(B)
+            {b_map}
+            const int gk = k0 + kk, gj = col0 + jj;
+            Bs[kk][jj] = (gk < {K} && gj < {N}) ? {B}[({I}){b_off}] : {z};
+        }}
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < {BK}; ++kk) {{
+            {T} a[{TM}], b[{TN}];
+#pragma unroll
+            for (int m = 0; m < {TM}; ++m) a[m] = As[kk][ty + 16 * m];
+#pragma unroll
+            for (int n = 0; n < {TN}; ++n) b[n] = Bs[kk][tx + 16 * n];
+#pragma unroll
+            for (int m = 0; m < {TM}; ++m)
+#pragma unroll
+                for (int n = 0; n < {TN}; ++n) acc[m][n] += a[m] * b[n];
+        }}
+        __syncthreads();
+    }}
+#pragma unroll
+    for (int m = 0; m < {TM}; ++m)
+#pragma unroll
+        for (int n = 0; n < {TN}; ++n) {{
+            const int gi = row0 + ty + 16 * m, gj = col0 + tx + 16 * n;
+            if (gi < {M} && gj < {N}) {C}[({I})gi * {N} + gj] = {epi};
+        }}
+}}"""
+        opa = f"{_label(k.a)}{'^T' if k.trans_a else ''}"
+        opb = f"{_label(k.b)}{'^T' if k.trans_b else ''}"
+        comment = [f"matmul {self.buf_name(k.out)} ({_label(k.node)}) = {opa} @ {opb}"
+                   + (f" + {_label(k.bias)}" if k.bias is not None else "") + f"  [{M}x{K}] @ [{K}x{N}]",
+                   f"{BM}x{BN} output tiles, k-steps of {BK} through shared memory, 256 threads with a {TM}x{TN} "
+                   f"register block each" + ("; transposed operands read in place" if k.trans_a or k.trans_b else "")
+                   + ("; bias added in the epilogue" if k.bias is not None else "")]
+        flops = 2.0 * M * N * K + (M * N if bias is not None else 0)
+        shared = (BK * (BM + 1) + BK * (BN + 1)) * np.dtype(dt).itemsize
+        self._add(kc, f"k{ki}_matmul", ki, "matmul", comment, (grid,), (256,), [Stmt(code)], shared, 1.0, flops)
+
+    # -- assembling the source --------------------------------------------------------------------------
+    def _helpers(self, text: str) -> list[str]:
+        need: list[str] = []
+
+        def add(h: str) -> None:
+            deps, _ = HELPERS[h]
+            for d in deps:
+                add(d)
+            if h not in need:
+                need.append(h)
+        for h in HELPERS:
+            if re.search(rf"\b{h}\b", text):
+                add(h)
+        return [HELPERS[h][1] for h in HELPERS if h in need]
+
+    def _source(self) -> str:
+        p, name = self.p, self.name
+        nin, nout = len(p.inputs), len(p.outputs)
+        kern_lines: list[str] = []
+        for ck in self.kernels:
+            kern_lines.append("")
+            for c in ck.comment:
+                kern_lines.append(f"// {ck.name}: {c}" if c is ck.comment[0] else f"//   {c}")
+            kern_lines.append(f"//   launch: grid ({', '.join(map(str, ck.grid))}), block {ck.block[0]}")
+            params = ", ".join(d for d, _ in ck.params)
+            kern_lines.append(f"__global__ void __launch_bounds__({ck.block[0]}) {ck.name}({params}) {{")
+            emit(ck.body, 1, kern_lines)
+            kern_lines.append("}")
+        consts = []
+        for buf in p.consts:
+            if buf.id not in self._consts:
+                continue
+            vals = np.ascontiguousarray(buf.value, dtype=buf.dtype).reshape(-1)
+            items = [flit(v, buf.dtype) for v in vals.tolist()]
+            rows = [", ".join(items[i:i + 8]) for i in range(0, len(items), 8)]
+            node = self.node_of(buf)
+            consts.append(f"// {_label(node) if node is not None else 'constant'} {list(buf.shape)}")
+            consts.append(f"__device__ const {CTYPE[buf.dtype]} {self._consts[buf.id]}[{max(1, len(items))}] = {{")
+            consts.extend(f"    {r}," for r in rows)
+            consts.append("};")
+        # launcher
+        L: list = [Stmt("cudaStream_t stream = (cudaStream_t)stream_arg;", "stream")]
+        for buf in p.inputs + p.outputs:
+            nm = self.buf_name(buf)
+            ct = CTYPE[buf.dtype]
+            q = "const " if buf.kind == "input" else ""
+            L.append(Stmt(f"{q}{ct}* {nm} = ({q}{ct}*)args[{buf.slot}];", nm))
+        L.append(Stmt(f"char* ws = (char*)args[{nin + nout}];", "ws"))
+        for buf in p.temps:
+            nm = self.buf_name(buf)
+            L.append(Stmt(f"{CTYPE[buf.dtype]}* {nm} = ({CTYPE[buf.dtype]}*)(ws + {buf.offset});  "
+                          f"// {_label(self.node_of(buf)) if self.node_of(buf) is not None else ''}", nm))
+        for nm, ct, off, _nb, label in self.extra:
+            L.append(Stmt(f"{ct}* {nm} = ({ct}*)(ws + {off});  // {label}", nm))
+        L.extend(self.launcher)
+        L.append(Stmt("return 0;"))
+        L = dce(L, set())
+        launch_lines: list[str] = []
+        emit(L, 1, launch_lines)
+        sizes = [b.nbytes for b in p.inputs + p.outputs] + [self.ws_bytes]
+        arg_doc = self._arg_doc()
+        text_k = "\n".join(kern_lines)
+        helpers = self._helpers(text_k)
+        out = [
+            f"// {name}.cu -- generated by symdiff (codegen/cuda_render.py); do not edit.",
+            f"// {len(self.kernels)} kernel(s) for a Program of {len(p.kernels)} fused group(s).",
+            "//",
+            "// GPU:  nvcc -O3 -shared -Xcompiler -fPIC -o lib{0}.so {0}.cu".format(name),
+            "// CPU:  g++ -x c++ -O2 -fPIC -shared -pthread -I<symdiff>/codegen -o lib{0}.so {0}.cu".format(name),
+            "//       (codegen/cuda_cpu.h emulates blocks, threads, __syncthreads and warp shuffles)",
+            "//",
+            f"// {name}_launch(args, stream): args are device pointers:",
+            *[f"//   {line}" for line in arg_doc],
+            "",
+            "#ifdef __CUDACC__",
+            "#include <cuda_runtime.h>",
+            "#include <math.h>",
+            "#include <stdio.h>",
+            "#define SD_LAUNCH(kernel, grid, block, shmem, stream, ...) kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)",
+            "#define SD_CHECK(call) do { const int sd_rc_ = sd_status((call), #call, __LINE__); if (sd_rc_) return sd_rc_; } while (0)",
+            "#else",
+            "#include <cuda_cpu.h>  // CPU emulation of the CUDA thread model (SD_LAUNCH, SD_CHECK: no-op)",
+            "#endif",
+            "",
+            f"static char sd_error[512];",
+            "",
+            "// record a failed CUDA call; returns the error code (0: success)",
+            "static int sd_status(cudaError_t e, const char* what, int line) {",
+            f"    if (e != cudaSuccess) snprintf(sd_error, sizeof sd_error, \"{name}.cu line %d: %s: %s\", line, what, cudaGetErrorString(e));",
+            "    return (int)e;",
+            "}",
+        ]
+        if helpers:
+            out += ["", "// ---- device helpers " + "-" * 80] + ["\n\n".join(helpers)]
+        if consts:
+            out += ["", "// ---- constants " + "-" * 85] + consts
+        out += ["", "// ---- kernels " + "-" * 87] + kern_lines[1:]
+        out += ["", "// ---- host side " + "-" * 85, "",
+                "// launch every kernel, in order, on `stream` (asynchronous); returns 0 or a CUDA error code",
+                f"extern \"C\" int {name}_launch(void* const* args, void* stream_arg) {{"] + launch_lines + ["}"]
+        nargs = nin + nout + 1
+        out += [
+            "",
+            f"extern \"C\" size_t {name}_workspace_bytes(void) {{ return {self.ws_bytes}; }}",
+            f"extern \"C\" int {name}_num_args(void) {{ return {nargs}; }}",
+            f"extern \"C\" const char* {name}_last_error(void) {{ return sd_error; }}",
+            f"extern \"C\" int {name}_device_count(void) {{",
+            "    int n = 0;",
+            "    return sd_status(cudaGetDeviceCount(&n), \"cudaGetDeviceCount\", __LINE__) ? -1 : n;",
+            "}",
+            f"extern \"C\" void* {name}_malloc(size_t bytes) {{",
+            "    void* p = 0;",
+            "    return sd_status(cudaMalloc(&p, bytes ? bytes : 1), \"cudaMalloc\", __LINE__) ? 0 : p;",
+            "}",
+            f"extern \"C\" int {name}_free(void* p) {{ return sd_status(cudaFree(p), \"cudaFree\", __LINE__); }}",
+            f"extern \"C\" int {name}_to_device(void* dst, const void* src, size_t bytes) {{",
+            "    return sd_status(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), \"cudaMemcpy (to device)\", __LINE__);",
+            "}",
+            f"extern \"C\" int {name}_to_host(void* dst, const void* src, size_t bytes) {{",
+            "    return sd_status(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), \"cudaMemcpy (to host)\", __LINE__);",
+            "}",
+            f"extern \"C\" int {name}_synchronize(void) {{ return sd_status(cudaDeviceSynchronize(), \"cudaDeviceSynchronize\", __LINE__); }}",
+            "",
+            "// one-shot call on host pointers (same order as the launcher's args, without the workspace):",
+            "// allocate device buffers, copy the inputs in, launch, wait, copy the outputs back, free",
+            f"extern \"C\" int {name}_run(void* const* host_args) {{",
+            f"    static const size_t bytes[{nargs}] = {{{', '.join(str(s) for s in sizes)}}};",
+            f"    void* dev[{nargs}] = {{0}};",
+            "    int rc = 0;",
+            f"    for (int k = 0; k < {nargs} && rc == 0; ++k)",
+            "        rc = sd_status(cudaMalloc(&dev[k], bytes[k] ? bytes[k] : 1), \"cudaMalloc\", __LINE__);",
+            f"    for (int k = 0; k < {nin} && rc == 0; ++k)",
+            "        rc = sd_status(cudaMemcpy(dev[k], host_args[k], bytes[k], cudaMemcpyHostToDevice), \"cudaMemcpy (to device)\", __LINE__);",
+            f"    if (rc == 0) rc = {name}_launch(dev, 0);",
+            "    if (rc == 0) rc = sd_status(cudaDeviceSynchronize(), \"cudaDeviceSynchronize\", __LINE__);",
+            f"    for (int k = {nin}; k < {nin + nout} && rc == 0; ++k)",
+            "        rc = sd_status(cudaMemcpy(host_args[k], dev[k], bytes[k], cudaMemcpyDeviceToHost), \"cudaMemcpy (to host)\", __LINE__);",
+            f"    for (int k = 0; k < {nargs}; ++k)",
+            "        if (dev[k]) cudaFree(dev[k]);",
+            "    return rc;",
+            "}",
+            "",
+        ]
+        return "\n".join(out)
+
+    def _arg_doc(self) -> list[str]:
+        p = self.p
+        lines = []
+        for buf in p.inputs:
+            node = self.node_of(buf)
+            lines.append(f"[{buf.slot}] {node.name if node is not None else '?'}: {buf.dtype}{list(buf.shape)} (input)")
+        for k, buf in enumerate(p.outputs):
+            node = p.output_nodes[k]
+            lines.append(f"[{buf.slot}] output {k}: {buf.dtype}{list(buf.shape)} ({_label(node)})")
+        lines.append(f"[{len(p.inputs) + len(p.outputs)}] workspace: {self.ws_bytes} bytes")
+        return lines
+
+    def _header(self) -> str:
+        name, p = self.name, self.p
+        guard = f"{name.upper()}_CUDA_H"
+        nargs = len(p.inputs) + len(p.outputs) + 1
+        return "\n".join([
+            f"/* {name}_cuda.h -- generated by symdiff: the C interface of {name}.cu */",
+            f"#ifndef {guard}",
+            f"#define {guard}",
+            "",
+            "#include <stddef.h>",
+            "",
+            "#ifdef __cplusplus",
+            "extern \"C\" {",
+            "#endif",
+            "",
+            "/* Arguments, in this order (device pointers for _launch, host pointers for _run, which takes no",
+            " * workspace):",
+            *[f" *   {line}" for line in self._arg_doc()],
+            " */",
+            f"#define {name.upper()}_NUM_ARGS {nargs}",
+            f"#define {name.upper()}_WORKSPACE_BYTES {self.ws_bytes}",
+            "",
+            "/* Launch every kernel in order on a cudaStream_t (NULL: the default stream); asynchronous.",
+            f" * Returns 0 or a cudaError_t code; {name}_last_error() describes the failure. */",
+            f"int {name}_launch(void* const* args, void* stream);",
+            "/* One-shot call on host pointers: allocates, copies in, launches, synchronises, copies out, frees. */",
+            f"int {name}_run(void* const* host_args);",
+            f"size_t {name}_workspace_bytes(void);",
+            f"int {name}_num_args(void);",
+            f"const char* {name}_last_error(void);",
+            f"int {name}_device_count(void);",
+            f"void* {name}_malloc(size_t bytes);",
+            f"int {name}_free(void* p);",
+            f"int {name}_to_device(void* dst, const void* src, size_t bytes);",
+            f"int {name}_to_host(void* dst, const void* src, size_t bytes);",
+            f"int {name}_synchronize(void);",
+            "",
+            "#ifdef __cplusplus",
+            "}",
+            "#endif",
+            "",
+            f"#endif /* {guard} */",
+            "",
+        ])
+
+    def stats(self) -> list[dict]:
+        out = []
+        for ck in self.kernels:
+            moved = ck.bytes_read + ck.bytes_written
+            out.append({
+                "name": ck.name,
+                "kind": ck.kind,
+                "ir_kernel": ck.ir_index,
+                "grid": ck.grid,
+                "block": ck.block,
+                "threads": int(np.prod(ck.grid)) * int(ck.block[0]),
+                "shared_bytes": int(ck.shared_bytes),
+                "flops": int(round(ck.flops)),
+                "special_ops": int(round(ck.special)),
+                "bytes_read": int(ck.bytes_read),
+                "bytes_written": int(ck.bytes_written),
+                "intensity": (ck.flops / moved) if moved else 0.0,
+                "what": ck.comment[0],
+            })
+        return out
+
+
+def render_cuda(program: Program, name: str = "sd_entry") -> tuple[str, str]:
+    """The CUDA C source (``.cu``) and C header of a lowered Program."""
+    return CudaRenderer(program, name).render()
+
+
+def kernel_stats(program: Program, name: str = "sd_entry") -> list[dict]:
+    """Per generated CUDA kernel: name, kind, grid, block, shared bytes, FLOPs (elementwise ops and
+    math functions count 1, a matmul 2MNK), ``special_ops`` (transcendental calls among them), and the
+    compulsory bytes read / written (every buffer a kernel touches counted once: a lower bound on DRAM
+    traffic), plus ``intensity`` = FLOPs / bytes for a roofline estimate."""
+    r = CudaRenderer(program, name)
+    r.render()
+    return r.stats()
