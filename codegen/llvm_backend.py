@@ -78,7 +78,11 @@ class LLVMFunction(CompiledFunction):
         return self.program.stats()
 
     def __call__(self, **kwargs):
-        return self.kernel(**kwargs)  # validation, unboxing and the GIL release happen in C
+        try:
+            return self.kernel(**kwargs)  # validation, unboxing and the GIL release happen in C
+        except (TypeError, ValueError):
+            self.signature.bind(kwargs)  # the same checks in Python give the backend-independent message
+            raise
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         out = self.kernel(*arrays)

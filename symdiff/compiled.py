@@ -12,7 +12,7 @@ from .signature import Signature
 from .simplify import simplify
 
 BACKENDS = ("numpy", "llvm", "cuda", "cuda-cpu")
-DEFAULT_BACKEND = "numpy"
+DEFAULT_BACKEND = "llvm"
 
 
 class CompiledFunction:
