@@ -15,8 +15,9 @@
  *   - Completion: an atomic countdown `remaining` of chunks claimed by
  *     workers; the worker that brings it to zero wakes the dispatcher if (and
  *     only if) the dispatcher sleeps.
- *   - Waiting = spin with `pause` for spin_us, then futex wait (Linux) or a
- *     condition variable (elsewhere).  Sleep/wake races are closed by the
+ *   - Waiting = spin with `pause` for spin_us (with sched_yield() after the
+ *     first 2 us, so a waited-for thread queued on the same core can run),
+ *     then futex wait (Linux) or a condition variable (elsewhere).  Sleep/wake races are closed by the
  *     "set sleeping flag (seq_cst), re-check the word, futex_wait(word, old)"
  *     pattern on one side and "change word (seq_cst), read flag" on the other.
  *   - Concurrent dispatchers: an atomic `busy` flag; whoever loses runs its
@@ -35,6 +36,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -45,7 +47,6 @@
 
 #if defined(__linux__)
 #include <linux/futex.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #define SD_USE_FUTEX 1
 #else
@@ -109,21 +110,32 @@ static inline uint64_t sd_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Spin while *word == val, for at most spin_us; returns the last value read. */
-static unsigned sd_spin_while_eq(atomic_uint *word, unsigned val, int spin_us) {
+/* After this long (ns), spinners also sched_yield(): when the machine is busy the
+ * thread we wait for may be queued on our own core, and a pure spin would keep
+ * it off the CPU for a whole time slice. */
+#ifndef SD_YIELD_AFTER_NS
+#define SD_YIELD_AFTER_NS 10000u
+#endif
+
+/* Spin while (*word == val) == eq, for at most spin_us; returns the last value read. */
+static unsigned sd_spin(atomic_uint *word, unsigned val, int eq, int spin_us) {
     unsigned v = atomic_load_explicit(word, memory_order_acquire);
-    if (v != val || spin_us <= 0)
+    if ((v == val) != eq || spin_us <= 0)
         return v;
-    const uint64_t deadline = sd_now_ns() + (uint64_t)spin_us * 1000u;
+    const uint64_t start = sd_now_ns();
+    const uint64_t deadline = start + (uint64_t)spin_us * 1000u;
     for (;;) {
         for (int i = 0; i < 64; i++) {
             sd_cpu_relax();
             v = atomic_load_explicit(word, memory_order_acquire);
-            if (v != val)
+            if ((v == val) != eq)
                 return v;
         }
-        if (sd_now_ns() >= deadline)
+        const uint64_t t = sd_now_ns();
+        if (t >= deadline)
             return v;
+        if (t - start >= SD_YIELD_AFTER_NS)
+            sched_yield();
     }
 }
 
@@ -162,8 +174,8 @@ static void *sd_worker_main(void *arg) {
     unsigned last = 1u;
     sd_tls_in_task = 1; /* anything a worker dispatches runs serially */
     for (;;) {
-        unsigned s = sd_spin_while_eq(&w->state, last,
-                                      atomic_load_explicit(&p->spin_us, memory_order_relaxed));
+        unsigned s = sd_spin(&w->state, last, 1,
+                             atomic_load_explicit(&p->spin_us, memory_order_relaxed));
         while (s == last) {
             atomic_store(&w->sleeping, 1); /* seq_cst: pairs with the dispatcher */
             s = atomic_load(&w->state);
@@ -390,27 +402,13 @@ void sd_parallel_for(void *vpool, sd_task_fn fn, void *ctx, int64_t n) {
     if (stolen)
         atomic_fetch_sub(&p->remaining, stolen);
 
-    unsigned rem = atomic_load_explicit(&p->remaining, memory_order_acquire);
+    /* spin until the countdown reaches zero, then sleep on it */
+    unsigned rem = sd_spin(&p->remaining, 0u, 0, atomic_load_explicit(&p->spin_us, memory_order_relaxed));
     if (rem != 0u) {
-        /* spin until the countdown reaches zero, then sleep on it */
-        const int spin_us = atomic_load_explicit(&p->spin_us, memory_order_relaxed);
-        if (spin_us > 0) {
-            const uint64_t deadline = sd_now_ns() + (uint64_t)spin_us * 1000u;
-            while (rem != 0u) {
-                for (int i = 0; i < 64 && rem != 0u; i++) {
-                    sd_cpu_relax();
-                    rem = atomic_load_explicit(&p->remaining, memory_order_acquire);
-                }
-                if (rem != 0u && sd_now_ns() >= deadline)
-                    break;
-            }
-        }
-        if (rem != 0u) {
-            atomic_store(&p->waiter_sleeping, 1); /* seq_cst: pairs with the workers */
-            while ((rem = atomic_load(&p->remaining)) != 0u)
-                sd_block_while_eq(p, &p->remaining, rem);
-            atomic_store_explicit(&p->waiter_sleeping, 0, memory_order_relaxed);
-        }
+        atomic_store(&p->waiter_sleeping, 1); /* seq_cst: pairs with the workers */
+        while ((rem = atomic_load(&p->remaining)) != 0u)
+            sd_block_while_eq(p, &p->remaining, rem);
+        atomic_store_explicit(&p->waiter_sleeping, 0, memory_order_relaxed);
     }
     atomic_thread_fence(memory_order_acquire);
     atomic_store_explicit(&p->busy, 0, memory_order_release);

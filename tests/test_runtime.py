@@ -139,12 +139,10 @@ void bigstack_task(void *c, int64_t b, int64_t e) {
     buf[0] = buf[4096];
 }
 
-/* mean microseconds per sd_parallel_for(pool, spin(work_us per chunk), n) */
-static void spin_task(void *c, int64_t b, int64_t e) { double us = *(double *)c; if (us <= 0) return; double t0 = now_s(); while ((now_s() - t0) * 1e6 < us) {} (void)b; (void)e; }
-double bench_dispatch(void *pool, int64_t iters, double work_us, int64_t n) {
-    double t0 = now_s();
-    for (int64_t i = 0; i < iters; i++) g_pfor(pool, spin_task, &work_us, n);
-    return (now_s() - t0) / iters * 1e6;
+/* times[i] = microseconds of the i-th sd_parallel_for(pool, spin(work_us per chunk), n) */
+static void spin_task(void *c, int64_t b, int64_t e) { double us = *(double *)c * (double)(e - b); if (us <= 0) return; double t0 = now_s(); while ((now_s() - t0) * 1e6 < us) {} }
+void bench_dispatch(void *pool, int64_t iters, double work_us, int64_t n, double *times) {
+    for (int64_t i = 0; i < iters; i++) { double t0 = now_s(); g_pfor(pool, spin_task, &work_us, n); times[i] = (now_s() - t0) * 1e6; }
 }
 """
 
@@ -172,8 +170,8 @@ def clib(tmp_path_factory):
     lib.set_pfor(runtime.runtime_symbols()["sd_parallel_for"])
     lib.run_nested.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
     lib.run_nested.restype = ctypes.c_int64
-    lib.bench_dispatch.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int64]
-    lib.bench_dispatch.restype = ctypes.c_double
+    lib.bench_dispatch.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int64,
+                                   ctypes.c_void_p]
     lib.rendezvous_max.restype = ctypes.c_int
     return lib
 
@@ -765,6 +763,24 @@ def test_gil_released_during_call(clib):
     assert float(out[0]) == 1.0 and float(out[1]) == 2.0
 
 
+def test_pool_close_refused_while_in_flight(clib):
+    pool = runtime.Pool(2)
+    k = runtime.Kernel(addr(clib, "k_rendezvous"), pool, [("x", (), "float64")], [("o", (), "float64")],
+                       returns="single")
+    clib.rendezvous_reset()
+    t = threading.Thread(target=k, args=(np.array(1.0),))
+    t.start()
+    deadline = time.monotonic() + 10
+    while clib.rendezvous_max() < 1 and time.monotonic() < deadline:  # wait until inside entry()
+        time.sleep(0.001)
+    with pytest.raises(RuntimeError, match="in flight"):
+        pool.close()
+    assert float(k(np.array(2.0))) == 3.0  # second caller releases the rendezvous
+    t.join()
+    pool.close()
+    assert pool.closed and float(k(np.array(2.0))) == 3.0  # closed pool -> serial
+
+
 def test_fallback_parallel_for_symbol(clib):
     """The fallback's sd_parallel_for (a ctypes callback) runs generated loops serially."""
     syms = {k: ctypes.cast(v, ctypes.c_void_p).value for k, v in runtime._FALLBACK_CALLBACKS.items()}
@@ -886,16 +902,23 @@ def overhead_report(lib) -> str:
     for label, fn, number in rows:
         lines.append(f"  {label:<48s} {_median_us(fn, number):7.3f} us")
     lib.set_pfor(runtime.runtime_symbols()["sd_parallel_for"])
-    lines.append("  sd_parallel_for(n=2), each chunk busy-waits `chunk` us; serial = pool NULL:")
+    lines.append("  sd_parallel_for(n=2) on a 2-thread pool, each index busy-waits `chunk` us "
+                 "(ideal = chunk);\n  per-dispatch median / p90 us; serial = NULL pool (2 chunks "
+                 "in a row); hot = workers spinning, cold = asleep:")
+
+    def dist(p, iters, work):
+        t = np.zeros(iters)
+        lib.bench_dispatch(p, iters, work, 2, t.ctypes.data)
+        return f"{np.median(t):7.2f} / {np.percentile(t, 90):7.2f}"
+
     for work in (0.0, 5.0, 50.0):
         iters = 20000 if work < 10 else 4000
-        ser = statistics.median(lib.bench_dispatch(None, iters, work, 2) for _ in range(5))
-        row = [f"    chunk={work:3.0f} us: serial {ser:7.3f} us"]
+        row = [f"    chunk={work:3.0f}: serial {dist(None, iters, work)}"]
         for spin, label in ((50, "hot"), (0, "cold")):
             pool.set_spin_us(spin)
-            t = statistics.median(lib.bench_dispatch(pool.address, iters, work, 2) for _ in range(5))
-            row.append(f"{label} pool {t:7.3f} us (vs ideal {work:3.0f}: +{t - work:6.3f})")
+            row.append(f"{label} {dist(pool.address, iters, work)}")
         lines.append(", ".join(row))
+    pool.set_spin_us(50)
     return "\n".join(lines)
 
 
@@ -916,7 +939,7 @@ if __name__ == "__main__":
                         "-o", str(so)], check=True)
         lib = ctypes.CDLL(str(so))
         lib.set_pfor.argtypes = [ctypes.c_void_p]
-        lib.bench_dispatch.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int64]
-        lib.bench_dispatch.restype = ctypes.c_double
+        lib.bench_dispatch.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int64,
+                                       ctypes.c_void_p]
         print(overhead_report(lib))
     sys.exit(0)
