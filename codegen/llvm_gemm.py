@@ -63,8 +63,11 @@ _SMALL_NV = {1: 16, 2: 8, 3: 6, 4: 5, 5: 4, 6: 4, 7: 3}   # vectors per tile row
 _DOT_MAX_M = 8             # dot kernel (k-contiguous A and B) up to this many rows
 _SERIAL_FLOPS = 2_000_000  # below this the product is one task
 _TASK_FLOPS = 1_000_000    # minimum flops per task when splitting
-_MAX_TASKS = 8
+_MAX_TASKS = 4
 _MAX_STACK = 1 << 20       # bytes of packing buffer per call, at most
+_PACK_A = False            # pack op(A) when stored K x M (trans_a) and B is packed (measured: no gain here)
+_PACK_A_BYTES = 256 << 10  # its buffer, at most
+_PF_A_DIST = 16            # micro-kernel: prefetch op(A) this many k steps ahead (0: off)
 
 # micro-kernel flags
 UK_LOAD_C, UK_EPI, UK_BIAS_COL, UK_BIAS_ROW, UK_RELU = 1, 2, 4, 8, 16
@@ -146,6 +149,7 @@ class _Plan:
     nc: int = 0
     mc: int = 0
     pack: str = ""     # "" | "copy" | "trans"   (op(B) packing)
+    pack_a: bool = False   # copy op(A) (stored K x M) into MR-row panels per (MC x KC) block
     split: str = "n"
     units: int = 1     # number of split units (NR panels / MR row blocks)
     n_tasks: int = 1
@@ -286,12 +290,16 @@ def _row_plan(p: _Prob, mr: int, nv: int) -> _Plan:
         kc = _cdiv(_cdiv(K, nb), unroll) * unroll
     else:
         kc = K
-    mc = max(mr, cfg["MC"] // mr * mr)
-    mc = min(mc, _cdiv(M, mr) * mr)
+    # op(A) stored K x M: each k step of a tile reads a far-strided line; copy it into panels.
+    pack_a = bool(pack) and p.sai == 1 and p.sak > 1 and M >= _PACK_MIN_M and _PACK_A
     esz = _esize(p.dtype)
+    mc = cfg["MC"] if not pack_a else min(cfg["MC"], _PACK_A_BYTES // (esz * max(kc, 1)))
+    mc = max(mr, mc // mr * mr)
+    mc = min(mc, _cdiv(M, mr) * mr)
+    abytes = mc * max(kc, 1) * esz if pack_a else 0
     if pack:
         nc = cfg["NC"] // NR * NR
-        ncmax = (_MAX_STACK // (esz * max(kc, 1)) - VL) // NR * NR
+        ncmax = ((_MAX_STACK - abytes) // (esz * max(kc, 1)) - VL) // NR * NR
         nc = max(NR, min(nc, ncmax, _cdiv(N, NR) * NR))
     else:
         nc = _cdiv(N, NR) * NR
@@ -304,7 +312,7 @@ def _row_plan(p: _Prob, mr: int, nv: int) -> _Plan:
     else:
         split, units = "n", panels
     return _Plan("row", mr=mr, nv=nv, ks=ks, unroll=unroll, kc=kc, nc=nc, mc=mc, pack=pack,
-                 split=split, units=units, n_tasks=_choose_tasks(2 * M * N * K, units))
+                 pack_a=pack_a, split=split, units=units, n_tasks=_choose_tasks(2 * M * N * K, units))
 
 
 def plan_matmul(dtype: str, M: int, N: int, K: int, trans_a: bool = False, trans_b: bool = False,
@@ -627,6 +635,12 @@ class _Shared(_Kit):
             bk = self.gep(b, bp, b.mul(k, sbk))
             bv = [self.vload(b, self.gep(b, bk, v * VL), lmask[v]) for v in range(nv)]
             koff = b.mul(k, sak)
+            if _PF_A_DIST:
+                # Software prefetch of op(A) a few k ahead: with A stored K x M (trans_a) every
+                # k step reads a new, far-strided line that the hardware prefetchers miss.
+                kpf = b.mul(b.add(k, _c64(_PF_A_DIST)), sak)
+                for r in sorted({0, mr - 1}):
+                    self.prefetch(b, self.gep(b, arow[r], kpf))
             for r in range(mr):
                 av = self.splat(b, self.sload(b, self.gep(b, arow[r], koff)))
                 for v in range(nv):
@@ -761,6 +775,35 @@ class _Shared(_Kit):
         return fn
 
 
+    def pack_a_copy(self, mr: int) -> ir.Function:
+        """void packa(ptr src, i64 sak, ptr dst, i64 kc, i64 mc): op(A)[i, k] = src[k*sak + i]
+        (A stored K x M) for i < mc, k < kc -> ceil(mc/mr) panels, panel q at dst + q*kc*mr
+        with element (r, k) at k*mr + r.  Rows past mc in the last panel are left unwritten."""
+        name = f"sdgemm.{self.tag}.packa{mr}"
+        fn = self._existing(name)
+        if fn is not None:
+            return fn
+        VL = self.VL
+        fn = self.new_fn(name, [PTR, I64, PTR, I64, I64])
+        fn.args[0].add_attribute("noalias")
+        fn.args[2].add_attribute("noalias")
+        src, sak, dst, kc, mc = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        npan = b.udiv(b.add(mc, _c64(mr - 1)), _c64(mr))
+        with self.loop(b, 0, npan, 1, "aq") as q:
+            i0 = b.mul(q, _c64(mr))
+            dq = self.gep(b, dst, b.mul(i0, kc))
+            sq = self.gep(b, src, i0)
+            masks = [self.runtime_mask(b, self.smin(b, b.sub(mc, b.add(i0, _c64(c0))), min(VL, mr - c0)))
+                     for c0 in range(0, mr, VL)]
+            with self.loop(b, 0, kc, 1, "ak") as k:
+                sk = self.gep(b, sq, b.mul(k, sak))
+                dk = self.gep(b, dq, b.mul(k, _c64(mr)))
+                for c, c0 in enumerate(range(0, mr, VL)):
+                    self.mstore(b, self.mload(b, self.gep(b, sk, c0), masks[c]), self.gep(b, dk, c0), masks[c])
+        b.ret_void()
+        return fn
+
     def dot_kernel(self, mr: int, nr: int, ks: int) -> ir.Function:
         """Same signature as row_ukernel, for k-contiguous operands: C[r, j] (+)=
         sum_{k < kc} a[r*sai + k] * b[j*sbj + k] for r < mr, j < nr (the b stride argument is
@@ -851,10 +894,10 @@ class _Shared(_Kit):
         fn = self._existing(name)
         if fn is not None:
             return fn
-        fn = self.new_fn(name, [PTR, PTR, PTR, PTR, I64, I64, PTR, PTR], small=True)
-        for i in (0, 1, 2, 3, 6, 7):
+        fn = self.new_fn(name, [PTR, PTR, PTR, PTR, I64, I64, PTR, PTR, PTR], small=True)
+        for i in (0, 1, 2, 3, 6, 7, 8):
             fn.args[i].add_attribute("noalias")
-        A, B, C, bias, tb, te, prm, buf = fn.args
+        A, B, C, bias, tb, te, prm, buf, abuf = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         sty = _prm_type()
 
@@ -863,7 +906,7 @@ class _Shared(_Kit):
                                 inbounds=True, source_etype=sty), typ=ty, align=8)
 
         P = {f: field(0, i, I64) for i, f in enumerate(_PRM)}
-        uk_full, uk_ntail, uk_mtail, uk_corner, packfn = [field(1, i, PTR) for i in range(5)]
+        uk_full, uk_ntail, uk_mtail, uk_corner, packfn, packafn = [field(1, i, PTR) for i in range(6)]
         uk_t = ir.FunctionType(VOID, [PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I32])
         pk_t = ir.FunctionType(VOID, [PTR, I64, PTR, I64, I64])
 
@@ -873,6 +916,9 @@ class _Shared(_Kit):
         M, N, K = P["M"], P["N"], P["K"]
         MR, NR, KC, NC, MC = P["MR"], P["NR"], P["KC"], P["NC"], P["MC"]
         packed = b.icmp_signed("!=", P["pack"], zero)
+        packed_a = b.icmp_signed("!=", P["packa"], zero)
+        k_sai = b.select(packed_a, one, P["sai"])      # op(A) strides the kernels see
+        k_sak = b.select(packed_a, MR, P["sak"])
         split_m = b.icmp_signed("!=", P["split_m"], zero)
         bias_mode = P["bias_mode"]
         base_flags = b.trunc(P["flags"], I32)
@@ -898,6 +944,9 @@ class _Shared(_Kit):
                         icall(packfn, [bsrc, P["pstride"], buf, kc, b.sub(jend, jc)], pk_t)
                     with self.loop(b, m0, m1, MC, "ic") as ic:
                         iend = self.smin(b, m1, b.add(ic, MC))
+                        asrc = self.gep(b, A, b.add(b.mul(ic, P["sai"]), b.mul(pc, P["sak"])))
+                        with b.if_then(packed_a):
+                            icall(packafn, [asrc, P["sak"], abuf, kc, b.sub(iend, ic)], pk_t)
                         with self.loop(b, jc, jend, NR, "jr") as j:
                             full_n = b.icmp_signed("<=", b.add(j, NR), jend)
                             bptr = b.select(packed, self.gep(b, buf, b.mul(b.sub(j, jc), kc)),
@@ -907,12 +956,13 @@ class _Shared(_Kit):
                             k_c = b.select(full_n, uk_mtail, uk_corner)
                             with self.loop(b, ic, iend, MR, "ir") as i:
                                 kern = b.select(b.icmp_signed("<=", b.add(i, MR), iend), k_n, k_c)
-                                aptr = self.gep(b, A, b.add(b.mul(i, P["sai"]), b.mul(pc, P["sak"])))
+                                aptr = b.select(packed_a, self.gep(b, abuf, b.mul(b.sub(i, ic), kc)),
+                                                self.gep(b, asrc, b.mul(b.sub(i, ic), P["sai"])))
                                 cptr = self.gep(b, C, b.add(b.mul(i, P["ldc"]), j))
                                 bp = b.select(b.icmp_signed("==", bias_mode, one), self.gep(b, bias, j),
                                               b.select(b.icmp_signed("==", bias_mode, _c64(2)),
                                                        self.gep(b, bias, i), cptr))
-                                icall(kern, [aptr, P["sai"], P["sak"], bptr, P["kstride"], cptr,
+                                icall(kern, [aptr, k_sai, k_sak, bptr, P["kstride"], cptr,
                                              P["ldc"], bp, kc, lanes, flags], uk_t)
         b.ret_void()
         return fn
@@ -944,11 +994,12 @@ class _PtrRef(_IndirectCallee):
 
 # Integer fields of a product's parameter block (then 5 function pointers).
 _PRM = ("M", "N", "K", "sai", "sak", "sbk", "sbj", "ldc", "MR", "NR", "KC", "NC", "MC", "T", "units",
-        "split_m", "pack", "pstride", "kstride", "flags", "lanes_tail", "bias_mode", "nkb", "VL")
+        "split_m", "pack", "pstride", "kstride", "flags", "lanes_tail", "bias_mode", "nkb", "VL",
+        "packa")
 
 
 def _prm_type() -> ir.LiteralStructType:
-    return ir.LiteralStructType([ir.ArrayType(I64, len(_PRM)), ir.ArrayType(PTR, 5)])
+    return ir.LiteralStructType([ir.ArrayType(I64, len(_PRM)), ir.ArrayType(PTR, 6)])
 
 
 # ----------------------------------------------------------------------------- per-product entry
@@ -1023,6 +1074,14 @@ class _Gemm(_Kit):
         else:
             buf = ir.Constant(PTR, None)
             packfn = ir.Constant(PTR, None)
+        if plan.pack_a:
+            abuf = b.alloca(ir.ArrayType(self.ety, plan.mc * plan.kc), name="apack")
+            abuf.align = 64
+            abuf.type = PTR
+            packafn = self.shared.pack_a_copy(plan.mr)
+        else:
+            abuf = ir.Constant(PTR, None)
+            packafn = ir.Constant(PTR, None)
         vals = dict(M=p.M, N=p.N, K=p.K, sai=p.sai, sak=p.sak, sbk=p.sbk, sbj=p.sbj, ldc=p.ldc,
                     MR=plan.mr, NR=NR, KC=plan.kc or max(p.K, 1),
                     # dot plans leave kc/nc/mc at 0: one block each (kc 1 would drop k >= 1, a 0 step
@@ -1033,7 +1092,7 @@ class _Gemm(_Kit):
                     pack={"": 0, "copy": 1, "trans": 2}[plan.pack],
                     pstride=p.sbk if plan.pack == "copy" else p.sbj, kstride=kstride, flags=flags,
                     lanes_tail=lanes_tail, bias_mode={"none": 0, "col": 1, "row": 2}[p.bias],
-                    nkb=nkb, VL=VL)
+                    nkb=nkb, VL=VL, packa=int(plan.pack_a))
         sty = _prm_type()
         prm = ir.GlobalVariable(self.m, sty, name=self.name + ".prm")
         prm.linkage = "internal"
@@ -1042,8 +1101,8 @@ class _Gemm(_Kit):
         prm.type = PTR
         prm.initializer = ir.Constant(sty, [
             ir.Constant(ir.ArrayType(I64, len(_PRM)), [vals[f] for f in _PRM]),
-            ir.Constant(ir.ArrayType(PTR, 5), [_PtrRef(f) for f in list(kerns) + [packfn]])])
-        b.call(self.shared.driver(), [A, B, C, biasp, tb, te, prm, buf])
+            ir.Constant(ir.ArrayType(PTR, 6), [_PtrRef(f) for f in list(kerns) + [packfn, packafn]])])
+        b.call(self.shared.driver(), [A, B, C, biasp, tb, te, prm, buf, abuf])
         b.ret_void()
         return fn
 
@@ -1081,6 +1140,7 @@ def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int
     VL = _vl(dtype)
     nr = plan.nv if plan.kernel == "dot" else plan.nv * VL
     stack = (plan.kc * plan.nc + VL * plan.nv * VL) * _esize(dtype) if plan.pack else 0
+    stack += plan.mc * plan.kc * _esize(dtype) if plan.pack_a else 0
     return GemmInfo(name=name, n_tasks=plan.n_tasks, flops=2 * M * N * K, dtype=dtype, M=M, N=N, K=K,
                     kernel=plan.kernel, mr=plan.mr, nr=nr, packed_b=bool(plan.pack),
                     transposed=p.transposed, split=plan.split, stack_bytes=stack)

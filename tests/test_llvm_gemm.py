@@ -245,3 +245,24 @@ def test_plan_choices():
         plan_matmul("float16", 2, 2, 2)
     with pytest.raises(ValueError):
         plan_matmul("float32", 4, 4, 4, lda=3)
+
+
+def test_packed_transposed_a(monkeypatch):
+    """The optional op(A) packing path (off by default) stays correct."""
+    import codegen.llvm_gemm as G
+    monkeypatch.setattr(G, "_PACK_A", True)
+    specs = {}
+    for dt in ("float32", "float64"):
+        for (M, K, N), tb, acc in itertools.product([(300, 70, 200), (37, 600, 100)], (False, True),
+                                                     (False, True)):
+            specs[f"pa_{dt}_{M}_{K}_{N}_{int(tb)}{int(acc)}"] = dict(
+                dtype=dt, M=M, N=N, K=K, trans_a=True, trans_b=tb, accumulate=acc, bias=True)
+    built = Built(specs)
+    assert all(_plan_of(kw).pack_a for kw in specs.values())
+    for name in specs:
+        _check(built, name, "tasks")
+
+
+def _plan_of(kw):
+    kw = dict(kw)
+    return plan_matmul(kw.pop("dtype"), kw.pop("M"), kw.pop("N"), kw.pop("K"), **kw)[1]
