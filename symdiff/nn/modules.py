@@ -390,8 +390,7 @@ class Sequential(Module):
         return iter(self.layers)
 
     def __repr__(self) -> str:
-        body = "".join(f"\n  ({i}): {m!r}".replace("\n", "\n  ") if isinstance(m, Sequential) else f"\n  ({i}): {m!r}"
-                       for i, m in enumerate(self.layers))
+        body = "".join(f"\n  ({i}): " + repr(m).replace("\n", "\n  ") for i, m in enumerate(self.layers))
         return f"Sequential(name={self.name!r}){body}"
 
 
