@@ -1,4 +1,4 @@
-"""Shape-specialised matrix-product kernels emitted as LLVM IR (llvmlite IRBuilder).
+"""Matrix-product kernels emitted as LLVM IR with llvmlite's IRBuilder (no external BLAS).
 
 ``emit_matmul`` adds to a module one external function
 
@@ -6,30 +6,37 @@
 
 computing ``C (+)= op(A) @ op(B)`` (then optionally ``+ bias[j]`` and ``max(., 0)``) for the
 tasks ``[task_begin, task_end)`` of an ``n_tasks``-way split of the product.  Tasks write
-disjoint parts of C and share no written memory (packing buffers are allocas), so disjoint
-task ranges may run concurrently on different threads.  No external BLAS is called.
+disjoint parts of C and share no written memory (packing buffers are allocas in the entry
+function), so disjoint task ranges may run concurrently on different threads.
 
-The problem is described by element strides
+A product is described by element strides
 
     op(A)[i, k] = A[i*sai + k*sak]     op(B)[k, j] = B[k*sbk + j*sbj]     C[i, j] = C[i*ldc + j]
 
-M, N, K, the strides, and the transposition flags are baked into the per-product *driver*
-(loops, task split, cache blocking).  The heavy pieces are shared by all products of a module
-and take strides at run time, so a model with many GEMMs compiles each of them once:
+and planned at emit time from its static shape: kernel family, register tile, cache blocking
+(KC, NC, MC), packing, task split.  The plan (sizes, strides, blocking, the chosen kernels) is
+baked into the product's entry function and an internal constant parameter block
+``name.prm``; the code that does the work is shared by all products of a module and of a
+dtype, taking those values as arguments, so that a model with many GEMMs compiles its few
+kernels once (functions ``sdgemm.<f32|f64>.*``, internal):
 
-* ``row`` micro-kernel (GotoBLAS style): an MR x NR tile of C lives in MR*NR/VL vector
-  accumulators (VL = 16 floats / 8 doubles: one zmm register); per k it loads NR/VL vectors of
-  a row of op(B), broadcasts MR scalars of op(A) and issues ``llvm.fma`` on <VL x T>.  The last
-  vector of a tile may be masked (``llvm.masked.load/store``) for the N edge; an MR-edge
-  variant handles the last rows.
-* op(B) packing into NR-wide, 64-byte aligned panels per (KC x NC) block: a copy when op(B)
-  rows are contiguous, an in-register VL x VL transpose (shufflevector butterflies) when B is
-  stored k-contiguous (``trans_b``).  Small M reads op(B) in place instead (GEMV-like shapes).
-  op(A) is never packed: broadcasts read it in place with either layout (measured: packing A
-  did not pay for itself on the development machine).
-* ``dot`` kernel for small M when op(A) rows and op(B) columns are both k-contiguous (batch-1
-  ``x @ W^T``): MRd x NRd dot products accumulate as vectors along k and are reduced with a
+* ``uk<MR>x<NV>``: register-blocked micro-kernel (GotoBLAS style).  An MR x NV*VL tile of C
+  lives in MR*NV vector accumulators (VL = 16 floats / 8 doubles: one zmm register); per k it
+  loads NV vectors of a row of op(B), broadcasts MR scalars of op(A) and issues ``llvm.fma``
+  on <VL x T>; k unrolled by 2.  The last vector is masked (``llvm.masked.load/store``) for
+  the N edge; edge tiles use smaller MR/NV variants.  A branch-free epilogue adds the old C
+  (later K blocks / accumulate), the bias and applies relu.  op(A) is read in place (either
+  layout, with a software prefetch for the far-strided trans_a case).
+* ``packcopy<NV>`` / ``packtrans<NV>``: op(B) packed per (KC x NC) block into NV*VL-wide,
+  64-byte aligned panels: a copy when op(B) rows are contiguous, in-register VL x VL
+  transposes (shufflevector butterflies) when B is stored k-contiguous (``trans_b``).  Small
+  M reads op(B) in place instead (GEMV-like shapes, with wide 1 x 16-vector tiles).
+* ``dk<MR>x<NR>``: for small M with k-contiguous op(A) rows and op(B) columns (batch-1
+  ``x @ W^T``): MR x NR dot products accumulate as vectors along k and are reduced by a
   transposing shuffle tree.
+* ``driver``: the loop nest (tasks, NC / KC / MC blocks, panels, tiles) calling the above
+  through the function pointers of the parameter block.  A product that is a single tile
+  calls its kernel directly from the entry function.
 
 A product with N == 1 and a contiguous C column is computed as its transpose
 (C^T = op(B)^T op(A)^T), which turns a matrix-vector product into a 1-row one.
@@ -53,10 +60,12 @@ VOID = ir.VoidType()
 
 # ----------------------------------------------------------------------------- tuning
 # Measured on the development machine (x86-64 AVX-512, 48 KiB L1d, 2 MiB L2 per core).
-#   MR x NV: register tile (rows x vectors); KC/NC/MC: cache blocking; U: k unroll.
+#   tiles: candidate register tiles (rows MR x vectors NV), in order of preference; products
+#   with fewer rows than MR use one row-tile (_SMALL_NV); KC/NC/MC: cache blocking;
+#   U: k unroll of the micro-kernel.
 _CFG = {
-    "float32": dict(MR=8, NV=3, KC=256, NC=512, MC=256, U=2, tiles=[(8, 3), (12, 2), (6, 4)]),
-    "float64": dict(MR=8, NV=3, KC=256, NC=256, MC=256, U=2, tiles=[(8, 3), (12, 2), (6, 4)]),
+    "float32": dict(MR=8, KC=256, NC=512, MC=256, U=2, tiles=[(8, 3), (12, 2), (6, 4)]),
+    "float64": dict(MR=8, KC=256, NC=256, MC=256, U=2, tiles=[(8, 3), (12, 2), (6, 4)]),
 }
 _PACK_MIN_M = 16           # pack op(B) (when its rows are contiguous) from this many rows on
 _SMALL_NV = {1: 16, 2: 8, 3: 6, 4: 5, 5: 4, 6: 4, 7: 3}   # vectors per tile row when M < MR
@@ -442,29 +451,6 @@ class _Kit:
         if isinstance(idx, ir.Constant) and idx.constant == 0:
             return ptr
         return b.gep(ptr, [idx], inbounds=True, source_etype=self.ety)
-
-    def lin(self, b, terms: Sequence, const: int = 0):
-        """sum(value * stride) + const as i64; strides are ints or i64 values, folding constants."""
-        acc = None
-        for v, s in terms:
-            if isinstance(s, int):
-                if s == 0:
-                    continue
-                if isinstance(v, int):
-                    const += v * s
-                    continue
-                t = v if s == 1 else b.mul(v, _c64(s))
-            else:
-                if isinstance(v, int):
-                    if v == 0:
-                        continue
-                    t = s if v == 1 else b.mul(s, _c64(v))
-                else:
-                    t = b.mul(v, s)
-            acc = t if acc is None else b.add(acc, t)
-        if acc is None:
-            return _c64(const)
-        return acc if const == 0 else b.add(acc, _c64(const))
 
     def smin(self, b, x, y):
         x, y = _ival(x), _ival(y)
