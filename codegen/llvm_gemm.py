@@ -417,14 +417,25 @@ class _Kit:
                               ir.Constant(ir.VectorType(I32, self.VL), [0] * self.VL))
         return b.icmp_signed("<", ir.Constant(vt, list(range(self.VL))), nv)
 
+    # llvm.masked.load/store: declared with the explicit i32 alignment operand (LLVM <= 20
+    # form, auto-upgraded by newer LLVM); if the module already declares the newer form
+    # (alignment as a parameter attribute), calls follow that declaration.
     def mload(self, b, ptr, mask, align=None):
         f = self.intrinsic(f"llvm.masked.load.{self.vsuffix()}.p0", self.vty,
                            [PTR, I32, self.mty, self.vty])
+        if len(f.function_type.args) == 3:
+            c = b.call(f, [ptr, mask, self.vzero], arg_attrs={0: ()})
+            c.arg_attributes[0].align = align or self.esz
+            return c
         return b.call(f, [ptr, ir.Constant(I32, align or self.esz), mask, self.vzero])
 
     def mstore(self, b, val, ptr, mask, align=None):
         f = self.intrinsic(f"llvm.masked.store.{self.vsuffix()}.p0", VOID,
                            [self.vty, PTR, I32, self.mty])
+        if len(f.function_type.args) == 3:
+            c = b.call(f, [val, ptr, mask], arg_attrs={1: ()})
+            c.arg_attributes[1].align = align or self.esz
+            return
         b.call(f, [val, ptr, ir.Constant(I32, align or self.esz), mask])
 
     def vload(self, b, ptr, mask=None, align=None):
