@@ -10,6 +10,7 @@ the same graph never see a half-written entry.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,6 +31,19 @@ def enabled(flag: Optional[bool] = None) -> bool:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("SYMDIFF_CACHE_DIR") or Path.home() / ".cache" / "symdiff")
+
+
+@functools.lru_cache(maxsize=1)
+def source_fingerprint() -> str:
+    """A hash of symdiff's and codegen's own source files: the compiler version in cache keys."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for pkg in ("symdiff", "codegen"):
+        for f in sorted((root / pkg).rglob("*")):
+            if f.suffix in (".py", ".c", ".h") and f.is_file():
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def make_key(*parts: str) -> str:

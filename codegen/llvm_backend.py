@@ -22,10 +22,10 @@ CODEGEN_VERSION = "1"
 
 
 def graph_key(outputs: Sequence[Node], backend: str, extra: str = "") -> str:
-    """Cache key: simplified graph structure + backend + target + versions."""
-    import symdiff
+    """Cache key: simplified graph structure + backend + target + versions (the compiler's own
+    sources included, so an edited code generator never loads a stale object)."""
     cpu, feats = host_cpu()
-    return _cache.make_key(backend, CODEGEN_VERSION, symdiff.__version__, llvmlite.__version__, cpu, feats, extra,
+    return _cache.make_key(backend, CODEGEN_VERSION, _cache.source_fingerprint(), llvmlite.__version__, cpu, feats, extra,
                            *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
 
 

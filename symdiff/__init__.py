@@ -23,3 +23,7 @@ __all__ = [
     "square", "subtract", "sum", "tanh", "transpose", "grad", "check_grad", "GradCheckError", "GradReport",
     "compile", "CompiledFunction", "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
 ]
+
+from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)
+
+__all__.append("nn")
