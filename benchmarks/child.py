@@ -52,6 +52,7 @@ def run_one(args) -> dict:
 
     try:
         stage = "first call"
+        print("stage: first call", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         res = prep.call()
         out["compile"]["first_call"] = time.perf_counter() - t0
@@ -59,6 +60,7 @@ def run_one(args) -> dict:
         out["check"] = reference.compare(wl, prep.to_numpy(res), truth)
         del res
         stage = "timing"
+        print("stage: timing", file=sys.stderr, flush=True)
         snap0, cpu0 = cpu_snapshot(), _own_cpu()
         out["timing"] = time_calls(prep.call, TimingPlan.make(args.quick, args.repeat))
         out["other_load"] = round(other_load(snap0, cpu_snapshot(), _own_cpu() - cpu0), 3)
@@ -89,6 +91,11 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-only", action="store_true", help="prepare (compile) only, no calls")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+
+    import faulthandler
+    import signal
+    faulthandler.enable()                                     # stacks on a crash (e.g. in JIT code)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)   # the parent asks for a stack on timeout
 
     from .machine import pin_cpus                      # before numpy/torch/jax start thread pools
     cpus = pin_cpus(args.threads)

@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,8 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="short warm-up/timing and smaller peak sizes")
     ap.add_argument("--torch-compile", action="store_true", help="add the torch.compile contender")
     ap.add_argument("--threads", type=int, default=2, help="threads for every contender (default 2)")
-    ap.add_argument("--timeout", type=float, default=1200, help="seconds per child process")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds per child process before it is killed (default 900, --quick 300)")
     ap.add_argument("--no-peaks", action="store_true", help="skip the GEMM / bandwidth peak measurement")
     ap.add_argument("--idle-threshold", type=float, default=0.10,
                     help="busy CPU fraction above which the machine counts as not idle")
@@ -51,7 +53,10 @@ def parse_args(argv=None):
     ap.add_argument("--keep-disk-caches", action="store_true",
                     help="let children share on-disk compile caches (default: a fresh cache dir per child, "
                          "so compile times are cold)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.timeout is None:
+        args.timeout = 300.0 if args.quick else 900.0
+    return args
 
 
 def run_child(extra: list[str], env: dict, args, cache: str | None = None) -> dict:
@@ -74,10 +79,21 @@ def run_child(extra: list[str], env: dict, args, cache: str | None = None) -> di
             cmd += ["--repeat", str(args.repeat)]
         t0 = time.perf_counter()
         snap0, ru0 = machine.cpu_snapshot(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        # own session: on timeout the whole group (e.g. torch.compile's workers) is killed
+        p = subprocess.Popen(cmd, cwd=REPO, env=cenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
         try:
-            p = subprocess.run(cmd, cwd=REPO, env=cenv, capture_output=True, text=True, timeout=args.timeout)
+            stdout, stderr = p.communicate(timeout=args.timeout)
         except subprocess.TimeoutExpired:
-            return {"status": "error", "reason": f"timed out after {args.timeout:.0f}s", "other_load": 0.0}
+            p.send_signal(signal.SIGUSR1)                 # child dumps its Python stacks to stderr
+            time.sleep(2)
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            stdout, stderr = p.communicate()
+            return {"status": "error", "other_load": 0.0,
+                    "reason": f"timed out after {args.timeout:.0f}s " + _where(stderr)}
         wall = time.perf_counter() - t0
         snap1, ru1 = machine.cpu_snapshot(), resource.getrusage(resource.RUSAGE_CHILDREN)
         own = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -85,16 +101,37 @@ def run_child(extra: list[str], env: dict, args, cache: str | None = None) -> di
             with open(out) as fh:
                 res = json.load(fh)
         else:
-            tail = (p.stderr or p.stdout or "").strip().splitlines()[-8:]
-            res = {"status": "error", "reason": f"child exited with rc={p.returncode} and no result: "
-                                                + " / ".join(tail)}
+            rc = p.returncode
+            how = f"crashed ({signal.Signals(-rc).name})" if rc < 0 else f"exited with rc={rc} and no result"
+            if "Current thread" in stderr:                # faulthandler's dump on a fatal signal
+                detail = _where(stderr)
+            else:
+                detail = " / ".join((stderr or stdout or "").strip().splitlines()[-8:])
+            res = {"status": "error", "reason": f"child {how}: {detail}"}
         res["wall_s"] = wall
         # whole-child figure; the child itself reports the (more precise) one for its timing phase
         res["other_load_child"] = round(machine.other_load(snap0, snap1, own), 3)
         res.setdefault("other_load", res["other_load_child"])
-        if res.get("status") != "ok" and p.stderr.strip():
-            res["stderr_tail"] = p.stderr.strip().splitlines()[-5:]
+        if res.get("status") != "ok" and stderr.strip():
+            res["stderr_tail"] = stderr.strip().splitlines()[-5:]
         return res
+
+
+def _where(stderr: str) -> str:
+    """Stage and main-thread Python stack from a child's faulthandler dump (innermost first)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    stage = next((ln[7:] for ln in reversed(lines) if ln.startswith("stage: ")), "prepare")
+    try:
+        start = max(i for i, ln in enumerate(lines) if ln.startswith("Current thread"))
+    except ValueError:
+        return f"in {stage}"
+    frames = []
+    for ln in lines[start + 1:]:
+        if not ln.startswith("File "):
+            break
+        frames.append(ln[5:].replace(REPO + os.sep, ""))
+    keep = frames[:1] + [f for f in frames[1:] if not f.startswith('"/')][:5]   # innermost + project frames
+    return f"in {stage}; main thread at: " + " <- ".join(keep)
 
 
 def run_contender(wl_name: str, name: str, env: dict, args) -> dict:
