@@ -654,8 +654,8 @@ class _Shared(_Kit):
                 # Software prefetch of op(A) a few k ahead: with A stored K x M (trans_a) every
                 # k step reads a new, far-strided line that the hardware prefetchers miss.
                 kpf = b.mul(b.add(k, _c64(_PF_A_DIST)), sak)
-                for r in sorted({0, mr - 1}):
-                    self.prefetch(b, self.gep(b, arow[r], kpf))
+                for r in sorted({0, mr - 1}):    # (may point past A: not inbounds)
+                    self.prefetch(b, b.gep(arow[r], [kpf], inbounds=False, source_etype=self.ety))
             for r in range(mr):
                 av = self.splat(b, self.sload(b, self.gep(b, arow[r], koff)))
                 for v in range(nv):
