@@ -181,6 +181,8 @@ def markdown(run: dict) -> str:
         add("No compiled symdiff function exposed `stats` or `kernels` in this run.")
     add("")
 
+    L.extend(run.get("cuda_kernels_md", []))
+
     # -- skipped / errors (identical reasons grouped across workloads)
     bad: dict[tuple, list[str]] = {}
     for row in rows.values():

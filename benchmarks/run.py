@@ -243,6 +243,8 @@ def main(argv=None) -> int:
                                "min_bytes": w.min_bytes(), "bound": w.bound, "dtype": w.dtype} for w in wls},
         "results": results,
     }
+    from benchmarks import cuda_stats  # generated CUDA kernels per workload: count, FLOPs, bytes, GPU roofline
+    run["cuda_kernels_md"] = cuda_stats.markdown(wls)
     md_path, js_path = report.write(run, args.out_dir)
     print("\n" + report.markdown(run))
     print(f"written: {os.path.relpath(md_path)}, {os.path.relpath(js_path)}")
