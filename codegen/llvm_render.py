@@ -187,13 +187,7 @@ class Renderer:
             return bases[buf.id]
 
         def offset(shape, point):
-            off = None
-            for s, st, i in zip(shape, strides(shape), point):
-                if s == 1:
-                    continue
-                t = b.mul(i, _c(st)) if st != 1 else i
-                off = t if off is None else b.add(off, t)
-            return off if off is not None else _c(0)
+            return _offset(b, shape, point)
 
         def load(buf: Buffer, node: Node, point):
             ptr = b.gep(base(buf), [offset(node.shape, point)], source_etype=lltype(buf.dtype), inbounds=True)
@@ -293,10 +287,12 @@ class Renderer:
         if op == "square": return b.fmul(a[0], a[0])  # noqa: E701
         if op in ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt", "abs"):
             return self.math.call(b, op, a, dtype)
-        if op in ("maximum", "minimum"):  # NaN-propagating, as np.maximum
-            return b.call(self.intrinsic("maximum" if op == "maximum" else "minimum", dtype, 2), a)
-        if op == "relu":  # relu(NaN) = NaN, as np.maximum(x, 0)
-            return b.call(self.intrinsic("maximum", dtype, 2), [a[0], zero])
+        if op in ("maximum", "minimum", "relu"):
+            # exactly np.maximum / np.minimum: (a > b or a is NaN) ? a : b -- NaN propagates, and a tie
+            # (+0 vs -0) gives b, as numpy (llvm.maximum would order -0 < +0); relu = np.maximum(x, 0)
+            x, y = (a[0], zero) if op == "relu" else a
+            better = b.fcmp_ordered("<" if op == "minimum" else ">", x, y)
+            return b.select(b.or_(better, b.fcmp_unordered("uno", x, x)), x, y)
         if op in ("step", "heaviside", "sign"):
             x = a[0]
             pos, negv = b.fcmp_ordered(">", x, zero), b.fcmp_ordered("<", x, zero)
@@ -363,13 +359,15 @@ class Renderer:
                 total = eb.fadd(total, v) if r.op == "sum" else eb.call(self.intrinsic("maximum", r.dtype, 2), [total, v])
             eb.store(total, eb.load(self._slot(eb, self.ctx, out.id), typ=PTR))
 
-    def _loop_body(self, fn, b, loops, ctx, k: LoopKernel, dom, tb, te, accs) -> None:
-        if not dom:
-            bounds = []
-        else:
-            lo, hi = self._task_bounds(b, tb, te, dom[0], k.tasks)
-            bounds = [(lo, hi)] + [(_c(0), _c(s)) for s in dom[1:]]
+    def _task_nest(self, b, loops: Loops, begin, end, shape, tasks: int, body) -> None:
+        """Loops over ``shape`` with the outermost axis restricted to the tasks [begin, end)."""
+        if not shape:
+            body([])
+            return
+        lo, hi = self._task_bounds(b, begin, end, shape[0], tasks)
+        loops.nest([(lo, hi)] + [(_c(0), _c(s)) for s in shape[1:]], body, name="o")
 
+    def _loop_body(self, fn, b, loops, ctx, k: LoopKernel, dom, tb, te, accs) -> None:
         def body(point):
             ev = self.make_eval(fn, b, ctx)
             for node, buf in k.stores:
@@ -378,7 +376,7 @@ class Renderer:
             for (r, x, _), slot in zip(k.accums, accs):
                 v = self._convert(b, ev(x, point), x.dtype, r.dtype)
                 b.store(self._accum(b, r.op, b.load(slot, typ=lltype(r.dtype)), v), slot)
-        loops.nest(bounds, body)
+        self._task_nest(b, loops, tb, te, dom, k.tasks, body)
 
     def _kernel_reduce(self, k: ReduceKernel) -> None:
         r, out = k.node, k.out
@@ -423,11 +421,7 @@ class Renderer:
                 ptr = out_ptr(ev, opoint)
                 b.store(self._accum(b, r.op, b.load(ptr, typ=ty), v), ptr)
 
-        if outer:
-            lo, hi = self._task_bounds(b, begin, end, outer[0], k.tasks)
-            loops.nest([(lo, hi)] + [(_c(0), _c(s)) for s in outer[1:]], outer_body, name="o")
-        else:
-            outer_body([])
+        self._task_nest(b, loops, begin, end, outer, k.tasks, outer_body)
         b.ret_void()
         self._dispatch(fn, k.tasks)
 
@@ -484,11 +478,7 @@ class Renderer:
                 opt = at(_c(0)) if n.attrs["keepdims"] else list(opoint)
                 b.store(ls, ev_outer.store_ptr(out, n, opt))
 
-        if outer_shape:
-            lo, hi = self._task_bounds(b, begin, end, outer_shape[0], k.tasks)
-            loops.nest([(lo, hi)] + [(_c(0), _c(s)) for s in outer_shape[1:]], row, name="o")
-        else:
-            row([])
+        self._task_nest(b, loops, begin, end, outer_shape, k.tasks, row)
         b.ret_void()
         self._dispatch(fn, k.tasks)
 
