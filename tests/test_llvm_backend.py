@@ -192,6 +192,7 @@ def test_threads_give_sequential_results():
 def test_disk_cache_hit_and_corrupt_entry(tmp_path, monkeypatch):
     from codegen import cache
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SYMDIFF_CACHE", "1")
     x = sd.input("x", (3,), "float64")
     out = sd.sin(x) * 3.0
     f1 = sd.compile(out, backend="llvm")
