@@ -423,6 +423,7 @@ def test_kernel_stats():
 @needs_cxx
 def test_cache_hit_and_uncached_build(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SYMDIFF_CACHE", "1")
     x = sd.input("x", (3, 5), "float64")
     y = sd.sum(sd.exp(x) * 2.0, 1)
     f1 = sd.compile(y, backend="cuda-cpu")
