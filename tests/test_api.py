@@ -248,3 +248,26 @@ def test_astype_and_constants():
         sd.const(1j)
     with pytest.raises(TypeError, match="unsupported dtype"):
         sd.astype(x, "float16")
+
+
+@pytest.mark.parametrize("name,ref", [
+    ("sign", np.sign), ("expm1", np.expm1), ("log1p", np.log1p), ("negative", np.negative),
+    ("sqrt", np.sqrt), ("abs", np.abs), ("relu", lambda v: np.maximum(v, 0)),
+])
+def test_unary_dsl_functions_match_numpy(name, ref):
+    xv = np.array([[0.3, 1.7, 2.5], [0.1, 0.9, 4.0]])
+    x = sd.input("x", xv.shape, "float64")
+    got = sd.compile(getattr(sd, name)(x), backend="numpy")(x=xv)
+    np.testing.assert_allclose(got, ref(xv), rtol=1e-14)
+
+
+@pytest.mark.parametrize("name,ref", [
+    ("minimum", np.minimum), ("maximum", np.maximum), ("divide", np.divide), ("subtract", np.subtract),
+    ("multiply", np.multiply), ("add", np.add), ("power", np.power),
+])
+def test_binary_dsl_functions_broadcast_like_numpy(name, ref):
+    av, bv = np.array([[0.5], [2.0]]), np.array([1.5, 0.25, 3.0])
+    a, b = sd.input("a", av.shape, "float64"), sd.input("b", bv.shape, "float64")
+    got = sd.compile(getattr(sd, name)(a, b), backend="numpy")(a=av, b=bv)
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, ref(av, bv), rtol=1e-14)
