@@ -104,7 +104,8 @@ class Program:
     output_nodes: list
 
     def stats(self) -> dict:
-        """Kernel count, FLOPs (matmul 2MNK + one per elementwise op per element) and compulsory bytes."""
+        """Kernel counts, matmul FLOPs (2MNK each), input+output bytes and workspace bytes.
+        (Per-kernel FLOPs including elementwise work: ``codegen.cuda_render.kernel_stats``.)"""
         flops = 0
         for k in self.kernels:
             if k.kind == "matmul":

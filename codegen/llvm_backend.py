@@ -1,7 +1,6 @@
 """``backend="llvm"``: lower, render, JIT-compile (or load from the cache) and call through the C runtime."""
 from __future__ import annotations
 
-import ctypes
 import time
 from typing import Optional, Sequence
 
@@ -89,4 +88,4 @@ class LLVMFunction(CompiledFunction):
         return [out] if self.single else list(out)
 
 
-__all__ = ["LLVMFunction", "graph_key", "llvm_version", "ctypes"]
+__all__ = ["LLVMFunction", "graph_key", "llvm_version"]

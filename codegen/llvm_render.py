@@ -16,7 +16,7 @@ ulp bounds); only the accumulating adds of reductions carry ``reassoc`` so LLVM 
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 from llvmlite import ir
@@ -103,11 +103,9 @@ class Renderer:
         self.name = name
         self.mod = new_module(name)
         self.math = MathLib(self.mod)
-        self.nslots = len(program.inputs) + len(program.outputs) + 1
         self.buf_ids = {id(b): b.id for b in self._all_buffers()}
         self.n_ctx = max(self.buf_ids.values(), default=-1) + 1
         self.partials: dict[int, int] = {}  # id(accum tuple) -> ctx slot of its partial array
-        self.globals: dict[int, ir.GlobalVariable] = {}
         self.kcount = 0
         self.parallel = False  # does any kernel dispatch to the thread pool?
 

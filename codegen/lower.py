@@ -11,11 +11,13 @@
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from symdiff.ir import Node, toposort
+from symdiff.ir import Node, apply, toposort
+from symdiff.ops_tensor import reshape as _reshape
+from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
 from symdiff.signature import Signature
 
@@ -53,9 +55,34 @@ def _tasks(domain: tuple) -> int:
     return int(min(domain[0], MAX_TASKS))
 
 
+def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
+    """Rewrite logsumexp over zero or several axes into what a RowKernel computes: no axes is the
+    identity; several axes are moved last (transpose), merged into one (reshape) and reduced as one."""
+    order = toposort(outputs)
+    if not any(n.op == "logsumexp" and len(n.attrs["axes"]) != 1 for n in order):
+        return list(outputs)
+    memo: dict[Node, Node] = {}
+    for n in order:
+        ins = [memo[i] for i in n.inputs]
+        if n.op == "logsumexp" and len(n.attrs["axes"]) != 1:
+            x, axes = ins[0], tuple(n.attrs["axes"])
+            if axes:
+                rest = tuple(i for i in range(x.ndim) if i not in axes)
+                inner = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+                merged = _reshape(_transpose(x, rest + axes), tuple(x.shape[i] for i in rest) + (inner,))
+                x = apply("logsumexp", [merged], axes=(len(rest),), keepdims=False)
+            new = _reshape(x, n.shape)
+        elif ins != list(n.inputs):
+            new = apply(n.op, ins, **n.attrs)
+        else:
+            new = n
+        memo[n] = new
+    return [memo[o] for o in outputs]
+
+
 class Lowering:
     def __init__(self, outputs: Sequence[Node]) -> None:
-        self.outputs = list(outputs)
+        self.outputs = _one_axis_logsumexp(outputs)
         self.order = toposort(self.outputs)
         self.users: dict[Node, list[Node]] = {n: [] for n in self.order}
         for n in self.order:
@@ -252,7 +279,6 @@ class Lowering:
 
     def _plan(self, kernels: list, temps: list, where) -> int:
         """First-fit workspace offsets for temporaries by liveness (kernel index of write .. last read)."""
-        node_of = {id(b): n for n, b in where.items()}
         first, last = {}, {}
         for i, k in enumerate(kernels):
             for n in self.writes(k):
@@ -278,7 +304,6 @@ class Lowering:
             b.offset = off
             top = max(top, off + size)
             live.append((off, size, last.get(b.id, start)))
-        _ = node_of
         return top
 
 

@@ -11,7 +11,7 @@ from . import dtypes as _dt
 from .ir import Node, apply, const
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import cast as _cast
-from .ops_tensor import reduce_sum, transpose as _transpose
+from .ops_tensor import transpose as _transpose
 from .ops_tensor import reshape as _reshape
 
 TensorLike = Union[Node, float, int, np.ndarray]

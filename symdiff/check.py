@@ -8,7 +8,7 @@ random unit directions v, comparing the analytic directional derivative <grad, v
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 

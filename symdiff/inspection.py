@@ -1,10 +1,7 @@
 """Looking at graphs: a networkx.DiGraph view, a jaxpr-like text listing, and Graphviz DOT."""
 from __future__ import annotations
 
-from typing import Sequence
-
 import networkx as nx
-import numpy as np
 
 from .ir import Node, toposort
 from .simplify import simplify as _simplify
@@ -120,4 +117,3 @@ def count_nodes(outputs) -> int:
 
 
 __all__ = ["to_networkx", "format_graph", "to_dot", "count_nodes", "role"]
-_ = np  # numpy imported for type users

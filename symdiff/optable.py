@@ -11,7 +11,7 @@ The table is filled once at import time (``ops_elementwise``, ``ops_tensor``) an
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np

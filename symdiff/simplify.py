@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .ir import Node, apply, const, toposort
-from .ops_tensor import broadcast_to, cast, keep_shape, reshape
+from .ops_tensor import broadcast_to, cast, reshape
 from .optable import OPS
 
 FOLD_LIMIT = 4096  # fold constants up to this many elements
