@@ -72,9 +72,9 @@ _SMALL_NV = {1: 16, 2: 8, 3: 6, 4: 5, 5: 4, 6: 4, 7: 3}   # vectors per tile row
 _DOT_MAX_M = 8             # dot kernel (k-contiguous A and B) up to this many rows
 _SERIAL_FLOPS = 2_000_000  # below this the product is one task
 _TASK_FLOPS = 1_000_000    # minimum flops per task when splitting
-_MAX_TASKS = 4
+_MAX_TASKS = 2            # the pool has 2 threads; more tasks repeat the op(A) packing per task
 _MAX_STACK = 1 << 20       # bytes of packing buffer per call, at most
-_PACK_A = False            # pack op(A) when stored K x M (trans_a) and B is packed (measured: no gain here)
+_PACK_A = True             # pack op(A) into MR-row panels when B is packed (constant-stride kernels)
 _PACK_A_BYTES = 256 << 10  # its buffer, at most
 _PF_A_DIST = 16            # micro-kernel: prefetch op(A) this many k steps ahead (0: off)
 
@@ -259,7 +259,8 @@ def _row_kernel_names(p: _Prob, plan: _Plan) -> set:
     NR = plan.nv * VL
     nvs = {plan.nv} | ({_cdiv(p.N % NR, VL)} if p.N % NR else set())
     mrs = {plan.mr} | ({p.M % plan.mr} if p.M % plan.mr else set())
-    names = {f"sdgemm.{tag}.uk{m}x{n}.k{plan.ks}u{plan.unroll}" for m in mrs for n in nvs}
+    sfx = ("pa" if plan.pack_a else "") + ("pb" if plan.pack else "")
+    names = {f"sdgemm.{tag}.uk{m}x{n}.k{plan.ks}u{plan.unroll}{sfx}" for m in mrs for n in nvs}
     if plan.pack:
         names.add(f"sdgemm.{tag}.pack{plan.pack}{plan.nv}")
     return names
@@ -294,6 +295,11 @@ def _row_cost(p: _Prob, plan: _Plan) -> float:
     return max(sum(task[:half]), sum(task[half:]))
 
 
+def _abuf_elems(mc: int, kc: int, mr: int, VL: int) -> int:
+    """Elements of the op(A) packing buffer (slack for pack_a_rows' spilling stores)."""
+    return mc * max(kc, 1) + VL * (mr + 1)
+
+
 def _row_plan(p: _Prob, mr: int, nv: int) -> _Plan:
     M, N, K = p.M, p.N, p.K
     VL = _vl(p.dtype)
@@ -318,12 +324,13 @@ def _row_plan(p: _Prob, mr: int, nv: int) -> _Plan:
     else:
         kc = K
     # op(A) stored K x M: each k step of a tile reads a far-strided line; copy it into panels.
-    pack_a = bool(pack) and p.sai == 1 and p.sak > 1 and M >= _PACK_MIN_M and _PACK_A
+    pack_a = (bool(pack) and M >= _PACK_MIN_M and _PACK_A and K > 1
+              and (p.sai == 1 or (mr <= VL and p.sak == 1)))
     esz = _esize(p.dtype)
     mc = cfg["MC"] if not pack_a else min(cfg["MC"], _PACK_A_BYTES // (esz * max(kc, 1)))
     mc = max(mr, mc // mr * mr)
     mc = min(mc, _cdiv(M, mr) * mr)
-    abytes = mc * max(kc, 1) * esz if pack_a else 0
+    abytes = _abuf_elems(mc, kc, mr, VL) * esz if pack_a else 0
     if pack:
         nc = cfg["NC"] // NR * NR
         ncmax = ((_MAX_STACK - abytes) // (esz * max(kc, 1)) - VL) // NR * NR
@@ -616,7 +623,8 @@ class _Shared(_Kit):
         fn = self.m.globals.get(name)
         return fn if isinstance(fn, ir.Function) and fn.blocks else None
 
-    def row_ukernel(self, mr: int, nv: int, ks: int, U: int) -> ir.Function:
+    def row_ukernel(self, mr: int, nv: int, ks: int, U: int, pa: bool = False,
+                    pb: bool = False) -> ir.Function:
         """void uk(ptr a, i64 sai, i64 sak, ptr b, i64 sbk, ptr c, i64 ldc, ptr bias, i64 kc,
                    i64 lanes, i32 flags)
 
@@ -624,8 +632,11 @@ class _Shared(_Kit):
         vector of each row is limited to its first `lanes` lanes (masked loads/stores).
         flags: UK_LOAD_C add the old C; UK_EPI apply the epilogue: + bias[j] (UK_BIAS_COL, bias
         points at bias[j0]), + bias[r] (UK_BIAS_ROW, bias points at bias[i0]), max(., 0)
-        (UK_RELU).  Then C[r*ldc + :] = acc."""
-        name = f"sdgemm.{self.tag}.uk{mr}x{nv}.k{ks}u{U}"
+        (UK_RELU).  Then C[r*ldc + :] = acc.
+        pa: op(A) packed (sai = 1, sak = mr as constants; the stride arguments are ignored): one
+        pointer with constant displacements, no address chains.  pb: op(B) packed (zero-padded
+        panels): B loads unmasked."""
+        name = f"sdgemm.{self.tag}.uk{mr}x{nv}.k{ks}u{U}" + ("pa" if pa else "") + ("pb" if pb else "")
         fn = self._existing(name)
         if fn is not None:
             return fn
@@ -640,17 +651,20 @@ class _Shared(_Kit):
             return b.icmp_unsigned("!=", b.and_(flags, ir.Constant(I32, bit)), ir.Constant(I32, 0))
 
         crow = [c if r == 0 else self.gep(b, c, b.mul(ldc, _c64(r))) for r in range(mr)]
+        if pa:
+            sai, sak = _c64(1), _c64(mr)
         arow = [a if r == 0 else self.gep(b, a, b.mul(sai, _c64(r))) for r in range(mr)]
         tmask = self.runtime_mask(b, lanes)
-        lmask = [tmask if v == nv - 1 else None for v in range(nv)]
+        lmask = [tmask if (v == nv - 1 and not pb) else None for v in range(nv)]
         n_set = mr * nv
         init = [self.vzero] * (ks * n_set)
 
         def step(b, k, accs, s):
             bk = self.gep(b, bp, b.mul(k, sbk))
-            bv = [self.vload(b, self.gep(b, bk, v * VL), lmask[v]) for v in range(nv)]
+            bv = [self.vload(b, self.gep(b, bk, v * VL), lmask[v], align=64 if pb else None)
+                  for v in range(nv)]
             koff = b.mul(k, sak)
-            if _PF_A_DIST:
+            if _PF_A_DIST and not pa:
                 # Software prefetch of op(A) a few k ahead: with A stored K x M (trans_a) every
                 # k step reads a new, far-strided line that the hardware prefetchers miss.
                 kpf = b.mul(b.add(k, _c64(_PF_A_DIST)), sak)
@@ -728,25 +742,29 @@ class _Shared(_Kit):
         fn.args[2].add_attribute("noalias")
         src, sbk, dst, kc, nc = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        npan = b.udiv(b.add(nc, _c64(NR - 1)), _c64(NR))
-        with self.loop(b, 0, npan, 1, "pp") as pi:
-            j0 = b.mul(pi, _c64(NR))
-            dpan = self.gep(b, dst, b.mul(pi, b.mul(kc, _c64(NR))))
-            full = b.icmp_signed("<=", b.add(j0, _c64(NR)), nc)
-            masks = [self.runtime_mask(b, b.sub(nc, b.add(j0, _c64(v * VL)))) for v in range(nv)]
-            sp = self.gep(b, src, j0)
-            with self.loop(b, 0, kc, 1, "pk") as k:
-                srow = self.gep(b, sp, b.mul(k, sbk))
-                drow = self.gep(b, dpan, b.mul(k, _c64(NR)))
-                with b.if_else(full) as (then, otherwise):
-                    with then:
-                        for v in range(nv):
-                            x = self.vload(b, self.gep(b, srow, v * VL))
-                            b.store(x, self.gep(b, drow, v * VL), align=64)
-                    with otherwise:
-                        for v in range(nv):
-                            x = self.mload(b, self.gep(b, srow, v * VL), masks[v])
-                            b.store(x, self.gep(b, drow, v * VL), align=64)
+        # k outer, panels inner: every source row is read front to back (prefetcher-friendly;
+        # panel-outer order reads a 4*NR-byte strip per row at a large stride).
+        nfull = b.udiv(nc, _c64(NR))
+        jt = b.mul(nfull, _c64(NR))
+        pstride = b.mul(kc, _c64(NR))
+        masks = [self.runtime_mask(b, b.sub(nc, b.add(jt, _c64(v * VL)))) for v in range(nv)]
+        has_tail = b.icmp_signed("<", jt, nc)
+        dtail = self.gep(b, dst, b.mul(nfull, pstride))
+        with self.loop(b, 0, kc, 1, "pk") as k:
+            srow = self.gep(b, src, b.mul(k, sbk))
+            drow = self.gep(b, dst, b.mul(k, _c64(NR)))
+            with self.loop(b, 0, nfull, 1, "pp") as pi:
+                sp = self.gep(b, srow, b.mul(pi, _c64(NR)))
+                dp = self.gep(b, drow, b.mul(pi, pstride))
+                for v in range(nv):
+                    x = self.vload(b, self.gep(b, sp, v * VL))
+                    b.store(x, self.gep(b, dp, v * VL), align=64)
+            with b.if_then(has_tail):
+                sp = self.gep(b, srow, jt)
+                dp = self.gep(b, dtail, b.mul(k, _c64(NR)))
+                for v in range(nv):
+                    x = self.mload(b, self.gep(b, sp, v * VL), masks[v])
+                    b.store(x, self.gep(b, dp, v * VL), align=64)
         b.ret_void()
         return fn
 
@@ -793,7 +811,8 @@ class _Shared(_Kit):
     def pack_a_copy(self, mr: int) -> ir.Function:
         """void packa(ptr src, i64 sak, ptr dst, i64 kc, i64 mc): op(A)[i, k] = src[k*sak + i]
         (A stored K x M) for i < mc, k < kc -> ceil(mc/mr) panels, panel q at dst + q*kc*mr
-        with element (r, k) at k*mr + r.  Rows past mc in the last panel are left unwritten."""
+        holding its n = min(mr, mc - q*mr) rows with element (r, k) at k*n + r (the kernels
+        for n rows read it with constant strides)."""
         name = f"sdgemm.{self.tag}.packa{mr}"
         fn = self._existing(name)
         if fn is not None:
@@ -807,15 +826,53 @@ class _Shared(_Kit):
         npan = b.udiv(b.add(mc, _c64(mr - 1)), _c64(mr))
         with self.loop(b, 0, npan, 1, "aq") as q:
             i0 = b.mul(q, _c64(mr))
+            nrow = self.smin(b, b.sub(mc, i0), mr)
             dq = self.gep(b, dst, b.mul(i0, kc))
             sq = self.gep(b, src, i0)
-            masks = [self.runtime_mask(b, self.smin(b, b.sub(mc, b.add(i0, _c64(c0))), min(VL, mr - c0)))
+            masks = [self.runtime_mask(b, self.smin(b, b.sub(nrow, _c64(c0)), min(VL, mr - c0)))
                      for c0 in range(0, mr, VL)]
             with self.loop(b, 0, kc, 1, "ak") as k:
                 sk = self.gep(b, sq, b.mul(k, sak))
-                dk = self.gep(b, dq, b.mul(k, _c64(mr)))
+                dk = self.gep(b, dq, b.mul(k, nrow))
                 for c, c0 in enumerate(range(0, mr, VL)):
                     self.mstore(b, self.mload(b, self.gep(b, sk, c0), masks[c]), self.gep(b, dk, c0), masks[c])
+        b.ret_void()
+        return fn
+
+    def pack_a_rows(self, mr: int) -> ir.Function:
+        """void packa(ptr src, i64 sai, ptr dst, i64 kc, i64 mc): op(A)[i, k] = src[i*sai + k]
+        (A stored M x K) -> the same panels as pack_a_copy, via VL x VL in-register transposes
+        (mr <= VL).  Stores run up to VL*(mr+1) elements past the last panel (the buffer has
+        that slack); within a panel, later stores overwrite the spill of earlier ones."""
+        name = f"sdgemm.{self.tag}.packar{mr}"
+        fn = self._existing(name)
+        if fn is not None:
+            return fn
+        VL = self.VL
+        assert mr <= VL
+        fn = self.new_fn(name, [PTR, I64, PTR, I64, I64])
+        fn.args[0].add_attribute("noalias")
+        fn.args[2].add_attribute("noalias")
+        src, sai, dst, kc, mc = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        npan = b.udiv(b.add(mc, _c64(mr - 1)), _c64(mr))
+        ones = ir.Constant(self.mty, [1] * VL)
+        zeros = ir.Constant(self.mty, [0] * VL)
+        with self.loop(b, 0, npan, 1, "aq") as q:
+            i0 = b.mul(q, _c64(mr))
+            nrow = self.smin(b, b.sub(mc, i0), mr)
+            dq = self.gep(b, dst, b.mul(i0, kc))
+            sq = self.gep(b, src, b.mul(i0, sai))
+            rowp = [sq if r == 0 else self.gep(b, sq, b.mul(sai, _c64(r))) for r in range(mr)]
+            rmask = [b.select(b.icmp_signed("<", _c64(r), nrow), ones, zeros) for r in range(mr)]
+            with self.loop(b, 0, kc, VL, "ak") as k0:
+                kmask = self.runtime_mask(b, b.sub(kc, k0))
+                rows = [self.mload(b, self.gep(b, rowp[r], k0), b.and_(kmask, rmask[r]))
+                        for r in range(mr)] + [self.vzero] * (VL - mr)
+                cols = self.transpose(b, rows)
+                dk = self.gep(b, dq, b.mul(k0, nrow))
+                for t in range(VL):
+                    self.vstore(b, cols[t], dk if t == 0 else self.gep(b, dk, b.mul(nrow, _c64(t))))
         b.ret_void()
         return fn
 
@@ -961,7 +1018,7 @@ class _Shared(_Kit):
                         iend = self.smin(b, m1, b.add(ic, MC))
                         asrc = self.gep(b, A, b.add(b.mul(ic, P["sai"]), b.mul(pc, P["sak"])))
                         with b.if_then(packed_a):
-                            icall(packafn, [asrc, P["sak"], abuf, kc, b.sub(iend, ic)], pk_t)
+                            icall(packafn, [asrc, P["pastride"], abuf, kc, b.sub(iend, ic)], pk_t)
                         with self.loop(b, jc, jend, NR, "jr") as j:
                             full_n = b.icmp_signed("<=", b.add(j, NR), jend)
                             bptr = b.select(packed, self.gep(b, buf, b.mul(b.sub(j, jc), kc)),
@@ -1010,7 +1067,7 @@ class _PtrRef(_IndirectCallee):
 # Integer fields of a product's parameter block (then 5 function pointers).
 _PRM = ("M", "N", "K", "sai", "sak", "sbk", "sbj", "ldc", "MR", "NR", "KC", "NC", "MC", "T", "units",
         "split_m", "pack", "pstride", "kstride", "flags", "lanes_tail", "bias_mode", "nkb", "VL",
-        "packa")
+        "packa", "pastride")
 
 
 def _prm_type() -> ir.LiteralStructType:
@@ -1046,7 +1103,7 @@ class _Gemm(_Kit):
         nv_t = _cdiv(ntail, VL)
 
         def k(mr, nv):
-            return sh.row_ukernel(mr, nv, plan.ks, plan.unroll)
+            return sh.row_ukernel(mr, nv, plan.ks, plan.unroll, pa=plan.pack_a, pb=bool(plan.pack))
         full = k(MR, plan.nv)
         nt = k(MR, nv_t) if ntail else full
         mt = k(mtail, plan.nv) if mtail else full
@@ -1090,10 +1147,12 @@ class _Gemm(_Kit):
             buf = ir.Constant(PTR, None)
             packfn = ir.Constant(PTR, None)
         if plan.pack_a:
-            abuf = b.alloca(ir.ArrayType(self.ety, plan.mc * plan.kc), name="apack")
+            abuf = b.alloca(ir.ArrayType(self.ety, _abuf_elems(plan.mc, plan.kc, plan.mr, VL)),
+                            name="apack")
             abuf.align = 64
             abuf.type = PTR
-            packafn = self.shared.pack_a_copy(plan.mr)
+            packafn = (self.shared.pack_a_copy(plan.mr) if p.sai == 1
+                       else self.shared.pack_a_rows(plan.mr))
         else:
             abuf = ir.Constant(PTR, None)
             packafn = ir.Constant(PTR, None)
@@ -1107,7 +1166,8 @@ class _Gemm(_Kit):
                     pack={"": 0, "copy": 1, "trans": 2}[plan.pack],
                     pstride=p.sbk if plan.pack == "copy" else p.sbj, kstride=kstride, flags=flags,
                     lanes_tail=lanes_tail, bias_mode={"none": 0, "col": 1, "row": 2}[p.bias],
-                    nkb=nkb, VL=VL, packa=int(plan.pack_a))
+                    nkb=nkb, VL=VL, packa=int(plan.pack_a),
+                    pastride=p.sak if p.sai == 1 else p.sai)
         sty = _prm_type()
         prm = ir.GlobalVariable(self.m, sty, name=self.name + ".prm")
         prm.linkage = "internal"
@@ -1155,7 +1215,7 @@ def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int
     VL = _vl(dtype)
     nr = plan.nv if plan.kernel == "dot" else plan.nv * VL
     stack = (plan.kc * plan.nc + VL * plan.nv * VL) * _esize(dtype) if plan.pack else 0
-    stack += plan.mc * plan.kc * _esize(dtype) if plan.pack_a else 0
+    stack += _abuf_elems(plan.mc, plan.kc, plan.mr, VL) * _esize(dtype) if plan.pack_a else 0
     return GemmInfo(name=name, n_tasks=plan.n_tasks, flops=2 * M * N * K, dtype=dtype, M=M, N=N, K=K,
                     kernel=plan.kernel, mr=plan.mr, nr=nr, packed_b=bool(plan.pack),
                     transposed=p.transposed, split=plan.split, stack_bytes=stack)
