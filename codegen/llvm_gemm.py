@@ -25,8 +25,13 @@ kernels once (functions ``sdgemm.<f32|f64>.*``, internal):
   loads NV vectors of a row of op(B), broadcasts MR scalars of op(A) and issues ``llvm.fma``
   on <VL x T>; k unrolled by 2.  The last vector is masked (``llvm.masked.load/store``) for
   the N edge; edge tiles use smaller MR/NV variants.  A branch-free epilogue adds the old C
-  (later K blocks / accumulate), the bias and applies relu.  op(A) is read in place (either
-  layout, with a software prefetch for the far-strided trans_a case).
+  (later K blocks / accumulate), the bias and applies relu.  When op(B) is packed, op(A) is
+  packed too (``packa<MR>`` copy for A stored K x M, ``packar<MR>`` VL x VL transposes for A
+  stored M x K) into MR-row panels (element (r, k) at k*MR + r) and the kernel variant ``pa``
+  reads it with constant strides: one pointer and constant displacements (the runtime-stride
+  form made LLVM chain an add per row and k, ~15% of the FMA rate).  Otherwise op(A) is read
+  in place (with a software prefetch for the far-strided trans_a case).  Variant ``pb``: B
+  loads unmasked (packed zero-padded panels, or tiles without an N edge).
 * ``packcopy<NV>`` / ``packtrans<NV>``: op(B) packed per (KC x NC) block into NV*VL-wide,
   64-byte aligned panels: a copy when op(B) rows are contiguous, in-register VL x VL
   transposes (shufflevector butterflies) when B is stored k-contiguous (``trans_b``).  Small
@@ -34,6 +39,8 @@ kernels once (functions ``sdgemm.<f32|f64>.*``, internal):
 * ``dk<MR>x<NR>``: for small M with k-contiguous op(A) rows and op(B) columns (batch-1
   ``x @ W^T``): MR x NR dot products accumulate as vectors along k and are reduced by a
   transposing shuffle tree.
+* ``outer<acc><bias><relu>``: K == 1 products (C (+)= a b^T, batch-1 weight gradients): row by
+  row, a broadcast times b, epilogue fused; store-bound, split over rows in 2 tasks when large.
 * ``driver``: the loop nest (tasks, NC / KC / MC blocks, panels, tiles) calling the above
   through the function pointers of the parameter block.  A product that is a single tile
   calls its kernel directly from the entry function.
@@ -60,6 +67,8 @@ VOID = ir.VoidType()
 
 # ----------------------------------------------------------------------------- tuning
 # Measured on the development machine (x86-64 AVX-512, 48 KiB L1d, 2 MiB L2 per core).
+# At most 2 tasks: the pool has 2 threads, and each task of an N split packs all of op(A)
+# again (4 tasks spent ~16% of (64,784,256) in A packing).
 #   tiles: candidate register tiles (rows MR x vectors NV), in order of preference; products
 #   with fewer rows than MR use one row-tile (_SMALL_NV); KC/NC/MC: cache blocking;
 #   U: k unroll of the micro-kernel.
@@ -76,6 +85,7 @@ _MAX_TASKS = 2            # the pool has 2 threads; more tasks repeat the op(A) 
 _MAX_STACK = 1 << 20       # bytes of packing buffer per call, at most
 _PACK_A = True             # pack op(A) into MR-row panels when B is packed (constant-stride kernels)
 _PACK_A_BYTES = 256 << 10  # its buffer, at most
+_OUTER_TASK_BYTES = 256 << 10   # K == 1 products: two tasks from this much of C on
 _PF_A_DIST = 16            # micro-kernel: prefetch op(A) this many k steps ahead (0: off)
 
 # micro-kernel flags
@@ -91,7 +101,7 @@ class GemmInfo:
     M: int = 0
     N: int = 0
     K: int = 0
-    kernel: str = "row"  # "row" | "dot" | "empty"
+    kernel: str = "row"  # "row" | "dot" | "outer" | "empty"
     mr: int = 0          # register tile rows
     nr: int = 0          # register tile columns
     packed_b: bool = False
@@ -220,6 +230,10 @@ def _plan(p: _Prob, existing: frozenset = frozenset()) -> _Plan:
     VL = _vl(p.dtype)
     cfg = _CFG[p.dtype]
     flops = 2 * M * N * K
+    if K == 1 and (p.sbj == 1 or N == 1):
+        # Outer product: C (+)= a b^T, row by row (store-bound; no tiles, no packing).
+        T = 2 if M >= 2 and M * N * _esize(p.dtype) >= _OUTER_TASK_BYTES else 1
+        return _Plan("outer", mr=1, nv=N, split="m", units=M, n_tasks=T)
     b_rows = p.sbj in (0, 1)                        # op(B) rows contiguous
     a_kcont = p.sak in (0, 1)
     b_kcont = p.sbk in (0, 1)
@@ -257,10 +271,13 @@ def _row_kernel_names(p: _Prob, plan: _Plan) -> set:
     VL = _vl(p.dtype)
     tag = "f32" if p.dtype == "float32" else "f64"
     NR = plan.nv * VL
-    nvs = {plan.nv} | ({_cdiv(p.N % NR, VL)} if p.N % NR else set())
     mrs = {plan.mr} | ({p.M % plan.mr} if p.M % plan.mr else set())
-    sfx = ("pa" if plan.pack_a else "") + ("pb" if plan.pack else "")
-    names = {f"sdgemm.{tag}.uk{m}x{n}.k{plan.ks}u{plan.unroll}{sfx}" for m in mrs for n in nvs}
+    sfx = "pa" if plan.pack_a else ""
+    pre = f"sdgemm.{tag}.uk"
+    names = {f"{pre}{m}x{plan.nv}.k{plan.ks}u{plan.unroll}{sfx}pb" for m in mrs}   # whole tiles
+    if p.N % NR:                                                                   # N edge
+        tail = "pb" if plan.pack else ""
+        names |= {f"{pre}{m}x{_cdiv(p.N % NR, VL)}.k{plan.ks}u{plan.unroll}{sfx}{tail}" for m in mrs}
     if plan.pack:
         names.add(f"sdgemm.{tag}.pack{plan.pack}{plan.nv}")
     return names
@@ -661,10 +678,9 @@ class _Shared(_Kit):
 
         def step(b, k, accs, s):
             bk = self.gep(b, bp, b.mul(k, sbk))
-            bv = [self.vload(b, self.gep(b, bk, v * VL), lmask[v], align=64 if pb else None)
-                  for v in range(nv)]
+            bv = [self.vload(b, self.gep(b, bk, v * VL), lmask[v]) for v in range(nv)]
             koff = b.mul(k, sak)
-            if _PF_A_DIST and not pa:
+            if _PF_A_DIST and not pa and mr >= 4:
                 # Software prefetch of op(A) a few k ahead: with A stored K x M (trans_a) every
                 # k step reads a new, far-strided line that the hardware prefetchers miss.
                 kpf = b.mul(b.add(k, _c64(_PF_A_DIST)), sak)
@@ -725,6 +741,53 @@ class _Shared(_Kit):
                 x = b.fadd(b.fadd(x, bias_v[v]), br)
                 x = b.select(b.fcmp_ordered("<", x, lo), lo, x)     # max(x, lo), NaN kept
                 self.vstore(b, x, cp, tmask if last else None)
+        b.ret_void()
+        return fn
+
+    def outer_kernel(self, acc: bool, bias: str, relu: bool) -> ir.Function:
+        """void outer(ptr a, i64 sai, ptr b, ptr c, i64 ldc, ptr bias, i64 m0, i64 m1, i64 n):
+        C[i, j] (+)= a[i*sai] * b[j] (+ bias[j] | bias[i]) (relu) for m0 <= i < m1, j < n (K == 1
+        products; b contiguous, or n == 1)."""
+        name = f"sdgemm.{self.tag}.outer{int(acc)}{bias[0]}{int(relu)}"
+        fn = self._existing(name)
+        if fn is not None:
+            return fn
+        VL = self.VL
+        fn = self.new_fn(name, [PTR, I64, PTR, PTR, I64, PTR, I64, I64, I64])
+        for i in (0, 2, 3, 5):
+            fn.args[i].add_attribute("noalias")
+        a, sai, bp, c, ldc, biasp, m0, m1, n = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        U = 4
+        nvec = b.udiv(n, _c64(VL))
+        ngrp = b.udiv(nvec, _c64(U))
+        jt = b.mul(nvec, _c64(VL))
+        tmask = self.runtime_mask(b, b.sub(n, jt))
+        has_tail = b.icmp_signed("<", jt, n)
+
+        def one(b, av, crow, j, i, mask=None):
+            x = b.fmul(av, self.vload(b, self.gep(b, bp, j), mask))
+            if acc:
+                x = b.fadd(x, self.vload(b, self.gep(b, crow, j), mask))
+            if bias == "col":
+                x = b.fadd(x, self.vload(b, self.gep(b, biasp, j), mask))
+            elif bias == "row":
+                x = b.fadd(x, self.splat(b, self.sload(b, self.gep(b, biasp, i))))
+            if relu:
+                x = b.select(b.fcmp_ordered("<", x, self.vzero), self.vzero, x)
+            self.vstore(b, x, self.gep(b, crow, j), mask)
+
+        with self.loop(b, m0, m1, 1, "oi") as i:
+            av = self.splat(b, self.sload(b, self.gep(b, a, b.mul(i, sai))))
+            crow = self.gep(b, c, b.mul(i, ldc))
+            with self.loop(b, 0, ngrp, 1, "og") as g:
+                j0 = b.mul(g, _c64(U * VL))
+                for u in range(U):
+                    one(b, av, crow, b.add(j0, _c64(u * VL)) if u else j0, i)
+            with self.loop(b, b.mul(ngrp, _c64(U)), nvec, 1, "ov") as v:
+                one(b, av, crow, b.mul(v, _c64(VL)), i)
+            with b.if_then(has_tail):
+                one(b, av, crow, jt, i, tmask)
         b.ret_void()
         return fn
 
@@ -1102,12 +1165,14 @@ class _Gemm(_Kit):
         ntail, mtail = p.N % NR, p.M % MR
         nv_t = _cdiv(ntail, VL)
 
-        def k(mr, nv):
-            return sh.row_ukernel(mr, nv, plan.ks, plan.unroll, pa=plan.pack_a, pb=bool(plan.pack))
-        full = k(MR, plan.nv)
-        nt = k(MR, nv_t) if ntail else full
-        mt = k(mtail, plan.nv) if mtail else full
-        co = k(mtail, nv_t) if (ntail and mtail) else (mt if mtail else nt)
+        def k(mr, nv, whole):
+            # whole: every vector of the tile is full, B loads need no mask (packed B: never)
+            return sh.row_ukernel(mr, nv, plan.ks, plan.unroll, pa=plan.pack_a,
+                                  pb=bool(plan.pack) or whole)
+        full = k(MR, plan.nv, True)
+        nt = k(MR, nv_t, False) if ntail else full
+        mt = k(mtail, plan.nv, True) if mtail else full
+        co = k(mtail, nv_t, False) if (ntail and mtail) else (mt if mtail else nt)
         return (full, nt, mt, co), NR, (ntail % VL or VL)
 
     def emit(self) -> ir.Function:
@@ -1118,6 +1183,15 @@ class _Gemm(_Kit):
             A, B = B, A
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         if plan.kernel == "empty":
+            b.ret_void()
+            return fn
+        if plan.kernel == "outer":
+            T = plan.n_tasks
+            m0 = b.udiv(b.mul(tb, _c64(p.M)), _c64(T))
+            m1 = b.udiv(b.mul(te, _c64(p.M)), _c64(T))
+            biasp = bias if p.bias != "none" else C
+            b.call(self.shared.outer_kernel(p.accumulate, p.bias, p.relu),
+                   [A, _c64(p.sai), B, C, _c64(p.ldc), biasp, m0, m1, _c64(p.N)])
             b.ret_void()
             return fn
         kerns, NR, lanes_tail = self.kernels()
@@ -1213,7 +1287,7 @@ def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int
     plan = _plan(p, frozenset(g.name for g in module.functions if g.name.startswith("sdgemm.")))
     _Gemm(module, name, p, plan).emit()
     VL = _vl(dtype)
-    nr = plan.nv if plan.kernel == "dot" else plan.nv * VL
+    nr = plan.nv if plan.kernel in ("dot", "outer") else plan.nv * VL
     stack = (plan.kc * plan.nc + VL * plan.nv * VL) * _esize(dtype) if plan.pack else 0
     stack += _abuf_elems(plan.mc, plan.kc, plan.mr, VL) * _esize(dtype) if plan.pack_a else 0
     return GemmInfo(name=name, n_tasks=plan.n_tasks, flops=2 * M * N * K, dtype=dtype, M=M, N=N, K=K,

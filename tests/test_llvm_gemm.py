@@ -266,3 +266,41 @@ def test_packed_transposed_a(monkeypatch):
 def _plan_of(kw):
     kw = dict(kw)
     return plan_matmul(kw.pop("dtype"), kw.pop("M"), kw.pop("N"), kw.pop("K"), **kw)[1]
+
+
+# ----------------------------------------------------------------------------- K == 1 (outer products)
+K1 = {}
+for dt in ("float32", "float64"):
+    for (M, N), ta, tb, (acc, bias, relu) in itertools.product(
+            [(784, 256), (33, 100), (5, 17), (300, 7), (2, 1), (1, 300), (3, 16)],
+            (False, True), (False, True),
+            [(False, False, False), (True, False, False), (False, True, True), (True, True, True)]):
+        K1[f"k1_{dt}_{M}_{N}_{int(ta)}{int(tb)}_{int(acc)}{int(bias)}{int(relu)}"] = dict(
+            dtype=dt, M=M, N=N, K=1, trans_a=ta, trans_b=tb, accumulate=acc, bias=bias, relu=relu)
+    for ta, tb, acc in itertools.product((False, True), (False, True), (False, True)):
+        K1[f"k1ld_{dt}_{int(ta)}{int(tb)}{int(acc)}"] = dict(
+            dtype=dt, M=37, N=45, K=1, trans_a=ta, trans_b=tb, accumulate=acc,
+            lda=(37 if ta else 1) + PAD, ldb=(1 if tb else 45) + PAD, ldc=45 + PAD)
+
+
+@pytest.fixture(scope="module")
+def k1():
+    return Built(K1)
+
+
+@pytest.mark.parametrize("mode", ["all", "tasks", "threads"])
+def test_k1_outer_products(k1, mode):
+    for name, kw in K1.items():
+        _check(k1, name, mode, pad=PAD if name.startswith("k1ld") else 0)
+
+
+def test_k1_plan():
+    for name, kw in K1.items():
+        plan = _plan_of(kw)
+        # b contiguous along j (or a single column): the outer-product kernel
+        if not name.startswith("k1ld") or not kw["trans_b"]:
+            assert plan.kernel == "outer", name
+    _, plan = plan_matmul("float32", 784, 256, 1, trans_a=True)
+    assert plan.kernel == "outer" and plan.n_tasks == 2
+    _, plan = plan_matmul("float32", 5, 17, 1)
+    assert plan.kernel == "outer" and plan.n_tasks == 1
