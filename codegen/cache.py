@@ -1,7 +1,9 @@
 """On-disk cache of compiled object code, keyed by a hash of the simplified graph, backend, target and versions.
 
 Location: ``$SYMDIFF_CACHE_DIR`` or ``~/.cache/symdiff``. Turn it off with ``SYMDIFF_CACHE=0`` (or
-``sd.compile(..., cache=False)``); clear it with ``symdiff.clear_cache()`` or by deleting the folder.
+``sd.compile(..., cache=False)``); clear it with ``codegen.cache.clear()`` or by deleting the folder.
+(The cuda/cuda-cpu backends keep their shared libraries under ``<cache dir>/cuda``: the same switches
+and ``clear()`` apply.)
 
 Entry format: magic, format version, the key, a SHA-256 of the payload, then the payload. A corrupt,
 truncated or foreign entry fails these checks and is rebuilt, never loaded. Writes go to a temporary
@@ -50,13 +52,14 @@ def make_key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def _path(key: str) -> Path:
-    return cache_dir() / key[:2] / f"{key}.bin"
+def _path(key: str, namespace: str = "") -> Path:
+    """Graph entries at the top; other kinds (``namespace="kernels"``: shared GEMM objects) in a subfolder."""
+    return cache_dir() / namespace / key[:2] / f"{key}.bin"
 
 
-def load(key: str) -> Optional[tuple[dict, bytes]]:
+def load(key: str, namespace: str = "") -> Optional[tuple[dict, bytes]]:
     """(metadata, payload) for ``key``, or None when absent or invalid (invalid entries are removed)."""
-    p = _path(key)
+    p = _path(key, namespace)
     try:
         data = p.read_bytes()
     except OSError:
@@ -80,18 +83,40 @@ def load(key: str) -> Optional[tuple[dict, bytes]]:
         return None
 
 
-def store(key: str, meta: dict, payload: bytes) -> None:
-    p = _path(key)
+def store(key: str, meta: dict, payload: bytes, namespace: str = "") -> None:
+    p = _path(key, namespace)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         header = json.dumps({"format": FORMAT, "key": key, "size": len(payload),
                              "sha256": hashlib.sha256(payload).hexdigest(), "meta": meta}).encode()
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-")
+    except OSError:
+        return  # a read-only disk only costs the cache
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + len(header).to_bytes(4, "little") + header + payload)
         os.replace(tmp, p)
-    except OSError:
-        pass  # a read-only or full disk only costs the cache
+    except OSError:  # a full disk only costs the cache; leave no partial temporary file behind
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def pack(blobs: list[bytes]) -> bytes:
+    """Several byte strings as one payload (count, then length-prefixed blobs)."""
+    return len(blobs).to_bytes(4, "little") + b"".join(len(b).to_bytes(8, "little") + b for b in blobs)
+
+
+def unpack(payload: bytes) -> list[bytes]:
+    n, pos, out = int.from_bytes(payload[:4], "little"), 4, []
+    for _ in range(n):
+        size = int.from_bytes(payload[pos:pos + 8], "little")
+        out.append(payload[pos + 8:pos + 8 + size])
+        pos += 8 + size
+    if pos != len(payload) or len(out) != n or any(len(b) == 0 for b in out):
+        raise ValueError("malformed payload")
+    return out
 
 
 def clear() -> None:

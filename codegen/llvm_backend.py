@@ -1,6 +1,7 @@
 """``backend="llvm"``: lower, render, JIT-compile (or load from the cache) and call through the C runtime."""
 from __future__ import annotations
 
+import gc
 import time
 from typing import Optional, Sequence
 
@@ -14,6 +15,7 @@ from . import cache as _cache
 from .kernel_ir import Program
 from .llvm_jit import JitModule, emit_object, host_cpu, llvm_version
 from .llvm_render import Renderer
+from .llvm_split import compile_parallel, split_shared
 from .lower import lower
 
 ENTRY = "sd_entry"
@@ -44,23 +46,25 @@ class LLVMFunction(CompiledFunction):
         t0 = time.perf_counter()
         self.program: Program = lower(self.outputs)
         key = graph_key(self.outputs, "llvm")
-        hit = _cache.load(key) if _cache.enabled(cache) else None
-        self.cache_hit = hit is not None
-        self.ir: Optional[str] = None
-        symbols = runtime_symbols()
+        use_cache = _cache.enabled(cache)
+        objs = None
+        hit = _cache.load(key) if use_cache else None
         if hit is not None:
-            meta, obj = hit
-            self.parallel = bool(meta.get("parallel", True))
-            self.jit = JitModule.from_object(obj, symbols=symbols)
-        else:
-            renderer = Renderer(self.program, ENTRY)
-            module = renderer.render()
-            self.parallel = renderer.parallel
-            self.unoptimized_ir = str(module)
-            obj, self.ir = emit_object(module)
-            self.jit = JitModule.from_object(obj, symbols=symbols)
-            if _cache.enabled(cache):
-                _cache.store(key, {"workspace_bytes": self.program.workspace_bytes, "parallel": self.parallel}, obj)
+            meta, payload = hit
+            try:
+                objs = _cache.unpack(payload)
+                self.parallel = bool(meta.get("parallel", True))
+            except ValueError:
+                objs = None
+        self.cache_hit = objs is not None
+        self.ir: Optional[str] = None
+        self.shared_kernels: dict = {"reused": [], "compiled": []}
+        if objs is None:
+            objs = self._compile(use_cache)
+            if use_cache:
+                _cache.store(key, {"workspace_bytes": self.program.workspace_bytes, "parallel": self.parallel},
+                             _cache.pack(objs))
+        self.jit = JitModule.from_objects(objs, symbols=runtime_symbols())
         self.entry_address = self.jit.address(ENTRY)
         from .runtime import Kernel, make_pool
         self.pool = make_pool(num_threads) if self.parallel else None  # no threads for serial programs
@@ -71,6 +75,39 @@ class LLVMFunction(CompiledFunction):
                              returns="single" if single else "tuple", owner=self.jit,
                              workspace_bytes=self.program.workspace_bytes)
         self.compile_detail = {"lower+codegen_s": time.perf_counter() - t0, "cache_hit": self.cache_hit}
+
+    def _compile(self, use_cache: bool) -> list[bytes]:
+        """Render and compile: the graph's own module, plus one object per shared GEMM function,
+        taken from the on-disk cache when another graph already compiled it (caching on)."""
+        cpu, feats = host_cpu()
+        versions = (CODEGEN_VERSION, _cache.source_fingerprint(), llvmlite.__version__, cpu, feats)
+        reused: dict[str, bytes] = {}
+
+        def available(name: str):
+            hit = _cache.load(_cache.make_key("llvm-shared", name, *versions), "kernels") if use_cache else None
+            if hit is None or not isinstance(hit[0].get("args"), list):
+                return None
+            reused[name] = hit[1]
+            return hit[0]["args"]
+
+        renderer = Renderer(self.program, ENTRY, shared_available=available)
+        gc_was_on = gc.isenabled()
+        gc.disable()  # building IR allocates many small cycles-free objects: collections only cost time
+        try:
+            module = renderer.render()
+            main_text, parts = split_shared(module)
+        finally:
+            if gc_was_on:
+                gc.enable()
+        self.parallel = renderer.parallel
+        fresh = compile_parallel([text for _, _, text in parts],
+                                 lambda text: emit_object(text, private_context=True)[0])
+        if use_cache:
+            for (name, args, _), obj in zip(parts, fresh):
+                _cache.store(_cache.make_key("llvm-shared", name, *versions), {"args": args}, obj, "kernels")
+        obj, self.ir = emit_object(main_text)
+        self.shared_kernels = {"reused": sorted(reused), "compiled": [name for name, _, _ in parts]}
+        return [obj, *reused.values(), *fresh]
 
     @property
     def stats(self) -> dict:

@@ -64,6 +64,7 @@ I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
 VOID = ir.VoidType()
+_ARG_TYPES = {"ptr": PTR, "i64": I64, "i32": I32}  # argument types of the shared functions
 
 # ----------------------------------------------------------------------------- tuning
 # Measured on the development machine (x86-64 AVX-512, 48 KiB L1d, 2 MiB L2 per core).
@@ -637,8 +638,19 @@ class _Shared(_Kit):
     Their names encode all their static parameters, so they are found again in the module."""
 
     def _existing(self, name: str) -> Optional[ir.Function]:
+        """The function if the module has it, or a declaration of it when the module says a compiled
+        copy is available elsewhere (``module.sd_shared_available(name) -> [arg type] or None``:
+        the JIT links cached objects of these functions instead of compiling them again)."""
         fn = self.m.globals.get(name)
-        return fn if isinstance(fn, ir.Function) and fn.blocks else None
+        if isinstance(fn, ir.Function) and (fn.blocks or getattr(fn, "sd_external", False)):
+            return fn
+        available = getattr(self.m, "sd_shared_available", None)
+        args = available(name) if available is not None else None
+        if args is None:
+            return None
+        fn = ir.Function(self.m, ir.FunctionType(VOID, [_ARG_TYPES[t] for t in args]), name=name)
+        fn.sd_external = True
+        return fn
 
     def row_ukernel(self, mr: int, nv: int, ks: int, U: int, pa: bool = False,
                     pb: bool = False) -> ir.Function:

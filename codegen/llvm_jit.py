@@ -67,9 +67,9 @@ def optimize(mod: "llvm.ModuleRef", tm: "llvm.TargetMachine", speed_level: int =
     mpm.run(mod, pb)
 
 
-def parse(ir_text: str) -> "llvm.ModuleRef":
+def parse(ir_text: str, context=None) -> "llvm.ModuleRef":
     _init_llvm()
-    mod = llvm.parse_assembly(ir_text)
+    mod = llvm.parse_assembly(ir_text, context)
     mod.verify()
     return mod
 
@@ -97,6 +97,11 @@ class JitModule:
     @classmethod
     def from_object(cls, obj: bytes, symbols: Optional[dict[str, int]] = None) -> "JitModule":
         """Load a compiled object file (e.g. from the on-disk cache) into a fresh engine."""
+        return cls.from_objects([obj], symbols)
+
+    @classmethod
+    def from_objects(cls, objs: list[bytes], symbols: Optional[dict[str, int]] = None) -> "JitModule":
+        """Load and link several object files (symbols resolve across them) into a fresh engine."""
         _init_llvm()
         for name, addr in (symbols or {}).items():
             llvm.add_symbol(name, addr)
@@ -105,8 +110,9 @@ class JitModule:
         self.mod = parse("")
         self.mod.triple = host_triple()
         self.engine = llvm.create_mcjit_compiler(self.mod, self.tm)
-        self._obj = llvm.ObjectFileRef.from_data(obj)
-        self.engine.add_object_file(self._obj)
+        self._objs = [llvm.ObjectFileRef.from_data(o) for o in objs]
+        for o in self._objs:
+            self.engine.add_object_file(o)
         self.engine.finalize_object()
         return self
 
@@ -124,10 +130,13 @@ class JitModule:
         return self.tm.emit_assembly(self.mod)
 
 
-def emit_object(module: ir.Module | str, opt: bool = True) -> tuple[bytes, str]:
-    """Compile to a position-independent object file; returns (object bytes, optimized IR text)."""
+def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool = False) -> tuple[bytes, str]:
+    """Compile to a position-independent object file; returns (object bytes, optimized IR text).
+
+    ``private_context``: parse into a fresh LLVMContext, so several threads may compile at once.
+    """
     tm = target_machine(reloc="pic", jit=False)
-    mod = parse(str(module))
+    mod = parse(str(module), llvm.create_context() if private_context else None)
     if opt:
         optimize(mod, tm)
     return tm.emit_object(mod), str(mod)

@@ -98,10 +98,12 @@ class Loops:
 
 
 class Renderer:
-    def __init__(self, program: Program, name: str = "sd_entry") -> None:
+    def __init__(self, program: Program, name: str = "sd_entry", shared_available=None) -> None:
         self.p = program
         self.name = name
         self.mod = new_module(name)
+        if shared_available is not None:  # GEMM library functions compiled elsewhere (llvm_split.py)
+            self.mod.sd_shared_available = shared_available
         self.math = MathLib(self.mod)
         self.buf_ids = {id(b): b.id for b in self._all_buffers()}
         self.n_ctx = max(self.buf_ids.values(), default=-1) + 1
@@ -465,11 +467,12 @@ class Renderer:
                     b.store(b.fmul(b.load(p, typ=ty), inv), p)
                 loops.range(_c(0), _c(L), scale, "j")
             elif n.op == "log_softmax":
-                ls = b.fadd(m, self.math.call(b, "log", [s], n.dtype))
+                # (x - max) - log(s), as numpy: x - (max + log(s)) would lose log(s) next to a large max
+                ls = self.math.call(b, "log", [s], n.dtype)
 
                 def write(j):
                     evj = self.make_eval(fn, b, ctx)
-                    b.store(b.fsub(evj(x, at(j)), ls), evj.store_ptr(out, n, at(j)))
+                    b.store(b.fsub(b.fsub(evj(x, at(j)), m), ls), evj.store_ptr(out, n, at(j)))
                 loops.range(_c(0), _c(L), write, "j")
             else:  # logsumexp
                 ls = b.fadd(m, self.math.call(b, "log", [s], n.dtype))

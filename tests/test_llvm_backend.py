@@ -207,3 +207,21 @@ def test_disk_cache_hit_and_corrupt_entry(tmp_path, monkeypatch):
     np.testing.assert_array_equal(f3(x=np.arange(3.0)), np.sin(np.arange(3.0)) * 3)
     cache.clear()
     assert not list(tmp_path.rglob("*.bin"))
+
+
+def test_shared_gemm_kernels_are_compiled_once_and_reused(tmp_path, monkeypatch):
+    """A second graph with the same matrix products links the cached GEMM kernel objects."""
+    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SYMDIFF_CACHE", "1")
+    rng = np.random.default_rng(10)
+    x, W = sd.input("x", (37, 70)), sd.param("W", (70, 45))
+    first = sd.compile([sd.sum(sd.tanh(x @ W))])
+    assert first.shared_kernels["compiled"] and not first.shared_kernels["reused"]
+    loss = sd.sum(sd.sigmoid(x @ W) * 3.0)  # another graph, same products
+    second = sd.compile([loss, sd.grad(loss, [W])[0]])
+    assert second.shared_kernels["reused"], second.shared_kernels
+    assert not set(second.shared_kernels["compiled"]) & set(first.shared_kernels["compiled"])
+    vals = dict(x=rng.standard_normal((37, 70)).astype(np.float32), W=rng.standard_normal((70, 45)).astype(np.float32))
+    want = sd.compile([loss, sd.grad(loss, [W])[0]], backend="numpy")(**vals)
+    for g, w in zip(second(**vals), want):
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-5)

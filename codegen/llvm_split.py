@@ -1,0 +1,66 @@
+"""Split a rendered module into the graph's own code and its shared GEMM library functions.
+
+The GEMM micro-kernels, packers and driver (``sdgemm.*``, see ``llvm_gemm.py``) take their sizes at
+run time and their names encode every static parameter, so one compiled copy serves every graph of a
+dtype. Compiling them is most of the LLVM time of a typical model, so the JIT path compiles each as
+a module of its own, caches its object on disk (keyed by name, compiler sources and target), and links
+the graph's object with those objects in one MCJIT engine. A graph whose kernels are cached compiles
+only its own code; the renderer then does not even build their IR (``module.sd_shared_available``).
+The exported library (``symdiff compile``) still compiles one whole module.
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from llvmlite import ir
+
+SHARED_PREFIX = "sdgemm."
+_REF = re.compile(r'@"([^"]+)"|@([-A-Za-z$._][-A-Za-z$._0-9]*)')
+
+
+def _header(module: ir.Module) -> str:
+    return f'target triple = "{module.triple}"\ntarget datalayout = "{module.data_layout}"\n'
+
+
+def _declaration(fn: ir.Function) -> str:
+    return str(ir.Function(ir.Module(), fn.function_type, fn.name)).strip()
+
+
+def arg_types(fn: ir.Function) -> list[str]:
+    return [str(a) for a in fn.function_type.args]
+
+
+def split_shared(module: ir.Module, prefix: str = SHARED_PREFIX) -> tuple[str, list[tuple[str, list[str], str]]]:
+    """(graph module text, [(name, arg types, module text)] for every *defined* ``prefix*`` function).
+
+    In the graph text every shared function is an external declaration; each shared module holds one
+    definition (external linkage) plus declarations or copies of what it references.
+    """
+    globals_ = {g.name: g for g in module.global_values}
+    shared = [f for f in module.functions if f.name.startswith(prefix) and f.blocks]
+    parts = []
+    for fn in shared:
+        text = str(fn)
+        refs: list[str] = []
+        for m in _REF.finditer(text):
+            name = m.group(1) or m.group(2)
+            if name != fn.name and name not in refs and name in globals_:
+                refs.append(name)
+        decls = [_declaration(g) if isinstance(g, ir.Function) else str(g).strip()  # constants: copied
+                 for g in (globals_[n] for n in refs)]
+        body = re.sub(r"^define internal ", "define ", text.lstrip(), count=1)
+        parts.append((fn.name, arg_types(fn), _header(module) + "\n".join(decls) + "\n\n" + body))
+    for fn in shared:  # in the graph's own module they become external declarations
+        fn.blocks.clear()
+        fn.linkage = ""
+    return str(module), parts
+
+
+def compile_parallel(texts: list[str], compile_text: Callable[[str], bytes]) -> list[bytes]:
+    """Compile module texts two at a time (llvmlite releases the GIL while LLVM works)."""
+    if len(texts) <= 1:
+        return [compile_text(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        return list(ex.map(compile_text, texts))
