@@ -610,7 +610,7 @@ static int input_slow(KernelObject *k, const spec_t *s, PyObject *o, void **ptr,
     const char kind = d->kind;
     int ok;
     switch (s->kind) {
-    case KIND_FLOAT: ok = kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b'; break;
+    case KIND_FLOAT: ok = kind == 'f' || kind == 'i' || kind == 'u'; break; /* not bool (as numpy's Signature) */
     case KIND_INT: ok = kind == 'i' || kind == 'u'; break;
     default: ok = kind == 'b'; break;
     }
@@ -626,6 +626,8 @@ static int input_slow(KernelObject *k, const spec_t *s, PyObject *o, void **ptr,
             why = " (labels must be integers; convert with .astype(np.int64) if intended)";
         else if (s->kind == KIND_INT && kind == 'b')
             why = " (bool is not accepted for integer inputs)";
+        else if (s->kind == KIND_FLOAT && kind == 'b')
+            why = " (bool is not accepted for float inputs; convert with .astype explicitly if intended)";
         PyErr_Format(PyExc_TypeError, "%U(): input '%U': expected %s data (%S), got dtype %S%s",
                      k->name, s->name, kind_word(s->kind), (PyObject *)s->descr, (PyObject *)d, why);
         goto fail;
@@ -681,7 +683,7 @@ static int input_slow(KernelObject *k, const spec_t *s, PyObject *o, void **ptr,
         if (!res)
             goto fail;
     } else {
-        /* float input from float/int/bool data (same-kind or safe casts only) */
+        /* float input from float/int data (same-kind or safe casts only) */
         Py_INCREF(s->descr);
         res = (PyArrayObject *)PyArray_FromArray(a, s->descr,
                                                  NPY_ARRAY_CARRAY_RO | NPY_ARRAY_FORCECAST);
@@ -1176,9 +1178,9 @@ static PyTypeObject KernelType = {
         "  calls (a concurrent call gets its own); NULL when n == 0.\n\n"
         "kernel(*arrays, **named_arrays): inputs by position and/or by name.  Arrays with the\n"
         "exact dtype and shape that are C-contiguous, aligned and native-endian are passed\n"
-        "without a copy; others are converted (same-kind casts: float<-float/int/bool,\n"
+        "without a copy; others are converted (same-kind casts: float<-float/int,\n"
         "int<-int with a value check; copies for non-contiguous data).  Complex, object,\n"
-        "string, None, and float/bool data for integer inputs raise TypeError; a wrong shape\n"
+        "string, None, bool data, and float data for integer inputs raise TypeError; a wrong shape\n"
         "or an out-of-range label raises ValueError.  Outputs are fresh arrays every call.\n"
         "The GIL is released around entry().",
     .tp_traverse = (traverseproc)Kernel_traverse,

@@ -11,8 +11,11 @@ Both backends take the very same generated ``.cu`` source (``codegen.cuda_render
   warp shuffles on the CPU. "Device" memory is host memory; the call path is otherwise identical.
 
 Shared libraries are cached under ``<symdiff cache dir>/cuda/`` (next to their ``.cu``), keyed by the
-SHA-256 of the source, the compiler and its version, the flags, and (for cuda-cpu) cuda_cpu.h.
-``SYMDIFF_CACHE=0`` or ``cache=False`` builds in a temporary folder instead.
+SHA-256 of the source, the compiler and its version, the flags, and (for cuda-cpu) cuda_cpu.h. A
+``<key>.json`` sidecar records the key, size and SHA-256 of the ``.so``: a library that does not match
+it (corrupt, truncated, foreign, or without one) is rebuilt, never loaded. Builds happen in a private
+folder and are renamed into place. ``SYMDIFF_CACHE=0`` or ``cache=False`` builds in a temporary folder
+instead.
 
 Options (``sd.compile(..., backend="cuda-cpu", **options)``): ``cache`` (bool), ``compiler`` (the host
 C++ compiler for cuda-cpu, or nvcc for cuda; defaults: ``$SYMDIFF_CXX``/``$CXX``/g++ and
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -147,6 +151,13 @@ def _run_compiler(cmd: list, what: str) -> None:
 def build_library(source: str, backend: str, *, cache: Optional[bool] = None, compiler: Optional[str] = None,
                   arch: Optional[str] = None, flags: Sequence[str] = ()) -> tuple[Path, bool, Optional[tempfile.TemporaryDirectory]]:
     """Compile a generated source to a shared library: (path, cache hit, temp dir to keep alive or None)."""
+    path, hit, tmp, _ = _build_library(source, backend, cache=cache, compiler=compiler, arch=arch, flags=flags)
+    return path, hit, tmp
+
+
+def _build_library(source: str, backend: str, *, cache: Optional[bool] = None, compiler: Optional[str] = None,
+                   arch: Optional[str] = None, flags: Sequence[str] = ()):
+    """build_library, plus the verified bytes of a cached library (None for an uncached build)."""
     if backend == "cuda-cpu":
         cc = host_compiler(compiler)
         if cc is None:
@@ -166,9 +177,11 @@ def build_library(source: str, backend: str, *, cache: Optional[bool] = None, co
     use_cache = _cache.enabled(cache)
     if use_cache:
         folder = _cache.cache_dir() / "cuda" / key[:2]
-        so = folder / f"{key}.so"
-        if so.is_file():
-            return so, True, None
+        so, meta = folder / f"{key}.so", folder / f"{key}.json"
+        data = _verified(so, meta, key) if so.is_file() else None
+        if data is not None:
+            return so, True, None, data
+        # absent, or corrupt / truncated / foreign (never dlopen'ed): build it (again)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
@@ -178,19 +191,79 @@ def build_library(source: str, backend: str, *, cache: Optional[bool] = None, co
     if not use_cache:
         tmp = tempfile.TemporaryDirectory(prefix="symdiff-cuda-")
         work = Path(tmp.name)
-    src = work / f"{ENTRY}.cu"
-    out = work / f"lib{ENTRY}.so"
-    src.write_text(source)
-    _run_compiler([cc, *base, "-o", str(out), str(src)],
-                  "nvcc" if backend == "cuda" else f"{Path(cc).name} (cuda-cpu build of {src})")
-    if not use_cache:
-        return out, False, tmp
     try:
-        os.replace(src, folder / f"{key}.cu")
-        os.replace(out, so)  # atomic: concurrent builders of the same key never expose a partial file
+        src = work / f"{ENTRY}.cu"
+        out = work / f"lib{ENTRY}.so"
+        src.write_text(source)
+        _run_compiler([cc, *base, "-o", str(out), str(src)],
+                      "nvcc" if backend == "cuda" else f"{Path(cc).name} (cuda-cpu build of {src})")
+        if not use_cache:
+            return out, False, tmp, None
+        data = out.read_bytes()
+        try:
+            os.replace(src, folder / f"{key}.cu")
+            os.replace(out, so)  # atomic: concurrent builders of the same key never expose a partial file
+            _write_entry_meta(meta, key, data)  # last: a reader trusts the .so only once this matches it
+        except OSError:
+            pass  # the folder vanished (a concurrent clear()) or the disk is full: only the cache is lost
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return so, False, None
+        if use_cache:
+            shutil.rmtree(work, ignore_errors=True)
+    return so, False, None, data
+
+
+def _verified(so: Path, meta: Path, key: str) -> Optional[bytes]:
+    """The bytes of a cached library if its sidecar names this key and matches its size and SHA-256."""
+    try:
+        info = json.loads(meta.read_text())
+        data = so.read_bytes()
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(info, dict) and info.get("key") == key and info.get("size") == len(data)
+          and info.get("sha256") == _sha(data))
+    return data if ok else None
+
+
+def _entry_ok(so: Path, meta: Path, key: str) -> bool:
+    return _verified(so, meta, key) is not None
+
+
+def _load_library(path: Path, data: Optional[bytes]) -> ctypes.CDLL:
+    """dlopen a library. Cached ones are loaded from a private copy of the bytes that were verified:
+    nothing changed on disk after the check is ever loaded, and a rebuilt entry is not mistaken for an
+    already loaded one of the same path (dlopen reuses a handle by path)."""
+    if data is None:
+        return ctypes.CDLL(str(path))
+    for folder in (path.parent, None):  # next to the cache entry, else the system temporary folder
+        try:
+            fd, private = tempfile.mkstemp(prefix=".load-", suffix=".so", dir=folder)
+            break
+        except OSError:
+            continue
+    else:
+        return ctypes.CDLL(str(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return ctypes.CDLL(private)
+    finally:
+        try:
+            os.unlink(private)  # the mapping outlives the name
+        except OSError:
+            pass
+
+
+def _write_entry_meta(meta: Path, key: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=meta.parent, prefix=".tmp-")  # OSError: handled by the caller
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"key": key, "size": len(data), "sha256": _sha(data)}, f)
+        os.replace(tmp, meta)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def nvcc_ptx(source: str, arch: str = "sm_90", nvcc: Optional[str] = None, cache: Optional[bool] = None) -> tuple[int, str]:
@@ -249,10 +322,10 @@ class CudaFunction(CompiledFunction):
         self.source, self.header = self.renderer.render()
         self.kernel_stats = self.renderer.stats()
         t1 = time.perf_counter()
-        self.library_path, self.cache_hit, self._tmpdir = build_library(
+        self.library_path, self.cache_hit, self._tmpdir, data = _build_library(
             self.source, backend, cache=cache, compiler=compiler, arch=arch, flags=flags)
         t2 = time.perf_counter()
-        self._lib = lib = ctypes.CDLL(str(self.library_path))
+        self._lib = lib = _load_library(self.library_path, data)
         fn = lambda nm, res, *args: self._bind(lib, nm, res, args)  # noqa: E731
         self._launch = fn("launch", ctypes.c_int, ctypes.POINTER(_P), _P)
         self._ws_bytes = fn("workspace_bytes", ctypes.c_size_t)

@@ -418,8 +418,8 @@ __device__ __forceinline__ float sd_heaviside(float x) { return x > 0.0f ? 1.0f 
 __device__ __forceinline__ double sd_heaviside(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? 0.0 : (x == 0.0 ? 0.5 : x)); }"""),
     "sd_sign": ((), """\
 // sign(x) in {-1, 0, 1}; NaN stays NaN
-__device__ __forceinline__ float sd_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
-__device__ __forceinline__ double sd_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }"""),
+__device__ __forceinline__ float sd_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == 0.0f ? 0.0f : x)); }
+__device__ __forceinline__ double sd_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x)); }"""),
     "sd_rand_bits": ((), """\
 // rand_uniform (symdiff/ops_random.py): lowbias32 hash of (index, seed, step, stream), top 24 bits
 __device__ __forceinline__ unsigned int sd_rand_bits(unsigned int i, unsigned int seed, unsigned int step, unsigned int stream) {
@@ -807,10 +807,10 @@ class CudaRenderer:
             e = ev.bind(T, f"exp{f}({v} - m)", flops=2, special=1)
             b.body.append(Stmt(f"{oname}[{ev.offset(n.shape, pt)}] = {e} * inv;", flops=1))
         elif n.op == "log_softmax":
-            loop.body.append(Stmt(f"const {T} lse = m + log{f}(s);", flops=1, special=1))
-            b, ev, pt = jloop("pass 3: write x - logsumexp")
+            loop.body.append(Stmt(f"const {T} ls = log{f}(s);", special=1))
+            b, ev, pt = jloop("pass 3: write (x - max) - log(sum), as numpy (keeps log(sum) next to a large max)")
             v = ev.convert(ev.ev(x, pt), x.dtype, dt)
-            b.body.append(Stmt(f"{oname}[{ev.offset(n.shape, pt)}] = {v} - lse;", flops=1))
+            b.body.append(Stmt(f"{oname}[{ev.offset(n.shape, pt)}] = ({v} - m) - ls;", flops=2))
         else:  # logsumexp: one value per row; the output's flat index is the row index
             first = "lane == 0" if warp_mode else "threadIdx.x == 0"
             loop.body.append(Stmt(f"if ({first}) {oname}[row] = m + log{f}(s);", flops=1, special=1))

@@ -70,7 +70,7 @@ def default_num_threads() -> int:
 # ------------------------------------------------------------------- pure fallback
 
 _KIND_WORD = {"f": "floating-point", "i": "integer", "b": "bool", "c": "complex"}
-_ALLOWED = {"f": "fiub", "i": "iu", "b": "b"}
+_ALLOWED = {"f": "fiu", "i": "iu", "b": "b"}  # bool data is rejected for float and int inputs
 
 
 class _Spec:
@@ -291,6 +291,8 @@ class FallbackKernel:
                 why = " (labels must be integers; convert with .astype(np.int64) if intended)"
             elif s.kind == "i" and k == "b":
                 why = " (bool is not accepted for integer inputs)"
+            elif s.kind == "f" and k == "b":
+                why = " (bool is not accepted for float inputs; convert with .astype explicitly if intended)"
             raise TypeError(f"{pre}: expected {_KIND_WORD[s.kind]} data ({s.dtype}), got dtype "
                             f"{a.dtype}{why}")
         if a.shape != s.shape:

@@ -172,19 +172,25 @@ def _leaf_infer(inputs, attrs):
 
 # -- numpy implementations -----------------------------------------------------------------------------------
 
+def _shift(a, axes):
+    """The row max used to shift softmax/log_softmax/logsumexp, or 0 where it is not finite (a row of
+    -inf stays -inf, +inf stays inf; -inf entries next to +inf get probability 0): all backends do this."""
+    m = np.max(a, axis=axes, keepdims=True)
+    return np.where(np.isfinite(m), m, np.zeros((), a.dtype))
+
+
 def _softmax_np(a, axis):
-    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    e = np.exp(a - _shift(a, axis))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax_np(a, axis):
-    s = a - np.max(a, axis=axis, keepdims=True)
+    s = a - _shift(a, axis)
     return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
 
 
 def _logsumexp_np(a, axes, keepdims):
-    m = np.max(a, axis=axes, keepdims=True)
-    m = np.where(np.isfinite(m), m, np.zeros((), a.dtype))  # all -inf rows stay -inf, inf stays inf
+    m = _shift(a, axes)
     r = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
     return r if keepdims else np.squeeze(r, axis=axes)
 

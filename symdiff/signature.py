@@ -77,7 +77,11 @@ def convert(spec: LeafSpec, value) -> np.ndarray:
     if value is None or isinstance(value, (str, bytes)):
         raise TypeError(f"input {spec.name!r}: expected a numeric array {spec.dtype}{list(spec.shape)}, "
                         f"got {type(value).__name__}")
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    try:
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nested lists, objects numpy cannot convert
+        raise TypeError(f"input {spec.name!r}: cannot convert {type(value).__name__} to a numeric array "
+                        f"{spec.dtype}{list(spec.shape)}: {e}") from None
     kind = arr.dtype.kind
     if kind == "c":
         raise TypeError(f"input {spec.name!r}: complex arrays are not supported (got {arr.dtype})")
@@ -93,4 +97,9 @@ def convert(spec: LeafSpec, value) -> np.ndarray:
             if lo < 0 or hi >= spec.label_depth:
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"input {spec.name!r}: label {bad} is out of range [0, {spec.label_depth})")
+        if arr.size and arr.dtype != np.dtype(spec.dtype):  # a narrowing cast must not wrap silently
+            info = np.iinfo(spec.dtype)
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < info.min or hi > info.max:
+                raise ValueError(f"input {spec.name!r}: value {lo if lo < info.min else hi} does not fit in {spec.dtype}")
     return np.ascontiguousarray(arr, dtype=spec.dtype)

@@ -1,0 +1,669 @@
+"""Differential fuzzing: random well-typed graphs on every backend against the NumPy reference.
+
+A random graph (``build_case``) draws ops from the whole op table -- elementwise unary/binary ops with
+NumPy broadcasting (size-1 and added axes), reductions over random axes with and without keepdims,
+max/logsumexp/softmax/log_softmax, matmul of 1-D/2-D operands, reshape/transpose/broadcast_to/cast,
+cross_entropy/pick/one_hot on integer labels, rand_uniform masks, eq masks, constants -- with fan-out
+(nodes reused) and several outputs. Every case is then checked (``check_case``):
+
+1. the outputs, a weighted scalar loss and its gradients with respect to every float leaf, compiled on
+   each backend (llvm, cuda-cpu), agree with the numpy backend (``assert_agree``);
+2. the gradients agree with central finite differences (``sd.check_grad``), unless the values put a
+   kink (relu/abs/sign/maximum/max ties...) within ``KINK_MARGIN`` of a non-differentiable point.
+
+Domains are kept valid by construction (log/sqrt/pow/div get positive or bounded-away operands) and
+magnitudes by a running bound (large values are rescaled before exp and friends).
+
+The same generator drives ``benchmarks/fuzz_long.py`` (thousands of graphs, seeds reported); the
+default run keeps a bounded, derandomized number of examples so CI is deterministic. Failures found
+by fuzzing are pinned in ``tests/test_regressions.py``.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from symdiff.check import to_float64
+from symdiff.compiled import NumpyFunction
+from symdiff.ir import Node, apply, toposort
+from symdiff.ops_random import rand_uniform
+from symdiff.optable import OPS
+
+try:  # the generator is also imported by benchmarks/fuzz_long.py, which does not need hypothesis
+    from hypothesis import HealthCheck, given, settings, strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+KINK_MARGIN = 1e-3  # values closer than this to a kink: skip the finite-difference check
+MAX_BOUND = 1e4  # larger running magnitude bounds are rescaled before use
+DIMS = (1, 1, 2, 3, 4, 5)  # size-1 axes are common on purpose
+SMOOTH_UNARY = ("neg", "square", "exp", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus")
+KINK_UNARY = ("abs", "relu", "sign", "step", "heaviside")
+DOMAIN_UNARY = ("sqrt", "log", "log1p")
+BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+# Special leaf entries for the special-value fuzzing: non-finite values, signed zeros, denormals and the
+# exp overflow/underflow points. Huge *finite* values (near the dtype's max) are left out here: whether
+# a sum of them overflows to inf, or meets an inf of the other sign (NaN), depends on the summation
+# order and on FMA contraction, which legitimately differ between BLAS and our kernels; they are
+# tested op by op in tests/test_bad_inputs.py::test_special_values_match_numpy instead.
+SPECIAL_VALUES = {dt: np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, np.finfo(dt).smallest_subnormal * 3,
+                                -np.finfo(dt).tiny, 1e-30, -88.0, 710.0])
+                  for dt in ("float32", "float64")}
+
+
+# ---- choices: hypothesis draws (shrinkable) or a seeded Random (the long run) -------------------------------
+
+class RngChooser:
+    def __init__(self, seed: int) -> None:
+        self.r = random.Random(seed)
+
+    def int(self, lo: int, hi: int) -> int:  # inclusive
+        return self.r.randint(lo, hi)
+
+    def choice(self, seq):
+        return seq[self.r.randrange(len(seq))]
+
+    def coin(self, p: float = 0.5) -> bool:
+        return self.r.random() < p
+
+
+class HypChooser:
+    def __init__(self, data) -> None:
+        self.data = data
+
+    def int(self, lo: int, hi: int) -> int:
+        return self.data.draw(st.integers(lo, hi))
+
+    def choice(self, seq):
+        return seq[self.data.draw(st.integers(0, len(seq) - 1))]
+
+    def coin(self, p: float = 0.5) -> bool:
+        # integers shrink towards 0 -> "False" is the simple case
+        return self.data.draw(st.integers(0, 99)) >= 100 - round(100 * p)
+
+
+# ---- the case -------------------------------------------------------------------------------------------------
+
+@dataclass
+class FuzzCase:
+    outputs: list
+    values: dict  # leaf name -> array
+    ops: list = field(default_factory=list)  # the ops the builder applied, in order (for reports)
+    seed: Optional[int] = None
+    special: bool = False  # leaves hold inf/nan/denormal/huge entries: backends are compared, no finite differences
+
+    def describe(self) -> str:
+        leaves = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in self.values.items())
+        outs = ", ".join(f"{o.dtype}{list(o.shape)}" for o in self.outputs)
+        return f"leaves [{leaves}] -> outputs [{outs}]; ops: {' '.join(self.ops)}"
+
+
+class Builder:
+    """Grows a random graph: a pool of float nodes with magnitude bounds; every op keeps domains valid."""
+
+    def __init__(self, ch, max_steps: int = 8, dims: Sequence[int] = DIMS, special: float = 0.0) -> None:
+        self.ch = ch
+        self.special = special  # fraction of leaf entries replaced by inf/nan/0/-0/denormal/huge values
+        self.max_steps = max_steps
+        self.dims = tuple(dims)
+        self.vseed = ch.int(0, 2**31 - 1)
+        self.rng = np.random.default_rng(self.vseed)
+        self.values: dict[str, np.ndarray] = {}
+        self.pool: list[Node] = []
+        self.bound: dict[Node, float] = {}
+        self.ops: list[str] = []
+        self.rand_inputs: Optional[tuple] = None
+        self.n_leaves = 0
+        self.default_dtype = ch.choice(("float64", "float64", "float32"))
+
+    # -- leaves and shapes --------------------------------------------------------------------------------
+    def shape(self, max_rank: int = 3) -> tuple:
+        return tuple(self.ch.choice(self.dims) for _ in range(self.ch.int(0, max_rank)))
+
+    def dtype(self) -> str:
+        return self.default_dtype if self.ch.coin(0.8) else self.ch.choice(("float32", "float64"))
+
+    def leaf(self, shape: tuple, dtype: Optional[str] = None) -> Node:
+        dtype = dtype or self.dtype()
+        name = f"x{self.n_leaves}"
+        self.n_leaves += 1
+        kind = sd.param if self.ch.coin(0.4) else sd.input
+        node = kind(name, shape, dtype)
+        v = self.rng.uniform(-2.0, 2.0, shape)
+        if self.special and v.size:
+            mask = self.rng.random(shape) < self.special
+            v = np.where(mask, self.rng.choice(SPECIAL_VALUES[dtype], shape), v)
+        self.values[name] = np.asarray(v, dtype=dtype)
+        self.bound[node] = 2.0
+        self.ops.append(f"{kind.__name__}{list(shape)}{dtype[5:]}")
+        return node
+
+    def labels(self, n: int, depth: int) -> Node:
+        name = f"lab{self.n_leaves}"
+        self.n_leaves += 1
+        dt = self.ch.choice(("int32", "int64"))
+        node = sd.input(name, (n,), dt)
+        self.values[name] = self.rng.integers(0, depth, n).astype(dt)
+        return node
+
+    def const(self, shape: tuple, dtype: str) -> Node:
+        node = sd.const(self.rng.uniform(-2.0, 2.0, shape), dtype)
+        self.bound[node] = 2.0
+        return node
+
+    def broadcast_partner(self, shape: tuple) -> tuple:
+        """A random shape that broadcasts with ``shape``: drop leading axes, set axes to 1, add axes."""
+        s = list(shape[self.ch.int(0, len(shape)):] if shape and self.ch.coin(0.4) else shape)
+        s = [1 if self.ch.coin(0.3) else d for d in s]
+        if len(s) == len(shape) < 3 and self.ch.coin(0.2):
+            s = [self.ch.choice(self.dims)] + s  # an added leading axis (the result grows)
+        if shape == tuple(s) and s and self.ch.coin(0.3):
+            s[self.ch.int(0, len(s) - 1)] = 1
+        return tuple(s)
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    def pick(self) -> Node:
+        # recent nodes more often: deeper graphs, but earlier ones still get reused (fan-out)
+        n = len(self.pool)
+        i = n - 1 - min(int(self.ch.int(0, 2 * n) // 2), n - 1) if self.ch.coin(0.7) else self.ch.int(0, n - 1)
+        return self.tame(self.pool[i])
+
+    def tame(self, x: Node) -> Node:
+        """Rescale a node whose magnitude bound got large."""
+        b = self.bound[x]
+        if b > MAX_BOUND:
+            y = x * (1.0 / b) if self.ch.coin(0.5) else sd.tanh(x * (4.0 / b))
+            self.bound[y] = 4.0 if y.op != "tanh" else 1.0
+            self.ops.append("rescale")
+            return y
+        return x
+
+    def add(self, node: Node, bound: float, label: str) -> Node:
+        self.bound[node] = float(bound) if math.isfinite(bound) else 1e300
+        self.pool.append(node)
+        self.ops.append(label)
+        return node
+
+    def positive(self, x: Node, c: float) -> tuple:
+        """A strictly positive function of x (>= about c) and its bound."""
+        b = self.bound[x]
+        kind = self.ch.int(0, 4)
+        if kind == 0:
+            return sd.square(x) + c, b * b + c
+        if kind == 1:
+            return sd.softplus(x) + c, b + 1 + c
+        if kind == 2:
+            return sd.sigmoid(x) + c, 1 + c
+        if kind == 3:
+            return sd.exp(sd.tanh(x)), math.e  # >= 1/e
+        return sd.abs(x) + c, b + c
+
+    def other(self, a: Node) -> Node:
+        """A second operand that broadcasts with ``a``: a pool node, a new leaf, a constant or a Python float."""
+        k = self.ch.int(0, 9)
+        if k <= 3:
+            cands = [n for n in self.pool if _broadcastable(n.shape, a.shape) and n is not a]
+            if cands:
+                return self.tame(self.ch.choice(cands))
+        if k == 9:
+            return a  # the same node twice (x*x, x-x, maximum(x, x): ties)
+        if k == 8:
+            v = self.ch.choice((0.5, -1.5, 2.0, 3.0, 1e-3))
+            c = sd.as_tensor(v, a)
+            self.bound[c] = abs(v)
+            return c
+        shape = self.broadcast_partner(a.shape)
+        if k == 7:
+            return self.const(shape, self.ch.choice(("float32", "float64")))
+        return self.leaf(shape)
+
+    # -- ops --------------------------------------------------------------------------------------------------
+    def step(self) -> None:
+        kind = self.ch.choice(("unary", "unary", "binary", "binary", "binary", "reduce", "shape", "shape",
+                               "matmul", "axis", "special"))
+        getattr(self, "op_" + kind)()
+
+    def op_unary(self) -> None:
+        x = self.pick()
+        b = self.bound[x]
+        op = self.ch.choice(SMOOTH_UNARY + KINK_UNARY + DOMAIN_UNARY)
+        if self.special and op in ("sin", "cos"):
+            op = "tanh"  # llvm sin/cos are documented as meaningless beyond |x| ~ 2e5 (float32) / 3e12 (float64)
+        if op in ("exp", "expm1"):
+            if b > 30:
+                x, b = sd.tanh(x) * 3.0, 3.0
+            return self.add(apply(op, [x]), math.exp(b), op)
+        if op == "sqrt":
+            p, pb = self.positive(x, 0.1)
+            return self.add(sd.sqrt(p), math.sqrt(pb), op)
+        if op == "log":
+            p, pb = self.positive(x, 0.2)
+            return self.add(sd.log(p), max(abs(math.log(0.2)), math.log(pb)), op)
+        if op == "log1p":
+            p, pb = self.positive(x, 0.0)
+            return self.add(sd.log1p(p - 0.5 if self.ch.coin(0.3) and p.op != "exp" else p), math.log1p(pb) + 1, op)
+        bound = {"square": b * b, "softplus": b + 1, "neg": b, "abs": b, "relu": b}.get(op, 1.0)
+        return self.add(apply(op, [x]), bound, op)
+
+    def op_binary(self) -> None:
+        a = self.pick()
+        b = self.other(a)
+        op = self.ch.choice(BINARY)
+        ba, bb = self.bound[a], self.bound[b]
+        if self.ch.coin(0.5):  # operand order
+            a, b, ba, bb = b, a, bb, ba
+        if op == "div":
+            den, _ = self.positive(b, 0.25)
+            if self.ch.coin(0.3):
+                den = -den
+            return self.add(a / den, ba * 4, op)
+        if op == "pow":
+            base, pb = self.positive(a, 0.3)
+            if self.ch.coin(0.5):
+                e = self.ch.choice((-1.5, -1.0, -0.5, 0.5, 2.0, 3.0, 0.0, 1.0))
+                return self.add(sd.power(base, e), max(pb, 1 / 0.3) ** abs(e), "pow")
+            e = sd.tanh(b) * 1.5
+            return self.add(sd.power(base, e), max(pb, 1 / 0.3) ** 1.5, "pow")
+        bound = {"add": ba + bb, "sub": ba + bb, "mul": ba * bb}.get(op, max(ba, bb))
+        return self.add(apply(op, [a, b]) if op in ("maximum", "minimum") else getattr(sd, _DSL[op])(a, b), bound, op)
+
+    def axes(self, x: Node):
+        if x.ndim == 0 or self.ch.coin(0.15):
+            return None
+        k = self.ch.int(1, x.ndim)
+        ax = sorted({self.ch.int(0, x.ndim - 1) for _ in range(k)})
+        if self.ch.coin(0.3):
+            ax = [a - x.ndim for a in ax]  # negative axes
+        return ax[0] if len(ax) == 1 and self.ch.coin(0.5) else tuple(ax)
+
+    def op_reduce(self) -> None:
+        x = self.pick()
+        op = self.ch.choice(("sum", "sum", "mean", "max", "logsumexp"))
+        ax = self.axes(x)
+        keep = self.ch.coin(0.4)
+        b = self.bound[x]
+        if op == "logsumexp":
+            if x.ndim == 0:
+                ax = None
+            y = sd.logsumexp(x, axis=ax if ax is not None else tuple(range(x.ndim)), keepdims=keep)
+            return self.add(y, b + math.log(max(x.size, 1)), op)
+        y = getattr(sd, op)(x, axis=ax, keepdims=keep)
+        return self.add(y, b * x.size if op == "sum" else b, op)
+
+    def op_axis(self) -> None:
+        x = self.pick()
+        b = self.bound[x]
+        if x.ndim == 0:
+            x = sd.reshape(x, (1,)) if self.ch.coin(0.5) else sd.broadcast_to(x, (self.ch.choice(self.dims[2:]),))
+        op = self.ch.choice(("softmax", "log_softmax"))
+        axis = self.ch.int(-x.ndim, x.ndim - 1)
+        y = getattr(sd, op)(x, axis=axis)
+        n = x.shape[axis]
+        return self.add(y, 1.0 if op == "softmax" else 2 * b + math.log(n), op)
+
+    def op_shape(self) -> None:
+        x = self.pick()
+        b = self.bound[x]
+        op = self.ch.choice(("reshape", "transpose", "broadcast_to", "cast", "T"))
+        if op == "reshape":
+            return self.add(sd.reshape(x, self.factor(x.size)), b, op)
+        if op in ("transpose", "T"):
+            if x.ndim < 3 and x.size > 1 and self.ch.coin(0.5):
+                x = sd.reshape(x, self.factor(x.size, min_rank=3))  # transposes of rank >= 3 are not involutions
+            perm = list(range(x.ndim))
+            if self.ch.coin(0.5):
+                r = self.ch.int(1, max(1, x.ndim - 1))
+                perm = perm[r:] + perm[:r]  # a rotation (a cycle)
+            else:
+                for i in range(len(perm) - 1, 0, -1):
+                    j = self.ch.int(0, i)
+                    perm[i], perm[j] = perm[j], perm[i]
+            return self.add(x.T if op == "T" else sd.transpose(x, perm), b, "transpose")
+        if op == "broadcast_to":
+            s = [self.ch.choice(self.dims[2:]) if d == 1 and self.ch.coin(0.6) else d for d in x.shape]
+            if len(s) < 4 and self.ch.coin(0.5):
+                s = [self.ch.choice(self.dims)] + s
+            return self.add(sd.broadcast_to(x, tuple(s)), b, op)
+        return self.add(sd.astype(x, "float32" if x.dtype == "float64" else "float64"), b, "cast")
+
+    def factor(self, size: int, min_rank: int = 0) -> tuple:
+        dims, rest = [], size
+        while rest > 1 and len(dims) < 3:
+            divs = [d for d in range(2, rest + 1) if rest % d == 0]
+            d = self.ch.choice(divs)
+            dims.append(d)
+            rest //= d
+        if rest > 1:
+            dims.append(rest)
+        for _ in range(self.ch.int(0, 2)):
+            dims.insert(self.ch.int(0, len(dims)), 1)
+        while len(dims) < min_rank:
+            dims.insert(self.ch.int(0, len(dims)), 1)
+        if dims and self.ch.coin(0.2) and not min_rank:
+            dims[self.ch.int(0, len(dims) - 1)] = -1
+        return tuple(dims)
+
+    def op_matmul(self) -> None:
+        x = self.pick()
+        bx = self.bound[x]
+        if x.ndim == 0:
+            x = sd.broadcast_to(x, (self.ch.choice(self.dims),))
+        elif x.ndim > 2:
+            if self.ch.coin(0.5):
+                x = sd.reshape(x, (-1, x.shape[-1]))
+            else:
+                bx *= x.size // (x.shape[-2] * x.shape[-1])
+                x = sd.sum(x, axis=tuple(range(x.ndim - 2)))
+        left = self.ch.coin(0.3)  # w @ x instead of x @ w
+        k = x.shape[0] if left else x.shape[-1]
+        cands = [n for n in self.pool if 1 <= n.ndim <= 2 and (n.shape[-1] if left else n.shape[0]) == k]
+        if cands and self.ch.coin(0.4):
+            w = self.tame(self.ch.choice(cands))
+        else:
+            m = self.ch.choice(self.dims)
+            w = self.leaf(((m, k) if left else (k, m)) if self.ch.coin(0.7) else (k,))
+        y = w @ x if left else x @ w
+        return self.add(y, bx * self.bound[w] * k, "matmul")
+
+    def op_special(self) -> None:
+        x = self.pick()
+        kind = self.ch.choice(("cross_entropy", "pick", "one_hot", "rand", "eq", "const"))
+        b = self.bound[x]
+        if kind in ("cross_entropy", "pick", "one_hot"):
+            if x.ndim != 2:
+                x = sd.reshape(x, (-1, x.shape[-1])) if x.ndim > 2 else sd.reshape(x, (1, x.size))
+            n, c = x.shape
+            lab = self.labels(n, c)
+            if kind == "cross_entropy":
+                return self.add(sd.cross_entropy(x, lab), 2 * b + math.log(c), kind)
+            if kind == "pick":
+                return self.add(apply("pick", [x, lab]), b, kind)
+            oh = apply("one_hot", [lab], depth=c, dtype=self.ch.choice(("float32", "float64")))
+            return self.add(oh * x, b, kind)
+        if kind == "rand":
+            if self.rand_inputs is None or self.ch.coin(0.2):
+                if self.ch.coin(0.5):
+                    seed = self.ch.int(-2**40, 2**40)
+                    self.rand_inputs = (seed, self.ch.int(0, 2**34))
+                else:
+                    for nm in ("seed", "step"):
+                        if nm not in self.values:
+                            dt = self.ch.choice(("int32", "int64"))
+                            self.values[nm] = np.asarray(self.rng.integers(-2**31, 2**31 - 1), dtype=dt)
+                    self.rand_inputs = tuple(sd.input(nm, (), self.values[nm].dtype.name) for nm in ("seed", "step"))
+            u = rand_uniform(*self.rand_inputs, shape=x.shape, dtype=x.dtype, stream=self.ch.int(0, 3))
+            return self.add(x * u if self.ch.coin(0.7) else x * apply("step", [u - 0.5]), b, "rand_uniform")  # dropout-like mask
+        if kind == "eq":
+            if x.ndim == 0:
+                x = sd.broadcast_to(x, (3,))
+            ax = self.axes(x)
+            m = sd.max(x, axis=ax, keepdims=True)
+            return self.add(apply("eq", [x, m]) * x, b, "eq")
+        c = self.const(self.broadcast_partner(x.shape), x.dtype)
+        y = c - x if self.ch.coin(0.5) else x * c
+        return self.add(y, b * 2 + 2, "const")
+
+    # -- the whole graph ---------------------------------------------------------------------------------------
+    def build(self) -> FuzzCase:
+        for _ in range(self.ch.int(1, 2)):
+            self.pool.append(self.leaf(self.shape(4 if self.ch.coin(0.15) else 3)))
+        for _ in range(self.ch.int(1, self.max_steps)):
+            self.step()
+        outs = [self.pool[-1]]
+        extra = [n for n in self.pool[:-1]]
+        for _ in range(self.ch.int(0, 2)):
+            if extra:
+                outs.append(self.ch.choice(extra))  # fan-out: intermediate values are outputs too
+        if self.ch.coin(0.1):
+            outs.append(outs[0])  # the same node twice: outputs must not alias
+        return FuzzCase(outs, self.values, self.ops, special=bool(self.special))
+
+
+_DSL = {"add": "add", "sub": "subtract", "mul": "multiply"}
+
+
+def _broadcastable(a: tuple, b: tuple) -> bool:
+    """True if ``a`` broadcasts into ``b`` without changing ``b``'s shape."""
+    try:
+        return tuple(np.broadcast_shapes(a, b)) == tuple(b)
+    except ValueError:
+        return False
+
+
+def build_case(ch, max_steps: int = 8, dims: Sequence[int] = DIMS, special: float = 0.0) -> FuzzCase:
+    return Builder(ch, max_steps, dims, special).build()
+
+
+def case_from_seed(seed: int, max_steps: int = 8, dims: Sequence[int] = DIMS, special: float = 0.0) -> FuzzCase:
+    case = build_case(RngChooser(seed), max_steps, dims, special)
+    case.seed = seed
+    return case
+
+
+# ---- checking ------------------------------------------------------------------------------------------------
+
+class Rejected(Exception):
+    """The values sit too close to a kink for a meaningful comparison (not a failure)."""
+
+
+def loss_of(case: FuzzCase) -> Node:
+    """A scalar that depends on every output through random weights (so every gradient entry matters)."""
+    rng = np.random.default_rng(len(case.values) * 7919 + len(case.ops))
+    terms = []
+    for o in case.outputs:
+        w = rng.uniform(0.5, 1.5, o.shape) * rng.choice([-1.0, 1.0], o.shape)
+        terms.append(sd.sum(o * sd.const(w, o.dtype)))
+    loss = terms[0]
+    for t in terms[1:]:
+        loss = loss + t
+    return loss
+
+
+def float_leaves(outputs) -> list:
+    return [n for n in toposort(outputs) if n.is_leaf and n.dtype.startswith("float")]
+
+
+def kink_margin(outputs, values) -> tuple[float, bool]:
+    """(smallest non-zero distance of any value to a kink, whether some value sits exactly on one).
+
+    Kinks: the argument of abs/relu/sign/step/heaviside, the difference of maximum/minimum operands,
+    the gap between the largest and the other entries of a max reduction (eq masks come from those).
+    Evaluated in float64 on the float64 version of the graph (what check_grad differentiates)."""
+    g64 = to_float64(list(outputs))
+    probes = []
+    for n in toposort(g64):
+        if n.op in ("abs", "relu", "sign", "step", "heaviside"):
+            probes.append(("arg", n.inputs[0]))
+        elif n.op in ("maximum", "minimum"):
+            probes.append(("arg", apply("sub", list(n.inputs))))
+        elif n.op == "max":
+            probes.append(("max", n))
+    if not probes:
+        return math.inf, False
+    nodes = []
+    for kind, n in probes:
+        nodes += [n] if kind == "arg" else [n.inputs[0], n]
+    f = NumpyFunction(nodes, single=False)
+    vals = f(**{k: np.asarray(v, np.float64) if v.dtype.kind == "f" else v for k, v in values.items()
+                if k in f.input_names})
+    margin, exact = math.inf, False
+    i = 0
+    for kind, n in probes:
+        if kind == "arg":
+            d = np.abs(vals[i])
+            i += 1
+        else:
+            x, m = vals[i], vals[i + 1]
+            i += 2
+            with np.errstate(invalid="ignore"):
+                d = np.abs(x - np.reshape(m, [1 if a in n.attrs["axes"] else s for a, s in enumerate(x.shape)]))
+        if d.size:
+            exact |= bool(np.any(d == 0))
+            nz = d[d > 0]
+            if nz.size:
+                margin = min(margin, float(nz.min()))
+    return margin, exact
+
+
+def _tol(dtype: str) -> tuple[float, float]:
+    return (2e-4, 1e-5) if dtype == "float32" else (1e-9, 1e-12)
+
+
+def assert_agree(got, ref, what: str, scale: float = 1.0, precision: str = "float64") -> None:
+    """Same shape and dtype; NaN/inf at the same places; finite values close (relative to the output's scale).
+
+    ``precision``: the least precise float dtype the value went through (a float64 output computed
+    from float32 intermediates gets the float32 tolerance)."""
+    got, ref = np.asarray(got), np.asarray(ref)
+    assert got.shape == ref.shape, f"{what}: shape {got.shape} != reference {ref.shape}"
+    assert got.dtype == ref.dtype, f"{what}: dtype {got.dtype} != reference {ref.dtype}"
+    rtol, atol = _tol("float32" if "float32" in (precision, ref.dtype.name) else "float64")
+    fin = np.isfinite(ref)
+    assert np.array_equal(np.isnan(got), np.isnan(ref)), f"{what}: NaN at different places\n{got}\n{ref}"
+    assert np.array_equal(got[~fin & ~np.isnan(ref)], ref[~fin & ~np.isnan(ref)]), f"{what}: inf differs"
+    mag = float(np.max(np.abs(ref[fin]), initial=0.0))
+    err = np.abs(got[fin].astype(np.float64) - ref[fin])
+    lim = atol * max(1.0, mag) * scale + rtol * np.abs(ref[fin]) + rtol * mag * 1e-2 * scale
+    if err.size and not np.all(err <= lim):
+        k = int(np.argmax(err - lim))
+        raise AssertionError(f"{what}: max error {err.max():.3e} (at flat {k}: got {got[fin][k]!r}, reference "
+                             f"{ref[fin][k]!r}, limit {lim[k]:.3e}); output magnitude {mag:.3e}")
+
+
+def hvp_loss(case: FuzzCase) -> Node:
+    """sum_i <d loss / d x_i, v_i> for fixed random v_i: its gradient is a Hessian-vector product."""
+    wrt = float_leaves(case.outputs)
+    rng = np.random.default_rng(17)
+    y2 = None
+    for w, g in zip(wrt, sd.grad(loss_of(case), wrt)):
+        t = sd.sum(g * sd.const(rng.uniform(-1.0, 1.0, g.shape), g.dtype))
+        y2 = t if y2 is None else y2 + t
+    return y2
+
+
+def graph_of(case: FuzzCase, with_grad: bool = True, order: int = 1) -> tuple[list, list]:
+    """(nodes, names): the outputs, then the loss and its gradient with respect to every float leaf
+    (order 2: also the Hessian-vector-product scalar and its gradients)."""
+    outs = list(case.outputs)
+    names = [f"out{i}" for i in range(len(outs))]
+    wrt = float_leaves(case.outputs)
+    if with_grad:
+        loss = loss_of(case)
+        outs += [loss] + list(sd.grad(loss, wrt))
+        names += ["loss"] + [f"d_{w.name}" for w in wrt]
+    if order >= 2 and wrt:
+        y2 = hvp_loss(case)
+        outs += [y2] + list(sd.grad(y2, wrt))
+        names += ["hvp_loss"] + [f"hvp_{w.name}" for w in wrt]
+    return outs, names
+
+
+def precision(node: Node) -> str:
+    """float32 if the value passes through any float32 node, else float64."""
+    return "float32" if any(n.dtype == "float32" for n in toposort([node])) else "float64"
+
+
+def run(f, case: FuzzCase):
+    return f(**{k: case.values[k] for k in f.input_names})
+
+
+def check_case(case: FuzzCase, backends: Sequence[str] = ("llvm",), fd: bool = True, order: int = 1,
+               simplify_graph: bool = True, **options) -> dict:
+    """Run every check on one case; raises AssertionError with a description on a disagreement.
+
+    Returns {"fd": checked?, "margin": kink margin, "exact_kink": bool}. Raises Rejected when a value
+    sits within ``KINK_MARGIN`` of a kink without being exactly on it (the backends' rounding could
+    legitimately put it on different sides). Values exactly on a kink (x - x, maximum(x, x)) are
+    compared across backends (their derivative conventions must agree) but not with finite differences."""
+    margin, exact = kink_margin(case.outputs, case.values)
+    if margin < KINK_MARGIN:
+        raise Rejected(f"kink margin {margin:.2e}")
+    fd = fd and not case.special
+    nodes, names = graph_of(case, order=order)
+    before = {k: v.copy() for k, v in case.values.items()}
+    with np.errstate(all="ignore"):  # the same simplification as the backend: x*0 -> 0 ignores inf/NaN in x (by design)
+        ref = run(sd.compile(nodes, backend="numpy", simplify_graph=simplify_graph), case)
+    info = {"fd": False, "margin": margin, "exact_kink": exact}
+    for be in backends:
+        got = run(sd.compile(nodes, backend=be, simplify_graph=simplify_graph, **options), case)
+        assert len(got) == len(ref)
+        for nm, g, r, node in zip(names, got, ref, nodes):
+            assert_agree(g, r, f"[{be}] {nm} of {case.describe()}", scale=1.0 if nm.startswith("out") else 10.0,
+                         precision=precision(node))
+        # outputs are fresh arrays: no two share memory, none is an input
+        for i, g in enumerate(got):
+            for j in range(i):
+                assert not np.shares_memory(g, got[j]), f"[{be}] outputs {names[i]} and {names[j]} alias"
+            for k, v in case.values.items():
+                assert not np.shares_memory(g, v), f"[{be}] output {names[i]} aliases input {k}"
+    for k, v in case.values.items():
+        assert v.tobytes() == before[k].tobytes(), f"input {k} was modified"
+    wrt = float_leaves(case.outputs)
+    if fd and not exact and wrt:
+        loss_value = abs(float(ref[len(case.outputs)]))
+        rep = sd.check_grad(loss_of(case), wrt, case.values, rtol=1e-4, atol=1e-6 * max(1.0, loss_value))
+        assert rep.passed, f"finite differences disagree for {case.describe()}\n{rep}"
+        if order >= 2:
+            y2 = hvp_loss(case)
+            scale = max(1.0, abs(float(ref[names.index("hvp_loss")])))
+            rep = sd.check_grad(y2, wrt, case.values, rtol=1e-4, atol=1e-6 * scale)
+            assert rep.passed, f"finite differences disagree (second order) for {case.describe()}\n{rep}"
+        info["fd"] = True
+    return info
+
+
+# ---- the default run (bounded, deterministic) --------------------------------------------------------------------
+
+def test_generator_covers_the_op_table():
+    """Every op in the op table shows up in some generated graph (simplified, as compiled)."""
+    seen = set()
+    for seed in range(300):
+        case = case_from_seed(seed)
+        loss = loss_of(case)
+        outs = sd.simplify(case.outputs + sd.grad(loss, float_leaves(case.outputs)))
+        seen |= {n.op for n in toposort(outs)}
+        if seen >= set(OPS):
+            break
+    assert set(OPS) - seen == set(), f"ops never generated: {sorted(set(OPS) - seen)}"
+
+
+if given is not None:
+    FUZZ = settings(max_examples=25, deadline=None, derandomize=True, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+
+    @FUZZ
+    @given(st.data())
+    def test_fuzz_llvm_matches_numpy_and_finite_differences(data):
+        from hypothesis import assume
+        case = build_case(HypChooser(data))
+        try:
+            check_case(case, ("llvm",))
+        except Rejected:
+            assume(False)
+
+    @settings(FUZZ, max_examples=12)
+    @given(st.data())
+    def test_fuzz_special_values_llvm_matches_numpy(data):
+        """Leaves with inf/nan/+-0/denormal/huge entries: NaN and inf in the same places, the rest close."""
+        from hypothesis import assume
+        case = build_case(HypChooser(data), special=0.25)
+        try:
+            check_case(case, ("llvm",))
+        except Rejected:
+            assume(False)
+
+    @settings(FUZZ, max_examples=5)
+    @given(st.data())
+    def test_fuzz_cuda_cpu_matches_numpy(data):
+        from hypothesis import assume
+        case = build_case(HypChooser(data))
+        try:
+            check_case(case, ("cuda-cpu",), fd=False)
+        except Rejected:
+            assume(False)
