@@ -228,12 +228,26 @@ def _entry_ok(so: Path, meta: Path, key: str) -> bool:
     return _verified(so, meta, key) is not None
 
 
+_LOADED: dict = {}  # SHA-256 of a verified library -> its handle (libraries are never unloaded)
+_LOADED_LOCK = threading.Lock()
+
+
 def _load_library(path: Path, data: Optional[bytes]) -> ctypes.CDLL:
     """dlopen a library. Cached ones are loaded from a private copy of the bytes that were verified:
     nothing changed on disk after the check is ever loaded, and a rebuilt entry is not mistaken for an
-    already loaded one of the same path (dlopen reuses a handle by path)."""
+    already loaded one of the same path (dlopen reuses a handle by path). Identical bytes are loaded
+    once per process."""
     if data is None:
         return ctypes.CDLL(str(path))
+    digest = _sha(data)
+    with _LOADED_LOCK:
+        lib = _LOADED.get(digest)
+        if lib is None:
+            lib = _LOADED[digest] = _load_private_copy(path, data)
+        return lib
+
+
+def _load_private_copy(path: Path, data: bytes) -> ctypes.CDLL:
     for folder in (path.parent, None):  # next to the cache entry, else the system temporary folder
         try:
             fd, private = tempfile.mkstemp(prefix=".load-", suffix=".so", dir=folder)

@@ -634,7 +634,7 @@ def test_generator_covers_the_op_table():
 
 
 if given is not None:
-    FUZZ = settings(max_examples=25, deadline=None, derandomize=True, print_blob=True,
+    FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
     @FUZZ
