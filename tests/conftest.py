@@ -49,3 +49,21 @@ def node_ops(outputs) -> list[str]:
     """The op names of the (simplified) graph, as the networkx view reports them."""
     G = sd.to_networkx(outputs)
     return [d["op"] for _, d in G.nodes(data=True)]
+
+
+def hash_uniform_reference(seed: int, step: int, n: int, stream: int = 0) -> np.ndarray:
+    """The documented rand_uniform formula with Python ints, one index at a time (independent of
+    symdiff.ops_random's NumPy code)."""
+    m32 = 0xFFFFFFFF
+    out = []
+    for i in range(n):
+        x = ((i * 0x9E3779B1) ^ ((seed & m32) * 0x85EBCA77) ^ ((step & m32) * 0xC2B2AE3D)
+             ^ ((stream & m32) * 0x27D4EB2F)) & m32
+        for _ in range(2):
+            x ^= x >> 16
+            x = (x * 0x7FEB352D) & m32
+            x ^= x >> 15
+            x = (x * 0x846CA68B) & m32
+            x ^= x >> 16
+        out.append((x >> 8) / 2 ** 24)
+    return np.array(out)

@@ -6,24 +6,7 @@ import symdiff as sd
 import symdiff.nn as nn
 from symdiff.ops_random import rand_uniform, rand_uniform_np
 
-M32 = 0xFFFFFFFF
-
-
-def reference(seed: int, step: int, n: int, stream: int = 0) -> list:
-    """The documented formula with Python ints, one index at a time."""
-    out = []
-    for i in range(n):
-        x = ((i * 0x9E3779B1) ^ ((seed & M32) * 0x85EBCA77) ^ ((step & M32) * 0xC2B2AE3D)
-             ^ ((stream & M32) * 0x27D4EB2F)) & M32
-        for _ in range(2):
-            x ^= x >> 16
-            x = (x * 0x7FEB352D) & M32
-            x ^= x >> 15
-            x = (x * 0x846CA68B) & M32
-            x ^= x >> 16
-        out.append((x >> 8) / 2 ** 24)
-    return out
-
+from conftest import hash_uniform_reference as reference
 
 @pytest.mark.parametrize("seed,step,stream", [(0, 0, 0), (1, 2, 0), (12345, 678, 3), (-1, 2**31 + 5, 0),
                                               (2**40 + 7, -3, 0xDEADBEEF)])

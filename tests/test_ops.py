@@ -16,7 +16,7 @@ import symdiff as sd
 from symdiff.ir import apply
 from symdiff.optable import OPS
 
-from conftest import assert_grad_ok, distinct, evaluate, separated, signed_away
+from conftest import assert_grad_ok, distinct, evaluate, hash_uniform_reference, separated, signed_away
 
 A_SHAPE, B_SHAPE = (3, 1), (2, 1, 4)  # broadcast to (2, 3, 4): size-1 axes and an added leading axis
 U_SHAPE = (2, 3)
@@ -53,22 +53,6 @@ def _labels(r, n=3, depth=4):
 
 def _eq_ties(r):  # forward: many exact ties so both outcomes appear
     return {"a": r.integers(0, 3, A_SHAPE).astype(np.float64), "b": r.integers(0, 3, B_SHAPE).astype(np.float64)}
-
-
-def _hash_uniform(seed, step, stream, n):
-    """The counter-based generator of ops_random, written out with Python ints (independent of its NumPy code)."""
-    m = 0xFFFFFFFF
-    out = []
-    for i in range(n):
-        v = ((i * 0x9E3779B1) ^ ((seed & m) * 0x85EBCA77) ^ ((step & m) * 0xC2B2AE3D) ^ (stream * 0x27D4EB2F)) & m
-        for _ in range(2):
-            v ^= v >> 16
-            v = (v * 0x7FEB352D) & m
-            v ^= v >> 15
-            v = (v * 0x846CA68B) & m
-            v ^= v >> 16
-        out.append((v >> 8) * 2.0**-24)
-    return np.array(out)
 
 
 def _np_softmax(x, axis):
@@ -144,7 +128,7 @@ CASES: dict[str, Case] = {
                                     "step": np.asarray(2**33 + 5, np.int64)},
                          lambda x, seed, step: apply("rand_uniform", [seed, step], shape=U_SHAPE, dtype="float64",
                                                      stream=11) * x,
-                         lambda x, seed, step: _hash_uniform(int(seed), int(step), 11, x.size).reshape(U_SHAPE) * x),
+                         lambda x, seed, step: hash_uniform_reference(int(seed), int(step), x.size, 11).reshape(U_SHAPE) * x),
     "eq": Case(_eq_ties, lambda a, b: apply("eq", [a, b]), lambda a, b: (a == b) * 1.0, gen_grad=_sep),
 }
 

@@ -256,31 +256,32 @@ class Duplicate(Module):
         return (x,) * self.n
 
 
-class Add(Module):
-    """``y = x1 + x2 (+ ...)``; backward copies the gradient to every input."""
-    kind = "add"
+class _Fold(Module):
+    """A binary elementwise op folded over two or more inputs."""
+    op = staticmethod(sd.add)
+    need = "at least two inputs"
 
     def forward(self, *xs: Node) -> Node:
         if len(xs) < 2:
-            raise TypeError("Add: expected at least two inputs")
+            raise TypeError(f"{type(self).__name__}: expected {self.need}")
         y = xs[0]
         for x in xs[1:]:
-            y = sd.add(y, x)
+            y = self.op(y, x)
         return y
 
 
-class Max(Module):
+class Add(_Fold):
+    """``y = x1 + x2 (+ ...)``; backward copies the gradient to every input."""
+    kind = "add"
+    op = staticmethod(sd.add)
+
+
+class Max(_Fold):
     """Elementwise ``y = max(x1, x2, ...)``; backward routes the gradient to the larger input
     (split equally between exact ties, SymPy's derivative of Max)."""
     kind = "max"
-
-    def forward(self, *xs: Node) -> Node:
-        if len(xs) < 2:
-            raise TypeError("Max: expected at least two inputs (for a reduction use sd.max(x, axis))")
-        y = xs[0]
-        for x in xs[1:]:
-            y = sd.maximum(y, x)
-        return y
+    op = staticmethod(sd.maximum)
+    need = "at least two inputs (for a reduction use sd.max(x, axis))"
 
 
 class Dropout(Module):
