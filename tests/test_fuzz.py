@@ -96,7 +96,7 @@ class FuzzCase:
     values: dict  # leaf name -> array
     ops: list = field(default_factory=list)  # the ops the builder applied, in order (for reports)
     seed: Optional[int] = None
-    special: bool = False  # leaves hold inf/nan/denormal/huge entries: backends are compared, no finite differences
+    special: bool = False  # leaves hold inf/nan/+-0/denormal entries: backends are compared, no finite differences
 
     def describe(self) -> str:
         leaves = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in self.values.items())
@@ -109,7 +109,7 @@ class Builder:
 
     def __init__(self, ch, max_steps: int = 8, dims: Sequence[int] = DIMS, special: float = 0.0) -> None:
         self.ch = ch
-        self.special = special  # fraction of leaf entries replaced by inf/nan/0/-0/denormal/huge values
+        self.special = special  # fraction of leaf entries replaced by SPECIAL_VALUES
         self.max_steps = max_steps
         self.dims = tuple(dims)
         self.vseed = ch.int(0, 2**31 - 1)
@@ -169,7 +169,7 @@ class Builder:
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def pick(self) -> Node:
-        # recent nodes more often: deeper graphs, but earlier ones still get reused (fan-out)
+        # any pool node: earlier nodes get reused (fan-out), later ones deepen the graph
         n = len(self.pool)
         i = n - 1 - min(int(self.ch.int(0, 2 * n) // 2), n - 1) if self.ch.coin(0.7) else self.ch.int(0, n - 1)
         return self.tame(self.pool[i])
