@@ -1,0 +1,438 @@
+"""Building blocks of the CUDA C renderer: constants, C literals, a tiny statement tree with dead-code
+elimination and op counting, the per-kernel context, the scalar evaluator that prints a graph node at
+a point as C (the same point mapping as the LLVM renderer), and the device helpers the prelude may need."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from symdiff.ir import Node
+from symdiff.optable import OPS
+
+from .kernel_ir import Buffer
+
+if TYPE_CHECKING:
+    from .cuda_render import CudaRenderer
+
+CTYPE = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long"}
+BLOCK = 256  # threads per block of grid-stride kernels
+MAX_GRID = 1024  # blocks of grid-stride kernels (enough to fill an H100: 132 SMs x 8 blocks of 256)
+MAX_PARTIAL_BLOCKS = 256  # blocks of a loop kernel with fused total reductions (one partial each)
+WARP_ROW_MAX = 1024  # rows up to this length: one warp per row; longer: one block per row
+ALIGN = 256
+SPECIAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt"}
+RAND_SCALE = "5.9604644775390625e-08"  # 2**-24, exact
+
+
+def strides(shape) -> list[int]:
+    out, acc = [], 1
+    for s in reversed(shape):
+        out.append(acc)
+        acc *= s
+    return list(reversed(out))
+
+
+def _prod(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _threads(n: int, cap: int = BLOCK) -> int:
+    """Threads per block for n work items: a multiple of 32 in [32, cap]."""
+    return max(32, min(cap, _cdiv(max(n, 1), 32) * 32))
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return _cdiv(n, a) * a
+
+
+def flit(v, dtype: str) -> str:
+    """A C literal of value v in dtype (negative values parenthesised)."""
+    if dtype in ("int32", "int64"):
+        v = int(v)
+        if dtype == "int64" and v == -(2 ** 63):
+            return "(-9223372036854775807LL - 1)"
+        s = f"{abs(v)}{'LL' if dtype == 'int64' else ''}"
+        return f"(-{s})" if v < 0 else s
+    v = float(v)
+    f32 = dtype == "float32"
+    if math.isnan(v):
+        return "NAN" if f32 else "((double)NAN)"
+    if math.isinf(v):
+        s = "INFINITY" if f32 else "((double)INFINITY)"
+        return s if v > 0 else f"(-{s})"
+    if f32:
+        v = float(np.float32(v))
+    r = repr(abs(v))
+    if "." not in r and "e" not in r:
+        r += ".0"
+    if f32:
+        r += "f"
+    return f"(-{r})" if math.copysign(1.0, v) < 0 else r
+
+
+def _ident(op: str, dtype: str) -> str:
+    return flit(0.0 if op == "sum" else -np.inf, dtype)
+
+
+def _sfx(dtype: str) -> str:
+    return "f" if dtype == "float32" else ""
+
+
+def _label(n: Node) -> str:
+    nm = n.name
+    if nm:
+        return str(nm)
+    return f"{n.op}{list(n.shape)}"
+
+
+# ---- statements: a tiny tree with dead-code elimination --------------------------------------------------
+
+_ID = re.compile(r"[A-Za-z_]\w*")
+_COMMENT = re.compile(r"//[^\n]*")
+
+
+def _names(text: str) -> list:
+    return _ID.findall(_COMMENT.sub("", text))
+
+
+@dataclass
+class Stmt:
+    text: str
+    defines: Optional[str] = None  # a removable definition of this name (None: always kept)
+    flops: int = 0
+    special: int = 0
+
+
+@dataclass
+class Block:
+    head: str
+    body: list = field(default_factory=list)
+    tail: str = "}"
+    count: float = 1.0  # executions of the body per execution of the enclosing scope (for stats)
+
+
+def dce(stmts: list, live: set) -> list:
+    """Drop definitions nobody reads (names are unique per kernel, so a textual scan is exact enough)."""
+    out = []
+    for s in reversed(stmts):
+        if isinstance(s, Block):
+            body = dce(s.body, live)
+            live.update(_names(s.head))
+            out.append(Block(s.head, body, s.tail, s.count))
+        elif s.defines is not None and s.defines not in live:
+            continue
+        else:
+            live.update(_names(s.text))
+            out.append(s)
+    return out[::-1]
+
+
+def emit(stmts: list, indent: int, lines: list) -> None:
+    pad = "    " * indent
+    for s in stmts:
+        if isinstance(s, Block):
+            lines.append(pad + s.head)
+            emit(s.body, indent + 1, lines)
+            if s.tail:
+                lines.append(pad + s.tail)
+        else:
+            lines.extend(pad + t if t else "" for t in s.text.split("\n"))
+
+
+def count_ops(stmts: list, mult: float = 1.0) -> tuple[float, float]:
+    flops = special = 0.0
+    for s in stmts:
+        if isinstance(s, Block):
+            f, sp = count_ops(s.body, mult * s.count)
+            flops, special = flops + f, special + sp
+        else:
+            flops += s.flops * mult
+            special += s.special * mult
+    return flops, special
+
+
+# ---- one generated kernel --------------------------------------------------------------------------------
+
+@dataclass
+class CudaKernel:
+    name: str
+    ir_index: int
+    kind: str
+    comment: list
+    grid: tuple
+    block: tuple
+    shared_bytes: int = 0
+    body: list = field(default_factory=list)
+    params: list = field(default_factory=list)  # [(declaration, launcher argument)]
+    flops: float = 0.0
+    special: float = 0.0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    threads_total: float = 1.0  # body executions (all threads) for the op count
+
+
+class KernelCtx:
+    """Parameters (buffers) of one kernel and fresh names."""
+
+    def __init__(self, r: "CudaRenderer") -> None:
+        self.r = r
+        self.params: dict = {}  # key -> [name, ctype, read, written, nbytes]
+        self.const_bytes: dict = {}
+        self.n = 0
+
+    def fresh(self, prefix: str = "v") -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def buf(self, buf: Buffer, write: bool = False) -> str:
+        if buf.kind == "const":
+            self.const_bytes[buf.id] = buf.nbytes
+            return self.r.const_name(buf)
+        name = self.r.buf_name(buf)
+        p = self.params.setdefault(name, [name, CTYPE[buf.dtype], False, False, buf.nbytes])
+        p[3 if write else 2] = True
+        return name
+
+    def raw(self, name: str, ctype: str, nbytes: int, write: bool = False) -> str:
+        p = self.params.setdefault(name, [name, ctype, False, False, nbytes])
+        p[3 if write else 2] = True
+        return name
+
+    def decls(self) -> list:
+        out = []
+        for name, ct, rd, wr, _ in sorted(self.params.values(), key=lambda q: q[3]):  # read-only ones first
+            if wr and rd:
+                out.append((f"{ct}* {name}", name))
+            elif wr:
+                out.append((f"{ct}* __restrict__ {name}", name))
+            else:
+                out.append((f"const {ct}* __restrict__ {name}", name))
+        return out
+
+    def traffic(self) -> tuple[int, int]:
+        rd = sum(p[4] for p in self.params.values() if p[2]) + sum(self.const_bytes.values())
+        wr = sum(p[4] for p in self.params.values() if p[3])
+        return rd, wr
+
+
+class Eval:
+    """Evaluates graph nodes at a point (a tuple of C index expressions: names or literals) into one
+    statement list, memoised per point; the C counterpart of llvm_render.Renderer.make_eval/_compute."""
+
+    def __init__(self, kc: KernelCtx, out: list, idx: str, flat: Optional[tuple] = None) -> None:
+        self.kc, self.out, self.idx = kc, out, idx
+        self.where = kc.r.p.where
+        self.memo: dict = {}
+        self.flat = flat  # (flat variable, shape, point): offsets of that shape at that point are the variable
+        self.loaded: set = set()
+
+    # -- helpers --
+    def bind(self, ctype: str, expr: str, flops: int = 0, special: int = 0, comment: str = "") -> str:
+        name = self.kc.fresh("v")
+        tail = f"  // {comment}" if comment else ""
+        self.out.append(Stmt(f"const {ctype} {name} = {expr};{tail}", name, flops, special))
+        return name
+
+    def offset(self, shape: tuple, point) -> str:
+        if self.flat is not None and tuple(shape) == self.flat[1] and tuple(point) == self.flat[2]:
+            return self.flat[0]
+        terms = []
+        for s, st, p in zip(shape, strides(shape), point):
+            if s == 1:
+                continue
+            terms.append(p if st == 1 else f"{p} * {st}")
+        return " + ".join(terms) if terms else "0"
+
+    def convert(self, v: str, src: str, dst: str) -> str:
+        if src == dst:
+            return v
+        return self.bind(CTYPE[dst], f"({CTYPE[dst]}){v}")
+
+    # -- evaluation --
+    def ev(self, node: Node, point, compute: bool = False) -> str:
+        point = tuple(point)
+        key = (node, point, compute)
+        if key in self.memo:
+            return self.memo[key]
+        if not compute and node in self.where:
+            buf = self.where[node]
+            name = self.kc.buf(buf)
+            v = self.bind(CTYPE[buf.dtype], f"{name}[{self.offset(node.shape, point)}]", comment=_label(node))
+        else:
+            v = self.compute(node, point)
+        self.memo[key] = v
+        return v
+
+    def compute(self, n: Node, point: tuple) -> str:
+        op = n.op
+        if op == "const":
+            return flit(n.value.reshape(-1)[0], n.dtype)
+        if op == "broadcast_to" or OPS[op].elementwise or op == "eq":
+            args = [self.convert(self.ev(i, broadcast_point(i.shape, n.shape, point)), i.dtype, n.dtype)
+                    for i in n.inputs]
+            if op == "broadcast_to":
+                return args[0]
+            return self.bind(CTYPE[n.dtype], scalar_expr(op, args, n.dtype), flops=1, special=int(op in SPECIAL))
+        if op == "cast":
+            (x,) = n.inputs
+            return self.convert(self.ev(x, point), x.dtype, n.dtype)
+        if op == "transpose":
+            perm = n.attrs["perm"]
+            inner = [None] * len(perm)
+            for i, p in enumerate(perm):
+                inner[p] = point[i]
+            return self.ev(n.inputs[0], inner)
+        if op == "reshape":
+            return self.ev(n.inputs[0], self.reshape_point(n.inputs[0].shape, n.shape, point))
+        if op == "pick":
+            x, lab = n.inputs
+            idx = self.ev(lab, point)
+            return self.ev(x, tuple(point) + (idx,))
+        if op == "one_hot":
+            (lab,) = n.inputs
+            idx = self.ev(lab, point[:-1])
+            return self.bind(CTYPE[n.dtype], f"({idx} == {point[-1]}) ? {flit(1, n.dtype)} : {flit(0, n.dtype)}")
+        if op == "rand_uniform":
+            seed, step = (self.ev(i, ()) for i in n.inputs)
+            flat = self.bind("unsigned int", f"(unsigned int)({self.offset(n.shape, point)})")
+            stream = int(n.attrs.get("stream", 0)) & 0xFFFFFFFF
+            bits = f"sd_rand_bits({flat}, (unsigned int){seed}, (unsigned int){step}, {stream}u)"
+            scale = RAND_SCALE + ("f" if n.dtype == "float32" else "")
+            return self.bind(CTYPE[n.dtype], f"({CTYPE[n.dtype]}){bits} * {scale}", flops=1,
+                             comment=f"rand_uniform stream {stream}")
+        raise NotImplementedError(f"CUDA renderer: op {op!r} cannot be evaluated inside a kernel")
+
+    def reshape_point(self, src_shape: tuple, dst_shape: tuple, point) -> tuple:
+        """Index of a reshape's input for an index of its output (row-major order is preserved)."""
+        if [s for s in src_shape if s != 1] == [s for s in dst_shape if s != 1]:
+            nz = iter([p for p, s in zip(point, dst_shape) if s != 1])
+            return tuple("0" if s == 1 else next(nz) for s in src_shape)
+        flat = self.offset(dst_shape, point)
+        if not _ID.fullmatch(flat):
+            flat = self.bind(self.idx, flat)
+        out, first = [], True
+        for s, st in zip(src_shape, strides(src_shape)):
+            if s == 1:
+                out.append("0")
+                continue
+            if first:
+                e = f"{flat} / {st}" if st != 1 else flat
+            else:
+                e = f"{flat} / {st} % {s}" if st != 1 else f"{flat} % {s}"
+            first = False
+            out.append(e if _ID.fullmatch(e) else self.bind(self.idx, e))
+        return tuple(out)
+
+
+def broadcast_point(src_shape: tuple, dst_shape: tuple, point) -> tuple:
+    """Index into a right-aligned broadcast operand: size-1 axes read index 0."""
+    lead = len(dst_shape) - len(src_shape)
+    return tuple("0" if s == 1 else point[lead + i] for i, s in enumerate(src_shape))
+
+
+def scalar_expr(op: str, a: list, dtype: str) -> str:
+    """One elementwise op on scalar C expressions (names or literals), with CUDA's math functions."""
+    f = _sfx(dtype)
+    if op == "add": return f"{a[0]} + {a[1]}"  # noqa: E701
+    if op == "sub": return f"{a[0]} - {a[1]}"  # noqa: E701
+    if op == "mul": return f"{a[0]} * {a[1]}"  # noqa: E701
+    if op == "div": return f"{a[0]} / {a[1]}"  # noqa: E701
+    if op == "neg": return f"-{a[0]}"  # noqa: E701
+    if op == "square": return f"{a[0]} * {a[0]}"  # noqa: E701
+    if op in ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sqrt"):
+        return f"{op}{f}({a[0]})"
+    if op == "abs": return f"fabs{f}({a[0]})"  # noqa: E701
+    if op == "pow": return f"pow{f}({a[0]}, {a[1]})"  # noqa: E701
+    if op == "maximum": return f"sd_max({a[0]}, {a[1]})"  # noqa: E701
+    if op == "minimum": return f"sd_min({a[0]}, {a[1]})"  # noqa: E701
+    if op == "relu": return f"sd_max({a[0]}, {flit(0, dtype)})"  # noqa: E701
+    if op in ("sigmoid", "softplus", "step", "heaviside", "sign"):
+        return f"sd_{op}({a[0]})"
+    if op == "eq":
+        return f"({a[0]} == {a[1]}) ? {flit(1, dtype)} : {flit(0, dtype)}"
+    raise NotImplementedError(f"CUDA renderer has no scalar rule for {op!r}")
+
+
+# ---- device helpers (emitted when used) -------------------------------------------------------------------
+
+HELPERS: dict[str, tuple[tuple, str]] = {  # name -> (dependencies, code)
+    "sd_max": ((), """\
+// NaN-propagating maximum / minimum (as np.maximum / np.minimum; fmaxf would drop the NaN)
+__device__ __forceinline__ float sd_max(float a, float b) { return (a > b || a != a) ? a : b; }
+__device__ __forceinline__ double sd_max(double a, double b) { return (a > b || a != a) ? a : b; }"""),
+    "sd_min": ((), """\
+__device__ __forceinline__ float sd_min(float a, float b) { return (a < b || a != a) ? a : b; }
+__device__ __forceinline__ double sd_min(double a, double b) { return (a < b || a != a) ? a : b; }"""),
+    "sd_sigmoid": ((), """\
+// sigmoid(x) = 1 / (1 + exp(-x)), stable: exp of a non-positive number only
+__device__ __forceinline__ float sd_sigmoid(float x) { const float e = expf(-fabsf(x)); return (x >= 0.0f ? 1.0f : e) / (1.0f + e); }
+__device__ __forceinline__ double sd_sigmoid(double x) { const double e = exp(-fabs(x)); return (x >= 0.0 ? 1.0 : e) / (1.0 + e); }"""),
+    "sd_softplus": ((), """\
+// softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), stable for large |x|
+__device__ __forceinline__ float sd_softplus(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+__device__ __forceinline__ double sd_softplus(double x) { return fmax(x, 0.0) + log1p(exp(-fabs(x))); }"""),
+    "sd_step": ((), """\
+// Heaviside step with H(0) = 0; NaN stays NaN
+__device__ __forceinline__ float sd_step(float x) { return x > 0.0f ? 1.0f : (x <= 0.0f ? 0.0f : x); }
+__device__ __forceinline__ double sd_step(double x) { return x > 0.0 ? 1.0 : (x <= 0.0 ? 0.0 : x); }"""),
+    "sd_heaviside": ((), """\
+// Heaviside step with H(0) = 1/2; NaN stays NaN
+__device__ __forceinline__ float sd_heaviside(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? 0.0f : (x == 0.0f ? 0.5f : x)); }
+__device__ __forceinline__ double sd_heaviside(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? 0.0 : (x == 0.0 ? 0.5 : x)); }"""),
+    "sd_sign": ((), """\
+// sign(x) in {-1, 0, 1}; NaN stays NaN
+__device__ __forceinline__ float sd_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == 0.0f ? 0.0f : x)); }
+__device__ __forceinline__ double sd_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x)); }"""),
+    "sd_rand_bits": ((), """\
+// rand_uniform (symdiff/ops_random.py): lowbias32 hash of (index, seed, step, stream), top 24 bits
+__device__ __forceinline__ unsigned int sd_rand_bits(unsigned int i, unsigned int seed, unsigned int step, unsigned int stream) {
+    unsigned int x = (i * 0x9E3779B1u) ^ (seed * 0x85EBCA77u) ^ (step * 0xC2B2AE3Du) ^ (stream * 0x27D4EB2Fu);
+    for (int r = 0; r < 2; ++r) {
+        x ^= x >> 16;
+        x *= 0x7FEB352Du;
+        x ^= x >> 15;
+        x *= 0x846CA68Bu;
+        x ^= x >> 16;
+    }
+    return x >> 8;
+}"""),
+    "SdSum": ((), """\
+struct SdSum {
+    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};"""),
+    "SdMax": (("sd_max",), """\
+struct SdMax {
+    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return sd_max(a, b); }
+};"""),
+    "sd_warp_allreduce": ((), """\
+// butterfly reduction over the 32 lanes of a warp: every lane gets the same result
+template <typename T, typename Op>
+__device__ __forceinline__ T sd_warp_allreduce(T v, Op op) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}"""),
+    "sd_block_allreduce": (("sd_warp_allreduce",), """\
+// reduction over a 1-D block (blockDim.x a multiple of 32): warps reduce with shuffles, warp results
+// meet in `scratch` (32 elements of shared memory); every thread gets the result; all must call it
+template <typename T, typename Op>
+__device__ __forceinline__ T sd_block_allreduce(T v, T* scratch, Op op, T ident) {
+    const int lane = (int)(threadIdx.x & 31u), warp = (int)(threadIdx.x >> 5);
+    const int nwarps = (int)((blockDim.x + 31u) >> 5);
+    v = sd_warp_allreduce(v, op);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? scratch[lane] : ident;
+    v = sd_warp_allreduce(v, op);
+    __syncthreads();  // scratch may be reused after this
+    return v;
+}"""),
+}
