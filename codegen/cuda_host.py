@@ -98,7 +98,7 @@ class CudaSourceAssembly:
             "#include <cuda_cpu.h>  // CPU emulation of the CUDA thread model (SD_LAUNCH, SD_CHECK: no-op)",
             "#endif",
             "",
-            f"static char sd_error[512];",
+            "static char sd_error[512];",
             "",
             "// record a failed CUDA call; returns the error code (0: success)",
             "static int sd_status(cudaError_t e, const char* what, int line) {",
