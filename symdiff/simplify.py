@@ -121,6 +121,8 @@ def identities(n: Node) -> Optional[Node]:
             return reshape(ins[0].inputs[0], n.shape)
         if ins[0].shape == n.shape:
             return ins[0]
+        if ins[0].op == "broadcast_to" and ins[0].inputs[0].size == 1:  # a reshaped fill is a fill
+            return broadcast_to(reshape(ins[0].inputs[0], ()), n.shape)
     elif op == "broadcast_to":
         x = ins[0]
         if x.shape == n.shape:

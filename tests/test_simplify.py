@@ -57,6 +57,8 @@ REWRITES: dict[str, list[Rewrite]] = {
         Rewrite("0 / y", lambda x, y: 0.0 / y + x, (), ("div",)),
         Rewrite("x / 4 -> x * 0.25", lambda x, y: x / 4.0, ("mul",), ("div",)),
         Rewrite("double negation", lambda x, y: -(-x), (), ("neg",)),
+        Rewrite("reshape of a broadcast scalar", lambda x, y: x * sd.reshape(sd.broadcast_to(sd.sum(y), (12,)), X_SHAPE),
+                ("broadcast_to",), ("reshape",)),
         Rewrite("x ** 1", lambda x, y: x ** 1.0, (), ("pow",)),
         Rewrite("x ** 0", lambda x, y: x ** 0.0 + y, (), ("pow",)),
         Rewrite("transpose of transpose", lambda x, y: sd.transpose(sd.transpose(x)), (), ("transpose",)),
