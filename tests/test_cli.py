@@ -246,3 +246,10 @@ def test_model_file_runs_with_its_directory_importable(tmp_path):
     r = run("check", "net.py", cwd=tmp_path, check_rc=0)
     assert "all passed" in r.stdout
     assert os.fspath(tmp_path) not in sys.path
+
+
+def test_shipped_two_layer_model_file_checks(capsys):
+    """examples/two_layer_model.py (the lecture network as a model file, rendered in the docs)."""
+    model = Path(__file__).resolve().parent.parent / "examples" / "two_layer_model.py"
+    rc, out, _ = call(capsys, "check", f"{model}:C")
+    assert rc == 0 and "W1" in out and "W2" in out and "all passed" in out
