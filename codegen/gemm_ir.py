@@ -18,6 +18,28 @@ VOID = ir.VoidType()
 _ARG_TYPES = {"ptr": PTR, "i64": I64, "i32": I32}  # argument types of the shared functions
 
 
+@contextmanager
+def counted_loop(b: ir.IRBuilder, start, stop, step=1, name: str = "i"):
+    """for (i = start; i < stop; i += step): yields the i64 induction variable (a phi); the body is
+    what the ``with`` block emits. Shared by the GEMM kernels and the graph renderer."""
+    start, stop = _ival(start), _ival(stop)
+    pre = b.block
+    hdr = b.append_basic_block(name + ".hdr")
+    body = b.append_basic_block(name + ".body")
+    end = b.append_basic_block(name + ".end")
+    b.branch(hdr)
+    b.position_at_end(hdr)
+    i = b.phi(I64, name=name)
+    i.add_incoming(start, pre)
+    b.cbranch(b.icmp_signed("<", i, stop), body, end)
+    b.position_at_end(body)
+    yield i
+    nxt = b.add(i, _ival(step))
+    i.add_incoming(nxt, b.block)
+    b.branch(hdr)
+    b.position_at_end(end)
+
+
 class _FnAttrs(FunctionAttributes):
     """llvmlite's FunctionAttributes plus string attributes ('"key"="value"')."""
 
@@ -153,25 +175,9 @@ class _Kit:
         return b.select(b.icmp_signed("<", x, y), x, y)
 
     # -- control flow -------------------------------------------------------------------
-    @contextmanager
     def loop(self, b, start, stop, step=1, name: str = "i"):
         """for (i = start; i < stop; i += step) -- yields i (i64)."""
-        start, stop = _ival(start), _ival(stop)
-        pre = b.block
-        hdr = b.append_basic_block(name + ".hdr")
-        body = b.append_basic_block(name + ".body")
-        end = b.append_basic_block(name + ".end")
-        b.branch(hdr)
-        b.position_at_end(hdr)
-        i = b.phi(I64, name=name)
-        i.add_incoming(start, pre)
-        b.cbranch(b.icmp_signed("<", i, stop), body, end)
-        b.position_at_end(body)
-        yield i
-        nxt = b.add(i, _ival(step))
-        i.add_incoming(nxt, b.block)
-        b.branch(hdr)
-        b.position_at_end(end)
+        return counted_loop(b, start, stop, step, name)
 
     def carried_loop(self, b, n_iter, init: list, body: Callable, name: str = "k") -> list:
         """Run body(b, it, vals) -> new vals for it in [0, n_iter); return the final vals.
@@ -250,7 +256,6 @@ class _Kit:
         pair and level instead of a full reduction per vector."""
         VL = self.VL
         n = len(vecs)
-        und_idx = ir.Constant(ir.VectorType(I32, VL), [0] * VL)
         if n == 1:
             f = self.intrinsic(f"llvm.vector.reduce.fadd.{self.vsuffix()}", self.ety,
                                [self.ety, self.vty])

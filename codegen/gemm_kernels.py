@@ -30,6 +30,20 @@ class _Shared(_Kit):
         fn.sd_external = True
         return fn
 
+    def _tile_kernel(self, name: str):
+        """(fn, builder, flag) for a new tile kernel with the common signature
+        (ptr a, i64, i64, ptr b, i64, ptr c, i64 ldc, ptr bias, i64 kc, i64 lanes, i32 flags);
+        flag(bit) tests a bit of the flags argument."""
+        fn = self.new_fn(name, [PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I32])
+        for i in (0, 3, 5, 7):
+            fn.args[i].add_attribute("noalias")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        flags = fn.args[10]
+
+        def flag(bit):
+            return b.icmp_unsigned("!=", b.and_(flags, ir.Constant(I32, bit)), ir.Constant(I32, 0))
+        return fn, b, flag
+
     def row_ukernel(self, mr: int, nv: int, ks: int, U: int, pa: bool = False,
                     pb: bool = False) -> ir.Function:
         """void uk(ptr a, i64 sai, i64 sak, ptr b, i64 sbk, ptr c, i64 ldc, ptr bias, i64 kc,
@@ -48,14 +62,8 @@ class _Shared(_Kit):
         if fn is not None:
             return fn
         VL = self.VL
-        fn = self.new_fn(name, [PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I32])
-        for i in (0, 3, 5, 7):
-            fn.args[i].add_attribute("noalias")
+        fn, b, flag = self._tile_kernel(name)
         a, sai, sak, bp, sbk, c, ldc, biasp, kc, lanes, flags = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-
-        def flag(bit):
-            return b.icmp_unsigned("!=", b.and_(flags, ir.Constant(I32, bit)), ir.Constant(I32, 0))
 
         crow = [c if r == 0 else self.gep(b, c, b.mul(ldc, _c64(r))) for r in range(mr)]
         if pa:
@@ -338,14 +346,8 @@ class _Shared(_Kit):
         if fn is not None:
             return fn
         VL = self.VL
-        fn = self.new_fn(name, [PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I32])
-        for i in (0, 3, 5, 7):
-            fn.args[i].add_attribute("noalias")
+        fn, b, flag = self._tile_kernel(name)
         a, sai, _sak, bp, sbj, c, ldc, biasp, kc, _lanes, flags = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-
-        def flag(bit):
-            return b.icmp_unsigned("!=", b.and_(flags, ir.Constant(I32, bit)), ir.Constant(I32, 0))
 
         arow = [a if r == 0 else self.gep(b, a, b.mul(sai, _c64(r))) for r in range(mr)]
         bcol = [bp if j == 0 else self.gep(b, bp, b.mul(sbj, _c64(j))) for j in range(nr)]
@@ -386,7 +388,6 @@ class _Shared(_Kit):
             for t in range(n_set):
                 accs[t] = b.fadd(accs[t], accs[s * n_set + t])
         sums = self.reduce_many(b, accs[:n_set])      # lane r*nr + j
-        ones = ir.Constant(self.mty, [1] * VL)
         offm = ir.Constant(self.mty, [0] * VL)
         epi = flag(UK_EPI)
         rmask = self.const_mask(nr)

@@ -25,6 +25,7 @@ from symdiff.ir import Node
 from symdiff.optable import OPS
 
 from .kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from .gemm_ir import counted_loop
 from .llvm_gemm import emit_matmul
 from .llvm_jit import new_module
 from .llvm_math import MathLib
@@ -65,26 +66,12 @@ def strides(shape: tuple) -> list[int]:
 class Loops:
     """Counted loops with an i64 induction variable (phi), the body given as a callback."""
 
-    def __init__(self, fn: ir.Function, b: ir.IRBuilder) -> None:
-        self.fn, self.b = fn, b
+    def __init__(self, b: ir.IRBuilder) -> None:
+        self.b = b
 
     def range(self, lo: ir.Value, hi: ir.Value, body: Callable[[ir.Value], None], name: str = "i") -> None:
-        b = self.b
-        pre = b.block
-        head = self.fn.append_basic_block(name + ".head")
-        loop = self.fn.append_basic_block(name + ".body")
-        done = self.fn.append_basic_block(name + ".done")
-        b.branch(head)
-        b.position_at_end(head)
-        i = b.phi(I64, name=name)
-        i.add_incoming(lo, pre)
-        b.cbranch(b.icmp_signed("<", i, hi), loop, done)
-        b.position_at_end(loop)
-        body(i)
-        nxt = b.add(i, _c(1), name=name + ".next")
-        i.add_incoming(nxt, b.block)
-        b.branch(head)
-        b.position_at_end(done)
+        with counted_loop(self.b, lo, hi, 1, name) as i:
+            body(i)
 
     def nest(self, bounds: list, body: Callable[[list], None], name: str = "d") -> None:
         """Loops over [lo, hi) per axis, outermost first; body receives the index list."""
@@ -137,7 +124,7 @@ class Renderer:
                 ptr = self._global(buf)
             b.store(ptr, self._slot(b, ctx, buf.id))
         self.entry_b, self.ctx, self.pool = b, ctx, pool
-        self.loops = Loops(entry, b)
+        self.loops = Loops(b)
         for k in self.p.kernels:
             getattr(self, f"_kernel_{k.kind}")(k)
         b.ret_void()
@@ -322,7 +309,7 @@ class Renderer:
     def _kernel_loop(self, k: LoopKernel) -> None:
         fn, b = self._task_fn("loop")
         ctx, begin, end = fn.args
-        loops = Loops(fn, b)
+        loops = Loops(b)
         dom = k.domain
         if k.accums:  # one task per call so the partial result has a slot: loop over tasks
             def task_body(t):
@@ -395,7 +382,7 @@ class Renderer:
             self.loops.range(_c(0), _c(out.size), lambda i: eb.store(ir.Constant(ty, ident), eb.gep(optr, [i], source_etype=ty)), "init")
         fn, b = self._task_fn("reduce")
         ctx, begin, end = fn.args
-        loops = Loops(fn, b)
+        loops = Loops(b)
         acc = alloca(b, ty)
         outer = x.shape[:nd - trailing]
         out_shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
@@ -431,7 +418,7 @@ class Renderer:
         ty = lltype(n.dtype)
         fn, b = self._task_fn(n.op)
         ctx, begin, end = fn.args
-        loops = Loops(fn, b)
+        loops = Loops(b)
         m_slot, s_slot = alloca(b, ty), alloca(b, ty)
         L = x.shape[axis]
         outer_dims = [d for d in range(x.ndim) if d != axis]
