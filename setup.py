@@ -1,4 +1,4 @@
-"""Build the codegen._runtime C extension (everything else is in pyproject.toml)."""
+"""Build the symdiff.codegen.runtime._runtime C extension (everything else is in pyproject.toml)."""
 import sys
 
 import numpy
@@ -9,10 +9,10 @@ unix = sys.platform != "win32"
 setup(
     ext_modules=[
         Extension(
-            "codegen._runtime",
-            sources=["codegen/_runtime.c", "codegen/sd_pool.c"],
-            depends=["codegen/sd_pool.h"],
-            include_dirs=[numpy.get_include(), "codegen"],
+            "symdiff.codegen.runtime._runtime",
+            sources=["codegen/runtime/_runtime.c", "codegen/runtime/sd_pool.c"],
+            depends=["codegen/runtime/sd_pool.h"],
+            include_dirs=[numpy.get_include(), "codegen/runtime"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=["-pthread", "-fvisibility=hidden"] if unix else [],
             extra_link_args=["-pthread"] if unix else [],

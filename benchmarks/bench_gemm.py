@@ -1,4 +1,4 @@
-"""GFLOP/s of the generated GEMM kernels (codegen/llvm_gemm.py) vs numpy's matmul.
+"""GFLOP/s of the generated GEMM kernels (codegen/llvm/gemm/emit.py) vs numpy's matmul.
 
     python benchmarks/bench_gemm.py [--dtype float32|float64|both] [--reps N] [--shapes small|big|all]
 
@@ -23,13 +23,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from codegen.llvm_gemm import emit_matmul  # noqa: E402
+from symdiff.codegen.llvm.gemm.emit import emit_matmul  # noqa: E402
 
 try:
     from threadpoolctl import threadpool_limits
 except ImportError:     # numpy 1-thread column left out
     threadpool_limits = None
-from codegen.llvm_jit import JitModule, new_module  # noqa: E402
+from symdiff.codegen.llvm.jit import JitModule, new_module  # noqa: E402
 
 # (M, K, N, trans_a, trans_b)
 SHAPES = [

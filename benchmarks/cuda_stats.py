@@ -17,8 +17,8 @@ GPU = {"name": "H100 SXM", "fp32_flops": 67e12, "fp64_flops": 34e12, "bytes_per_
 def workload_stats(wl) -> dict:
     """Lower a workload's loss + gradients and summarise the CUDA kernels rendered from it."""
     import symdiff as sd
-    from codegen.cuda_render import kernel_stats
-    from codegen.lower import lower
+    from symdiff.codegen.cuda.render import kernel_stats
+    from symdiff.codegen.lower import lower
 
     from benchmarks.workloads import build_symdiff
 

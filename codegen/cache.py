@@ -1,7 +1,7 @@
 """On-disk cache of compiled object code, keyed by a hash of the simplified graph, backend, target and versions.
 
 Location: ``$SYMDIFF_CACHE_DIR`` or ``~/.cache/symdiff``. Turn it off with ``SYMDIFF_CACHE=0`` (or
-``sd.compile(..., cache=False)``); clear it with ``codegen.cache.clear()`` or by deleting the folder.
+``sd.compile(..., cache=False)``); clear it with ``symdiff.codegen.cache.clear()`` or by deleting the folder.
 (The cuda/cuda-cpu backends keep their shared libraries under ``<cache dir>/cuda``: the same switches
 and ``clear()`` apply.)
 
@@ -38,13 +38,16 @@ def cache_dir() -> Path:
 @functools.lru_cache(maxsize=1)
 def source_fingerprint() -> str:
     """A hash of symdiff's and codegen's own source files: the compiler version in cache keys."""
+    import symdiff
+    import symdiff.codegen
     h = hashlib.sha256()
-    root = Path(__file__).resolve().parent.parent
-    for pkg in ("symdiff", "codegen"):
-        for f in sorted((root / pkg).rglob("*")):
-            if f.suffix in (".py", ".c", ".h") and f.is_file():
-                h.update(f.relative_to(root).as_posix().encode())
-                h.update(f.read_bytes())
+    files: set = set()
+    for pkg in (symdiff, symdiff.codegen):  # the codegen folder is installed as symdiff.codegen
+        files.update(f.resolve() for f in Path(pkg.__file__).resolve().parent.rglob("*")
+                     if f.suffix in (".py", ".c", ".h") and f.is_file())
+    for f in sorted(files):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
     return h.hexdigest()
 
 

@@ -105,7 +105,7 @@ class Program:
 
     def stats(self) -> dict:
         """Kernel counts, matmul FLOPs (2MNK each), input+output bytes and workspace bytes.
-        (Per-kernel FLOPs including elementwise work: ``codegen.cuda_render.kernel_stats``.)"""
+        (Per-kernel FLOPs including elementwise work: ``symdiff.codegen.cuda.render.kernel_stats``.)"""
         flops = 0
         for k in self.kernels:
             if k.kind == "matmul":

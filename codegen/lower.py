@@ -21,7 +21,7 @@ from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
 from symdiff.signature import Signature
 
-from .kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
 
 BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"}
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}

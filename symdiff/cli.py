@@ -201,7 +201,7 @@ def cmd_compile(a) -> int:
     from .autodiff import grad
     from .inspection import count_nodes, format_graph
     from .simplify import simplify
-    from codegen.export import ExportError, c_ident
+    from symdiff.codegen.runtime.export import ExportError, c_ident
 
     t_start = time.perf_counter()
     times: dict[str, float] = {}
@@ -245,10 +245,10 @@ def cmd_compile(a) -> int:
     tool_missing = False
     source = f"{m.path}:{m.name}" + (f" (gradients w.r.t. {', '.join(w.name for w in wrt)})" if wrt else "")
 
-    from codegen.lower import lower
+    from symdiff.codegen.lower import lower
     cpu = ""
     if a.target == "llvm":
-        from codegen.export import export_c
+        from symdiff.codegen.runtime.export import export_c
         try:
             res = export_c(outs, name, outdir, output_names=out_names, output_docs=out_docs, simplified=simplified,
                            cpu=a.cpu, shared=False, source=source)
@@ -258,7 +258,7 @@ def cmd_compile(a) -> int:
         times["lower+render"] = res.timings["lower_render_s"]
         times["LLVM"] = res.timings["llvm_s"]
         if not a.no_shared:
-            from codegen.export import build_shared
+            from symdiff.codegen.runtime.export import build_shared
             t = time.perf_counter()
             try:
                 files.append(build_shared(outdir, name))
@@ -270,10 +270,10 @@ def cmd_compile(a) -> int:
             times["cc"] = time.perf_counter() - t
     elif a.target == "cuda":
         try:
-            from codegen.cuda_render import render_cuda
+            from symdiff.codegen.cuda.render import render_cuda
         except ImportError as e:
             raise UsageError(f"--target cuda: the CUDA renderer is not available in this installation "
-                             f"(codegen.cuda_render: {e}); use --target llvm or ir") from None
+                             f"(symdiff.codegen.cuda.render: {e}); use --target llvm or ir") from None
         t = time.perf_counter()
         program = lower(simplified)
         cu_source, header = render_cuda(program, name)
@@ -281,8 +281,7 @@ def cmd_compile(a) -> int:
         import re
         inc = re.search(r'#include\s+"([^"/]+\.(?:h|cuh))"', cu_source)
         hname = inc.group(1) if inc and inc.group(1) != "sd_pool.h" else f"{name}_cuda.h"
-        import codegen
-        emulation = Path(codegen.__file__).resolve().parent / "cuda_cpu.h"
+        from symdiff.codegen.cuda.backend import CPU_HEADER as emulation
         extra = [("cuda_cpu.h", emulation.read_text())] if emulation.is_file() else []  # g++ -x c++ CPU build
         for fname, text in [(f"{name}.cu", cu_source), (hname, header)] + extra:
             (outdir / fname).write_text(text)
@@ -384,7 +383,7 @@ def graph_dot(outs: Sequence, forward_outs: Sequence, title: str = "", output_na
     (``%k``), op (and attributes), dtype and shape. Colours/shapes: inputs grey boxes, parameters
     yellow boxes, forward ops blue, backward ops light red, gradient outputs red with a double border
     and named ``d<y>/d<leaf>``; graph outputs have a double border."""
-    from .inspection import _attr_text, numbered
+    from .inspection import attr_text, numbered
     from .ir import toposort
     order, ids = numbered(list(outs))
     fwd = set(toposort(list(forward_outs)))
@@ -403,9 +402,9 @@ def graph_dot(outs: Sequence, forward_outs: Sequence, title: str = "", output_na
         elif n.op == "param":
             role, parts = "param", [f"%{i} {n.name}", f"param, {typ}"]
         elif n.op == "const":
-            role, parts = "const", [f"%{i} {_attr_text(n)}", typ]
+            role, parts = "const", [f"%{i} {attr_text(n)}", typ]
         else:
-            attrs = _attr_text(n)
+            attrs = attr_text(n)
             head = f"%{i} {n.op}" + (f"[{attrs}]" if attrs else "")
             if n in fwd:
                 role, parts = "forward", [head, typ]
@@ -480,7 +479,7 @@ def cmd_explain(a) -> int:
     from .inspection import format_graph, numbered
     from .ir import is_const_scalar
     from .optable import OPS
-    from .sympy_bridge import _const_subs, derivative_expr, value_expr
+    from .sympy_bridge import const_subs, derivative_expr, value_expr
     m = load_model(a.model)
     if a.backward:
         require_scalar(m, "--backward (the gradient graph)")
@@ -518,7 +517,7 @@ def cmd_explain(a) -> int:
     for i, inp in enumerate(n.inputs):
         if is_const_scalar(inp):
             continue
-        d = derivative_expr(n.op, i, _const_subs(n, i)).xreplace(sub)
+        d = derivative_expr(n.op, i, const_subs(n, i)).xreplace(sub)
         print(f"\nd v{a.node} / d {sym(inp)}  (operand {i}, %{ids[inp]}):")
         print(f"        {sp.sstr(d)}")
         print(f"        LaTeX: {sp.latex(d)}")

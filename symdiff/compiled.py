@@ -124,10 +124,10 @@ def compile(outputs, backend: str | None = None, *, simplify_graph: bool = True,
     if backend == "numpy":
         fn: CompiledFunction = NumpyFunction(outs, single, **options)
     elif backend == "llvm":
-        from codegen.llvm_backend import LLVMFunction
+        from symdiff.codegen.llvm.backend import LLVMFunction
         fn = LLVMFunction(outs, single, **options)
     else:
-        from codegen.cuda_backend import make_cuda_function
+        from symdiff.codegen.cuda.backend import make_cuda_function
         fn = make_cuda_function(outs, single, backend, **options)
     fn.compile_seconds = time.perf_counter() - t0
     return fn

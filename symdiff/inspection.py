@@ -18,7 +18,7 @@ def role(n: Node) -> str:
     return "grad" if "grad_of" in n.meta else "forward"
 
 
-def _attr_text(n: Node) -> str:
+def attr_text(n: Node) -> str:
     if n.op == "const":
         v = n.value
         return f"{v.reshape(()).item():g}" if v.size == 1 else f"array{list(v.shape)}"
@@ -45,7 +45,7 @@ def to_networkx(outputs, simplify: bool = True) -> nx.DiGraph:
     G = nx.DiGraph(outputs=[ids[o] for o in outs])
     for n in order:
         G.add_node(ids[n], op=n.op, shape=n.shape, dtype=n.dtype, attrs={k: v for k, v in n.attrs.items() if k != "value"},
-                   name=n.name, role=role(n), grad_of=n.meta.get("grad_of"), label=_attr_text(n), node=n)
+                   name=n.name, role=role(n), grad_of=n.meta.get("grad_of"), label=attr_text(n), node=n)
     for n in order:
         for pos, i in enumerate(n.inputs):
             if G.has_edge(ids[i], ids[n]):
@@ -63,7 +63,7 @@ def format_graph(outputs, simplify: bool = True) -> str:
     order, ids = numbered(outs)
     lines = []
     for n in order:
-        attrs = _attr_text(n)
+        attrs = attr_text(n)
         if n.is_leaf:
             text = f"{n.op} {n.name!r}"
         else:
@@ -99,7 +99,7 @@ def to_dot(outputs, simplify: bool = True, title: str = "") -> str:
         head = n.name if n.is_leaf else n.op
         if "grad_of" in n.meta:
             head = f"{n.op}\\nd/d{n.meta['grad_of']}"
-        extra = _attr_text(n) if not n.is_leaf else ""
+        extra = attr_text(n) if not n.is_leaf else ""
         label = f"{head}\\n{extra + chr(92) + 'n' if extra and n.op != 'const' else ''}{n.dtype}{list(n.shape)}"
         if n.op == "const":
             label = f"{extra}\\n{n.dtype}{list(n.shape)}"

@@ -31,17 +31,17 @@ def derivative_expr(op: str, i: int, subs: tuple) -> sp.Expr:
 
 def value_expr(node: Node) -> sp.Expr:
     """The SymPy expression of an elementwise node in terms of X[i] (scalar constants substituted)."""
-    return OPS[node.op].expr.subs(dict(_const_subs(node, -1)))
+    return OPS[node.op].expr.subs(dict(const_subs(node, -1)))
 
 
-def _const_subs(node: Node, skip: int) -> tuple:
+def const_subs(node: Node, skip: int) -> tuple:
     return tuple((X[j], _number(inp.value)) for j, inp in enumerate(node.inputs)
                  if j != skip and is_const_scalar(inp))
 
 
 def partial(node: Node, i: int) -> Node:
     """The partial derivative of elementwise ``node`` with respect to its i-th input, as a node."""
-    d = derivative_expr(node.op, i, _const_subs(node, i))
+    d = derivative_expr(node.op, i, const_subs(node, i))
     env = {X[j]: inp for j, inp in enumerate(node.inputs)}
     return to_graph(d, env, node.dtype)
 

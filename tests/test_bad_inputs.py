@@ -323,7 +323,7 @@ def test_special_values_match_numpy(backend, dt):
     them: NaN where numpy has NaN, the same infinities and signed zeros, finite values close.
 
     Documented exception: llvm sin/cos are only accurate for |x| <= 2e5 (float32) / 3e12 (float64)
-    (codegen/llvm_math.py), so huge arguments are left out for them."""
+    (codegen/llvm/mathlib.py), so huge arguments are left out for them."""
     s = _specials(dt)
     n = len(s)
     a, b = sd.input("a", (n,), dt), sd.input("b", (n, 1), dt)

@@ -1,4 +1,4 @@
-"""The on-disk compile cache (codegen/cache.py for llvm objects, codegen/cuda_backend.py for the
+"""The on-disk compile cache (codegen/cache.py for llvm objects, codegen/cuda/backend.py for the
 cuda-cpu shared libraries).
 
 - keyed by a hash of the simplified graph, the backend, dtypes and the compiler version (code
@@ -6,7 +6,7 @@ cuda-cpu shared libraries).
 - a corrupt, truncated or foreign entry is detected and rebuilt, never loaded;
 - several processes compiling the same graph into a fresh SYMDIFF_CACHE_DIR at once leave one valid
   entry (atomic renames) and all get correct results;
-- off with SYMDIFF_CACHE=0 or ``sd.compile(..., cache=False)``; cleared with ``codegen.cache.clear()``.
+- off with SYMDIFF_CACHE=0 or ``sd.compile(..., cache=False)``; cleared with ``symdiff.codegen.cache.clear()``.
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen import cache as _cache
-from codegen import cuda_backend, llvm_backend
+from symdiff.codegen import cache as _cache
+from symdiff.codegen.cuda import backend as cuda_backend
+from symdiff.codegen.llvm import backend as llvm_backend
 
 
 @pytest.fixture

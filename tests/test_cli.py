@@ -111,7 +111,7 @@ def test_compile_no_grad_non_scalar_and_wrt(model, tmp_path, capsys):
 
 def test_compile_cuda_target(model, tmp_path):
     try:
-        import codegen.cuda_render  # noqa: F401
+        import symdiff.codegen.cuda.render  # noqa: F401
         available = True
     except ImportError:
         available = False

@@ -162,7 +162,7 @@ def _long_kernel(release_gil=True):
     xv = np.linspace(-1, 1, 1 << 21)
     if release_gil:
         return lambda: f(x=xv)
-    from codegen.runtime import Kernel
+    from symdiff.codegen.runtime.kernel import Kernel
     k = Kernel(f.entry_address, f.pool, [("x", (1 << 21,), "float64")], [("o", (), "float64")], returns="single",
                release_gil=False, owner=f.jit, workspace_bytes=f.program.workspace_bytes)
     return lambda: k(xv)

@@ -1,7 +1,7 @@
 """The CUDA C backend, checked without a GPU.
 
 ``backend="cuda-cpu"`` compiles the very same generated ``.cu`` source as ``backend="cuda"`` with the host
-C++ compiler and ``codegen/cuda_cpu.h`` (the CUDA thread model emulated on the CPU), so these tests check
+C++ compiler and ``codegen/cuda/cuda_cpu.h`` (the CUDA thread model emulated on the CPU), so these tests check
 the numerics of the generated kernels against the NumPy reference backend:
 
 - every op of ``symdiff.optable.OPS`` (cases from tests/test_ops.py), forward and gradient, float64 and
@@ -41,9 +41,9 @@ from symdiff.optable import OPS
 from symdiff.ops_random import rand_uniform, rand_uniform_np
 from symdiff.simplify import simplify
 
-from codegen import cuda_backend as cb
-from codegen.cuda_render import kernel_stats, render_cuda
-from codegen.lower import lower
+from symdiff.codegen.cuda import backend as cb
+from symdiff.codegen.cuda.render import kernel_stats, render_cuda
+from symdiff.codegen.lower import lower
 
 from test_ops import CASES
 

@@ -24,9 +24,9 @@ import symdiff as sd
 from symdiff.optable import OPS
 from symdiff.ops_random import rand_uniform_np
 
-from codegen import cuda_backend as cb
-from codegen.cuda_render import render_cuda
-from codegen.lower import lower
+from symdiff.codegen.cuda import backend as cb
+from symdiff.codegen.cuda.render import render_cuda
+from symdiff.codegen.lower import lower
 from symdiff.simplify import simplify
 
 from test_cuda_cpu import CASES, GRAPHS, compiled

@@ -1,4 +1,4 @@
-"""codegen.export: C header/API generation, symbol hygiene, and calling the exported library
+"""symdiff.codegen.runtime.export: C header/API generation, symbol hygiene, and calling the exported library
 through ctypes (float32 and integer labels) against the NumPy backend."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen.export import ExportError, c_ident, export_c
+from symdiff.codegen.runtime.export import ExportError, c_ident, export_c
 from symdiff.signature import Signature
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to link the library")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen.lower import lower
+from symdiff.codegen.lower import lower
 from symdiff.optable import OPS
 
 from test_ops import CASES, _float_leaves, _leaf_nodes, _weighted_sum
@@ -190,7 +190,7 @@ def test_threads_give_sequential_results():
 
 
 def test_disk_cache_hit_and_corrupt_entry(tmp_path, monkeypatch):
-    from codegen import cache
+    from symdiff.codegen import cache
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("SYMDIFF_CACHE", "1")
     x = sd.input("x", (3,), "float64")

@@ -1,4 +1,4 @@
-"""codegen.llvm_math: vectorisable exp/log/sin/... in LLVM IR, against numpy.
+"""symdiff.codegen.llvm.mathlib: vectorisable exp/log/sin/... in LLVM IR, against numpy.
 
 Each function x dtype is compiled into ``k(in0, in1, out, n)`` (emit_elementwise_test_kernel),
 JIT-compiled at O3 and checked for
@@ -19,8 +19,8 @@ import pytest
 
 pytest.importorskip("llvmlite")
 
-from codegen import llvm_jit  # noqa: E402
-from codegen.llvm_math import ARITY, FUNCTIONS, MathLib, emit_elementwise_test_kernel  # noqa: E402
+from symdiff.codegen.llvm import jit as llvm_jit  # noqa: E402
+from symdiff.codegen.llvm.mathlib import ARITY, FUNCTIONS, MathLib, emit_elementwise_test_kernel  # noqa: E402
 
 DTYPES = ("float32", "float64")
 _KFN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen import llvm_backend
-from codegen.llvm_jit import JitModule
+from symdiff.codegen.llvm import backend as llvm_backend
+from symdiff.codegen.llvm.jit import JitModule
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
 

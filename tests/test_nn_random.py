@@ -123,8 +123,8 @@ def test_same_numbers_and_masks_on_the_llvm_backend():
     """The renderers implement the documented formula: bit-identical numbers, masks and gradients."""
     pytest.importorskip("llvmlite")
     try:
-        import codegen.llvm_backend  # noqa: F401
-        import codegen.llvm_render  # noqa: F401
+        import symdiff.codegen.llvm.backend  # noqa: F401
+        import symdiff.codegen.llvm.render  # noqa: F401
     except ImportError as e:  # the LLVM backend is optional in this checkout
         pytest.skip(f"LLVM backend unavailable: {e}")
     s, t = sd.input("s", (), "int64"), sd.input("t", (), "int32")

@@ -61,7 +61,7 @@ def test_softmax_rows_with_infinities(backend):
 def test_log_softmax_keeps_log_sum_next_to_a_large_max(backend, dtype, big):
     """Fuzz (special values): log_softmax([1e19, 1e19, ...]) gave 0 instead of -log 2 on llvm and
     cuda-cpu: they computed x - (max + log(sum)), where log(sum) vanishes next to a large max.
-    Fixed in codegen/llvm_render.py and codegen/cuda_render.py: (x - max) - log(sum), as numpy."""
+    Fixed in codegen/llvm/render.py and codegen/cuda/render.py: (x - max) - log(sum), as numpy."""
     x = sd.input("x", (2, 4), dtype)
     xv = np.array([[big, big, 0.0, -big], [big, big - 1 if big < 1e5 else big, big, big]], dtype)
     got = _agree([sd.log_softmax(x, axis=1), sd.log_softmax(x, axis=0)], {"x": xv}, backend, rtol=1e-6)
@@ -72,7 +72,7 @@ def test_log_softmax_keeps_log_sum_next_to_a_large_max(backend, dtype, big):
 def test_maximum_minimum_relu_signed_zeros_match_numpy_on_llvm(dtype):
     """Bad-input matrix (special values): llvm's maximum/minimum used llvm.maximum/llvm.minimum, which
     order -0 < +0, while np.maximum returns its second operand on a tie (maximum(0., -0.) = -0.).
-    Fixed in codegen/llvm_render.py: (a > b or a is NaN) ? a : b, exactly numpy's rule."""
+    Fixed in codegen/llvm/render.py: (a > b or a is NaN) ? a : b, exactly numpy's rule."""
     a, b = sd.input("a", (6,), dtype), sd.input("b", (6,), dtype)
     av = np.array([0.0, -0.0, np.nan, 1.0, -0.0, 2.0], dtype)
     bv = np.array([-0.0, 0.0, 1.0, np.nan, -0.0, 1.0], dtype)
@@ -86,7 +86,7 @@ def test_maximum_minimum_relu_signed_zeros_match_numpy_on_llvm(dtype):
 
 def test_sign_of_negative_zero_on_cuda_cpu():
     """Bad-input matrix (special values): the CUDA renderer's sd_sign returned its argument for zeros,
-    so sign(-0.) = -0. where numpy gives 0. Fixed in codegen/cuda_render.py."""
+    so sign(-0.) = -0. where numpy gives 0. Fixed in codegen/cuda/render.py."""
     a = sd.input("a", (4,), "float32")
     got = sd.compile(apply("sign", [a]), backend="cuda-cpu")(a=np.array([-0.0, 0.0, np.nan, -3.0], np.float32))
     np.testing.assert_array_equal(got, [0.0, 0.0, np.nan, -1.0])
@@ -96,8 +96,8 @@ def test_sign_of_negative_zero_on_cuda_cpu():
 @pytest.mark.parametrize("backend", ["numpy", "llvm", "cuda-cpu"])
 def test_bool_arrays_are_rejected_everywhere(backend):
     """Bad-input matrix: the llvm C runtime accepted bool data for float inputs (a silent 0/1 cast)
-    while the numpy backend raised TypeError. Now codegen/_runtime.c (and its Python fallback in
-    codegen/runtime.py) reject bool too, so every backend raises the same TypeError."""
+    while the numpy backend raised TypeError. Now codegen/runtime/_runtime.c (and its Python fallback in
+    codegen/runtime/kernel.py) reject bool too, so every backend raises the same TypeError."""
     x = sd.input("x", (3,), "float32")
     f = sd.compile(x * 2.0, backend=backend)
     with pytest.raises(TypeError, match=r"input 'x': expected a numeric array of dtype float32, got dtype bool"):
@@ -105,7 +105,7 @@ def test_bool_arrays_are_rejected_everywhere(backend):
 
 
 def test_fallback_kernel_rejects_bool_too():
-    from codegen import runtime
+    from symdiff.codegen.runtime import kernel as runtime
     x = sd.input("x", (3,), "float32")
     f = sd.compile(x * 2.0, backend="llvm")
     k = runtime.FallbackKernel(f.entry_address, None, [("x", (3,), "float32")], [("o", (3,), "float32")],

@@ -1,5 +1,5 @@
-"""Tests for the kernel runtime: codegen._runtime (Kernel, Pool, sd_parallel_for) and
-codegen.runtime (helpers + pure-ctypes fallback).
+"""Tests for the kernel runtime: symdiff.codegen.runtime._runtime (Kernel, Pool, sd_parallel_for) and
+symdiff.codegen.runtime.kernel (helpers + pure-ctypes fallback).
 
 Kernels under test are tiny C functions compiled with gcc at test time (and one
 llvmlite-JIT function).  Timings are printed, never asserted:
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen import runtime
+from symdiff.codegen.runtime import kernel as runtime
 
 CODEGEN_DIR = Path(runtime.__file__).resolve().parent
 
@@ -216,8 +216,8 @@ def xy():
 
 
 def test_extension_built():
-    assert runtime.HAVE_EXTENSION, f"codegen._runtime failed to import: {runtime.EXTENSION_ERROR}"
-    from codegen import _runtime
+    assert runtime.HAVE_EXTENSION, f"symdiff.codegen.runtime._runtime failed to import: {runtime.EXTENSION_ERROR}"
+    from symdiff.codegen.runtime import _runtime
 
     assert runtime.Kernel is _runtime.Kernel and runtime.Pool is _runtime.Pool
 
@@ -230,7 +230,7 @@ def test_symbol_addresses():
 
 
 def test_default_num_threads(monkeypatch):
-    from codegen import _runtime
+    from symdiff.codegen.runtime import _runtime
 
     monkeypatch.delenv("SYMDIFF_NUM_THREADS", raising=False)
     expect = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -802,7 +802,7 @@ def test_fallback_parallel_for_symbol(clib):
 
 
 def _jit_module():
-    from codegen import llvm_jit
+    from symdiff.codegen.llvm import jit as llvm_jit
 
     n = 1000
     text = f"""

@@ -1,13 +1,13 @@
 """``backend="cuda"`` and ``backend="cuda-cpu"``: lower, render CUDA C, build a shared library, call it.
 
-Both backends take the very same generated ``.cu`` source (``codegen.cuda_render.render_cuda``):
+Both backends take the very same generated ``.cu`` source (``symdiff.codegen.cuda.render.render_cuda``):
 
 - ``"cuda"``: nvcc builds it for the GPU found by the driver (``-arch=sm_XY`` of device 0); device
   buffers are allocated once per compiled function, inputs are copied in, the kernels launched (one per
   fused group), the outputs copied back. Without a GPU and driver this raises
   :class:`CudaUnavailableError`, which names ``cuda-cpu``.
 - ``"cuda-cpu"``: the host C++ compiler builds it (``g++ -x c++ -O2 -fPIC -shared -pthread
-  -I<codegen>``) against ``codegen/cuda_cpu.h``, which emulates blocks, threads, ``__syncthreads`` and
+  -I<codegen>``) against ``codegen/cuda/cuda_cpu.h``, which emulates blocks, threads, ``__syncthreads`` and
   warp shuffles on the CPU. "Device" memory is host memory; the call path is otherwise identical.
 
 Shared libraries are cached under ``<symdiff cache dir>/cuda/`` (next to their ``.cu``), keyed by the
@@ -44,10 +44,10 @@ import numpy as np
 from symdiff.compiled import CompiledFunction
 from symdiff.ir import Node
 
-from . import cache as _cache
-from .cuda_render import CudaRenderer
-from .kernel_ir import Program
-from .lower import lower
+from symdiff.codegen import cache as _cache
+from symdiff.codegen.cuda.render import CudaRenderer
+from symdiff.codegen.kernel_ir import Program
+from symdiff.codegen.lower import lower
 
 ENTRY = "sd_entry"
 CODEGEN_VERSION = "1"
@@ -329,7 +329,7 @@ class CudaFunction(CompiledFunction):
             if not ok:
                 raise CudaUnavailableError(
                     f"backend='cuda' needs an NVIDIA GPU: {reason}. Use backend='cuda-cpu' to run the same "
-                    f"generated CUDA source on the CPU (codegen/cuda_cpu.h emulates the CUDA thread model).")
+                    f"generated CUDA source on the CPU (codegen/cuda/cuda_cpu.h emulates the CUDA thread model).")
             arch = arch or f"sm_{cc}"
         self.program: Program = lower(self.outputs)
         self.renderer = CudaRenderer(self.program, ENTRY)

@@ -13,7 +13,7 @@
   ``<name>_run(host_args)`` (allocate, copy in, launch, copy out, free).
 
 The same text compiles with nvcc for a GPU (``backend="cuda"``) and, unchanged, with a host C++
-compiler and ``codegen/cuda_cpu.h`` (``backend="cuda-cpu"``), which emulates the CUDA thread model on
+compiler and ``codegen/cuda/cuda_cpu.h`` (``backend="cuda-cpu"``), which emulates the CUDA thread model on
 the CPU: ``#ifdef __CUDACC__`` selects the real runtime; otherwise ``<cuda_cpu.h>`` is included. Kernel
 launches go through ``SD_LAUNCH(kernel, grid, block, shmem, stream, args...)``, which is
 ``kernel<<<grid, block, shmem, stream>>>(args...)`` under nvcc.
@@ -28,7 +28,7 @@ one_hot, rand_uniform) are computed inline, so forward and backward elementwise 
 pass. Every kernel is deterministic: reductions combine per-block partial results in a fixed order in a
 second pass instead of using atomics.
 
-Building blocks (statement tree, scalar evaluator, device helpers) live in ``cuda_ir.py``.
+Building blocks (statement tree, scalar evaluator, device helpers) live in ``cuda/ir.py``.
 
 ``kernel_stats(program)`` lists, per generated kernel, its launch configuration, FLOPs and compulsory
 bytes read/written (each buffer counted once), for roofline estimates without a GPU.
@@ -42,11 +42,11 @@ import numpy as np
 
 from symdiff.ir import Node, toposort
 
-from .kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
-from .cuda_host import CudaSourceAssembly
-from .cuda_ir import (
-    CTYPE, BLOCK, MAX_GRID, MAX_PARTIAL_BLOCKS, WARP_ROW_MAX, strides, _prod, _cdiv, _threads,
-    _align, flit, _ident, _sfx, _label, Stmt, Block, dce, count_ops, CudaKernel, KernelCtx,
+from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.cuda.host import CudaSourceAssembly
+from symdiff.codegen.cuda.ir import (
+    CTYPE, BLOCK, MAX_GRID, MAX_PARTIAL_BLOCKS, WARP_ROW_MAX, strides, prod_shape, ceil_div, block_threads,
+    align_up, flit, reduce_ident, math_suffix, node_label, Stmt, Block, dce, count_ops, CudaKernel, KernelCtx,
     Eval,
 )
 
@@ -110,7 +110,7 @@ class CudaRenderer(CudaSourceAssembly):
         """A workspace array of ``count`` values for partial results; returns its name."""
         nm = f"part{len(self.extra)}"
         nbytes = count * np.dtype(dtype).itemsize
-        off = _align(self.ws_bytes)
+        off = align_up(self.ws_bytes)
         self.extra.append((nm, CTYPE[dtype], off, nbytes, label))
         self.ws_bytes = off + nbytes
         return nm
@@ -166,16 +166,16 @@ class CudaRenderer(CudaSourceAssembly):
 
     def _kernel_loop(self, ki: int, k: LoopKernel) -> None:
         dom = tuple(k.domain)
-        N = _prod(dom)
-        nthreads = _threads(N)
+        N = prod_shape(dom)
+        nthreads = block_threads(N)
         cap = MAX_PARTIAL_BLOCKS if k.accums else MAX_GRID
-        grid = max(1, min(_cdiv(N, nthreads), cap))
+        grid = max(1, min(ceil_div(N, nthreads), cap))
         kc = KernelCtx(self)
         body: list = []
         accs = []
         for j, (r, _x, _o) in enumerate(k.accums):
             a = f"acc{j}"
-            body.append(Stmt(f"{CTYPE[r.dtype]} {a} = {_ident(r.op, r.dtype)};"))
+            body.append(Stmt(f"{CTYPE[r.dtype]} {a} = {reduce_ident(r.op, r.dtype)};"))
             accs.append(a)
         loop = Block(self._grid_loop("i", N), count=N / (grid * nthreads))
         body.append(loop)
@@ -185,8 +185,8 @@ class CudaRenderer(CudaSourceAssembly):
             v = ev.ev(node, point, compute=self.p.where.get(node) is buf)
             loop.body.append(Stmt(f"{kc.buf(buf, write=True)}[{ev.offset(node.shape, point)}] = {v};"))
         comment = [f"loop over {list(dom)}: " + "; ".join(
-            [f"{_label(n)} -> {self.buf_name(b)}" for n, b in k.stores] +
-            [f"{r.op}({_label(x)}) -> {self.buf_name(o)}" for r, x, o in k.accums])]
+            [f"{node_label(n)} -> {self.buf_name(b)}" for n, b in k.stores] +
+            [f"{r.op}({node_label(x)}) -> {self.buf_name(o)}" for r, x, o in k.accums])]
         for (r, x, _o), a in zip(k.accums, accs):
             v = ev.convert(ev.ev(x, point), x.dtype, r.dtype)
             upd = f"{a} + {v}" if r.op == "sum" else f"sd_max({a}, {v})"
@@ -203,9 +203,9 @@ class CudaRenderer(CudaSourceAssembly):
             finals = []
             for j, ((r, x, o), a) in enumerate(zip(k.accums, accs)):
                 body.append(Stmt(f"{a} = sd_block_allreduce({a}, red_{r.dtype}, {'SdSum' if r.op == 'sum' else 'SdMax'}(), "
-                                 f"{_ident(r.op, r.dtype)});"))
+                                 f"{reduce_ident(r.op, r.dtype)});"))
                 if grid > 1:
-                    part = self.partial(f"partial {r.op}s of {_label(r)} (one per block of k{ki})", r.dtype, grid)
+                    part = self.partial(f"partial {r.op}s of {node_label(r)} (one per block of k{ki})", r.dtype, grid)
                     tgt = kc.raw(part, CTYPE[r.dtype], grid * np.dtype(r.dtype).itemsize, write=True)
                     finals.append((r, o, part))
                     body.append(Stmt(f"if (threadIdx.x == 0) {tgt}[blockIdx.x] = {a};"))
@@ -220,22 +220,22 @@ class CudaRenderer(CudaSourceAssembly):
 
     def _finish_partials(self, ki: int, src: str, finals: list, count: int) -> None:
         kc = KernelCtx(self)
-        nthreads = _threads(count)
+        nthreads = block_threads(count)
         body: list = []
         for dt in sorted({r.dtype for r, _, _ in finals}):
             body.append(Stmt(f"__shared__ {CTYPE[dt]} red_{dt}[32];"))
         for j, (r, o, part) in enumerate(finals):
             T = CTYPE[r.dtype]
             p = kc.raw(part, T, count * np.dtype(r.dtype).itemsize)
-            body.append(Stmt(f"{T} a{j} = {_ident(r.op, r.dtype)};"))
+            body.append(Stmt(f"{T} a{j} = {reduce_ident(r.op, r.dtype)};"))
             upd = f"a{j} + {p}[b]" if r.op == "sum" else f"sd_max(a{j}, {p}[b])"
             body.append(Block(f"for (int b = (int)threadIdx.x; b < {count}; b += (int)blockDim.x) {{",
                               [Stmt(f"a{j} = {upd};", flops=1)], count=count / nthreads))
             body.append(Stmt(f"a{j} = sd_block_allreduce(a{j}, red_{r.dtype}, {'SdSum' if r.op == 'sum' else 'SdMax'}(), "
-                             f"{_ident(r.op, r.dtype)});"))
+                             f"{reduce_ident(r.op, r.dtype)});"))
             body.append(Stmt(f"if (threadIdx.x == 0) {kc.buf(o, write=True)}[0] = a{j};"))
         comment = [f"combine the {count} per-block partial results of {src}: " +
-                   "; ".join(f"{r.op} {_label(r)} -> {self.buf_name(o)}" for r, o, _ in finals),
+                   "; ".join(f"{r.op} {node_label(r)} -> {self.buf_name(o)}" for r, o, _ in finals),
                    "one block; fixed combination order (deterministic, no atomics)"]
         shared = sum(32 * np.dtype(dt).itemsize for dt in {r.dtype for r, _, _ in finals})
         self._add(kc, f"k{ki}_total", ki, "loop_total", comment, (1,), (nthreads,), body, shared, nthreads)
@@ -249,25 +249,25 @@ class CudaRenderer(CudaSourceAssembly):
         red = [a for a in range(x.ndim) if a in axes]
         kshape = tuple(x.shape[a] for a in kept)
         rshape = tuple(x.shape[a] for a in red)
-        M, R = _prod(kshape), _prod(rshape)
+        M, R = prod_shape(kshape), prod_shape(rshape)
         opname = "SdSum" if r.op == "sum" else "SdMax"
-        ident = _ident(r.op, r.dtype)
+        ident = reduce_ident(r.op, r.dtype)
         inner_reduced = x.ndim - 1 in axes
         row_mode = inner_reduced and R >= 32  # contiguous runs: a block per output, threads along the run
         if row_mode:
-            nthreads = _threads(R)
+            nthreads = block_threads(R)
             gx = max(1, min(M, MAX_GRID))
-            S = max(1, min(_cdiv(R, nthreads * 16), max(1, 256 // max(gx, 1)), 64))
+            S = max(1, min(ceil_div(R, nthreads * 16), max(1, 256 // max(gx, 1)), 64))
         else:
-            nthreads = _threads(M)
-            gx = max(1, min(_cdiv(M, nthreads), MAX_GRID))
-            S = max(1, min(_cdiv(R, 256), max(1, 256 // gx), 64))
-        CH = _cdiv(R, S)
+            nthreads = block_threads(M)
+            gx = max(1, min(ceil_div(M, nthreads), MAX_GRID))
+            S = max(1, min(ceil_div(R, 256), max(1, 256 // gx), 64))
+        CH = ceil_div(R, S)
         kc = KernelCtx(self)
         body: list = []
         part = None
         if S > 1:
-            part = self.partial(f"partial {r.op}s of {_label(r)} ({S} chunks x {M})", r.dtype, S * M)
+            part = self.partial(f"partial {r.op}s of {node_label(r)} ({S} chunks x {M})", r.dtype, S * M)
             dst = kc.raw(part, T, S * M * np.dtype(r.dtype).itemsize, write=True)
             target = f"{dst}[({I})blockIdx.y * {M} + o]"
         else:
@@ -310,8 +310,8 @@ class CudaRenderer(CudaSourceAssembly):
             outer.body.append(Stmt(f"{target} = acc;"))
         how = ("a block per output, threads along the reduced elements, block reduction" if row_mode
                else "a thread per output, sequential over the reduced elements")
-        comment = [f"{r.op} over axes {sorted(axes)} of {_label(x)} {list(x.shape)} -> {self.buf_name(out)} "
-                   f"({_label(r)}, {M} outputs x {R} elements)",
+        comment = [f"{r.op} over axes {sorted(axes)} of {node_label(x)} {list(x.shape)} -> {self.buf_name(out)} "
+                   f"({node_label(r)}, {M} outputs x {R} elements)",
                    how + (f"; the reduced elements split in {S} chunks (grid y), combined by the next kernel"
                           if S > 1 else "")]
         grid = (gx, S) if S > 1 else (gx,)
@@ -319,8 +319,8 @@ class CudaRenderer(CudaSourceAssembly):
                   32 * np.dtype(r.dtype).itemsize if row_mode else 0, gx * S * nthreads)
         if S > 1:
             kc2 = KernelCtx(self)
-            nt2 = _threads(M)
-            g2 = max(1, min(_cdiv(M, nt2), MAX_GRID))
+            nt2 = block_threads(M)
+            g2 = max(1, min(ceil_div(M, nt2), MAX_GRID))
             p = kc2.raw(part, T, S * M * np.dtype(r.dtype).itemsize)
             loop = Block(self._grid_loop("o", M), count=M / (g2 * nt2))
             loop.body.append(Stmt(f"{T} acc = {p}[o];"))
@@ -335,18 +335,18 @@ class CudaRenderer(CudaSourceAssembly):
         n, out, axis = k.node, k.out, k.axis
         x = n.inputs[0]
         T, I, dt = CTYPE[n.dtype], self.idx, n.dtype
-        f = _sfx(dt)
+        f = math_suffix(dt)
         L = x.shape[axis]
         odims = [d for d in range(x.ndim) if d != axis]
         oshape = tuple(x.shape[d] for d in odims)
-        ROWS = _prod(oshape)
+        ROWS = prod_shape(oshape)
         warp_mode = L <= WARP_ROW_MAX
         kc = KernelCtx(self)
         body: list = []
         if warp_mode:
             rpb = max(1, min(BLOCK // 32, ROWS))  # rows (warps) per block
             nthreads = 32 * rpb
-            grid = max(1, min(_cdiv(ROWS, rpb), MAX_GRID))
+            grid = max(1, min(ceil_div(ROWS, rpb), MAX_GRID))
             body.append(Stmt("const int lane = (int)(threadIdx.x & 31u);"))
             loop = Block(f"for ({I} row = ({I})blockIdx.x * {rpb} + ({I})(threadIdx.x >> 5); row < {ROWS}; "
                          f"row += ({I})gridDim.x * {rpb}) {{", count=ROWS / (grid * rpb))
@@ -361,7 +361,7 @@ class CudaRenderer(CudaSourceAssembly):
                          count=ROWS / grid)
             jstart, jstep, per = "(int)threadIdx.x", "(int)blockDim.x", nthreads
             red = lambda v, op: (f"{v} = sd_block_allreduce({v}, red_{dt}, {op}(), "  # noqa: E731
-                                 f"{_ident('sum' if op == 'SdSum' else 'max', dt)});")
+                                 f"{reduce_ident('sum' if op == 'SdSum' else 'max', dt)});")
             shared = 32 * np.dtype(dt).itemsize
         body.append(loop)
         opoint = self._coords(loop.body, "row", oshape, [f"o{d}" for d in odims])
@@ -402,7 +402,7 @@ class CudaRenderer(CudaSourceAssembly):
             loop.body.append(Stmt(f"if ({first}) {oname}[row] = m + log{f}(s);", flops=1, special=1))
         how = (f"a warp per row ({rpb} rows per block), warp-shuffle reductions" if warp_mode
                else "a block per row, block reductions (warp shuffles + shared memory)")
-        comment = [f"{n.op} along axis {axis} of {_label(x)} {list(x.shape)} -> {self.buf_name(out)} "
+        comment = [f"{n.op} along axis {axis} of {node_label(x)} {list(x.shape)} -> {self.buf_name(out)} "
                    f"({ROWS} rows of {L})", how + "; passes: max, sum of exp, write"]
         self._add(kc, f"k{ki}_{n.op}", ki, "row", comment, (grid,), (nthreads,), body, shared, grid * nthreads)
 
@@ -420,8 +420,8 @@ class CudaRenderer(CudaSourceAssembly):
         BN = 64 if N >= 64 else (32 if N >= 32 else 16)
         BK = 16
         TM, TN = BM // 16, BN // 16
-        tiles_n = _cdiv(N, BN)
-        tiles = _cdiv(M, BM) * tiles_n
+        tiles_n = ceil_div(N, BN)
+        tiles = ceil_div(M, BM) * tiles_n
         grid = max(1, min(tiles, 65535))
         z = flit(0, dt)
         # op(A)[i, k]: A is M x K (row-major), or K x M read transposed in place; consecutive threads
@@ -480,10 +480,10 @@ for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
             if (gi < {M} && gj < {N}) {C}[({I})gi * {N} + gj] = {epi};
         }}
 }}"""
-        opa = f"{_label(k.a)}{'^T' if k.trans_a else ''}"
-        opb = f"{_label(k.b)}{'^T' if k.trans_b else ''}"
-        comment = [f"matmul {self.buf_name(k.out)} ({_label(k.node)}) = {opa} @ {opb}"
-                   + (f" + {_label(k.bias)}" if k.bias is not None else "") + f"  [{M}x{K}] @ [{K}x{N}]",
+        opa = f"{node_label(k.a)}{'^T' if k.trans_a else ''}"
+        opb = f"{node_label(k.b)}{'^T' if k.trans_b else ''}"
+        comment = [f"matmul {self.buf_name(k.out)} ({node_label(k.node)}) = {opa} @ {opb}"
+                   + (f" + {node_label(k.bias)}" if k.bias is not None else "") + f"  [{M}x{K}] @ [{K}x{N}]",
                    f"{BM}x{BN} output tiles, k-steps of {BK} through shared memory, 256 threads with a {TM}x{TN} "
                    f"register block each" + ("; transposed operands read in place" if k.trans_a or k.trans_b else "")
                    + ("; bias added in the epilogue" if k.bias is not None else "")]

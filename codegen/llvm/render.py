@@ -24,11 +24,11 @@ from llvmlite import ir
 from symdiff.ir import Node
 from symdiff.optable import OPS
 
-from .kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
-from .gemm_ir import counted_loop
-from .llvm_gemm import emit_matmul
-from .llvm_jit import new_module
-from .llvm_math import MathLib
+from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.llvm.gemm.ir import counted_loop
+from symdiff.codegen.llvm.gemm.emit import emit_matmul
+from symdiff.codegen.llvm.jit import new_module
+from symdiff.codegen.llvm.mathlib import MathLib
 
 I64, I32, I8, PTR = ir.IntType(64), ir.IntType(32), ir.IntType(8), ir.PointerType()
 FTYPE = {"float32": ir.FloatType(), "float64": ir.DoubleType()}
@@ -89,7 +89,7 @@ class Renderer:
         self.p = program
         self.name = name
         self.mod = new_module(name)
-        if shared_available is not None:  # GEMM library functions compiled elsewhere (llvm_split.py)
+        if shared_available is not None:  # GEMM library functions compiled elsewhere (llvm/split.py)
             self.mod.sd_shared_available = shared_available
         self.math = MathLib(self.mod)
         self.buf_ids = {id(b): b.id for b in self._all_buffers()}

@@ -1,6 +1,6 @@
 """GEMM planning (pure Python, no IR): tuning constants, the problem and plan records, the choice of
 kernel family, register tile, cache blocking and task split for a static product shape.
-See ``codegen/llvm_gemm.py`` for what the plans drive."""
+See ``codegen/llvm/gemm/emit.py`` for what the plans drive."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ _MAX_STACK = 1 << 20       # bytes of packing buffer per call, at most
 _PACK_A = True             # pack op(A) into MR-row panels when B is packed (constant-stride kernels)
 _PACK_A_BYTES = 256 << 10  # its buffer, at most
 _OUTER_TASK_BYTES = 256 << 10   # K == 1 products: two tasks from this much of C on
-_PF_A_DIST = 16            # micro-kernel: prefetch op(A) this many k steps ahead (0: off)
+PF_A_DIST = 16            # micro-kernel: prefetch op(A) this many k steps ahead (0: off)
 
 # micro-kernel flags
 UK_LOAD_C, UK_EPI, UK_BIAS_COL, UK_BIAS_ROW, UK_RELU = 1, 2, 4, 8, 16
@@ -51,21 +51,21 @@ class GemmInfo:
     stack_bytes: int = 0       # alloca'd packing buffer
 
 
-def _cdiv(a: int, b: int) -> int:
+def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _vl(dtype: str) -> int:
+def vec_len(dtype: str) -> int:
     return 16 if dtype == "float32" else 8
 
 
-def _esize(dtype: str) -> int:
+def elem_size(dtype: str) -> int:
     return 4 if dtype == "float32" else 8
 
 
 # ----------------------------------------------------------------------------- plan
 @dataclass(frozen=True)
-class _Prob:
+class Problem:
     dtype: str
     M: int
     N: int
@@ -82,7 +82,7 @@ class _Prob:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     kernel: str        # "row" | "dot" | "empty"
     mr: int = 1
     nv: int = 1        # vectors per tile row (row kernel) / tile columns (dot kernel)
@@ -98,7 +98,7 @@ class _Plan:
     n_tasks: int = 1
 
 
-def _problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu) -> _Prob:
+def make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu) -> Problem:
     if trans_a:
         lda = M if lda is None else lda
         sai, sak = 1, lda
@@ -132,7 +132,7 @@ def _problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, 
         sbj = 0
     if K == 1:
         sak = sbk = 0
-    return _Prob(dtype, M, N, K, sai, sak, sbk, sbj, ldc, bool(accumulate), bmode, bool(relu),
+    return Problem(dtype, M, N, K, sai, sak, sbk, sbj, ldc, bool(accumulate), bmode, bool(relu),
                  transposed)
 
 
@@ -145,19 +145,19 @@ def _choose_tasks(flops: int, units: int) -> int:
     return max(1, t)
 
 
-def _plan(p: _Prob, existing: frozenset = frozenset()) -> _Plan:
+def make_plan(p: Problem, existing: frozenset = frozenset()) -> Plan:
     """Kernel, register tile, cache blocking and task split for a problem.  existing: names
     of functions already in the module (kernels shared with earlier products)."""
     M, N, K = p.M, p.N, p.K
     if M == 0 or N == 0:
-        return _Plan("empty")
-    VL = _vl(p.dtype)
+        return Plan("empty")
+    VL = vec_len(p.dtype)
     cfg = _CFG[p.dtype]
     flops = 2 * M * N * K
     if K == 1 and (p.sbj == 1 or N == 1):
         # Outer product: C (+)= a b^T, row by row (store-bound; no tiles, no packing).
-        T = 2 if M >= 2 and M * N * _esize(p.dtype) >= _OUTER_TASK_BYTES else 1
-        return _Plan("outer", mr=1, nv=N, split="m", units=M, n_tasks=T)
+        T = 2 if M >= 2 and M * N * elem_size(p.dtype) >= _OUTER_TASK_BYTES else 1
+        return Plan("outer", mr=1, nv=N, split="m", units=M, n_tasks=T)
     b_rows = p.sbj in (0, 1)                        # op(B) rows contiguous
     a_kcont = p.sak in (0, 1)
     b_kcont = p.sbk in (0, 1)
@@ -167,10 +167,10 @@ def _plan(p: _Prob, existing: frozenset = frozenset()) -> _Plan:
         nr = max(1, min(N, VL // mr))
         ks = 2 if mr * nr < 8 and K >= 2 * VL else 1
         if N >= 2 * nr:
-            split, units = "n", _cdiv(N, nr)
+            split, units = "n", ceil_div(N, nr)
         else:
-            split, units = "m", _cdiv(M, mr)
-        return _Plan("dot", mr=mr, nv=nr, ks=ks, unroll=ks, split=split, units=units,
+            split, units = "m", ceil_div(M, mr)
+        return Plan("dot", mr=mr, nv=nr, ks=ks, unroll=ks, split=split, units=units,
                      n_tasks=_choose_tasks(flops, units))
     # Row kernel: try the candidate register tiles, keep the one with the shortest modelled
     # time on two threads (edge tiles and the task split included).
@@ -190,9 +190,9 @@ def _plan(p: _Prob, existing: frozenset = frozenset()) -> _Plan:
     return best[1]
 
 
-def _row_kernel_names(p: _Prob, plan: _Plan) -> set:
-    """Names of the shared functions a row plan uses (see _Shared)."""
-    VL = _vl(p.dtype)
+def _row_kernel_names(p: Problem, plan: Plan) -> set:
+    """Names of the shared functions a row plan uses (see SharedKernels)."""
+    VL = vec_len(p.dtype)
     tag = "f32" if p.dtype == "float32" else "f64"
     NR = plan.nv * VL
     mrs = {plan.mr} | ({p.M % plan.mr} if p.M % plan.mr else set())
@@ -201,7 +201,7 @@ def _row_kernel_names(p: _Prob, plan: _Plan) -> set:
     names = {f"{pre}{m}x{plan.nv}.k{plan.ks}u{plan.unroll}{sfx}pb" for m in mrs}   # whole tiles
     if p.N % NR:                                                                   # N edge
         tail = "pb" if plan.pack else ""
-        names |= {f"{pre}{m}x{_cdiv(p.N % NR, VL)}.k{plan.ks}u{plan.unroll}{sfx}{tail}" for m in mrs}
+        names |= {f"{pre}{m}x{ceil_div(p.N % NR, VL)}.k{plan.ks}u{plan.unroll}{sfx}{tail}" for m in mrs}
     if plan.pack:
         names.add(f"sdgemm.{tag}.pack{plan.pack}{plan.nv}")
     return names
@@ -213,12 +213,12 @@ def _tile_cycles(mr: int, nv: int) -> float:
     return max(mr * nv / 2.0, 4.0) + 0.5
 
 
-def _row_cost(p: _Prob, plan: _Plan) -> float:
+def _row_cost(p: Problem, plan: Plan) -> float:
     """Modelled makespan on two threads taking halves of the task range (cycles per k)."""
-    VL = _vl(p.dtype)
+    VL = vec_len(p.dtype)
     NR = plan.nv * VL
     ntail, mtail = p.N % NR, p.M % plan.mr
-    nv_t = _cdiv(ntail, VL)
+    nv_t = ceil_div(ntail, VL)
     full_rows = p.M // plan.mr
     col_cost = [full_rows * _tile_cycles(plan.mr, plan.nv)
                 + (_tile_cycles(mtail, plan.nv) if mtail else 0.0)] * (p.N // NR)
@@ -236,16 +236,16 @@ def _row_cost(p: _Prob, plan: _Plan) -> float:
     return max(sum(task[:half]), sum(task[half:]))
 
 
-def _abuf_elems(mc: int, kc: int, mr: int, VL: int) -> int:
+def abuf_elems(mc: int, kc: int, mr: int, VL: int) -> int:
     """Elements of the op(A) packing buffer (slack for pack_a_rows' spilling stores)."""
     return mc * max(kc, 1) + VL * (mr + 1)
 
 
-def _row_plan(p: _Prob, mr: int, nv: int) -> _Plan:
+def _row_plan(p: Problem, mr: int, nv: int) -> Plan:
     M, N, K = p.M, p.N, p.K
-    VL = _vl(p.dtype)
+    VL = vec_len(p.dtype)
     cfg = _CFG[p.dtype]
-    nv = max(1, min(nv, _cdiv(N, VL)))
+    nv = max(1, min(nv, ceil_div(N, VL)))
     NR = nv * VL
     chains = mr * nv
     ks = 1 if chains >= 8 else (2 if chains >= 4 else 4)
@@ -260,33 +260,33 @@ def _row_plan(p: _Prob, mr: int, nv: int) -> _Plan:
     else:
         pack = ""
     if pack and K > cfg["KC"] * 5 // 4:
-        nb = _cdiv(K, cfg["KC"])
-        kc = _cdiv(_cdiv(K, nb), unroll) * unroll
+        nb = ceil_div(K, cfg["KC"])
+        kc = ceil_div(ceil_div(K, nb), unroll) * unroll
     else:
         kc = K
     # op(A) stored K x M: each k step of a tile reads a far-strided line; copy it into panels.
     pack_a = (bool(pack) and M >= _PACK_MIN_M and _PACK_A and K > 1
               and (p.sai == 1 or (mr <= VL and p.sak == 1)))
-    esz = _esize(p.dtype)
+    esz = elem_size(p.dtype)
     mc = cfg["MC"] if not pack_a else min(cfg["MC"], _PACK_A_BYTES // (esz * max(kc, 1)))
     mc = max(mr, mc // mr * mr)
-    mc = min(mc, _cdiv(M, mr) * mr)
-    abytes = _abuf_elems(mc, kc, mr, VL) * esz if pack_a else 0
+    mc = min(mc, ceil_div(M, mr) * mr)
+    abytes = abuf_elems(mc, kc, mr, VL) * esz if pack_a else 0
     if pack:
         nc = cfg["NC"] // NR * NR
         ncmax = ((_MAX_STACK - abytes) // (esz * max(kc, 1)) - VL) // NR * NR
-        nc = max(NR, min(nc, ncmax, _cdiv(N, NR) * NR))
+        nc = max(NR, min(nc, ncmax, ceil_div(N, NR) * NR))
     else:
-        nc = _cdiv(N, NR) * NR
-    panels = _cdiv(N, NR)
-    rowblocks = _cdiv(M, mr)
+        nc = ceil_div(N, NR) * NR
+    panels = ceil_div(N, NR)
+    rowblocks = ceil_div(M, mr)
     if panels >= 2 and (panels >= rowblocks or pack):
         split, units = "n", panels
     elif rowblocks >= 2:
         split, units = "m", rowblocks
     else:
         split, units = "n", panels
-    return _Plan("row", mr=mr, nv=nv, ks=ks, unroll=unroll, kc=kc, nc=nc, mc=mc, pack=pack,
+    return Plan("row", mr=mr, nv=nv, ks=ks, unroll=unroll, kc=kc, nc=nc, mc=mc, pack=pack,
                  pack_a=pack_a, split=split, units=units, n_tasks=_choose_tasks(2 * M * N * K, units))
 
 
@@ -294,12 +294,12 @@ def plan_matmul(dtype: str, M: int, N: int, K: int, trans_a: bool = False, trans
                 lda: Optional[int] = None, ldb: Optional[int] = None, ldc: Optional[int] = None,
                 accumulate: bool = False, bias: bool = False, relu: bool = False):
     """The (problem, plan) emit_matmul would use; for inspection and tests."""
-    p = _problem(_norm_dtype(dtype), M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu)
-    return p, _plan(p)
+    p = make_problem(norm_dtype(dtype), M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu)
+    return p, make_plan(p)
 
 
 
-def _norm_dtype(dtype) -> str:
+def norm_dtype(dtype) -> str:
     d = str(getattr(dtype, "name", dtype))
     d = {"f32": "float32", "float": "float32", "f64": "float64", "double": "float64"}.get(d, d)
     if d not in ("float32", "float64"):

@@ -10,7 +10,7 @@ convenience API, and a self-contained shared library (no Python, no runtime besi
 - ``sd_pool.h/.c``      the thread pool the generated code calls (``sd_parallel_for``);
 - ``lib<name>.so``      ``gcc -shared -fPIC -O2 -pthread`` of the object, the API and the pool.
 
-The raw entry point keeps the renderer's ABI (``codegen.llvm_render``)::
+The raw entry point keeps the renderer's ABI (``symdiff.codegen.llvm.render``)::
 
     void <name>(void **args, void *pool);   /* args: inputs..., outputs..., workspace */
 
@@ -35,7 +35,7 @@ import numpy as np
 from symdiff.ir import Node
 from symdiff.signature import LeafSpec, Signature
 
-from .kernel_ir import Program
+from symdiff.codegen.kernel_ir import Program
 
 C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t"}
 
@@ -120,11 +120,9 @@ def check_cpu_name(cpu: str) -> None:
     """Raise ExportError for a CPU name LLVM does not know. (LLVM only prints a warning when the
     target machine is made and aborts the whole process later, so ask a child process.)"""
     import sys
-    code = ("import sys; from codegen.llvm_jit import target_machine; "
+    code = ("import sys; from symdiff.codegen.llvm.jit import target_machine; "
             "target_machine(cpu=sys.argv[1], features='', reloc='pic', jit=False)")
-    here = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
-    r = subprocess.run([sys.executable, "-c", code, cpu], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-c", code, cpu], capture_output=True, text=True)
     if r.returncode != 0 or "not a recognized processor" in r.stderr:
         raise ExportError(f"--cpu {cpu!r}: not a CPU LLVM knows for this target (try host, x86-64, x86-64-v2, "
                           f"x86-64-v3, x86-64-v4, or a name such as skylake)")
@@ -133,7 +131,7 @@ def check_cpu_name(cpu: str) -> None:
 def compile_object(module, cpu: Optional[str] = None) -> tuple[bytes, str, str]:
     """(object bytes, optimized IR, cpu name). ``cpu`` None/"host": this machine's CPU and features;
     anything else (e.g. "x86-64", "x86-64-v3", "generic") is an LLVM CPU name with its default features."""
-    from .llvm_jit import emit_object, host_cpu, optimize, parse, target_machine
+    from symdiff.codegen.llvm.jit import emit_object, host_cpu, optimize, parse, target_machine
     if cpu in (None, "", "host"):
         obj, text = emit_object(module)
         return obj, text, host_cpu()[0]
@@ -425,8 +423,8 @@ def export_c(outputs: Sequence[Node], name: str, outdir: str | os.PathLike, *,
     With ``shared=False`` no C compiler is needed (no ``.so``). Raises :class:`ExportError` for a
     bad name or a failing C compiler; the other files are written before the link is attempted.
     """
-    from .llvm_render import render
-    from .lower import lower
+    from symdiff.codegen.llvm.render import render
+    from symdiff.codegen.lower import lower
     from symdiff.simplify import simplify
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or "") or name in C_KEYWORDS:

@@ -11,12 +11,12 @@ import numpy as np
 from symdiff.compiled import CompiledFunction
 from symdiff.ir import Node
 
-from . import cache as _cache
-from .kernel_ir import Program
-from .llvm_jit import JitModule, emit_object, host_cpu, llvm_version
-from .llvm_render import Renderer
-from .llvm_split import compile_parallel, split_shared
-from .lower import lower
+from symdiff.codegen import cache as _cache
+from symdiff.codegen.kernel_ir import Program
+from symdiff.codegen.llvm.jit import JitModule, emit_object, host_cpu, llvm_version
+from symdiff.codegen.llvm.render import Renderer
+from symdiff.codegen.llvm.split import compile_parallel, split_shared
+from symdiff.codegen.lower import lower
 
 ENTRY = "sd_entry"
 CODEGEN_VERSION = "1"
@@ -31,7 +31,7 @@ def graph_key(outputs: Sequence[Node], backend: str, extra: str = "") -> str:
 
 
 def runtime_symbols() -> dict[str, int]:
-    from .runtime import runtime_symbols as rs
+    from symdiff.codegen.runtime.kernel import runtime_symbols as rs
     return rs()
 
 
@@ -66,7 +66,7 @@ class LLVMFunction(CompiledFunction):
                              _cache.pack(objs))
         self.jit = JitModule.from_objects(objs, symbols=runtime_symbols())
         self.entry_address = self.jit.address(ENTRY)
-        from .runtime import Kernel, make_pool
+        from symdiff.codegen.runtime.kernel import Kernel, make_pool
         self.pool = make_pool(num_threads) if self.parallel else None  # no threads for serial programs
         inputs = [(s.name, s.shape, s.dtype) + ((s.label_depth,) if s.label_depth is not None else ())
                   for s in self.signature.leaves]

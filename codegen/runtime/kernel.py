@@ -7,7 +7,7 @@ or NULL.  Generated code parallelises loops with
 ``void sd_parallel_for(void *pool, void (*fn)(void *ctx, int64_t begin, int64_t end),
 void *ctx, int64_t n)``.
 
-Everything fast lives in the C extension :mod:`codegen._runtime`:
+Everything fast lives in the C extension :mod:`symdiff.codegen.runtime._runtime`:
 
 * :class:`Kernel` ``(entry, pool, inputs, outputs, *, name="kernel", returns="tuple",
   release_gil=True, zero_outputs=False, owner=None, workspace_bytes=None)`` -- the
@@ -184,7 +184,7 @@ class FallbackPool:
         self.close()
 
     def __repr__(self) -> str:
-        return "<codegen.runtime.FallbackPool nthreads=1 (serial)>"
+        return "<symdiff.codegen.runtime.kernel.FallbackPool nthreads=1 (serial)>"
 
 
 class FallbackKernel:
@@ -227,7 +227,7 @@ class FallbackKernel:
         self.output_specs = tuple((s.name, s.shape, s.dtype) for s in self._out)
 
     def __repr__(self) -> str:
-        return f"<codegen.runtime.FallbackKernel {self.name}{self.input_names!r} -> {self.output_names!r}>"
+        return f"<symdiff.codegen.runtime.kernel.FallbackKernel {self.name}{self.input_names!r} -> {self.output_names!r}>"
 
     def _bind(self, args: tuple, kwargs: dict) -> list:
         n_in = len(self._in)
@@ -326,17 +326,17 @@ class FallbackKernel:
 # --------------------------------------------------------------- choose the backend
 
 try:
-    from codegen import _runtime as _ext
+    from symdiff.codegen.runtime import _runtime as _ext
 except ImportError as _e:  # pragma: no cover - only on a broken build
     _ext = None
     EXTENSION_ERROR: Optional[str] = f"{type(_e).__name__}: {_e}"
     if os.environ.get("SYMDIFF_REQUIRE_RUNTIME", "") not in ("", "0"):
         raise ImportError(
-            "symdiff: the C extension codegen._runtime is not available "
+            "symdiff: the C extension symdiff.codegen.runtime._runtime is not available "
             f"({EXTENSION_ERROR}); rebuild it with `pip install -e .` "
             "(SYMDIFF_REQUIRE_RUNTIME is set, so the slow fallback is disabled)") from _e
     warnings.warn(
-        "symdiff: the C extension codegen._runtime is not available "
+        "symdiff: the C extension symdiff.codegen.runtime._runtime is not available "
         f"({EXTENSION_ERROR}); falling back to the pure-ctypes runtime: kernels run serially "
         "with ~10-20x the per-call overhead. Rebuild with `pip install -e .`.",
         RuntimeWarning, stacklevel=2)
@@ -384,7 +384,7 @@ def register_llvm_symbols() -> dict[str, int]:
 
 def jit_kernel(jit: Any, entry_name: str, inputs: Iterable[Any], outputs: Iterable[Any],
                pool: Any = None, **kwargs: Any) -> "Kernel":
-    """A :class:`Kernel` for function ``entry_name`` of a compiled ``codegen.llvm_jit.JitModule``
+    """A :class:`Kernel` for function ``entry_name`` of a compiled ``symdiff.codegen.llvm.jit.JitModule``
     (the kernel keeps the module alive through ``owner``)."""
     kwargs.setdefault("name", entry_name)
     return Kernel(jit.address(entry_name), pool, inputs, outputs, owner=jit, **kwargs)

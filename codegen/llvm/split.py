@@ -1,6 +1,6 @@
 """Split a rendered module into the graph's own code and its shared GEMM library functions.
 
-The GEMM micro-kernels, packers and driver (``sdgemm.*``, see ``llvm_gemm.py``) take their sizes at
+The GEMM micro-kernels, packers and driver (``sdgemm.*``, see ``llvm/gemm/emit.py``) take their sizes at
 run time and their names encode every static parameter, so one compiled copy serves every graph of a
 dtype. Compiling them is most of the LLVM time of a typical model, so the JIT path compiles each as
 a module of its own, caches its object on disk (keyed by name, compiler sources and target), and links

@@ -8,14 +8,14 @@ from typing import Callable, Sequence
 from llvmlite import ir
 from llvmlite.ir.values import FunctionAttributes
 
-from .gemm_plan import _esize, _vl
+from symdiff.codegen.llvm.gemm.plan import elem_size, vec_len
 
 I1 = ir.IntType(1)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
 VOID = ir.VoidType()
-_ARG_TYPES = {"ptr": PTR, "i64": I64, "i32": I32}  # argument types of the shared functions
+ARG_TYPES = {"ptr": PTR, "i64": I64, "i32": I32}  # argument types of the shared functions
 
 
 @contextmanager
@@ -49,16 +49,16 @@ class _FnAttrs(FunctionAttributes):
         return super().add(name)
 
 
-def _c64(v: int) -> ir.Constant:
+def c64(v: int) -> ir.Constant:
     return ir.Constant(I64, int(v))
 
 
 def _ival(v) -> ir.Value:
-    return _c64(v) if isinstance(v, int) else v
+    return c64(v) if isinstance(v, int) else v
 
 
 # ----------------------------------------------------------------------------- IR helpers
-class _Kit:
+class Kit:
     """IR building helpers for one module and element type."""
 
     def __init__(self, module: ir.Module, dtype: str):
@@ -66,8 +66,8 @@ class _Kit:
         self.dt = dtype
         self.tag = "f32" if dtype == "float32" else "f64"
         self.ety = ir.FloatType() if dtype == "float32" else ir.DoubleType()
-        self.VL = _vl(dtype)
-        self.esz = _esize(dtype)
+        self.VL = vec_len(dtype)
+        self.esz = elem_size(dtype)
         self.vty = ir.VectorType(self.ety, self.VL)
         self.mty = ir.VectorType(I1, self.VL)
         self.vzero = ir.Constant(self.vty, None)
@@ -185,7 +185,7 @@ class _Kit:
         if isinstance(n_iter, int):
             if n_iter <= 0:
                 return list(init)
-            n_iter = _c64(n_iter)
+            n_iter = c64(n_iter)
             guarded = False
         else:
             guarded = True
@@ -193,19 +193,19 @@ class _Kit:
         lp = b.append_basic_block(name + ".loop")
         done = b.append_basic_block(name + ".done")
         if guarded:
-            b.cbranch(b.icmp_signed(">", n_iter, _c64(0)), lp, done)
+            b.cbranch(b.icmp_signed(">", n_iter, c64(0)), lp, done)
         else:
             b.branch(lp)
         b.position_at_end(lp)
         it = b.phi(I64, name=name + ".it")
-        it.add_incoming(_c64(0), pre)
+        it.add_incoming(c64(0), pre)
         phis = []
         for v in init:
             ph = b.phi(v.type)
             ph.add_incoming(v, pre)
             phis.append(ph)
         new = body(b, it, phis)
-        nxt = b.add(it, _c64(1))
+        nxt = b.add(it, c64(1))
         last = b.block
         it.add_incoming(nxt, last)
         for ph, v in zip(phis, new):
@@ -297,7 +297,7 @@ class _Kit:
         return v
 
 
-class _IndirectCallee:
+class IndirectCallee:
     """A loaded function pointer (opaque ptr) as a callee for llvmlite's IRBuilder.call, which
     takes the call's function type from the callee."""
 
@@ -313,7 +313,7 @@ class _IndirectCallee:
         return self.value.get_reference()
 
 
-class _PtrRef(_IndirectCallee):
+class PtrRef(IndirectCallee):
     """A function used as a pointer constant, printed with the opaque `ptr` type."""
 
     def __init__(self, value: ir.Value):
@@ -322,10 +322,10 @@ class _PtrRef(_IndirectCallee):
 
 
 # Integer fields of a product's parameter block (then 5 function pointers).
-_PRM = ("M", "N", "K", "sai", "sak", "sbk", "sbj", "ldc", "MR", "NR", "KC", "NC", "MC", "T", "units",
+PRM = ("M", "N", "K", "sai", "sak", "sbk", "sbj", "ldc", "MR", "NR", "KC", "NC", "MC", "T", "units",
         "split_m", "pack", "pstride", "kstride", "flags", "lanes_tail", "bias_mode", "nkb", "VL",
         "packa", "pastride")
 
 
-def _prm_type() -> ir.LiteralStructType:
-    return ir.LiteralStructType([ir.ArrayType(I64, len(_PRM)), ir.ArrayType(PTR, 6)])
+def prm_type() -> ir.LiteralStructType:
+    return ir.LiteralStructType([ir.ArrayType(I64, len(PRM)), ir.ArrayType(PTR, 6)])

@@ -48,8 +48,8 @@ kernels once (functions ``sdgemm.<f32|f64>.*``, internal):
 A product with N == 1 and a contiguous C column is computed as its transpose
 (C^T = op(B)^T op(A)^T), which turns a matrix-vector product into a 1-row one.
 
-Files: ``gemm_plan.py`` (tuning constants and the planner, pure Python), ``gemm_ir.py`` (IR helpers),
-``gemm_kernels.py`` (the shared functions above), this file (the per-product entry and ``emit_matmul``).
+Files: ``gemm/plan.py`` (tuning constants and the planner, pure Python), ``gemm/ir.py`` (IR helpers),
+``gemm/kernels.py`` (the shared functions above), this file (the per-product entry and ``emit_matmul``).
 """
 from __future__ import annotations
 
@@ -57,22 +57,22 @@ from typing import Optional
 
 from llvmlite import ir
 
-from .gemm_ir import _PRM, I32, I64, PTR, _c64, _Kit, _prm_type, _PtrRef
-from .gemm_kernels import _Shared
-from .gemm_plan import (UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, GemmInfo, _abuf_elems, _cdiv,
-                        _esize, _norm_dtype, _Plan, _plan, _Prob, _problem, _vl, plan_matmul)
+from symdiff.codegen.llvm.gemm.ir import PRM, I32, I64, PTR, c64, Kit, prm_type, PtrRef
+from symdiff.codegen.llvm.gemm.kernels import SharedKernels
+from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, GemmInfo, abuf_elems, ceil_div,
+                        elem_size, norm_dtype, Plan, make_plan, Problem, make_problem, vec_len, plan_matmul)
 
 __all__ = ["GemmInfo", "emit_matmul", "plan_matmul"]
 
 
 # ----------------------------------------------------------------------------- per-product entry
-class _Gemm(_Kit):
-    def __init__(self, module: ir.Module, name: str, p: _Prob, plan: _Plan):
+class _Gemm(Kit):
+    def __init__(self, module: ir.Module, name: str, p: Problem, plan: Plan):
         super().__init__(module, p.dtype)
         self.name = name
         self.p = p
         self.plan = plan
-        self.shared = _Shared(module, p.dtype)
+        self.shared = SharedKernels(module, p.dtype)
 
     def kernels(self):
         """(full, N-edge, M-edge, corner) tile kernels, and the static tile geometry."""
@@ -91,7 +91,7 @@ class _Gemm(_Kit):
             return (full, nt, mt, co), NR, VL
         NR = plan.nv * VL
         ntail, mtail = p.N % NR, p.M % MR
-        nv_t = _cdiv(ntail, VL)
+        nv_t = ceil_div(ntail, VL)
 
         def k(mr, nv, whole):
             # whole: every vector of the tile is full, B loads need no mask (packed B: never)
@@ -115,11 +115,11 @@ class _Gemm(_Kit):
             return fn
         if plan.kernel == "outer":
             T = plan.n_tasks
-            m0 = b.udiv(b.mul(tb, _c64(p.M)), _c64(T))
-            m1 = b.udiv(b.mul(te, _c64(p.M)), _c64(T))
+            m0 = b.udiv(b.mul(tb, c64(p.M)), c64(T))
+            m1 = b.udiv(b.mul(te, c64(p.M)), c64(T))
             biasp = bias if p.bias != "none" else C
             b.call(self.shared.outer_kernel(p.accumulate, p.bias, p.relu),
-                   [A, _c64(p.sai), B, C, _c64(p.ldc), biasp, m0, m1, _c64(p.N)])
+                   [A, c64(p.sai), B, C, c64(p.ldc), biasp, m0, m1, c64(p.N)])
             b.ret_void()
             return fn
         kerns, NR, lanes_tail = self.kernels()
@@ -128,13 +128,13 @@ class _Gemm(_Kit):
         biasp = bias if p.bias != "none" else C          # never read when there is no bias
         dot = plan.kernel == "dot"
         kstride = p.sbj if dot else (NR if plan.pack else p.sbk)
-        nkb = 1 if (dot or p.K == 0) else _cdiv(p.K, plan.kc)
+        nkb = 1 if (dot or p.K == 0) else ceil_div(p.K, plan.kc)
         if plan.n_tasks == 1 and p.M <= plan.mr and p.N <= NR and not plan.pack:
             # One tile: call its kernel directly (tiny products: minimal overhead).
             kern = kerns[(0 if p.M == plan.mr else 2) + (0 if p.N == NR else 1)]
             with b.if_then(b.icmp_signed("<", tb, te)):
-                b.call(kern, [A, _c64(p.sai), _c64(p.sak), B, _c64(kstride), C, _c64(p.ldc), biasp,
-                              _c64(p.K), _c64(VL if p.N == NR else lanes_tail),
+                b.call(kern, [A, c64(p.sai), c64(p.sak), B, c64(kstride), C, c64(p.ldc), biasp,
+                              c64(p.K), c64(VL if p.N == NR else lanes_tail),
                               ir.Constant(I32, flags | UK_EPI)])
             b.ret_void()
             return fn
@@ -149,7 +149,7 @@ class _Gemm(_Kit):
             buf = ir.Constant(PTR, None)
             packfn = ir.Constant(PTR, None)
         if plan.pack_a:
-            abuf = b.alloca(ir.ArrayType(self.ety, _abuf_elems(plan.mc, plan.kc, plan.mr, VL)),
+            abuf = b.alloca(ir.ArrayType(self.ety, abuf_elems(plan.mc, plan.kc, plan.mr, VL)),
                             name="apack")
             abuf.align = 64
             abuf.type = PTR
@@ -162,7 +162,7 @@ class _Gemm(_Kit):
                     MR=plan.mr, NR=NR, KC=plan.kc or max(p.K, 1),
                     # dot plans leave kc/nc/mc at 0: one block each (kc 1 would drop k >= 1, a 0 step
                     # would loop forever in the driver)
-                    NC=plan.nc or _cdiv(p.N, NR) * NR, MC=plan.mc or _cdiv(p.M, plan.mr) * plan.mr,
+                    NC=plan.nc or ceil_div(p.N, NR) * NR, MC=plan.mc or ceil_div(p.M, plan.mr) * plan.mr,
                     T=plan.n_tasks,
                     units=plan.units, split_m=int(plan.split == "m"),
                     pack={"": 0, "copy": 1, "trans": 2}[plan.pack],
@@ -170,15 +170,15 @@ class _Gemm(_Kit):
                     lanes_tail=lanes_tail, bias_mode={"none": 0, "col": 1, "row": 2}[p.bias],
                     nkb=nkb, VL=VL, packa=int(plan.pack_a),
                     pastride=p.sak if p.sai == 1 else p.sai)
-        sty = _prm_type()
+        sty = prm_type()
         prm = ir.GlobalVariable(self.m, sty, name=self.name + ".prm")
         prm.linkage = "internal"
         prm.global_constant = True
         prm.align = 8
         prm.type = PTR
         prm.initializer = ir.Constant(sty, [
-            ir.Constant(ir.ArrayType(I64, len(_PRM)), [vals[f] for f in _PRM]),
-            ir.Constant(ir.ArrayType(PTR, 6), [_PtrRef(f) for f in list(kerns) + [packfn, packafn]])])
+            ir.Constant(ir.ArrayType(I64, len(PRM)), [vals[f] for f in PRM]),
+            ir.Constant(ir.ArrayType(PTR, 6), [PtrRef(f) for f in list(kerns) + [packfn, packafn]])])
         b.call(self.shared.driver(), [A, B, C, biasp, tb, te, prm, buf, abuf])
         b.ret_void()
         return fn
@@ -197,19 +197,19 @@ def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int
     trans_b; ldb).  C is M x N with row stride ldc (default N).  The bias pointer is ignored
     (may be null) without bias.  Helper functions are internal, named ``sdgemm.*`` and shared
     by all products emitted into the same module; ``name.prm`` is an internal constant."""
-    dtype = _norm_dtype(dtype)
+    dtype = norm_dtype(dtype)
     M, N, K = int(M), int(N), int(K)
     if min(M, N, K) < 0:
         raise ValueError("negative dimension")
     if name in module.globals:
         raise ValueError(f"{name!r} already exists in the module")
-    p = _problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu)
-    plan = _plan(p, frozenset(g.name for g in module.functions if g.name.startswith("sdgemm.")))
+    p = make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu)
+    plan = make_plan(p, frozenset(g.name for g in module.functions if g.name.startswith("sdgemm.")))
     _Gemm(module, name, p, plan).emit()
-    VL = _vl(dtype)
+    VL = vec_len(dtype)
     nr = plan.nv if plan.kernel in ("dot", "outer") else plan.nv * VL
-    stack = (plan.kc * plan.nc + VL * plan.nv * VL) * _esize(dtype) if plan.pack else 0
-    stack += _abuf_elems(plan.mc, plan.kc, plan.mr, VL) * _esize(dtype) if plan.pack_a else 0
+    stack = (plan.kc * plan.nc + VL * plan.nv * VL) * elem_size(dtype) if plan.pack else 0
+    stack += abuf_elems(plan.mc, plan.kc, plan.mr, VL) * elem_size(dtype) if plan.pack_a else 0
     return GemmInfo(name=name, n_tasks=plan.n_tasks, flops=2 * M * N * K, dtype=dtype, M=M, N=N, K=K,
                     kernel=plan.kernel, mr=plan.mr, nr=nr, packed_b=bool(plan.pack),
                     transposed=p.transposed, split=plan.split, stack_bytes=stack)

@@ -1,17 +1,17 @@
 """The shared GEMM functions (``sdgemm.<f32|f64>.*``): micro-kernels, packers, the dot and outer
 kernels and the driver loop nest. Their names encode every static parameter, so one compiled copy
-serves every product of a dtype (see ``codegen/llvm_split.py`` for how the JIT reuses them)."""
+serves every product of a dtype (see ``codegen/llvm/split.py`` for how the JIT reuses them)."""
 from __future__ import annotations
 
 from typing import Optional
 
 from llvmlite import ir
 
-from .gemm_ir import _ARG_TYPES, _PRM, I32, I64, PTR, VOID, _c64, _IndirectCallee, _Kit, _prm_type
-from .gemm_plan import UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, _PF_A_DIST, _cdiv
+from symdiff.codegen.llvm.gemm.ir import ARG_TYPES, PRM, I32, I64, PTR, VOID, c64, IndirectCallee, Kit, prm_type
+from symdiff.codegen.llvm.gemm.plan import UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, PF_A_DIST, ceil_div
 
 # ----------------------------------------------------------------------------- shared kernels
-class _Shared(_Kit):
+class SharedKernels(Kit):
     """Functions shared by every product of one module and dtype (strides at run time).
     Their names encode all their static parameters, so they are found again in the module."""
 
@@ -26,7 +26,7 @@ class _Shared(_Kit):
         args = available(name) if available is not None else None
         if args is None:
             return None
-        fn = ir.Function(self.m, ir.FunctionType(VOID, [_ARG_TYPES[t] for t in args]), name=name)
+        fn = ir.Function(self.m, ir.FunctionType(VOID, [ARG_TYPES[t] for t in args]), name=name)
         fn.sd_external = True
         return fn
 
@@ -65,10 +65,10 @@ class _Shared(_Kit):
         fn, b, flag = self._tile_kernel(name)
         a, sai, sak, bp, sbk, c, ldc, biasp, kc, lanes, flags = fn.args
 
-        crow = [c if r == 0 else self.gep(b, c, b.mul(ldc, _c64(r))) for r in range(mr)]
+        crow = [c if r == 0 else self.gep(b, c, b.mul(ldc, c64(r))) for r in range(mr)]
         if pa:
-            sai, sak = _c64(1), _c64(mr)
-        arow = [a if r == 0 else self.gep(b, a, b.mul(sai, _c64(r))) for r in range(mr)]
+            sai, sak = c64(1), c64(mr)
+        arow = [a if r == 0 else self.gep(b, a, b.mul(sai, c64(r))) for r in range(mr)]
         tmask = self.runtime_mask(b, lanes)
         lmask = [tmask if (v == nv - 1 and not pb) else None for v in range(nv)]
         n_set = mr * nv
@@ -78,10 +78,10 @@ class _Shared(_Kit):
             bk = self.gep(b, bp, b.mul(k, sbk))
             bv = [self.vload(b, self.gep(b, bk, v * VL), lmask[v]) for v in range(nv)]
             koff = b.mul(k, sak)
-            if _PF_A_DIST and not pa and mr >= 4:
+            if PF_A_DIST and not pa and mr >= 4:
                 # Software prefetch of op(A) a few k ahead: with A stored K x M (trans_a) every
                 # k step reads a new, far-strided line that the hardware prefetchers miss.
-                kpf = b.mul(b.add(k, _c64(_PF_A_DIST)), sak)
+                kpf = b.mul(b.add(k, c64(PF_A_DIST)), sak)
                 for r in sorted({0, mr - 1}):    # (may point past A: not inbounds)
                     self.prefetch(b, b.gep(arow[r], [kpf], inbounds=False, source_etype=self.ety))
             for r in range(mr):
@@ -92,15 +92,15 @@ class _Shared(_Kit):
 
         def main_body(b, it, phis):
             accs = list(phis)
-            k0 = b.mul(it, _c64(U))
+            k0 = b.mul(it, c64(U))
             for u in range(U):
-                step(b, k0 if u == 0 else b.add(k0, _c64(u)), accs, u % ks)
+                step(b, k0 if u == 0 else b.add(k0, c64(u)), accs, u % ks)
             return accs
 
         if U > 1:
-            nmain = b.udiv(kc, _c64(U))
+            nmain = b.udiv(kc, c64(U))
             accs = self.carried_loop(b, nmain, init, main_body, name="km")
-            kstart = b.mul(nmain, _c64(U))
+            kstart = b.mul(nmain, c64(U))
 
             def rem_body(b, it, phis):
                 accs = list(phis)
@@ -126,7 +126,7 @@ class _Shared(_Kit):
         br_on = b.and_(epi, flag(UK_BIAS_ROW))
         bias_r = [self.mload(b, self.gep(b, biasp, q * VL),
                              b.select(br_on, self.const_mask(min(VL, mr - q * VL)), offm))
-                  for q in range(_cdiv(mr, VL))]
+                  for q in range(ceil_div(mr, VL))]
         lo = self.splat(b, b.select(b.and_(epi, flag(UK_RELU)), self.fzero,
                                     ir.Constant(self.ety, float("-inf"))))
         for r in range(mr):
@@ -157,9 +157,9 @@ class _Shared(_Kit):
         a, sai, bp, c, ldc, biasp, m0, m1, n = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         U = 4
-        nvec = b.udiv(n, _c64(VL))
-        ngrp = b.udiv(nvec, _c64(U))
-        jt = b.mul(nvec, _c64(VL))
+        nvec = b.udiv(n, c64(VL))
+        ngrp = b.udiv(nvec, c64(U))
+        jt = b.mul(nvec, c64(VL))
         tmask = self.runtime_mask(b, b.sub(n, jt))
         has_tail = b.icmp_signed("<", jt, n)
 
@@ -179,11 +179,11 @@ class _Shared(_Kit):
             av = self.splat(b, self.sload(b, self.gep(b, a, b.mul(i, sai))))
             crow = self.gep(b, c, b.mul(i, ldc))
             with self.loop(b, 0, ngrp, 1, "og") as g:
-                j0 = b.mul(g, _c64(U * VL))
+                j0 = b.mul(g, c64(U * VL))
                 for u in range(U):
-                    one(b, av, crow, b.add(j0, _c64(u * VL)) if u else j0, i)
-            with self.loop(b, b.mul(ngrp, _c64(U)), nvec, 1, "ov") as v:
-                one(b, av, crow, b.mul(v, _c64(VL)), i)
+                    one(b, av, crow, b.add(j0, c64(u * VL)) if u else j0, i)
+            with self.loop(b, b.mul(ngrp, c64(U)), nvec, 1, "ov") as v:
+                one(b, av, crow, b.mul(v, c64(VL)), i)
             with b.if_then(has_tail):
                 one(b, av, crow, jt, i, tmask)
         b.ret_void()
@@ -205,24 +205,24 @@ class _Shared(_Kit):
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         # k outer, panels inner: every source row is read front to back (prefetcher-friendly;
         # panel-outer order reads a 4*NR-byte strip per row at a large stride).
-        nfull = b.udiv(nc, _c64(NR))
-        jt = b.mul(nfull, _c64(NR))
-        pstride = b.mul(kc, _c64(NR))
-        masks = [self.runtime_mask(b, b.sub(nc, b.add(jt, _c64(v * VL)))) for v in range(nv)]
+        nfull = b.udiv(nc, c64(NR))
+        jt = b.mul(nfull, c64(NR))
+        pstride = b.mul(kc, c64(NR))
+        masks = [self.runtime_mask(b, b.sub(nc, b.add(jt, c64(v * VL)))) for v in range(nv)]
         has_tail = b.icmp_signed("<", jt, nc)
         dtail = self.gep(b, dst, b.mul(nfull, pstride))
         with self.loop(b, 0, kc, 1, "pk") as k:
             srow = self.gep(b, src, b.mul(k, sbk))
-            drow = self.gep(b, dst, b.mul(k, _c64(NR)))
+            drow = self.gep(b, dst, b.mul(k, c64(NR)))
             with self.loop(b, 0, nfull, 1, "pp") as pi:
-                sp = self.gep(b, srow, b.mul(pi, _c64(NR)))
+                sp = self.gep(b, srow, b.mul(pi, c64(NR)))
                 dp = self.gep(b, drow, b.mul(pi, pstride))
                 for v in range(nv):
                     x = self.vload(b, self.gep(b, sp, v * VL))
                     b.store(x, self.gep(b, dp, v * VL), align=64)
             with b.if_then(has_tail):
                 sp = self.gep(b, srow, jt)
-                dp = self.gep(b, dtail, b.mul(k, _c64(NR)))
+                dp = self.gep(b, dtail, b.mul(k, c64(NR)))
                 for v in range(nv):
                     x = self.mload(b, self.gep(b, sp, v * VL), masks[v])
                     b.store(x, self.gep(b, dp, v * VL), align=64)
@@ -245,24 +245,24 @@ class _Shared(_Kit):
         fn.args[2].add_attribute("noalias")
         src, sbj, dst, kc, nc = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        ngrp = b.udiv(b.add(nc, _c64(VL - 1)), _c64(VL))
+        ngrp = b.udiv(b.add(nc, c64(VL - 1)), c64(VL))
         ones = ir.Constant(self.mty, [1] * VL)
         zeros = ir.Constant(self.mty, [0] * VL)
         with self.loop(b, 0, ngrp, 1, "pg") as g:
-            jv = b.mul(g, _c64(VL))
-            pan = b.udiv(g, _c64(nv))
-            v = b.urem(g, _c64(nv))
-            dbase = self.gep(b, dst, b.add(b.mul(pan, b.mul(kc, _c64(NR))), b.mul(v, _c64(VL))))
+            jv = b.mul(g, c64(VL))
+            pan = b.udiv(g, c64(nv))
+            v = b.urem(g, c64(nv))
+            dbase = self.gep(b, dst, b.add(b.mul(pan, b.mul(kc, c64(NR))), b.mul(v, c64(VL))))
             sbase = self.gep(b, src, b.mul(jv, sbj))
-            rowp = [sbase if r == 0 else self.gep(b, sbase, b.mul(sbj, _c64(r))) for r in range(VL)]
-            rmask = [b.select(b.icmp_signed("<", b.add(jv, _c64(r)), nc), ones, zeros)
+            rowp = [sbase if r == 0 else self.gep(b, sbase, b.mul(sbj, c64(r))) for r in range(VL)]
+            rmask = [b.select(b.icmp_signed("<", b.add(jv, c64(r)), nc), ones, zeros)
                      for r in range(VL)]
             with self.loop(b, 0, kc, VL, "pk") as k0:
                 kmask = self.runtime_mask(b, b.sub(kc, k0))
                 rows = [self.mload(b, self.gep(b, rowp[r], k0), b.and_(kmask, rmask[r]))
                         for r in range(VL)]
                 cols = self.transpose(b, rows)
-                dk = self.gep(b, dbase, b.mul(k0, _c64(NR)))
+                dk = self.gep(b, dbase, b.mul(k0, c64(NR)))
                 for t in range(VL):
                     b.store(cols[t], self.gep(b, dk, t * NR), align=64)
         b.ret_void()
@@ -284,13 +284,13 @@ class _Shared(_Kit):
         fn.args[2].add_attribute("noalias")
         src, sak, dst, kc, mc = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        npan = b.udiv(b.add(mc, _c64(mr - 1)), _c64(mr))
+        npan = b.udiv(b.add(mc, c64(mr - 1)), c64(mr))
         with self.loop(b, 0, npan, 1, "aq") as q:
-            i0 = b.mul(q, _c64(mr))
+            i0 = b.mul(q, c64(mr))
             nrow = self.smin(b, b.sub(mc, i0), mr)
             dq = self.gep(b, dst, b.mul(i0, kc))
             sq = self.gep(b, src, i0)
-            masks = [self.runtime_mask(b, self.smin(b, b.sub(nrow, _c64(c0)), min(VL, mr - c0)))
+            masks = [self.runtime_mask(b, self.smin(b, b.sub(nrow, c64(c0)), min(VL, mr - c0)))
                      for c0 in range(0, mr, VL)]
             with self.loop(b, 0, kc, 1, "ak") as k:
                 sk = self.gep(b, sq, b.mul(k, sak))
@@ -316,16 +316,16 @@ class _Shared(_Kit):
         fn.args[2].add_attribute("noalias")
         src, sai, dst, kc, mc = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        npan = b.udiv(b.add(mc, _c64(mr - 1)), _c64(mr))
+        npan = b.udiv(b.add(mc, c64(mr - 1)), c64(mr))
         ones = ir.Constant(self.mty, [1] * VL)
         zeros = ir.Constant(self.mty, [0] * VL)
         with self.loop(b, 0, npan, 1, "aq") as q:
-            i0 = b.mul(q, _c64(mr))
+            i0 = b.mul(q, c64(mr))
             nrow = self.smin(b, b.sub(mc, i0), mr)
             dq = self.gep(b, dst, b.mul(i0, kc))
             sq = self.gep(b, src, b.mul(i0, sai))
-            rowp = [sq if r == 0 else self.gep(b, sq, b.mul(sai, _c64(r))) for r in range(mr)]
-            rmask = [b.select(b.icmp_signed("<", _c64(r), nrow), ones, zeros) for r in range(mr)]
+            rowp = [sq if r == 0 else self.gep(b, sq, b.mul(sai, c64(r))) for r in range(mr)]
+            rmask = [b.select(b.icmp_signed("<", c64(r), nrow), ones, zeros) for r in range(mr)]
             with self.loop(b, 0, kc, VL, "ak") as k0:
                 kmask = self.runtime_mask(b, b.sub(kc, k0))
                 rows = [self.mload(b, self.gep(b, rowp[r], k0), b.and_(kmask, rmask[r]))
@@ -333,7 +333,7 @@ class _Shared(_Kit):
                 cols = self.transpose(b, rows)
                 dk = self.gep(b, dq, b.mul(k0, nrow))
                 for t in range(VL):
-                    self.vstore(b, cols[t], dk if t == 0 else self.gep(b, dk, b.mul(nrow, _c64(t))))
+                    self.vstore(b, cols[t], dk if t == 0 else self.gep(b, dk, b.mul(nrow, c64(t))))
         b.ret_void()
         return fn
 
@@ -349,8 +349,8 @@ class _Shared(_Kit):
         fn, b, flag = self._tile_kernel(name)
         a, sai, _sak, bp, sbj, c, ldc, biasp, kc, _lanes, flags = fn.args
 
-        arow = [a if r == 0 else self.gep(b, a, b.mul(sai, _c64(r))) for r in range(mr)]
-        bcol = [bp if j == 0 else self.gep(b, bp, b.mul(sbj, _c64(j))) for j in range(nr)]
+        arow = [a if r == 0 else self.gep(b, a, b.mul(sai, c64(r))) for r in range(mr)]
+        bcol = [bp if j == 0 else self.gep(b, bp, b.mul(sbj, c64(j))) for j in range(nr)]
         n_set = mr * nr
         init = [self.vzero] * (ks * n_set)
 
@@ -364,25 +364,25 @@ class _Shared(_Kit):
 
         def main_body(b, it, phis):
             accs = list(phis)
-            k0 = b.mul(it, _c64(VL * ks))
+            k0 = b.mul(it, c64(VL * ks))
             for s in range(ks):
-                step(b, b.add(k0, _c64(s * VL)) if s else k0, accs, s, None)
+                step(b, b.add(k0, c64(s * VL)) if s else k0, accs, s, None)
             return accs
 
-        nvec = b.udiv(kc, _c64(VL))
-        nmain = b.udiv(nvec, _c64(ks)) if ks > 1 else nvec
+        nvec = b.udiv(kc, c64(VL))
+        nmain = b.udiv(nvec, c64(ks)) if ks > 1 else nvec
         accs = self.carried_loop(b, nmain, init, main_body, name="kd")
         if ks > 1:
-            kstart = b.mul(nmain, _c64(VL * ks))
+            kstart = b.mul(nmain, c64(VL * ks))
 
             def rem_body(b, it, phis):
                 accs = list(phis)
-                step(b, b.add(kstart, b.mul(it, _c64(VL))), accs, 0, None)
+                step(b, b.add(kstart, b.mul(it, c64(VL))), accs, 0, None)
                 return accs
-            accs = (self.carried_loop(b, b.sub(nvec, b.mul(nmain, _c64(ks))), accs[:n_set],
+            accs = (self.carried_loop(b, b.sub(nvec, b.mul(nmain, c64(ks))), accs[:n_set],
                                       rem_body, name="kv") + accs[n_set:])
         # k tail (possibly empty: an all-false mask loads nothing)
-        ktail = b.mul(nvec, _c64(VL))
+        ktail = b.mul(nvec, c64(VL))
         step(b, ktail, accs, 0, self.runtime_mask(b, b.sub(kc, ktail)))
         for s in range(1, ks):
             for t in range(n_set):
@@ -398,7 +398,7 @@ class _Shared(_Kit):
                                     ir.Constant(self.ety, float("-inf"))))
         und = ir.Constant(self.vty, ir.Undefined)
         for r in range(mr):
-            cp = c if r == 0 else self.gep(b, c, b.mul(ldc, _c64(r)))
+            cp = c if r == 0 else self.gep(b, c, b.mul(ldc, c64(r)))
             x = sums if r == 0 else b.shuffle_vector(
                 sums, und, ir.Constant(ir.VectorType(I32, VL), [(r * nr + j) % VL for j in range(VL)]))
             br = b.shuffle_vector(bias_r, und, ir.Constant(ir.VectorType(I32, VL), [r] * VL))
@@ -414,7 +414,7 @@ class _Shared(_Kit):
 
         The loop nest shared by all products of a module: tasks, NC / KC / MC cache blocks,
         op(B) packing into buf, NR-column panels, MR-row tiles.  prm points at the product's
-        constant parameter block: the _PRM integers, then the four tile kernels (full,
+        constant parameter block: the PRM integers, then the four tile kernels (full,
         N-edge, M-edge, corner) and the packing function."""
         name = f"sdgemm.{self.tag}.driver"
         fn = self._existing(name)
@@ -425,20 +425,20 @@ class _Shared(_Kit):
             fn.args[i].add_attribute("noalias")
         A, B, C, bias, tb, te, prm, buf, abuf = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        sty = _prm_type()
+        sty = prm_type()
 
         def field(part, i, ty):
             return b.load(b.gep(prm, [ir.Constant(I32, 0), ir.Constant(I32, part), ir.Constant(I32, i)],
                                 inbounds=True, source_etype=sty), typ=ty, align=8)
 
-        P = {f: field(0, i, I64) for i, f in enumerate(_PRM)}
+        P = {f: field(0, i, I64) for i, f in enumerate(PRM)}
         uk_full, uk_ntail, uk_mtail, uk_corner, packfn, packafn = [field(1, i, PTR) for i in range(6)]
         uk_t = ir.FunctionType(VOID, [PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I32])
         pk_t = ir.FunctionType(VOID, [PTR, I64, PTR, I64, I64])
 
         def icall(callee, args, fty):
-            return b.call(_IndirectCallee(callee, fty), args)
-        one, zero = _c64(1), _c64(0)
+            return b.call(IndirectCallee(callee, fty), args)
+        one, zero = c64(1), c64(0)
         M, N, K = P["M"], P["N"], P["K"]
         MR, NR, KC, NC, MC = P["MR"], P["NR"], P["KC"], P["NC"], P["MC"]
         packed = b.icmp_signed("!=", P["pack"], zero)
@@ -486,7 +486,7 @@ class _Shared(_Kit):
                                                 self.gep(b, asrc, b.mul(b.sub(i, ic), P["sai"])))
                                 cptr = self.gep(b, C, b.add(b.mul(i, P["ldc"]), j))
                                 bp = b.select(b.icmp_signed("==", bias_mode, one), self.gep(b, bias, j),
-                                              b.select(b.icmp_signed("==", bias_mode, _c64(2)),
+                                              b.select(b.icmp_signed("==", bias_mode, c64(2)),
                                                        self.gep(b, bias, i), cptr))
                                 icall(kern, [aptr, k_sai, k_sak, bptr, P["kstride"], cptr,
                                              P["ldc"], bp, kc, lanes, flags], uk_t)

@@ -13,10 +13,10 @@ import numpy as np
 from symdiff.ir import Node
 from symdiff.optable import OPS
 
-from .kernel_ir import Buffer
+from symdiff.codegen.kernel_ir import Buffer
 
 if TYPE_CHECKING:
-    from .cuda_render import CudaRenderer
+    from symdiff.codegen.cuda.render import CudaRenderer
 
 CTYPE = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long"}
 BLOCK = 256  # threads per block of grid-stride kernels
@@ -36,21 +36,21 @@ def strides(shape) -> list[int]:
     return list(reversed(out))
 
 
-def _prod(shape) -> int:
+def prod_shape(shape) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
-def _cdiv(a: int, b: int) -> int:
+def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _threads(n: int, cap: int = BLOCK) -> int:
+def block_threads(n: int, cap: int = BLOCK) -> int:
     """Threads per block for n work items: a multiple of 32 in [32, cap]."""
-    return max(32, min(cap, _cdiv(max(n, 1), 32) * 32))
+    return max(32, min(cap, ceil_div(max(n, 1), 32) * 32))
 
 
-def _align(n: int, a: int = ALIGN) -> int:
-    return _cdiv(n, a) * a
+def align_up(n: int, a: int = ALIGN) -> int:
+    return ceil_div(n, a) * a
 
 
 def flit(v, dtype: str) -> str:
@@ -78,15 +78,15 @@ def flit(v, dtype: str) -> str:
     return f"(-{r})" if math.copysign(1.0, v) < 0 else r
 
 
-def _ident(op: str, dtype: str) -> str:
+def reduce_ident(op: str, dtype: str) -> str:
     return flit(0.0 if op == "sum" else -np.inf, dtype)
 
 
-def _sfx(dtype: str) -> str:
+def math_suffix(dtype: str) -> str:
     return "f" if dtype == "float32" else ""
 
 
-def _label(n: Node) -> str:
+def node_label(n: Node) -> str:
     nm = n.name
     if nm:
         return str(nm)
@@ -265,7 +265,7 @@ class Eval:
         if not compute and node in self.where:
             buf = self.where[node]
             name = self.kc.buf(buf)
-            v = self.bind(CTYPE[buf.dtype], f"{name}[{self.offset(node.shape, point)}]", comment=_label(node))
+            v = self.bind(CTYPE[buf.dtype], f"{name}[{self.offset(node.shape, point)}]", comment=node_label(node))
         else:
             v = self.compute(node, point)
         self.memo[key] = v
@@ -340,7 +340,7 @@ def broadcast_point(src_shape: tuple, dst_shape: tuple, point) -> tuple:
 
 def scalar_expr(op: str, a: list, dtype: str) -> str:
     """One elementwise op on scalar C expressions (names or literals), with CUDA's math functions."""
-    f = _sfx(dtype)
+    f = math_suffix(dtype)
     if op == "add": return f"{a[0]} + {a[1]}"  # noqa: E701
     if op == "sub": return f"{a[0]} - {a[1]}"  # noqa: E701
     if op == "mul": return f"{a[0]} * {a[1]}"  # noqa: E701
