@@ -50,6 +50,11 @@ def parse_args(argv=None):
     ap.add_argument("--idle-threshold", type=float, default=0.10,
                     help="busy CPU fraction above which the machine counts as not idle")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also time symdiff-llvm from another checkout (e.g. `git worktree add DIR <old commit>`), "
+                         "as contender symdiff-llvm@base, right after symdiff-llvm in the same run")
+    ap.add_argument("--baseline-python", metavar="PY", default=sys.executable,
+                    help="the interpreter that has the --baseline checkout installed (default: this one)")
     ap.add_argument("--keep-disk-caches", action="store_true",
                     help="let children share on-disk compile caches (default: a fresh cache dir per child, "
                          "so compile times are cold)")
@@ -59,7 +64,8 @@ def parse_args(argv=None):
     return args
 
 
-def run_child(extra: list[str], env: dict, args, cache: str | None = None) -> dict:
+def run_child(extra: list[str], env: dict, args, cache: str | None = None,
+              python: str = sys.executable, cwd: str = REPO) -> dict:
     """Run ``python -m benchmarks.child`` once; always returns a result dict.
 
     On-disk compile caches go to ``cache`` if given, else to a fresh directory (cold compile).
@@ -72,7 +78,7 @@ def run_child(extra: list[str], env: dict, args, cache: str | None = None) -> di
             os.makedirs(cache, exist_ok=True)
             cenv.update(XDG_CACHE_HOME=cache, TORCHINDUCTOR_CACHE_DIR=os.path.join(cache, "inductor"),
                         SYMDIFF_CACHE_DIR=os.path.join(cache, "symdiff"))
-        cmd = [sys.executable, "-m", "benchmarks.child", "--threads", str(args.threads), "--out", out, *extra]
+        cmd = [python, "-m", "benchmarks.child", "--threads", str(args.threads), "--out", out, *extra]
         if args.quick:
             cmd.append("--quick")
         if args.repeat:
@@ -80,7 +86,7 @@ def run_child(extra: list[str], env: dict, args, cache: str | None = None) -> di
         t0 = time.perf_counter()
         snap0, ru0 = machine.cpu_snapshot(), resource.getrusage(resource.RUSAGE_CHILDREN)
         # own session: on timeout the whole group (e.g. torch.compile's workers) is killed
-        p = subprocess.Popen(cmd, cwd=REPO, env=cenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        p = subprocess.Popen(cmd, cwd=cwd, env=cenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
         try:
             stdout, stderr = p.communicate(timeout=args.timeout)
@@ -134,16 +140,23 @@ def _where(stderr: str) -> str:
     return f"in {stage}; main thread at: " + " <- ".join(keep)
 
 
+BASELINE = "symdiff-llvm@base"
+
+
 def run_contender(wl_name: str, name: str, env: dict, args) -> dict:
     """The timed child; for symdiff also a compile-only child in a fresh process that reuses the
-    first child's on-disk cache (phase ``disk_cache``: what a second program run pays)."""
+    first child's on-disk cache (phase ``disk_cache``: what a second program run pays).
+    ``symdiff-llvm@base`` is symdiff-llvm run from the --baseline checkout by its interpreter."""
+    where = {}
+    if name == BASELINE:
+        name, where = "symdiff-llvm", {"python": args.baseline_python, "cwd": os.path.abspath(args.baseline)}
     sel = ["--workload", wl_name, "--contender", name]
     if name != "symdiff-llvm" or args.keep_disk_caches:          # the numpy backend has no disk cache
-        return run_child(sel, env, args)
+        return run_child(sel, env, args, **where)
     with tempfile.TemporaryDirectory(prefix="sdbench-cache-") as cache:
-        r = run_child(sel, env, args, cache=cache)
+        r = run_child(sel, env, args, cache=cache, **where)
         if r.get("status") == "ok":
-            again = run_child(sel + ["--compile-only"], env, args, cache=cache)
+            again = run_child(sel + ["--compile-only"], env, args, cache=cache, **where)
             if again.get("status") == "ok" and "compile" in again.get("compile", {}):
                 r["compile"]["disk_cache"] = again["compile"]["compile"]
                 r["info"]["disk_cache_hit"] = (again.get("info") or {}).get("cache_hit")
@@ -168,12 +181,18 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     wls = workloads.get(args.workloads)
     names = harness.parse(args.contenders, args.torch_compile)
+    if args.baseline:
+        names.insert(names.index("symdiff-llvm") + 1 if "symdiff-llvm" in names else 0, BASELINE)
     env, env_notes = machine.child_env(args.threads)
     info = machine.describe(REPO)
     print(f"symdiff benchmarks: {len(wls)} workload(s) x {len(names)} contender(s), threads={args.threads}"
           f"{', QUICK' if args.quick else ''}")
     print(f"machine: {info['cpu']}, {info['logical_cpus']} CPUs, {info['mem_gib']} GiB; "
           f"numpy {info['numpy']}, torch {info['torch']}, jax {info['jax']}, symdiff {info['symdiff_git']}")
+    if args.baseline:
+        info["symdiff_baseline_git"] = subprocess.run(["git", "-C", args.baseline, "rev-parse", "--short", "HEAD"],
+                                                      capture_output=True, text=True).stdout.strip()
+        print(f"baseline: {BASELINE} = {args.baseline} at {info['symdiff_baseline_git']} ({args.baseline_python})")
     for n in env_notes:
         print(f"env: {n}")
 
