@@ -22,10 +22,10 @@ Entry ABI (the header declares it): ``args`` = device pointers to the inputs (si
 outputs, then a workspace of ``<name>_workspace_bytes()`` bytes (the Program's temporaries plus the
 partial results of multi-block reductions).
 
-Kernels evaluate graph nodes *at a point* exactly as the LLVM renderer does: materialised nodes are
-loaded from their buffers, the others (elementwise chains, broadcasts, transposes, reshapes, pick,
-one_hot, rand_uniform) are computed inline, so forward and backward elementwise chains fuse into one
-pass. Every kernel is deterministic: reductions combine per-block partial results in a fixed order in a
+Kernels evaluate graph nodes *at a point* with the same evaluator as the LLVM renderer: materialised
+nodes are loaded from their buffers, the others (elementwise chains, broadcasts, transposes, reshapes,
+pick, one_hot, rand_uniform) are computed inline, so forward and backward elementwise chains fuse into
+one pass. Every kernel is deterministic: reductions combine per-block partial results in a fixed order in a
 second pass instead of using atomics.
 
 Building blocks (statement tree, scalar rules, device helpers) live in ``cuda/ir.py``; the point

@@ -22,10 +22,10 @@ import numpy as np
 from llvmlite import ir
 
 from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.gemm.emit import emit_matmul
 from symdiff.codegen.llvm.jit import new_module
-from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.pointeval import PointEval
