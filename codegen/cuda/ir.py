@@ -1,6 +1,7 @@
 """Building blocks of the CUDA C renderer: constants, C literals, a tiny statement tree with dead-code
-elimination and op counting, the per-kernel context, the scalar evaluator that prints a graph node at
-a point as C (the same point mapping as the LLVM renderer), and the device helpers the prelude may need."""
+elimination and op counting, the per-kernel context, the scalar rules, and the device helpers the
+prelude may need. Graph nodes are evaluated at a point by the shared point evaluator
+(``codegen/pointeval.py``) through the C emitter of ``cuda/emitter.py``."""
 from __future__ import annotations
 
 import math
@@ -10,8 +11,8 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from symdiff import ops_random as R
 from symdiff.ir import Node
-from symdiff.optable import OPS
 
 from symdiff.codegen.kernel_ir import Buffer
 
@@ -25,15 +26,6 @@ MAX_PARTIAL_BLOCKS = 256  # blocks of a loop kernel with fused total reductions 
 WARP_ROW_MAX = 1024  # rows up to this length: one warp per row; longer: one block per row
 ALIGN = 256
 SPECIAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt"}
-RAND_SCALE = "5.9604644775390625e-08"  # 2**-24, exact
-
-
-def strides(shape) -> list[int]:
-    out, acc = [], 1
-    for s in reversed(shape):
-        out.append(acc)
-        acc *= s
-    return list(reversed(out))
 
 
 def prod_shape(shape) -> int:
@@ -95,12 +87,12 @@ def node_label(n: Node) -> str:
 
 # ---- statements: a tiny tree with dead-code elimination --------------------------------------------------
 
-_ID = re.compile(r"[A-Za-z_]\w*")
+IDENT = re.compile(r"[A-Za-z_]\w*")  # a C identifier
 _COMMENT = re.compile(r"//[^\n]*")
 
 
 def _names(text: str) -> list:
-    return _ID.findall(_COMMENT.sub("", text))
+    return IDENT.findall(_COMMENT.sub("", text))
 
 
 @dataclass
@@ -223,121 +215,6 @@ class KernelCtx:
         return rd, wr
 
 
-class Eval:
-    """Evaluates graph nodes at a point (a tuple of C index expressions: names or literals) into one
-    statement list, memoised per point; the C counterpart of llvm_render.Renderer.make_eval/_compute."""
-
-    def __init__(self, kc: KernelCtx, out: list, idx: str, flat: Optional[tuple] = None) -> None:
-        self.kc, self.out, self.idx = kc, out, idx
-        self.where = kc.r.p.where
-        self.memo: dict = {}
-        self.flat = flat  # (flat variable, shape, point): offsets of that shape at that point are the variable
-        self.loaded: set = set()
-
-    # -- helpers --
-    def bind(self, ctype: str, expr: str, flops: int = 0, special: int = 0, comment: str = "") -> str:
-        name = self.kc.fresh("v")
-        tail = f"  // {comment}" if comment else ""
-        self.out.append(Stmt(f"const {ctype} {name} = {expr};{tail}", name, flops, special))
-        return name
-
-    def offset(self, shape: tuple, point) -> str:
-        if self.flat is not None and tuple(shape) == self.flat[1] and tuple(point) == self.flat[2]:
-            return self.flat[0]
-        terms = []
-        for s, st, p in zip(shape, strides(shape), point):
-            if s == 1:
-                continue
-            terms.append(p if st == 1 else f"{p} * {st}")
-        return " + ".join(terms) if terms else "0"
-
-    def convert(self, v: str, src: str, dst: str) -> str:
-        if src == dst:
-            return v
-        return self.bind(CTYPE[dst], f"({CTYPE[dst]}){v}")
-
-    # -- evaluation --
-    def ev(self, node: Node, point, compute: bool = False) -> str:
-        point = tuple(point)
-        key = (node, point, compute)
-        if key in self.memo:
-            return self.memo[key]
-        if not compute and node in self.where:
-            buf = self.where[node]
-            name = self.kc.buf(buf)
-            v = self.bind(CTYPE[buf.dtype], f"{name}[{self.offset(node.shape, point)}]", comment=node_label(node))
-        else:
-            v = self.compute(node, point)
-        self.memo[key] = v
-        return v
-
-    def compute(self, n: Node, point: tuple) -> str:
-        op = n.op
-        if op == "const":
-            return flit(n.value.reshape(-1)[0], n.dtype)
-        if op == "broadcast_to" or OPS[op].elementwise or op == "eq":
-            args = [self.convert(self.ev(i, broadcast_point(i.shape, n.shape, point)), i.dtype, n.dtype)
-                    for i in n.inputs]
-            if op == "broadcast_to":
-                return args[0]
-            return self.bind(CTYPE[n.dtype], scalar_expr(op, args, n.dtype), flops=1, special=int(op in SPECIAL))
-        if op == "cast":
-            (x,) = n.inputs
-            return self.convert(self.ev(x, point), x.dtype, n.dtype)
-        if op == "transpose":
-            perm = n.attrs["perm"]
-            inner = [None] * len(perm)
-            for i, p in enumerate(perm):
-                inner[p] = point[i]
-            return self.ev(n.inputs[0], inner)
-        if op == "reshape":
-            return self.ev(n.inputs[0], self.reshape_point(n.inputs[0].shape, n.shape, point))
-        if op == "pick":
-            x, lab = n.inputs
-            idx = self.ev(lab, point)
-            return self.ev(x, tuple(point) + (idx,))
-        if op == "one_hot":
-            (lab,) = n.inputs
-            idx = self.ev(lab, point[:-1])
-            return self.bind(CTYPE[n.dtype], f"({idx} == {point[-1]}) ? {flit(1, n.dtype)} : {flit(0, n.dtype)}")
-        if op == "rand_uniform":
-            seed, step = (self.ev(i, ()) for i in n.inputs)
-            flat = self.bind("unsigned int", f"(unsigned int)({self.offset(n.shape, point)})")
-            stream = int(n.attrs.get("stream", 0)) & 0xFFFFFFFF
-            bits = f"sd_rand_bits({flat}, (unsigned int){seed}, (unsigned int){step}, {stream}u)"
-            scale = RAND_SCALE + ("f" if n.dtype == "float32" else "")
-            return self.bind(CTYPE[n.dtype], f"({CTYPE[n.dtype]}){bits} * {scale}", flops=1,
-                             comment=f"rand_uniform stream {stream}")
-        raise NotImplementedError(f"CUDA renderer: op {op!r} cannot be evaluated inside a kernel")
-
-    def reshape_point(self, src_shape: tuple, dst_shape: tuple, point) -> tuple:
-        """Index of a reshape's input for an index of its output (row-major order is preserved)."""
-        if [s for s in src_shape if s != 1] == [s for s in dst_shape if s != 1]:
-            nz = iter([p for p, s in zip(point, dst_shape) if s != 1])
-            return tuple("0" if s == 1 else next(nz) for s in src_shape)
-        flat = self.offset(dst_shape, point)
-        if not _ID.fullmatch(flat):
-            flat = self.bind(self.idx, flat)
-        out, first = [], True
-        for s, st in zip(src_shape, strides(src_shape)):
-            if s == 1:
-                out.append("0")
-                continue
-            if first:
-                e = f"{flat} / {st}" if st != 1 else flat
-            else:
-                e = f"{flat} / {st} % {s}" if st != 1 else f"{flat} % {s}"
-            first = False
-            out.append(e if _ID.fullmatch(e) else self.bind(self.idx, e))
-        return tuple(out)
-
-
-def broadcast_point(src_shape: tuple, dst_shape: tuple, point) -> tuple:
-    """Index into a right-aligned broadcast operand: size-1 axes read index 0."""
-    lead = len(dst_shape) - len(src_shape)
-    return tuple("0" if s == 1 else point[lead + i] for i, s in enumerate(src_shape))
-
-
 def scalar_expr(op: str, a: list, dtype: str) -> str:
     """One elementwise op on scalar C expressions (names or literals), with CUDA's math functions."""
     f = math_suffix(dtype)
@@ -391,19 +268,19 @@ __device__ __forceinline__ double sd_heaviside(double x) { return x > 0.0 ? 1.0 
 // sign(x) in {-1, 0, 1}; NaN stays NaN
 __device__ __forceinline__ float sd_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == 0.0f ? 0.0f : x)); }
 __device__ __forceinline__ double sd_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x)); }"""),
-    "sd_rand_bits": ((), """\
+    "sd_rand_bits": ((), f"""\
 // rand_uniform (symdiff/ops_random.py): lowbias32 hash of (index, seed, step, stream), top 24 bits
-__device__ __forceinline__ unsigned int sd_rand_bits(unsigned int i, unsigned int seed, unsigned int step, unsigned int stream) {
-    unsigned int x = (i * 0x9E3779B1u) ^ (seed * 0x85EBCA77u) ^ (step * 0xC2B2AE3Du) ^ (stream * 0x27D4EB2Fu);
-    for (int r = 0; r < 2; ++r) {
+__device__ __forceinline__ unsigned int sd_rand_bits(unsigned int i, unsigned int seed, unsigned int step, unsigned int stream) {{
+    unsigned int x = (i * 0x{R.GOLDEN:08X}u) ^ (seed * 0x{R.SEED_MUL:08X}u) ^ (step * 0x{R.STEP_MUL:08X}u) ^ (stream * 0x{R.STREAM_MUL:08X}u);
+    for (int r = 0; r < {R.ROUNDS}; ++r) {{
         x ^= x >> 16;
-        x *= 0x7FEB352Du;
+        x *= 0x{R.MIX1:08X}u;
         x ^= x >> 15;
-        x *= 0x846CA68Bu;
+        x *= 0x{R.MIX2:08X}u;
         x ^= x >> 16;
-    }
+    }}
     return x >> 8;
-}"""),
+}}"""),
     "SdSum": ((), """\
 struct SdSum {
     template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }

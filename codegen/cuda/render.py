@@ -22,13 +22,14 @@ Entry ABI (the header declares it): ``args`` = device pointers to the inputs (si
 outputs, then a workspace of ``<name>_workspace_bytes()`` bytes (the Program's temporaries plus the
 partial results of multi-block reductions).
 
-Kernels evaluate graph nodes *at a point* exactly as the LLVM renderer does: materialised nodes are
-loaded from their buffers, the others (elementwise chains, broadcasts, transposes, reshapes, pick,
-one_hot, rand_uniform) are computed inline, so forward and backward elementwise chains fuse into one
-pass. Every kernel is deterministic: reductions combine per-block partial results in a fixed order in a
+Kernels evaluate graph nodes *at a point* with the same evaluator as the LLVM renderer: materialised
+nodes are loaded from their buffers, the others (elementwise chains, broadcasts, transposes, reshapes,
+pick, one_hot, rand_uniform) are computed inline, so forward and backward elementwise chains fuse into
+one pass. Every kernel is deterministic: reductions combine per-block partial results in a fixed order in a
 second pass instead of using atomics.
 
-Building blocks (statement tree, scalar evaluator, device helpers) live in ``cuda/ir.py``.
+Building blocks (statement tree, scalar rules, device helpers) live in ``cuda/ir.py``; the point
+evaluator is the shared one (``codegen/pointeval.py``) over the C emitter of ``cuda/emitter.py``.
 
 ``kernel_stats(program)`` lists, per generated kernel, its launch configuration, FLOPs and compulsory
 bytes read/written (each buffer counted once), for roofline estimates without a GPU.
@@ -44,11 +45,12 @@ from symdiff.ir import Node, toposort
 
 from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
 from symdiff.codegen.cuda.host import CudaSourceAssembly
+from symdiff.codegen.cuda.emitter import cuda_eval
 from symdiff.codegen.cuda.ir import (
-    CTYPE, BLOCK, MAX_GRID, MAX_PARTIAL_BLOCKS, WARP_ROW_MAX, strides, prod_shape, ceil_div, block_threads,
+    CTYPE, BLOCK, MAX_GRID, MAX_PARTIAL_BLOCKS, WARP_ROW_MAX, prod_shape, ceil_div, block_threads,
     align_up, flit, reduce_ident, math_suffix, node_label, Stmt, Block, dce, count_ops, CudaKernel, KernelCtx,
-    Eval,
 )
+from symdiff.codegen.pointeval import PointEval, strides
 
 __all__ = ["render_cuda", "kernel_stats", "CudaRenderer", "CTYPE"]
 
@@ -180,10 +182,10 @@ class CudaRenderer(CudaSourceAssembly):
         loop = Block(self._grid_loop("i", N), count=N / (grid * nthreads))
         body.append(loop)
         point = self._coords(loop.body, "i", dom, [f"d{a}" for a in range(len(dom))])
-        ev = Eval(kc, loop.body, self.idx, flat=("i", dom, point))
+        ev = cuda_eval(kc, loop.body, self.idx, flat=("i", dom, point))
         for node, buf in k.stores:
             v = ev.ev(node, point, compute=self.p.where.get(node) is buf)
-            loop.body.append(Stmt(f"{kc.buf(buf, write=True)}[{ev.offset(node.shape, point)}] = {v};"))
+            loop.body.append(Stmt(f"{ev.store_ref(buf, node, point)} = {v};"))
         comment = [f"loop over {list(dom)}: " + "; ".join(
             [f"{node_label(n)} -> {self.buf_name(b)}" for n, b in k.stores] +
             [f"{r.op}({node_label(x)}) -> {self.buf_name(o)}" for r, x, o in k.accums])]
@@ -300,7 +302,7 @@ class CudaRenderer(CudaSourceAssembly):
             pt[a] = p
         for a, p in zip(red, rpoint):
             pt[a] = p
-        ev = Eval(kc, inner.body, I)
+        ev = cuda_eval(kc, inner.body, I)
         v = ev.convert(ev.ev(x, pt), x.dtype, r.dtype)
         inner.body.append(Stmt(f"acc = {'acc + ' + v if r.op == 'sum' else f'sd_max(acc, {v})'};", flops=1))
         if row_mode:
@@ -366,12 +368,12 @@ class CudaRenderer(CudaSourceAssembly):
         body.append(loop)
         opoint = self._coords(loop.body, "row", oshape, [f"o{d}" for d in odims])
 
-        def jloop(label: str) -> tuple[Block, Eval, tuple]:
+        def jloop(label: str) -> tuple[Block, PointEval, tuple]:
             b = Block(f"for ({I} j = {jstart}; j < {L}; j += {jstep}) {{  // {label}", count=L / per)
             loop.body.append(b)
             pt = list(opoint)
             pt.insert(axis, "j")
-            return b, Eval(kc, b.body, I), tuple(pt)
+            return b, cuda_eval(kc, b.body, I), tuple(pt)
 
         loop.body.append(Stmt(f"{T} m = {flit(-np.inf, dt)};"))
         b, ev, pt = jloop("pass 1: row maximum")
@@ -382,7 +384,7 @@ class CudaRenderer(CudaSourceAssembly):
         loop.body.append(Stmt(f"{T} s = {flit(0, dt)};"))
         b, ev, pt = jloop("pass 2: sum of exp(x - max)")
         v = ev.convert(ev.ev(x, pt), x.dtype, dt)
-        e = ev.bind(T, f"exp{f}({v} - m)", flops=2, special=1)
+        e = ev.em.bind(T, f"exp{f}({v} - m)", flops=2, special=1)
         b.body.append(Stmt(f"s = s + {e};", flops=1))
         loop.body.append(Stmt(red("s", "SdSum")))
         oname = kc.buf(out, write=True)
@@ -390,7 +392,7 @@ class CudaRenderer(CudaSourceAssembly):
             loop.body.append(Stmt(f"const {T} inv = {flit(1, dt)} / s;", flops=1))
             b, ev, pt = jloop("pass 3: write exp(x - max) / sum")
             v = ev.convert(ev.ev(x, pt), x.dtype, dt)
-            e = ev.bind(T, f"exp{f}({v} - m)", flops=2, special=1)
+            e = ev.em.bind(T, f"exp{f}({v} - m)", flops=2, special=1)
             b.body.append(Stmt(f"{oname}[{ev.offset(n.shape, pt)}] = {e} * inv;", flops=1))
         elif n.op == "log_softmax":
             loop.body.append(Stmt(f"const {T} ls = log{f}(s);", special=1))

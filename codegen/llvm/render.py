@@ -21,23 +21,16 @@ from typing import Callable
 import numpy as np
 from llvmlite import ir
 
-from symdiff.ir import Node
-from symdiff.optable import OPS
-
 from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.gemm.emit import emit_matmul
 from symdiff.codegen.llvm.jit import new_module
 from symdiff.codegen.llvm.mathlib import MathLib
+from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
+from symdiff.codegen.pointeval import PointEval
 
-I64, I32, I8, PTR = ir.IntType(64), ir.IntType(32), ir.IntType(8), ir.PointerType()
-FTYPE = {"float32": ir.FloatType(), "float64": ir.DoubleType()}
-ITYPE = {"int32": ir.IntType(32), "int64": ir.IntType(64)}
 TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
-
-
-def lltype(dtype: str) -> ir.Type:
-    return FTYPE.get(dtype) or ITYPE[dtype]
 
 
 def alloca(b: ir.IRBuilder, ty: ir.Type, name: str = "") -> ir.Value:
@@ -53,14 +46,6 @@ def _c(v: int) -> ir.Constant:
 
 def _fconst(dtype: str, v: float) -> ir.Constant:
     return ir.Constant(FTYPE[dtype], float(v))
-
-
-def strides(shape: tuple) -> list[int]:
-    out, acc = [], 1
-    for s in reversed(shape):
-        out.append(acc)
-        acc *= s
-    return list(reversed(out))
 
 
 class Loops:
@@ -161,99 +146,10 @@ class Renderer:
     def _ptr(self, b, ctx, buf_id: int) -> ir.Value:
         return b.load(self._slot(b, ctx, buf_id), typ=PTR)
 
-    def make_eval(self, fn, b: ir.IRBuilder, ctx):
-        """An evaluator ``ev(node, point) -> value`` for one loop body (memoised per point)."""
-        memo: dict = {}
-        bases: dict = {}
-        where = self.p.where
-
-        def base(buf: Buffer):
-            if buf.id not in bases:
-                with b.goto_entry_block():
-                    bases[buf.id] = self._ptr(b, ctx, buf.id)
-            return bases[buf.id]
-
-        def offset(shape, point):
-            return _offset(b, shape, point)
-
-        def load(buf: Buffer, node: Node, point):
-            ptr = b.gep(base(buf), [offset(node.shape, point)], source_etype=lltype(buf.dtype), inbounds=True)
-            return b.load(ptr, typ=lltype(buf.dtype))
-
-        def ev(node: Node, point, compute: bool = False):
-            key = (node, tuple(id(i) for i in point), compute)
-            if key in memo:
-                return memo[key]
-            if not compute and node in where:
-                v = load(where[node], node, point)
-            else:
-                v = self._compute(node, point, ev, b)
-            memo[key] = v
-            return v
-
-        ev.store_ptr = lambda buf, node, point: b.gep(base(buf), [offset(node.shape, point)],
-                                                      source_etype=lltype(buf.dtype), inbounds=True)
-        return ev
-
-    def _compute(self, n: Node, point, ev, b: ir.IRBuilder):
-        op = n.op
-        if op == "const":
-            return ir.Constant(lltype(n.dtype), n.value.reshape(-1)[0].item())
-        if op == "broadcast_to" or OPS[op].elementwise or op == "eq":
-            args = [self._convert(b, ev(i, broadcast_point(i.shape, n.shape, point)), i.dtype, n.dtype)
-                    for i in n.inputs]
-            return self.scalar(b, op, args, n.dtype) if op != "broadcast_to" else args[0]
-        if op == "cast":
-            (x,) = n.inputs
-            return self._convert(b, ev(x, point), x.dtype, n.dtype)
-        if op == "transpose":
-            perm = n.attrs["perm"]
-            inner = [None] * len(perm)
-            for i, p in enumerate(perm):
-                inner[p] = point[i]
-            return ev(n.inputs[0], inner)
-        if op == "reshape":
-            return ev(n.inputs[0], reshape_point(n.inputs[0].shape, n.shape, point, b))
-        if op == "pick":
-            x, lab = n.inputs
-            idx = ev(lab, point)
-            idx = b.sext(idx, I64) if idx.type != I64 else idx
-            return ev(x, list(point) + [idx])
-        if op == "one_hot":
-            (lab,) = n.inputs
-            idx = ev(lab, point[:-1])
-            idx = b.sext(idx, I64) if idx.type != I64 else idx
-            return b.uitofp(b.icmp_signed("==", idx, point[-1]), lltype(n.dtype))
-        if op == "rand_uniform":
-            return self._rand_uniform(n, point, ev, b)
-        raise NotImplementedError(f"LLVM lowering of {op!r} inside a loop")
-
-    def _rand_uniform(self, n: Node, point, ev, b: ir.IRBuilder):
-        """The counter-based hash of symdiff.ops_random (uint32 wraparound arithmetic), exactly."""
-        from symdiff import ops_random as R
-
-        def u32(v):
-            return b.trunc(v, I32) if v.type.width > 32 else (b.zext(v, I32) if v.type.width < 32 else v)
-        k32 = lambda c: ir.Constant(I32, c & R.MASK32)  # noqa: E731
-        seed, step = (u32(ev(i, [])) for i in n.inputs)
-        base = b.xor(b.xor(b.mul(seed, k32(R.SEED_MUL)), b.mul(step, k32(R.STEP_MUL))),
-                     k32((int(n.attrs.get("stream", 0)) & R.MASK32) * R.STREAM_MUL))
-        x = b.xor(b.mul(u32(_offset(b, n.shape, point)), k32(R.GOLDEN)), base)
-        for _ in range(R.ROUNDS):
-            x = b.xor(x, b.lshr(x, k32(16)))
-            x = b.mul(x, k32(R.MIX1))
-            x = b.xor(x, b.lshr(x, k32(15)))
-            x = b.mul(x, k32(R.MIX2))
-            x = b.xor(x, b.lshr(x, k32(16)))
-        return b.fmul(b.uitofp(b.lshr(x, k32(8)), lltype(n.dtype)), ir.Constant(lltype(n.dtype), 2.0 ** -24))
-
-    @staticmethod
-    def _convert(b, v, src: str, dst: str):
-        if src == dst:
-            return v
-        if src.startswith("int"):
-            return b.sitofp(v, lltype(dst))
-        return b.fpext(v, lltype(dst)) if dst == "float64" else b.fptrunc(v, lltype(dst))
+    def make_eval(self, fn, b: ir.IRBuilder, ctx) -> PointEval:
+        """An evaluator ``ev(node, point) -> value`` for one loop body (memoised per point): the shared
+        point evaluator (codegen/pointeval.py) over llvmlite instructions at ``b``."""
+        return PointEval(LLVMEmitter(b, ctx, self.scalar), self.p.where)
 
     def intrinsic(self, name: str, dtype: str, nargs: int) -> ir.Function:
         ty = lltype(dtype)
@@ -359,9 +255,9 @@ class Renderer:
             ev = self.make_eval(fn, b, ctx)
             for node, buf in k.stores:
                 v = ev(node, point, compute=self.p.where.get(node) is buf)
-                b.store(v, ev.store_ptr(buf, node, point))
+                b.store(v, ev.store_ref(buf, node, point))
             for (r, x, _), slot in zip(k.accums, accs):
-                v = self._convert(b, ev(x, point), x.dtype, r.dtype)
+                v = ev.convert(ev(x, point), x.dtype, r.dtype)
                 b.store(self._accum(b, r.op, b.load(slot, typ=lltype(r.dtype)), v), slot)
         self._task_nest(b, loops, tb, te, dom, k.tasks, body)
 
@@ -389,7 +285,7 @@ class Renderer:
 
         def out_ptr(ev, point):
             opoint = [p for i, p in enumerate(point) if i not in axes]
-            return b.gep(self._ptr(b, ctx, out.id), [_offset(b, out_shape, opoint)], source_etype=ty)
+            return b.gep(self._ptr(b, ctx, out.id), [ev.offset(out_shape, opoint)], source_etype=ty)
 
         def outer_body(opoint):
             ev = self.make_eval(fn, b, ctx)
@@ -397,14 +293,14 @@ class Renderer:
                 b.store(ir.Constant(ty, ident), acc)
 
                 def inner(ipoint):
-                    v = self._convert(b, ev(x, opoint + ipoint), x.dtype, r.dtype)
+                    v = ev.convert(ev(x, opoint + ipoint), x.dtype, r.dtype)
                     b.store(self._accum(b, r.op, b.load(acc, typ=ty), v), acc)
                 loops.nest([(_c(0), _c(s)) for s in x.shape[nd - trailing:]], inner, name="r")
                 val = b.load(acc, typ=ty)
                 ptr = out_ptr(ev, opoint + [_c(0)] * trailing)
                 b.store(self._accum(b, r.op, b.load(ptr, typ=ty), val) if needs_init else val, ptr)
             else:
-                v = self._convert(b, ev(x, opoint), x.dtype, r.dtype)
+                v = ev.convert(ev(x, opoint), x.dtype, r.dtype)
                 ptr = out_ptr(ev, opoint)
                 b.store(self._accum(b, r.op, b.load(ptr, typ=ty), v), ptr)
 
@@ -442,7 +338,7 @@ class Renderer:
             def acc_exp(j):
                 e = self.math.call(b, "exp", [b.fsub(self.make_eval(fn, b, ctx)(x, at(j)), m)], n.dtype)
                 if n.op == "softmax":
-                    b.store(e, self.make_eval(fn, b, ctx).store_ptr(out, n, at(j)))
+                    b.store(e, self.make_eval(fn, b, ctx).store_ref(out, n, at(j)))
                 b.store(self._accum(b, "sum", b.load(s_slot, typ=ty), e), s_slot)
             loops.range(_c(0), _c(L), acc_exp, "j")
             s = b.load(s_slot, typ=ty)
@@ -450,7 +346,7 @@ class Renderer:
                 inv = b.fdiv(ir.Constant(ty, 1.0), s)
 
                 def scale(j):
-                    p = self.make_eval(fn, b, ctx).store_ptr(out, n, at(j))
+                    p = self.make_eval(fn, b, ctx).store_ref(out, n, at(j))
                     b.store(b.fmul(b.load(p, typ=ty), inv), p)
                 loops.range(_c(0), _c(L), scale, "j")
             elif n.op == "log_softmax":
@@ -459,12 +355,12 @@ class Renderer:
 
                 def write(j):
                     evj = self.make_eval(fn, b, ctx)
-                    b.store(b.fsub(b.fsub(evj(x, at(j)), m), ls), evj.store_ptr(out, n, at(j)))
+                    b.store(b.fsub(b.fsub(evj(x, at(j)), m), ls), evj.store_ref(out, n, at(j)))
                 loops.range(_c(0), _c(L), write, "j")
             else:  # logsumexp
                 ls = b.fadd(m, self.math.call(b, "log", [s], n.dtype))
                 opt = at(_c(0)) if n.attrs["keepdims"] else list(opoint)
-                b.store(ls, ev_outer.store_ptr(out, n, opt))
+                b.store(ls, ev_outer.store_ref(out, n, opt))
 
         self._task_nest(b, loops, begin, end, outer_shape, k.tasks, row)
         b.ret_void()
@@ -492,34 +388,6 @@ class Renderer:
 
 def _dtype_of(v) -> str:
     return "float32" if isinstance(v.type, ir.FloatType) else "float64"
-
-
-def _offset(b, shape, point):
-    off = None
-    for s, st, i in zip(shape, strides(shape), point):
-        if s == 1:
-            continue
-        t = b.mul(i, _c(st)) if st != 1 else i
-        off = t if off is None else b.add(off, t)
-    return off if off is not None else _c(0)
-
-
-def broadcast_point(src_shape: tuple, dst_shape: tuple, point) -> list:
-    """Index into a right-aligned broadcast operand: size-1 axes read index 0."""
-    lead = len(dst_shape) - len(src_shape)
-    return [_c(0) if s == 1 else point[lead + i] for i, s in enumerate(src_shape)]
-
-
-def reshape_point(src_shape: tuple, dst_shape: tuple, point, b) -> list:
-    """Index of a reshape's input for an index of its output (row-major order is preserved)."""
-    if [s for s in src_shape if s != 1] == [s for s in dst_shape if s != 1]:
-        nz = iter([p for p, s in zip(point, dst_shape) if s != 1])
-        return [_c(0) if s == 1 else next(nz) for s in src_shape]
-    flat = _offset(b, dst_shape, point)
-    out = []
-    for s, st in zip(src_shape, strides(src_shape)):
-        out.append(_c(0) if s == 1 else b.urem(b.udiv(flat, _c(st)), _c(s)))
-    return out
 
 
 def render(program: Program, name: str = "sd_entry") -> ir.Module:

@@ -1,0 +1,112 @@
+"""The LLVM emitter of the point evaluator (``symdiff.codegen.pointeval``): llvmlite instructions.
+
+Indices are i64 values; buffer elements are read through ``inbounds`` GEPs from base pointers that
+are loaded once per evaluator in the function's entry block (hoisted out of every loop). Scalar ops
+go through the renderer's scalar rule; no fast-math flags (results match NumPy up to the math
+library's ulp bounds).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from llvmlite import ir
+
+from symdiff import ops_random as R
+from symdiff.ir import Node
+
+from symdiff.codegen.kernel_ir import Buffer
+from symdiff.codegen.llvm.types import I32, I64, PTR, lltype
+from symdiff.codegen.pointeval import Emitter
+
+__all__ = ["LLVMEmitter"]
+
+# cast(src, dst) by (source is int, destination is int): one conversion instruction each
+_CASTS: dict = {
+    (True, False): lambda b, v, src, dst: b.sitofp(v, lltype(dst)),
+    (False, False): lambda b, v, src, dst: b.fpext(v, lltype(dst)) if dst == "float64" else b.fptrunc(v, lltype(dst)),
+    (True, True): lambda b, v, src, dst: b.sext(v, lltype(dst)) if dst == "int64" else b.trunc(v, lltype(dst)),
+    (False, True): lambda b, v, src, dst: b.fptosi(v, lltype(dst)),
+}
+
+
+def _c(v: int) -> ir.Constant:
+    return ir.Constant(I64, int(v))
+
+
+class LLVMEmitter(Emitter):
+    """Point evaluation into the current block of ``b``; ``ctx`` is the kernel's array of buffer pointers
+    (slot = buffer id); ``scalar(b, op, args, dtype)`` is the renderer's scalar rule."""
+
+    def __init__(self, b: ir.IRBuilder, ctx: ir.Value, scalar: Callable) -> None:
+        self.b, self.ctx, self.scalar_rule = b, ctx, scalar
+        self.bases: dict = {}
+
+    def base(self, buf: Buffer) -> ir.Value:
+        """The buffer's data pointer, loaded from ``ctx`` once, in the entry block."""
+        if buf.id not in self.bases:
+            b = self.b
+            with b.goto_entry_block():
+                self.bases[buf.id] = b.load(b.gep(self.ctx, [_c(buf.id)], source_etype=PTR), typ=PTR)
+        return self.bases[buf.id]
+
+    # -- indices (i64) --
+    def iconst(self, v: int) -> ir.Value:
+        return _c(v)
+
+    def iadd(self, a, b) -> ir.Value:
+        return self.b.add(a, b)
+
+    def imul(self, a, c: int) -> ir.Value:
+        return self.b.mul(a, _c(c))
+
+    def iudiv(self, a, c: int) -> ir.Value:
+        return self.b.udiv(a, _c(c))
+
+    def iurem(self, a, c: int) -> ir.Value:
+        return self.b.urem(a, _c(c))
+
+    def key(self, i) -> int:
+        return id(i)  # llvmlite values: identity (the evaluator keeps them alive)
+
+    # -- memory --
+    def store_ref(self, buf: Buffer, offset) -> ir.Value:
+        return self.b.gep(self.base(buf), [offset], source_etype=lltype(buf.dtype), inbounds=True)
+
+    def load(self, buf: Buffer, offset, node: Node) -> ir.Value:
+        return self.b.load(self.store_ref(buf, offset), typ=lltype(buf.dtype))
+
+    # -- scalars --
+    def const(self, value: Any, dtype: str) -> ir.Constant:
+        return ir.Constant(lltype(dtype), value)
+
+    def cast(self, v, src: str, dst: str) -> ir.Value:
+        return _CASTS[(src.startswith("int"), dst.startswith("int"))](self.b, v, src, dst)
+
+    def scalar(self, op: str, args: list, dtype: str) -> ir.Value:
+        return self.scalar_rule(self.b, op, args, dtype)
+
+    def to_index(self, v, dtype: str) -> ir.Value:
+        return self.b.sext(v, I64) if v.type != I64 else v
+
+    def index_eq(self, a, b, dtype: str) -> ir.Value:
+        return self.b.uitofp(self.b.icmp_signed("==", a, b), lltype(dtype))
+
+    # -- uint32 (rand_uniform): i32 with wraparound mul, xor, logical shift --
+    def u32(self, v, dtype: str) -> ir.Value:
+        w = v.type.width
+        return self.b.trunc(v, I32) if w > 32 else (self.b.zext(v, I32) if w < 32 else v)
+
+    def u32const(self, c: int) -> ir.Constant:
+        return ir.Constant(I32, c & R.MASK32)
+
+    def u32mul(self, a, b) -> ir.Value:
+        return self.b.mul(a, b)
+
+    def u32xor(self, a, b) -> ir.Value:
+        return self.b.xor(a, b)
+
+    def u32shr(self, a, k: int) -> ir.Value:
+        return self.b.lshr(a, self.u32const(k))
+
+    def u32_to_float(self, v, dtype: str) -> ir.Value:
+        return self.b.uitofp(v, lltype(dtype))

@@ -1,0 +1,263 @@
+"""One point evaluator for every renderer: a graph node *at a point* -> a backend value.
+
+A kernel evaluates graph nodes at a point: one index per axis of the node's shape. Nodes that live in
+a buffer (``program.where``) are loaded from it at their row-major flat offset; every other node is
+computed in place from its inputs, each at the point that op maps it to:
+
+- elementwise ops / ``eq`` / ``broadcast_to``: right-aligned broadcasting, size-1 axes read index 0;
+- ``transpose`` (perm): ``inner[perm[i]] = point[i]``;
+- ``reshape``: the input's coordinates of the output's flat offset (row-major order is preserved;
+  when only size-1 axes differ, the non-unit indices carry over unchanged);
+- ``pick(x, lab)``: ``x[point..., lab[point]]``; ``one_hot(lab)``: ``lab[point[:-1]] == point[-1]``;
+- ``cast``; scalar ``const``; ``rand_uniform``: the counter-based hash of ``symdiff/ops_random.py``
+  at the flat offset.
+
+The mapping is written once here, over an :class:`Emitter`; each backend supplies only the emitter.
+Values are memoised per (node, point, compute) for one evaluator (one loop body).
+
+What an emitter must implement (a third backend gets the evaluator for free):
+
+- index values: ``iconst(v)``, ``iadd(a, b)``, ``imul(a, c)``, ``iudiv(a, c)``, ``iurem(a, c)`` (``c`` a
+  Python int > 0; indices are non-negative), ``atom(e)`` (an index expression as a reusable value; a
+  no-op for SSA backends), ``key(i)`` (a hashable identity of an index value, for memoisation);
+- ``load(buf, offset, node)``: element ``offset`` of buffer ``buf`` (``node`` names it, for comments);
+  ``store_ref(buf, offset)``: what a renderer stores into (a pointer, an lvalue);
+- ``const(value, dtype)``, ``cast(v, src, dst)`` (int->float, float->float), ``scalar(op, args, dtype)``
+  (the backend's scalar rule of an elementwise op), ``to_index(v, dtype)`` (a loaded integer label as an
+  index), ``index_eq(a, b, dtype)`` (1.0 where two indices are equal, else 0.0, in float ``dtype``);
+- for ``rand_uniform`` either the uint32 operations ``u32(v, dtype)`` (an int or index value mod 2**32),
+  ``u32const(c)``, ``u32mul(a, b)``, ``u32xor(a, b)``, ``u32shr(a, k)``, ``u32_to_float(v, dtype)``, which
+  the default :meth:`Emitter.rand_uniform` runs the hash with (:func:`rand_hash`), or an override of
+  ``rand_uniform`` itself (CUDA calls a device function).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Optional, Sequence
+
+from symdiff import ops_random as R
+from symdiff.ir import Node
+from symdiff.optable import OPS
+
+__all__ = ["Emitter", "PointEval", "strides", "rand_hash", "RAND_SCALE"]
+
+RAND_SCALE = 2.0 ** -24  # rand_uniform = (hash >> 8) * 2**-24: exact in float32 and float64
+
+
+def strides(shape: Sequence[int]) -> list[int]:
+    """Row-major (C-order) element strides of ``shape``."""
+    out, acc = [], 1
+    for s in reversed(shape):
+        out.append(acc)
+        acc *= s
+    return list(reversed(out))
+
+
+class Emitter(ABC):
+    """The backend half of point evaluation: index arithmetic, loads, constants, scalar ops, casts."""
+
+    # -- index values --
+    @abstractmethod
+    def iconst(self, v: int) -> Any: ...
+
+    @abstractmethod
+    def iadd(self, a: Any, b: Any) -> Any: ...
+
+    @abstractmethod
+    def imul(self, a: Any, c: int) -> Any: ...
+
+    @abstractmethod
+    def iudiv(self, a: Any, c: int) -> Any: ...
+
+    @abstractmethod
+    def iurem(self, a: Any, c: int) -> Any: ...
+
+    def atom(self, e: Any) -> Any:
+        """An index expression as a value that can be used several times (SSA backends: itself)."""
+        return e
+
+    def key(self, i: Any) -> Any:
+        """A hashable identity of an index value (memo keys)."""
+        return i
+
+    # -- memory --
+    @abstractmethod
+    def load(self, buf: Any, offset: Any, node: Node) -> Any: ...
+
+    @abstractmethod
+    def store_ref(self, buf: Any, offset: Any) -> Any: ...
+
+    # -- scalar values --
+    @abstractmethod
+    def const(self, value: Any, dtype: str) -> Any: ...
+
+    @abstractmethod
+    def cast(self, v: Any, src: str, dst: str) -> Any: ...
+
+    @abstractmethod
+    def scalar(self, op: str, args: list, dtype: str) -> Any: ...
+
+    @abstractmethod
+    def to_index(self, v: Any, dtype: str) -> Any: ...
+
+    @abstractmethod
+    def index_eq(self, a: Any, b: Any, dtype: str) -> Any: ...
+
+    # -- rand_uniform: uint32 arithmetic (modulo 2**32) --
+    def u32(self, v: Any, dtype: str) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}: no uint32 arithmetic for rand_uniform")
+
+    def u32const(self, c: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}: no uint32 arithmetic for rand_uniform")
+
+    def u32mul(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}: no uint32 arithmetic for rand_uniform")
+
+    def u32xor(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}: no uint32 arithmetic for rand_uniform")
+
+    def u32shr(self, a: Any, k: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}: no uint32 arithmetic for rand_uniform")
+
+    def u32_to_float(self, v: Any, dtype: str) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}: no uint32 arithmetic for rand_uniform")
+
+    def rand_uniform(self, index: Any, seed: Any, seed_dtype: str, step: Any, step_dtype: str, stream: int,
+                     dtype: str) -> Any:
+        """rand_uniform at flat index ``index``: (hash >> 8) * 2**-24 (see symdiff/ops_random.py)."""
+        bits = rand_hash(self, self.u32(index, "int64"), self.u32(seed, seed_dtype), self.u32(step, step_dtype), stream)
+        return self.scalar("mul", [self.u32_to_float(bits, dtype), self.const(RAND_SCALE, dtype)], dtype)
+
+
+def rand_hash(em: Emitter, i: Any, seed: Any, step: Any, stream: int) -> Any:
+    """The top 24 bits of the lowbias32 hash of (index, seed, step, stream), as uint32 (ops_random.py)::
+
+        x = (i * GOLDEN) ^ (seed * SEED_MUL) ^ (step * STEP_MUL) ^ (stream * STREAM_MUL)
+        ROUNDS times: x ^= x >> 16; x *= MIX1; x ^= x >> 15; x *= MIX2; x ^= x >> 16
+        return x >> 8
+    """
+    k = em.u32const
+    base = em.u32xor(em.u32xor(em.u32mul(seed, k(R.SEED_MUL)), em.u32mul(step, k(R.STEP_MUL))),
+                     k(((int(stream) & R.MASK32) * R.STREAM_MUL) & R.MASK32))
+    x = em.u32xor(em.u32mul(i, k(R.GOLDEN)), base)
+    for _ in range(R.ROUNDS):
+        x = em.u32xor(x, em.u32shr(x, 16))
+        x = em.u32mul(x, k(R.MIX1))
+        x = em.u32xor(x, em.u32shr(x, 15))
+        x = em.u32mul(x, k(R.MIX2))
+        x = em.u32xor(x, em.u32shr(x, 16))
+    return em.u32shr(x, 8)
+
+
+class PointEval:
+    """Evaluates graph nodes at points through an emitter, memoised per (node, point, compute).
+
+    ``where``: node -> buffer of the materialised nodes. ``flat``: optional ``(index, shape, point)``
+    meaning "offsets of ``shape`` at ``point`` are the index value ``index``" (a flat loop variable).
+    Call it (``ev(node, point)``) or use :meth:`ev`; ``compute=True`` computes a materialised node instead
+    of loading it (the kernel that stores it).
+    """
+
+    def __init__(self, em: Emitter, where: dict, flat: Optional[tuple] = None) -> None:
+        self.em = em
+        self.where = where
+        self.memo: dict = {}
+        self.flat = None
+        if flat is not None:
+            var, shape, point = flat
+            self.flat = (var, tuple(shape), tuple(em.key(p) for p in point))
+
+    def __call__(self, node: Node, point, compute: bool = False) -> Any:
+        return self.ev(node, point, compute)
+
+    # -- index mapping --
+    def offset(self, shape: Sequence[int], point) -> Any:
+        """Row-major flat offset of ``point`` in ``shape``: sum of index * stride over non-unit axes."""
+        em = self.em
+        if self.flat is not None and tuple(shape) == self.flat[1] and tuple(em.key(p) for p in point) == self.flat[2]:
+            return self.flat[0]
+        off = None
+        for s, st, i in zip(shape, strides(shape), point):
+            if s == 1:
+                continue
+            t = em.imul(i, st) if st != 1 else i
+            off = t if off is None else em.iadd(off, t)
+        return off if off is not None else em.iconst(0)
+
+    def broadcast_point(self, src_shape: tuple, dst_shape: tuple, point) -> list:
+        """Index into a right-aligned broadcast operand: size-1 axes read index 0."""
+        lead = len(dst_shape) - len(src_shape)
+        return [self.em.iconst(0) if s == 1 else point[lead + i] for i, s in enumerate(src_shape)]
+
+    def reshape_point(self, src_shape: tuple, dst_shape: tuple, point) -> list:
+        """Index of a reshape's input for an index of its output (row-major order is preserved):
+        coordinate k of flat offset f is (f / stride_k) % size_k (the outermost needs no %)."""
+        em = self.em
+        if [s for s in src_shape if s != 1] == [s for s in dst_shape if s != 1]:
+            nz = iter([p for p, s in zip(point, dst_shape) if s != 1])
+            return [em.iconst(0) if s == 1 else next(nz) for s in src_shape]
+        flat = em.atom(self.offset(dst_shape, point))
+        out, first = [], True
+        for s, st in zip(src_shape, strides(src_shape)):
+            if s == 1:
+                out.append(em.iconst(0))
+                continue
+            e = em.iudiv(flat, st) if st != 1 else flat
+            if not first:
+                e = em.iurem(e, s)
+            first = False
+            out.append(e if e is flat else em.atom(e))
+        return out
+
+    # -- values --
+    def convert(self, v: Any, src: str, dst: str) -> Any:
+        return v if src == dst else self.em.cast(v, src, dst)
+
+    def store_ref(self, buf: Any, node: Node, point) -> Any:
+        """Where a renderer stores ``node``'s value at ``point`` in ``buf``."""
+        return self.em.store_ref(buf, self.offset(node.shape, point))
+
+    def ev(self, node: Node, point, compute: bool = False) -> Any:
+        em = self.em
+        key = (node, tuple(em.key(i) for i in point), compute)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit[0]
+        if not compute and node in self.where:
+            v = em.load(self.where[node], self.offset(node.shape, point), node)
+        else:
+            v = self.compute(node, point)
+        self.memo[key] = (v, point)  # the point stays alive: keys may be object identities
+        return v
+
+    def compute(self, n: Node, point) -> Any:
+        em, op = self.em, n.op
+        if op == "const":
+            return em.const(n.value.reshape(-1)[0].item(), n.dtype)
+        if op == "broadcast_to" or op == "eq" or OPS[op].elementwise:
+            args = [self.convert(self.ev(i, self.broadcast_point(i.shape, n.shape, point)), i.dtype, n.dtype)
+                    for i in n.inputs]
+            return args[0] if op == "broadcast_to" else em.scalar(op, args, n.dtype)
+        if op == "cast":
+            (x,) = n.inputs
+            return self.convert(self.ev(x, point), x.dtype, n.dtype)
+        if op == "transpose":
+            perm = n.attrs["perm"]
+            inner = [None] * len(perm)
+            for i, p in enumerate(perm):
+                inner[p] = point[i]
+            return self.ev(n.inputs[0], inner)
+        if op == "reshape":
+            return self.ev(n.inputs[0], self.reshape_point(n.inputs[0].shape, n.shape, point))
+        if op == "pick":
+            x, lab = n.inputs
+            return self.ev(x, list(point) + [em.to_index(self.ev(lab, point), lab.dtype)])
+        if op == "one_hot":
+            (lab,) = n.inputs
+            return em.index_eq(em.to_index(self.ev(lab, point[:-1]), lab.dtype), point[-1], n.dtype)
+        if op == "rand_uniform":
+            s, t = n.inputs
+            seed, step = self.ev(s, []), self.ev(t, [])
+            return em.rand_uniform(self.offset(n.shape, point), seed, s.dtype, step, t.dtype,
+                                   int(n.attrs.get("stream", 0)) & R.MASK32, n.dtype)
+        raise NotImplementedError(f"{type(em).__name__}: op {op!r} cannot be evaluated inside a kernel")
