@@ -81,7 +81,7 @@ def identities(n: Node) -> Optional[Node]:
             return _like(apply("neg", [ins[1]]), n)
         if ins[1].op == "neg":
             return apply("add", [ins[0], ins[1].inputs[0]])
-        if ins[0] == ins[1]:
+        if ins[0] is ins[1]:
             return _fill(n, 0.0)
     elif op == "mul":
         for a, b in ((0, 1), (1, 0)):
@@ -187,7 +187,7 @@ def stable_other(n: Node) -> Optional[Node]:
         a, b = n.inputs
         if a.op == "exp" and uniform(b) == 1 and n.shape == a.shape:  # exp(z) - 1 -> expm1(z)
             return apply("expm1", [a.inputs[0]])
-        if (b.op == "logsumexp" and b.inputs[0] == a and len(b.attrs["axes"]) == 1 and b.attrs["keepdims"]):
+        if (b.op == "logsumexp" and b.inputs[0] is a and len(b.attrs["axes"]) == 1 and b.attrs["keepdims"]):
             return apply("log_softmax", [a], axis=b.attrs["axes"][0])  # z - logsumexp(z) -> log_softmax(z)
     if n.op == "exp" and n.inputs[0].op == "log_softmax":  # exp(log_softmax(z)) -> softmax(z)
         return apply("softmax", n.inputs[0].inputs, **n.inputs[0].attrs)
@@ -198,7 +198,7 @@ def stable_other(n: Node) -> Optional[Node]:
             if z is not None and z.op == "exp" and z.inputs[0].op == "neg" and z.shape == n.shape:
                 return apply("sigmoid", [z.inputs[0].inputs[0]])  # 1 / (1 + exp(-z)) -> sigmoid(z)
         if (a.op == "exp" and b.op == "sum" and b.attrs["keepdims"] and len(b.attrs["axes"]) == 1
-                and b.inputs[0] == a):  # exp(z) / sum(exp(z)) -> softmax(z)
+                and b.inputs[0] is a):  # exp(z) / sum(exp(z)) -> softmax(z)
             return apply("softmax", [a.inputs[0]], axis=b.attrs["axes"][0])
     return None
 
@@ -216,7 +216,7 @@ def specialize(n: Node) -> Optional[Node]:
                 return apply("sqrt", [x])
             if e == -1:
                 return apply("div", [const(1.0, n.dtype), x])
-    if n.op == "mul" and n.inputs[0] == n.inputs[1]:
+    if n.op == "mul" and n.inputs[0] is n.inputs[1]:
         return apply("square", [n.inputs[0]])
     return None
 
@@ -251,7 +251,7 @@ def run_rules(outputs: Sequence[Node], rules: Sequence[Callable], max_iter: int 
                     r = rule(new)
                     if r is not None and (r.shape, r.dtype) != (new.shape, new.dtype):
                         r = _like(r, new)  # a rewrite never changes a node's type (exp(x32) - 1.0f64 stays f64)
-                    if r is not None and r != new:
+                    if r is not None and r is not new:
                         if log is not None:
                             log.append((rule.__name__, new.op, r.op))
                         new = r
