@@ -59,6 +59,11 @@ def interned_count() -> int:
     return len(_INTERNED)
 
 
+def interned(digest: str) -> Optional["Node"]:
+    """The live node with structural digest ``digest``, or None when no such node is referenced any more."""
+    return _INTERNED.get(digest)
+
+
 class Node:
     """A tensor in a symdiff graph (what the DSL functions take and return).
 
