@@ -1,4 +1,4 @@
-"""The graph IR: immutable, hash-consed tensor nodes.
+"""The graph IR: immutable, interned (hash-consed) tensor nodes.
 
 A :class:`Node` is one tensor-valued operation: ``op`` (a name in the op table), its input nodes, its
 attributes, and the inferred ``shape``/``dtype``. Forward, backward and simplified graphs are all made
