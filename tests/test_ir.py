@@ -61,7 +61,7 @@ def test_direct_construction_is_interned():
 def test_unreferenced_nodes_leave_the_table():
     nm = _fresh()
     out = _graph(nm)
-    digests = [n.digest for n in toposort([out])]
+    digests = [n.digest for n in toposort([out]) if n.op != "const"]  # constants may be shared with other graphs
     ref = weakref.ref(out)
     assert all(interned(d) is not None for d in digests)
     before = interned_count()
