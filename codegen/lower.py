@@ -72,7 +72,7 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
                 merged = _reshape(_transpose(x, rest + axes), tuple(x.shape[i] for i in rest) + (inner,))
                 x = apply("logsumexp", [merged], axes=(len(rest),), keepdims=False)
             new = _reshape(x, n.shape)
-        elif ins != list(n.inputs):
+        elif any(a is not b for a, b in zip(ins, n.inputs)):
             new = apply(n.op, ins, **n.attrs)
         else:
             new = n
@@ -94,6 +94,7 @@ class Lowering:
     # -- 1. what lives in memory ------------------------------------------------------------------------
     def _materialise(self) -> set:
         mat: set[Node] = set(self.outputs)
+        mat_outputs = set(self.outputs)
         for n in self.order:
             if n.is_leaf or (n.op == "const" and n.size > 1) or n.op in BUFFER_OPS:
                 mat.add(n)
@@ -103,11 +104,11 @@ class Lowering:
             if n.op == "pick":
                 mat.add(n.inputs[0])
         for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
-            if n.op == "matmul" and len(self.users[n]) == 1 and n not in self.outputs:
+            if n.op == "matmul" and len(self.users[n]) == 1 and n not in mat_outputs:
                 u = self.users[n][0]
                 if u.op == "add" and u.shape == n.shape and u.dtype == n.dtype:
-                    other = u.inputs[1] if u.inputs[0] == n else u.inputs[0]
-                    if other != n and other.shape in ((n.shape[1],), (1, n.shape[1])) and other.dtype == n.dtype:
+                    other = u.inputs[1] if u.inputs[0] is n else u.inputs[0]
+                    if other is not n and other.shape in ((n.shape[1],), (1, n.shape[1])) and other.dtype == n.dtype:
                         mat.discard(n)
                         mat.add(u)
                         mat.add(other)
@@ -201,7 +202,7 @@ class Lowering:
                 mm = self.fused_bias.get(n, n)
                 bias = None
                 if n in self.fused_bias:
-                    bias = n.inputs[1] if n.inputs[0] == mm else n.inputs[0]
+                    bias = n.inputs[1] if n.inputs[0] is mm else n.inputs[0]
                 a, b = mm.inputs
                 ta, tb = self._is_t(a) and a.inputs[0] in self.mat, self._is_t(b) and b.inputs[0] in self.mat
                 kernels.append(MatmulKernel(n, a.inputs[0] if ta else a, b.inputs[0] if tb else b, ta, tb, bias, out,

@@ -152,7 +152,7 @@ def select_wrt(m: Model, wrt: Optional[str]) -> list:
             if not by_name[nm].dtype.startswith("float"):
                 raise UsageError(f"--wrt: {nm!r} is an {by_name[nm].dtype} tensor (labels); "
                                  f"gradients exist only for float leaves")
-            if by_name[nm] not in out:
+            if not any(o is by_name[nm] for o in out):
                 out.append(by_name[nm])
         return out
     params = [n for n in found if n.op == "param"]

@@ -1,17 +1,25 @@
-"""The graph IR: immutable, hash-consed tensor nodes.
+"""The graph IR: immutable, interned (hash-consed) tensor nodes.
 
 A :class:`Node` is one tensor-valued operation: ``op`` (a name in the op table), its input nodes, its
 attributes, and the inferred ``shape``/``dtype``. Forward, backward and simplified graphs are all made
 of the same nodes.
 
-Hash-consing: every node carries a structural digest (op, attributes, shape, dtype and the digests of
-its inputs). Equality and hashing use that digest, so two structurally equal subexpressions are *the
-same key* in every dict and set: common-subexpression elimination falls out of building a graph.
-There is no global intern table (no module-level mutable state).
+Interning: every node carries a structural digest (op, attributes, shape, dtype and the digests of
+its inputs), and construction returns the one live node with that digest when there is one (a weak-value
+table, see docs/architecture.md "Node identity and interning"). So identity *is* structure: ``a is b``
+exactly when ``a`` and ``b`` are structurally equal, hashing uses the digest, and common-subexpression
+elimination falls out of building a graph. ``==``/``!=`` between nodes are not structural equality (they
+raise, for now; they are reserved for elementwise comparison): compare nodes with ``is``.
+
+``meta`` (leaf ``init``, display names, ``grad_of``) is per-structure annotation, not part of the digest:
+creating a node that is already live with explicit ``meta`` updates the shared node's keys (the latest
+declaration wins, e.g. ``sd.param("w", (3,), init=...)`` twice keeps the second ``init``).
 """
 from __future__ import annotations
 
 import hashlib
+import threading
+import weakref
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
@@ -32,34 +40,84 @@ def _freeze(v: Any) -> Any:
     return v
 
 
-class Node:
-    """A tensor in a symdiff graph (what the DSL functions take and return)."""
+_INTERNED: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary()  # digest -> live node
+_INTERN_LOCK = threading.Lock()  # makes lookup-or-insert atomic (two threads building one graph get one node)
 
-    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "digest", "_hash", "meta")
+_EQ_MESSAGE = ("use `is` to compare graph nodes (identity is structural: nodes are interned); `==`/`!=` on "
+               "symdiff tensors are reserved for elementwise comparison and not defined yet")
+
+
+def digest_of(op: str, inputs: Sequence["Node"], attrs: dict, shape: tuple, dtype: str) -> str:
+    """The structural digest of a node: blake2b of (op, attributes, shape, dtype, input digests)."""
+    key = repr((op, tuple(sorted((k, _freeze(v)) for k, v in attrs.items())), shape, dtype,
+                tuple(i.digest for i in inputs)))
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def interned_count() -> int:
+    """How many nodes are live in the intern table (for tests and diagnostics)."""
+    return len(_INTERNED)
+
+
+def interned(digest: str) -> Optional["Node"]:
+    """The live node with structural digest ``digest``, or None when no such node is referenced any more."""
+    return _INTERNED.get(digest)
+
+
+class Node:
+    """A tensor in a symdiff graph (what the DSL functions take and return).
+
+    Construction is interning: ``Node(...)`` returns the live node of equal structure if there is one.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "digest", "_hash", "meta", "__weakref__")
     __array_ufunc__ = None  # make numpy defer to our reflected operators (np.float32(2) * x)
 
-    def __init__(self, op: str, inputs: Sequence["Node"], attrs: dict, shape: tuple, dtype: str,
-                 meta: Optional[dict] = None) -> None:
-        self.op = op
-        self.inputs = tuple(inputs)
-        self.attrs = dict(attrs)
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = dtype
-        key = repr((op, tuple(sorted((k, _freeze(v)) for k, v in self.attrs.items())), self.shape, dtype,
-                    tuple(i.digest for i in self.inputs)))
-        self.digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-        self._hash = hash(self.digest)
-        self.meta = dict(meta or {})
+    op: str
+    inputs: tuple
+    attrs: dict
+    shape: tuple
+    dtype: str
+    digest: str
+    meta: dict
+
+    def __new__(cls, op: str, inputs: Sequence["Node"], attrs: dict, shape: tuple, dtype: str,
+                meta: Optional[dict] = None) -> "Node":
+        inputs = tuple(inputs)
+        attrs = dict(attrs)
+        shape = tuple(int(s) for s in shape)
+        digest = digest_of(op, inputs, attrs, shape, dtype)
+        with _INTERN_LOCK:
+            node = _INTERNED.get(digest)
+            if node is None:
+                node = object.__new__(cls)
+                node.op, node.inputs, node.attrs, node.shape, node.dtype = op, inputs, attrs, shape, dtype
+                node.digest, node._hash = digest, hash(digest)
+                node.meta = dict(meta or {})
+                _INTERNED[digest] = node
+            elif meta:
+                node.meta.update(meta)  # the latest declaration of per-structure metadata wins
+        return node
+
+    def __reduce__(self):
+        """Pickling/copying rebuilds through the constructor, so the copy is the interned node."""
+        return (Node, (self.op, self.inputs, self.attrs, self.shape, self.dtype, self.meta))
+
+    def __copy__(self) -> "Node":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "Node":
+        return self  # nodes are immutable and interned: a copy is the node itself
 
     # -- identity ---------------------------------------------------------------------------------
     def __hash__(self) -> int:
         return self._hash
 
-    def __eq__(self, other: object):  # structural equality (hash-consing)
-        return isinstance(other, Node) and other.digest == self.digest
+    def __eq__(self, other: object):
+        raise TypeError(_EQ_MESSAGE)
 
     def __ne__(self, other: object):
-        return not self.__eq__(other)
+        raise TypeError(_EQ_MESSAGE)
 
     def __bool__(self) -> bool:
         raise TypeError("a symbolic tensor has no truth value (did you mean sd.maximum / comparisons on arrays?)")
@@ -180,7 +238,7 @@ def leaves(outputs: Iterable[Node]) -> list[Node]:
     for n in toposort(outputs):
         if n.is_leaf:
             nm = n.attrs["name"]
-            if nm in found and found[nm] != n:
+            if nm in found and found[nm] is not n:
                 a, b = found[nm], n
                 raise ValueError(f"leaf name {nm!r} is used twice in one graph: {a.op} {a.dtype}{list(a.shape)} "
                                  f"and {b.op} {b.dtype}{list(b.shape)}; leaf names must be unique")

@@ -160,7 +160,7 @@ def test_tensor_attributes():
     assert (x * 2.0).name is None
     assert x.T.shape == (3, 2) and x.T.op == "transpose"
     assert sd.input("v", (4,)).T.shape == (4,)
-    assert x.T.T != x and sd.simplify(x.T.T) == x  # built as two transposes; the simplifier cancels them
+    assert x.T.T is not x and sd.simplify(x.T.T) is x  # built as two transposes; the simplifier cancels them
     assert "x" in repr(x) and "float64[2, 3]" in repr(x)
     assert isinstance(x, sd.Tensor)
     np.testing.assert_array_equal(evaluate(x.T, x=np.arange(6.0).reshape(2, 3)), np.arange(6.0).reshape(2, 3).T)

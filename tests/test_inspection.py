@@ -44,7 +44,7 @@ def test_to_networkx_nodes_edges_attributes():
     # every edge mirrors an input of the symdiff node
     for v, d in G.nodes(data=True):
         assert sorted(u for u in G.predecessors(v)) == sorted({G_id for G_id, dd in G.nodes(data=True)
-                                                               if any(dd["node"] == i for i in d["node"].inputs)})
+                                                               if any(dd["node"] is i for i in d["node"].inputs)})
     ops = [d["op"] for _, d in G.nodes(data=True)]
     assert ops.count("matmul") == 2 and "log_softmax" in ops and "pick" in ops
 

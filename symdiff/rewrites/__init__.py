@@ -1,0 +1,13 @@
+"""The simplifier's rewrites: named functions registered by phase and op (see :mod:`.registry`).
+
+Importing this package registers every rewrite, in a fixed order: constant folding and the algebraic
+identities (:mod:`.algebra`), layout identities (:mod:`.shapes`), stable forms (:mod:`.stabilize`),
+cheaper forms (:mod:`.specialize`).
+"""
+from . import algebra, shapes, specialize, stabilize  # noqa: F401  (registration)
+from .algebra import FOLD_LIMIT
+from .patterns import fill, like, one_plus, uniform
+from .registry import PHASE_NAMES, REWRITES, Rewrite, dispatch, in_phase, rewrite, rewrites_for
+
+__all__ = ["FOLD_LIMIT", "PHASE_NAMES", "REWRITES", "Rewrite", "dispatch", "fill", "in_phase", "like", "one_plus",
+           "rewrite", "rewrites_for", "uniform"]
