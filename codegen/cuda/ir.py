@@ -1,5 +1,5 @@
 """Building blocks of the CUDA C renderer: constants, C literals, a tiny statement tree with dead-code
-elimination and op counting, the per-kernel context, the scalar evaluator that prints a graph node at
+elimination, the per-kernel context, the scalar evaluator that prints a graph node at
 a point as C (the same point mapping as the LLVM renderer), and the device helpers the prelude may need."""
 from __future__ import annotations
 
@@ -147,18 +147,6 @@ def emit(stmts: list, indent: int, lines: list) -> None:
             lines.extend(pad + t if t else "" for t in s.text.split("\n"))
 
 
-def count_ops(stmts: list, mult: float = 1.0) -> tuple[float, float]:
-    flops = special = 0.0
-    for s in stmts:
-        if isinstance(s, Block):
-            f, sp = count_ops(s.body, mult * s.count)
-            flops, special = flops + f, special + sp
-        else:
-            flops += s.flops * mult
-            special += s.special * mult
-    return flops, special
-
-
 # ---- one generated kernel --------------------------------------------------------------------------------
 
 @dataclass
@@ -172,11 +160,10 @@ class CudaKernel:
     shared_bytes: int = 0
     body: list = field(default_factory=list)
     params: list = field(default_factory=list)  # [(declaration, launcher argument)]
-    flops: float = 0.0
+    flops: float = 0.0  # these four: the cost model's numbers (codegen/cost.py)
     special: float = 0.0
     bytes_read: int = 0
     bytes_written: int = 0
-    threads_total: float = 1.0  # body executions (all threads) for the op count
 
 
 class KernelCtx:
