@@ -65,6 +65,12 @@ def register_backend(backend: Backend, *, replace: bool = False) -> Backend:
     return backend
 
 
+def unregister_backend(name: str) -> None:
+    """Remove a registered backend (no error when absent)."""
+    with _lock:
+        _registry.pop(name, None)
+
+
 def _load_entry_points() -> None:
     """Register every backend the installed distributions declare (once; a broken one is skipped
     with a warning, so one bad plug-in cannot disable the others)."""
@@ -116,4 +122,4 @@ def backends() -> dict[str, str]:
     return {name: b.description for name, b in sorted(_registry.items())}
 
 
-__all__ = ["Backend", "register_backend", "get_backend", "backends", "ENTRY_POINT_GROUP"]
+__all__ = ["Backend", "register_backend", "unregister_backend", "get_backend", "backends", "ENTRY_POINT_GROUP"]
