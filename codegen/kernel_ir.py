@@ -29,6 +29,7 @@ import numpy as np
 from symdiff.ir import Node
 
 from symdiff.codegen import cost as _cost
+from symdiff.codegen.target import Target
 
 BufferMap = Callable[["Buffer"], "Buffer"]
 
@@ -264,7 +265,7 @@ class Program:
     where: dict  # Node -> Buffer for every materialised node (built by lowering, never changed after)
     workspace_bytes: int
     output_nodes: tuple
-    target: object = None
+    target: Optional[Target] = None
 
     def costs(self) -> list:
         """The cost of each kernel, in order (:class:`symdiff.codegen.cost.Cost`)."""
