@@ -217,8 +217,8 @@ def test_empty_and_k0():
 def test_linkage_sharing_and_vector_width():
     mod = new_module("props")
     i1 = emit_matmul(mod, "mm_a", "float32", 64, 256, 784, threads=2)
-    i2 = emit_matmul(mod, "mm_b", "float32", 64, 256, 784, trans_b=True, bias=True, relu=True)
-    emit_matmul(mod, "mm_c", "float32", 128, 512, 96)
+    i2 = emit_matmul(mod, "mm_b", "float32", 64, 256, 784, trans_b=True, bias=True, relu=True, threads=2)
+    emit_matmul(mod, "mm_c", "float32", 128, 512, 96, threads=2)
     fns = {f.name: f for f in mod.functions if f.blocks}
     assert fns["mm_a"].linkage == "" and fns["mm_b"].linkage == ""
     helpers = [n for n in fns if n not in ("mm_a", "mm_b", "mm_c")]
