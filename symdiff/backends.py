@@ -15,6 +15,7 @@ The core never imports a backend module by name: it looks the name up here.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import MappingProxyType
@@ -50,7 +51,8 @@ class Backend:
 
 
 _registry: dict[str, Backend] = {}
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _registry
+_load_lock = threading.RLock()  # held while the entry points load (re-entrant: a plug-in may look names up)
 _entry_points_loaded = False
 
 
@@ -72,35 +74,33 @@ def unregister_backend(name: str) -> None:
 
 
 def _load_entry_points() -> None:
-    """Register every backend the installed distributions declare (once; a broken one is skipped
-    with a warning, so one bad plug-in cannot disable the others)."""
+    """Register every backend the installed distributions declare (once, under a lock, so a concurrent
+    lookup waits for it; a broken one is skipped with a warning, so one bad plug-in cannot disable the
+    others)."""
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    with _lock:
+    with _load_lock:
         if _entry_points_loaded:
             return
-        eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+        seen: set = set()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in seen or ep.name in _registry:
+                continue
+            seen.add(ep.name)
+            try:
+                obj = ep.load()
+            except Exception as e:  # noqa: BLE001 - a plug-in's import error must not break compile()
+                warnings.warn(f"symdiff: backend entry point {ep.name!r} ({ep.value}) failed to load: "
+                              f"{type(e).__name__}: {e}", RuntimeWarning, stacklevel=3)
+                continue
+            if not isinstance(obj, Backend) or obj.name != ep.name:
+                warnings.warn(f"symdiff: backend entry point {ep.name!r} ({ep.value}) is not a Backend named "
+                              f"{ep.name!r}; ignored", RuntimeWarning, stacklevel=3)
+                continue
+            with _lock:
+                _registry.setdefault(obj.name, obj)
         _entry_points_loaded = True
-    seen: set = set()
-    for ep in eps:
-        if ep.name in seen or ep.name in _registry:
-            continue
-        seen.add(ep.name)
-        try:
-            obj = ep.load()
-        except Exception as e:  # noqa: BLE001 - a plug-in's import error must not break compile()
-            import warnings
-            warnings.warn(f"symdiff: backend entry point {ep.name!r} ({ep.value}) failed to load: "
-                          f"{type(e).__name__}: {e}", RuntimeWarning, stacklevel=3)
-            continue
-        if not isinstance(obj, Backend) or obj.name != ep.name:
-            import warnings
-            warnings.warn(f"symdiff: backend entry point {ep.name!r} ({ep.value}) is not a Backend named "
-                          f"{ep.name!r}; ignored", RuntimeWarning, stacklevel=3)
-            continue
-        with _lock:
-            _registry.setdefault(obj.name, obj)
 
 
 def get_backend(name: str) -> Backend:

@@ -169,3 +169,21 @@ def test_target_is_part_of_the_cache_key(tmp_path, monkeypatch):
     np.testing.assert_allclose(f1(x=v), f2(x=v), rtol=1e-5)
     with pytest.raises(ValueError, match="num_threads must be a positive int"):
         sd.compile(_graph(), num_threads=0)
+
+
+def test_first_lookups_from_several_threads_all_find_the_backend():
+    code = textwrap.dedent("""
+        import threading
+        import symdiff.backends as B
+        import symdiff  # registers numpy
+        found, barrier = [], threading.Barrier(4)
+        def look():
+            barrier.wait()
+            found.append(B.get_backend("cuda-cpu").name)
+        ts = [threading.Thread(target=look) for _ in range(4)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        assert found == ["cuda-cpu"] * 4, found
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
