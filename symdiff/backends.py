@@ -116,10 +116,10 @@ def get_backend(name: str) -> Backend:
         raise ValueError(f"compile: unknown backend {name!r}; registered backends: {known}{hint}") from None
 
 
-def backends() -> dict[str, str]:
+def list_backends() -> dict[str, str]:
     """Every registered backend: name -> one-line description."""
     _load_entry_points()
     return {name: b.description for name, b in sorted(_registry.items())}
 
 
-__all__ = ["Backend", "register_backend", "unregister_backend", "get_backend", "backends", "ENTRY_POINT_GROUP"]
+__all__ = ["Backend", "register_backend", "unregister_backend", "get_backend", "list_backends", "ENTRY_POINT_GROUP"]

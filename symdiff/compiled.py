@@ -112,7 +112,7 @@ def _normalize_outputs(outputs) -> tuple[list[Node], bool]:
 def compile(outputs, backend: str | None = None, *, simplify_graph: bool = True, **options) -> CompiledFunction:  # noqa: A001
     """Compile one tensor or a list of tensors into a callable.
 
-    ``backend``: a registered backend (``symdiff.backends()`` lists them): "llvm" (JIT machine code,
+    ``backend``: a registered backend (``symdiff.list_backends()`` lists them): "llvm" (JIT machine code,
     the default), "numpy" (reference interpreter), "cuda" (NVIDIA GPU), "cuda-cpu" (the generated CUDA
     source run on the CPU). ``options`` go to the backend; an option it does not have is a ValueError
     naming its valid ones.

@@ -37,7 +37,7 @@ def _graph():
 # ---- registry -----------------------------------------------------------------------------------------------
 
 def test_shipped_backends_are_registered():
-    listed = sd.backends()
+    listed = sd.list_backends()
     assert {"numpy", "llvm", "cuda", "cuda-cpu"} <= set(listed)
     assert all(isinstance(d, str) and d for d in listed.values())
     assert dict(get_backend("llvm").options) == {"cache": None, "num_threads": None}
@@ -77,12 +77,12 @@ def test_register_a_backend():
         np.testing.assert_allclose(f(x=np.zeros(3, np.float32)), 1.0)
         sd.compile(sd.exp(x), "test-numpy", scale=2.0)
         assert seen == {"scale": 2.0}
-        assert "test-numpy" in sd.backends()
+        assert "test-numpy" in sd.list_backends()
         with pytest.raises(ValueError, match="already registered"):
             register_backend(Backend("test-numpy", factory))
     finally:
         unregister_backend("test-numpy")
-    assert "test-numpy" not in sd.backends()
+    assert "test-numpy" not in sd.list_backends()
 
 
 def test_the_core_names_no_backend_module():
