@@ -164,7 +164,8 @@ def markdown(run: dict) -> str:
                 head = info.get("headline", {})
                 kern = info.get("n_kernels", head.get("kernels", "-"))
                 hflops = run["workloads"][w]["flops"]
-                sflops = next((v for k, v in head.items() if "flop" in k.lower()), None)
+                # the harness counts matmul FLOPs only: compare like with like (the cost model's matmul part)
+                sflops = head.get("matmul_flops", next((v for k, v in head.items() if "flop" in k.lower()), None))
                 ratio = f" ({sflops / hflops:.2f}x harness)" if (sflops and hflops) else ""
                 stat_rows.append(f"| {w} | {n} | {kern} | {hflops:,} | "
                                  + (", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:.3g}"

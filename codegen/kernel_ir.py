@@ -6,7 +6,7 @@ shape). Nodes that live in a buffer are loaded (contiguous row-major strides); t
 computed inline (elementwise ops, broadcasts, transposes, reshapes, pick, one_hot), which is how
 whole chains of forward and backward elementwise ops fuse into one pass over memory.
 
-Kernels:
+Kernels (immutable; each states what it reads, writes and costs):
 
 - :class:`LoopKernel`: a loop nest over ``domain``; stores each of ``stores`` (a node of that
   shape) to its buffer, and accumulates each of ``accums`` (total reductions ``sum``/``max`` of a
@@ -15,19 +15,28 @@ Kernels:
 - :class:`RowKernel`: softmax / log_softmax / logsumexp along one axis (max pass, sum-of-exp pass,
   write pass).
 - :class:`MatmulKernel`: C = op(A) @ op(B) (+ bias), transposed operands read in place.
+
+Renderers dispatch on the kernel's type and keep what they learn (GEMM plans, launch configurations)
+in their own records: nothing writes into a Program once lowering has built it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass, replace
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
 from symdiff.ir import Node
 
+from symdiff.codegen import cost as _cost
+from symdiff.codegen.target import Target
 
-@dataclass
+BufferMap = Callable[["Buffer"], "Buffer"]
+
+
+@dataclass(frozen=True, eq=False)
 class Buffer:
+    """One array of a Program (equality is identity: two buffers of the same shape are different memory)."""
     id: int
     kind: str  # "input" | "output" | "temp" | "const"
     shape: tuple
@@ -45,37 +54,166 @@ class Buffer:
         return self.size * np.dtype(self.dtype).itemsize
 
 
-@dataclass
-class LoopKernel:
+def _label(n: Node) -> str:
+    return n.name or n.meta.get("name") or f"{n.op}{list(n.shape)}"
+
+
+def loaded_nodes(roots, where: dict) -> frozenset:
+    """The materialised nodes (keys of ``where``) that evaluating ``roots`` inline loads."""
+    found, stack, seen = set(), list(roots), set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in where:
+            found.add(n)
+            continue
+        stack.extend(n.inputs)
+    return frozenset(found)
+
+
+class Kernel:
+    """Interface of every kernel: ``reads(where)``, ``writes``, ``written_buffers``, ``cost(where)``,
+    ``with_buffers(f)`` (a copy with every buffer replaced by ``f(buffer)``) and ``describe()``."""
+
+    kind: ClassVar[str] = "abstract"  # a short display name ("loop", "matmul", ...)
+    tasks: int
+
+    def reads(self, where: dict) -> frozenset:
+        """Materialised nodes this kernel loads."""
+        raise NotImplementedError
+
+    @property
+    def writes(self) -> frozenset:
+        """Nodes this kernel stores."""
+        raise NotImplementedError
+
+    @property
+    def written_buffers(self) -> tuple:
+        raise NotImplementedError
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        """FLOPs, special-function calls and compulsory bytes of one run (see ``codegen/cost.py``)."""
+        raise NotImplementedError
+
+    def with_buffers(self, f: BufferMap) -> "Kernel":
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class LoopKernel(Kernel):
     domain: tuple
-    stores: list  # [(node, Buffer)]
-    accums: list = field(default_factory=list)  # [(reduce node, input node, Buffer)]: total sum/max
+    stores: tuple  # ((node, Buffer), ...)
+    accums: tuple = ()  # ((reduce node, input node, Buffer), ...): total sum/max
     tasks: int = 1  # the outermost axis is split into this many tasks
 
-    kind = "loop"
+    kind: ClassVar[str] = "loop"
+
+    def roots(self, where: dict) -> list:
+        """(node, compute) pairs evaluated at each point: a node stored into its own buffer is
+        computed from its inputs; one stored elsewhere (an output copy) and the accumulated inputs
+        are loaded or computed inline."""
+        return [(n, where.get(n) is b) for n, b in self.stores] + [(x, False) for _, x, _ in self.accums]
+
+    def reads(self, where: dict) -> frozenset:
+        roots: list = []
+        for n, compute in self.roots(where):
+            roots += list(n.inputs) if compute else [n]
+        return loaded_nodes(roots, where)
+
+    @property
+    def writes(self) -> frozenset:
+        return frozenset([n for n, _ in self.stores] + [r for r, _, _ in self.accums])
+
+    @property
+    def written_buffers(self) -> tuple:
+        return tuple(b for _, b in self.stores) + tuple(b for _, _, b in self.accums)
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.loop_cost(self, where)
+
+    def merged(self, other: "LoopKernel") -> "LoopKernel":
+        """One pass over the common domain doing the work of both (horizontal fusion)."""
+        assert other.domain == self.domain
+        return replace(self, stores=self.stores + other.stores, accums=self.accums + other.accums)
+
+    def with_buffers(self, f: BufferMap) -> "LoopKernel":
+        return replace(self, stores=tuple((n, f(b)) for n, b in self.stores),
+                       accums=tuple((r, x, f(b)) for r, x, b in self.accums))
+
+    def describe(self) -> str:
+        outs = [f"store {_label(n)} -> buf{b.id}" for n, b in self.stores] + \
+               [f"{r.op} {_label(r)} -> buf{b.id}" for r, _, b in self.accums]
+        return f"loop over {list(self.domain)} tasks={self.tasks}: " + "; ".join(outs)
 
 
-@dataclass
-class ReduceKernel:
+@dataclass(frozen=True, eq=False)
+class ReduceKernel(Kernel):
     node: Node  # the sum/max node
     out: Buffer
     tasks: int = 1
 
-    kind = "reduce"
+    kind: ClassVar[str] = "reduce"
+
+    def reads(self, where: dict) -> frozenset:
+        return loaded_nodes(self.node.inputs, where)
+
+    @property
+    def writes(self) -> frozenset:
+        return frozenset([self.node])
+
+    @property
+    def written_buffers(self) -> tuple:
+        return (self.out,)
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.reduce_cost(self, where)
+
+    def with_buffers(self, f: BufferMap) -> "ReduceKernel":
+        return replace(self, out=f(self.out))
+
+    def describe(self) -> str:
+        n = self.node
+        return (f"{n.op} over axes {n.attrs['axes']} of {list(n.inputs[0].shape)} -> buf{self.out.id} "
+                f"({_label(n)})")
 
 
-@dataclass
-class RowKernel:
+@dataclass(frozen=True, eq=False)
+class RowKernel(Kernel):
     node: Node  # softmax / log_softmax / logsumexp
     out: Buffer
     axis: int
     tasks: int = 1
 
-    kind = "row"
+    kind: ClassVar[str] = "row"
+
+    def reads(self, where: dict) -> frozenset:
+        return loaded_nodes(self.node.inputs, where)
+
+    @property
+    def writes(self) -> frozenset:
+        return frozenset([self.node])
+
+    @property
+    def written_buffers(self) -> tuple:
+        return (self.out,)
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.row_cost(self, where)
+
+    def with_buffers(self, f: BufferMap) -> "RowKernel":
+        return replace(self, out=f(self.out))
+
+    def describe(self) -> str:
+        return f"{self.node.op} along axis {self.axis} of {list(self.node.shape)} -> buf{self.out.id}"
 
 
-@dataclass
-class MatmulKernel:
+@dataclass(frozen=True, eq=False)
+class MatmulKernel(Kernel):
     node: Node  # the node stored: matmul, or add(matmul, bias) when the bias is fused
     a: Node  # materialised operand (the transpose's input when trans_a)
     b: Node
@@ -86,51 +224,68 @@ class MatmulKernel:
     M: int
     N: int
     K: int
-    info: object = None  # GemmInfo from the renderer
 
-    kind = "matmul"
+    kind: ClassVar[str] = "matmul"
+    tasks: ClassVar[int] = 1  # the GEMM planner splits it (GemmInfo.n_tasks), not the lowering
+
+    def reads(self, where: dict) -> frozenset:
+        return frozenset(x for x in (self.a, self.b, self.bias) if x is not None)
+
+    @property
+    def writes(self) -> frozenset:
+        return frozenset([self.node])
+
+    @property
+    def written_buffers(self) -> tuple:
+        return (self.out,)
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.matmul_cost(self, where)
+
+    def with_buffers(self, f: BufferMap) -> "MatmulKernel":
+        return replace(self, out=f(self.out))
+
+    def describe(self) -> str:
+        return (f"matmul {self.M}x{self.K} @ {self.K}x{self.N} trans_a={self.trans_a} trans_b={self.trans_b} "
+                f"bias={'yes' if self.bias is not None else 'no'} -> buf{self.out.id} ({_label(self.node)})")
 
 
-@dataclass
+KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel)
+
+
+@dataclass(frozen=True, eq=False)
 class Program:
-    """Everything a renderer needs: buffers, where each materialised node lives, and kernels in order."""
-    inputs: list  # [Buffer] in signature order
-    outputs: list  # [Buffer] in output order
-    temps: list
-    consts: list
-    kernels: list
-    where: dict  # Node -> Buffer for every materialised node
+    """Everything a renderer needs: buffers, where each materialised node lives, and kernels in order.
+    ``target`` is the :class:`symdiff.codegen.target.Target` the task splits were planned for."""
+    inputs: tuple  # (Buffer, ...) in signature order
+    outputs: tuple  # (Buffer, ...) in output order
+    temps: tuple
+    consts: tuple
+    kernels: tuple
+    where: dict  # Node -> Buffer for every materialised node (built by lowering, never changed after)
     workspace_bytes: int
-    output_nodes: list
+    output_nodes: tuple
+    target: Optional[Target] = None
+
+    def costs(self) -> list:
+        """The cost of each kernel, in order (:class:`symdiff.codegen.cost.Cost`)."""
+        return [k.cost(self.where) for k in self.kernels]
 
     def stats(self) -> dict:
-        """Kernel counts, matmul FLOPs (2MNK each), input+output bytes and workspace bytes.
-        (Per-kernel FLOPs including elementwise work: ``symdiff.codegen.cuda.render.kernel_stats``.)"""
-        flops = 0
-        for k in self.kernels:
-            if k.kind == "matmul":
-                flops += 2 * k.M * k.N * k.K
-        nbytes = sum(b.nbytes for b in self.inputs + self.outputs)
-        return {"kernels": len(self.kernels), "matmul_flops": flops, "io_bytes": nbytes,
+        """Kernel counts and the cost model's totals (``codegen/cost.py``): ``flops`` (all arithmetic:
+        ``matmul_flops`` = 2MNK (+MN for a fused bias) per matmul, ``elementwise_flops`` the rest),
+        ``special_ops`` (expensive elementwise calls), compulsory ``bytes_read``/``bytes_written``
+        summed over kernels, input+output bytes and workspace bytes."""
+        total = _cost.program_cost(self)
+        return {"kernels": len(self.kernels), "flops": total.flops, "matmul_flops": total.matmul_flops,
+                "elementwise_flops": total.flops - total.matmul_flops, "special_ops": total.special,
+                "bytes_read": total.bytes_read, "bytes_written": total.bytes_written,
+                "io_bytes": sum(b.nbytes for b in self.inputs + self.outputs),
                 "workspace_bytes": self.workspace_bytes,
-                "by_kind": {kind: sum(1 for k in self.kernels if k.kind == kind) for kind in ("loop", "reduce", "row", "matmul")}}
+                "by_kind": {t.kind: sum(1 for k in self.kernels if type(k) is t) for t in KERNEL_TYPES}}
 
     def describe(self) -> str:
         """A readable listing of the kernels (for `symdiff compile --target ir` and debugging)."""
-        def nm(n: Node) -> str:
-            return n.name or n.meta.get("name") or f"{n.op}{list(n.shape)}"
         lines = [f"program: {len(self.kernels)} kernels, workspace {self.workspace_bytes} bytes"]
-        for i, k in enumerate(self.kernels):
-            if k.kind == "loop":
-                outs = [f"store {nm(n)} -> buf{b.id}" for n, b in k.stores] + \
-                       [f"{r.op} {nm(r)} -> buf{b.id}" for r, _, b in k.accums]
-                lines.append(f"k{i}: loop over {list(k.domain)} tasks={k.tasks}: " + "; ".join(outs))
-            elif k.kind == "matmul":
-                lines.append(f"k{i}: matmul {k.M}x{k.K} @ {k.K}x{k.N} trans_a={k.trans_a} trans_b={k.trans_b} "
-                             f"bias={'yes' if k.bias is not None else 'no'} -> buf{k.out.id} ({nm(k.node)})")
-            elif k.kind == "reduce":
-                lines.append(f"k{i}: {k.node.op} over axes {k.node.attrs['axes']} of {list(k.node.inputs[0].shape)} "
-                             f"-> buf{k.out.id} ({nm(k.node)})")
-            else:
-                lines.append(f"k{i}: {k.node.op} along axis {k.axis} of {list(k.node.shape)} -> buf{k.out.id}")
+        lines += [f"k{i}: {k.describe()}" for i, k in enumerate(self.kernels)]
         return "\n".join(lines)

@@ -11,7 +11,9 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -22,12 +24,12 @@ from symdiff.optable import OPS
 from symdiff.signature import Signature
 
 from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.target import Target, host_target
 
 BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"}
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
 EXPENSIVE = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt", "div"}
 PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
-MAX_TASKS = 8
 ALIGN = 64
 
 
@@ -48,11 +50,12 @@ def _domain(n: Node) -> tuple:
     return n.shape
 
 
-def _tasks(domain: tuple) -> int:
+def _tasks(domain: tuple, max_tasks: int) -> int:
+    """Tasks a loop over ``domain`` splits its outermost axis into (at most ``Target.loop_tasks``)."""
     size = int(np.prod(domain, dtype=np.int64))
     if not domain or size < PAR_MIN_ELEMS or domain[0] < 2:
         return 1
-    return int(min(domain[0], MAX_TASKS))
+    return int(min(domain[0], max_tasks))
 
 
 def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
@@ -81,7 +84,8 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
 
 
 class Lowering:
-    def __init__(self, outputs: Sequence[Node]) -> None:
+    def __init__(self, outputs: Sequence[Node], target: Optional[Target] = None) -> None:
+        self.target = target or host_target()
         self.outputs = _one_axis_logsumexp(outputs)
         self.order = toposort(self.outputs)
         self.users: dict[Node, list[Node]] = {n: [] for n in self.order}
@@ -161,30 +165,28 @@ class Lowering:
         sig = Signature(self.outputs)
         where: dict[Node, Buffer] = {}
         bufs: list[Buffer] = []
+        tasks = lambda domain: _tasks(domain, self.target.loop_tasks)  # noqa: E731
 
-        def new_buffer(kind: str, node_shape: tuple, dtype: str) -> Buffer:
-            b = Buffer(len(bufs), kind, tuple(node_shape), dtype)
+        def new_buffer(kind: str, node_shape: tuple, dtype: str, **fields) -> Buffer:
+            b = Buffer(len(bufs), kind, tuple(node_shape), dtype, **fields)
             bufs.append(b)
             return b
 
         leaves = {n.name: n for n in self.order if n.is_leaf}
         inputs = []
         for slot, spec in enumerate(sig.leaves):
-            b = new_buffer("input", spec.shape, spec.dtype)
-            b.slot = slot
+            b = new_buffer("input", spec.shape, spec.dtype, slot=slot)
             inputs.append(b)
             where[leaves[spec.name]] = b
         consts = []
         for n in self.order:
             if n in self.mat and n.op == "const":
-                b = new_buffer("const", n.shape, n.dtype)
-                b.value, b.slot = n.value, len(consts)
+                b = new_buffer("const", n.shape, n.dtype, slot=len(consts), value=n.value)
                 consts.append(b)
                 where[n] = b
         outputs, copies = [], []
         for k, o in enumerate(self.outputs):
-            b = new_buffer("output", o.shape, o.dtype)
-            b.slot = len(inputs) + k
+            b = new_buffer("output", o.shape, o.dtype, slot=len(inputs) + k)
             outputs.append(b)
             if o in where:  # a leaf, a constant, or an output listed twice: copy it
                 copies.append((o, b))
@@ -209,105 +211,88 @@ class Lowering:
                                             mm.shape[0], mm.shape[1], a.shape[1]))
             elif n.op in ("sum", "max") and n.size == 1:
                 x = n.inputs[0]
-                kernels.append(LoopKernel(x.shape, [], [(n, x, out)], _tasks(x.shape)))
+                kernels.append(LoopKernel(x.shape, (), ((n, x, out),), tasks(x.shape)))
             elif n.op in ("sum", "max"):
                 axes = n.attrs["axes"]
-                tasks = _tasks(n.inputs[0].shape) if 0 not in axes else 1
-                kernels.append(ReduceKernel(n, out, tasks))
+                kernels.append(ReduceKernel(n, out, tasks(n.inputs[0].shape) if 0 not in axes else 1))
             elif n.op in ROW_OPS:
                 axes = n.attrs.get("axes")
                 axis = n.attrs["axis"] if axes is None else axes[0]
                 if axes is not None and len(axes) != 1:
                     raise NotImplementedError("logsumexp over several axes is not lowered yet; reshape first")
-                kernels.append(RowKernel(n, out, axis, _tasks(n.inputs[0].shape) if axis != 0 else 1))
+                kernels.append(RowKernel(n, out, axis, tasks(n.inputs[0].shape) if axis != 0 else 1))
             else:
-                kernels.append(LoopKernel(n.shape, [(n, out)], [], _tasks(n.shape)))
+                kernels.append(LoopKernel(n.shape, ((n, out),), (), tasks(n.shape)))
         for o, b in copies:
-            kernels.append(LoopKernel(o.shape, [(o, b)], [], _tasks(o.shape)))
-        kernels = self._fuse(kernels, where)
-        temps = [b for b in bufs if b.kind == "temp"]
-        ws = self._plan(kernels, temps, where)
-        return Program(inputs, outputs, temps, consts, kernels, where, ws, list(self.outputs))
+            kernels.append(LoopKernel(o.shape, ((o, b),), (), tasks(o.shape)))
+        kernels = _fuse(kernels, where)
+        offsets, ws = _plan(kernels, [b for b in bufs if b.kind == "temp"], where)
+        # the plan's offsets go into new (immutable) temp buffers; kernels and `where` follow
+        placed = {i: replace(bufs[i], offset=off) for i, off in offsets.items()}
+        move = lambda b: placed.get(b.id, b)  # noqa: E731
+        kernels = [k.with_buffers(move) for k in kernels]
+        where = {n: move(b) for n, b in where.items()}
+        temps = tuple(move(b) for b in bufs if b.kind == "temp")
+        return Program(tuple(inputs), tuple(outputs), temps, tuple(consts), tuple(kernels), MappingProxyType(where),
+                       ws, tuple(self.outputs), self.target)
 
-    def reads(self, k, where) -> set:
-        """Materialised nodes a kernel loads."""
-        roots: list[Node] = []
-        if k.kind == "loop":
-            for n, b in k.stores:  # a node stored into its own buffer is computed from its inputs
-                roots += list(n.inputs) if where.get(n) is b else [n]
-            roots += [x for _, x, _ in k.accums]
-        elif k.kind in ("reduce", "row"):
-            roots = list(k.node.inputs)
-        else:
-            return {x for x in (k.a, k.b, k.bias) if x is not None}
-        found, stack, seen = set(), list(roots), set()
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            if n in where:
-                found.add(n)
-                continue
-            stack.extend(n.inputs)
-        return found
 
-    @staticmethod
-    def writes(k) -> set:
-        if k.kind == "loop":
-            return {n for n, _ in k.stores} | {r for r, _, _ in k.accums}
-        return {k.node}
-
-    def _fuse(self, kernels: list, where) -> list:
-        out: list = []
-        for k in kernels:
-            merged = False
-            if k.kind == "loop":
-                written: set = set()
-                for j in range(len(out) - 1, -1, -1):
-                    cand = out[j]
-                    written |= self.writes(cand)
-                    if self.reads(k, where) & written:
-                        break
-                    if cand.kind == "loop" and cand.domain == k.domain:
-                        cand.stores += k.stores
-                        cand.accums += k.accums
-                        merged = True
-                        break
-            if not merged:
-                out.append(k)
-        return out
-
-    def _plan(self, kernels: list, temps: list, where) -> int:
-        """First-fit workspace offsets for temporaries by liveness (kernel index of write .. last read)."""
-        first, last = {}, {}
-        for i, k in enumerate(kernels):
-            for n in self.writes(k):
-                b = where.get(n)
-                if b is not None and b.kind == "temp":
-                    first.setdefault(b.id, i)
-                    last[b.id] = max(last.get(b.id, i), i)
-            for n in self.reads(k, where):
-                b = where.get(n)
-                if b is not None and b.kind == "temp":
-                    last[b.id] = i
-        live: list[tuple[int, int, int]] = []  # (offset, size, last use)
-        top = 0
-        for b in sorted(temps, key=lambda b: first.get(b.id, 0)):
-            start = first.get(b.id, 0)
-            live = [x for x in live if x[2] >= start]
-            size = (b.nbytes + ALIGN - 1) // ALIGN * ALIGN
-            off = 0
-            for lo, sz, _ in sorted(live):
-                if off + size <= lo:
+def _fuse(kernels: list, where) -> list:
+    """Horizontal fusion: a loop kernel joins the latest earlier loop kernel over the same domain
+    when no kernel in between (nor that one) writes what it reads."""
+    out: list = []
+    for k in kernels:
+        merged = False
+        if isinstance(k, LoopKernel):
+            reads = k.reads(where)
+            written: set = set()
+            for j in range(len(out) - 1, -1, -1):
+                cand = out[j]
+                written |= cand.writes
+                if reads & written:
                     break
-                off = max(off, lo + sz)
-            b.offset = off
-            top = max(top, off + size)
-            live.append((off, size, last.get(b.id, start)))
-        return top
+                if isinstance(cand, LoopKernel) and cand.domain == k.domain:
+                    out[j] = cand.merged(k)
+                    merged = True
+                    break
+        if not merged:
+            out.append(k)
+    return out
 
 
-def lower(outputs: Sequence[Node]) -> Program:
-    """Lower a (simplified) graph to a kernel Program."""
-    return Lowering(outputs).build()
+def _plan(kernels: list, temps: list, where) -> tuple[dict, int]:
+    """First-fit workspace offsets for temporaries by liveness (kernel index of write .. last read):
+    ({buffer id: offset}, workspace bytes)."""
+    first, last = {}, {}
+    for i, k in enumerate(kernels):
+        for n in k.writes:
+            b = where.get(n)
+            if b is not None and b.kind == "temp":
+                first.setdefault(b.id, i)
+                last[b.id] = max(last.get(b.id, i), i)
+        for n in k.reads(where):
+            b = where.get(n)
+            if b is not None and b.kind == "temp":
+                last[b.id] = i
+    live: list[tuple[int, int, int]] = []  # (offset, size, last use)
+    top = 0
+    offsets: dict[int, int] = {}
+    for b in sorted(temps, key=lambda b: first.get(b.id, 0)):
+        start = first.get(b.id, 0)
+        live = [x for x in live if x[2] >= start]
+        size = (b.nbytes + ALIGN - 1) // ALIGN * ALIGN
+        off = 0
+        for lo, sz, _ in sorted(live):
+            if off + size <= lo:
+                break
+            off = max(off, lo + sz)
+        offsets[b.id] = off
+        top = max(top, off + size)
+        live.append((off, size, last.get(b.id, start)))
+    return offsets, top
+
+
+def lower(outputs: Sequence[Node], target: Optional[Target] = None) -> Program:
+    """Lower a (simplified) graph to a kernel Program, its task splits planned for ``target``
+    (default: :func:`symdiff.codegen.target.host_target`)."""
+    return Lowering(outputs, target).build()

@@ -8,6 +8,7 @@ from .api import (abs, add, as_tensor, astype, broadcast_to, cos, cross_entropy,
                   negative, param, power, relu, reshape, sigmoid, sign, sin, softmax, softplus, sqrt, square,
                   subtract, sum, tanh, transpose)
 from .autodiff import grad
+from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
 from .inspection import format_graph, to_dot, to_networkx
@@ -21,7 +22,7 @@ __all__ = [
     "log", "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mse", "multiply",
     "negative", "param", "power", "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt",
     "square", "subtract", "sum", "tanh", "transpose", "grad", "check_grad", "GradCheckError", "GradReport",
-    "compile", "CompiledFunction", "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    "compile", "CompiledFunction", "list_backends", "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

@@ -1,4 +1,5 @@
-"""``sd.compile``: simplify a graph, pick a backend, return a callable; and the NumPy reference backend."""
+"""``sd.compile``: simplify a graph, look its backend up in the registry (``symdiff/backends.py``), return
+a callable; and the NumPy reference backend, which the core registers itself."""
 from __future__ import annotations
 
 import time
@@ -6,12 +7,12 @@ from typing import Sequence
 
 import numpy as np
 
+from .backends import Backend, get_backend, register_backend
 from .ir import Node, toposort
 from .optable import OPS
 from .signature import Signature
 from .simplify import simplify
 
-BACKENDS = ("numpy", "llvm", "cuda", "cuda-cpu")
 DEFAULT_BACKEND = "llvm"
 
 
@@ -111,23 +112,21 @@ def _normalize_outputs(outputs) -> tuple[list[Node], bool]:
 def compile(outputs, backend: str | None = None, *, simplify_graph: bool = True, **options) -> CompiledFunction:  # noqa: A001
     """Compile one tensor or a list of tensors into a callable.
 
-    ``backend``: "llvm" (JIT machine code), "numpy" (reference interpreter), "cuda" (NVIDIA GPU),
-    "cuda-cpu" (the generated CUDA source run on the CPU). Options are passed to the backend.
+    ``backend``: a registered backend (``symdiff.list_backends()`` lists them): "llvm" (JIT machine code,
+    the default), "numpy" (reference interpreter), "cuda" (NVIDIA GPU), "cuda-cpu" (the generated CUDA
+    source run on the CPU). ``options`` go to the backend; an option it does not have is a ValueError
+    naming its valid ones.
     """
     outs, single = _normalize_outputs(outputs)
-    backend = backend or DEFAULT_BACKEND
-    if backend not in BACKENDS:
-        raise ValueError(f"compile: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    spec = get_backend(backend or DEFAULT_BACKEND)
+    opts = spec.resolve_options(options)  # before simplifying: a typo fails fast
     t0 = time.perf_counter()
     if simplify_graph:
         outs = simplify(outs)
-    if backend == "numpy":
-        fn: CompiledFunction = NumpyFunction(outs, single, **options)
-    elif backend == "llvm":
-        from symdiff.codegen.llvm.backend import LLVMFunction
-        fn = LLVMFunction(outs, single, **options)
-    else:
-        from symdiff.codegen.cuda.backend import make_cuda_function
-        fn = make_cuda_function(outs, single, backend, **options)
+    fn = spec.factory(outs, single, **opts)
     fn.compile_seconds = time.perf_counter() - t0
     return fn
+
+
+register_backend(Backend("numpy", NumpyFunction, {}, "reference interpreter: evaluates the graph node by node "
+                                                     "with NumPy (the oracle for every backend)"))

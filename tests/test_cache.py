@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import symdiff as sd
 from symdiff.codegen import cache as _cache
 from symdiff.codegen.cuda import backend as cuda_backend
 from symdiff.codegen.llvm import backend as llvm_backend
+from symdiff.codegen.target import host_target
 
 
 @pytest.fixture
@@ -86,9 +88,11 @@ def test_key_depends_on_graph_backend_dtype_and_compiler_version(monkeypatch):
     monkeypatch.setattr(llvm_backend.llvmlite, "__version__", "0.0.0")
     others["llvmlite version"] = llvm_backend.graph_key(base, "llvm")
     monkeypatch.undo()
-    monkeypatch.setattr(llvm_backend, "host_cpu", lambda: ("other-cpu", "+sse2"))
-    others["target cpu"] = llvm_backend.graph_key(base, "llvm")
-    monkeypatch.undo()
+    host = host_target()
+    others["target cpu"] = llvm_backend.graph_key(base, "llvm", target=replace(host, cpu="other-cpu"))
+    others["target features"] = llvm_backend.graph_key(base, "llvm", target=replace(host, features="+sse2"))
+    others["target threads"] = llvm_backend.graph_key(base, "llvm", target=host.with_threads(host.threads + 1))
+    assert llvm_backend.graph_key(base, "llvm", target=host) == key  # the default target is the host
     assert llvm_backend.graph_key(base, "llvm") == key
     for what, k in others.items():
         assert k != key, f"the key ignores the {what}"

@@ -23,7 +23,7 @@ class Built:
     def __init__(self, specs: dict):
         """specs: name -> kwargs of emit_matmul (without module/name)."""
         mod = new_module("test_gemm")
-        self.info = {n: emit_matmul(mod, n, **kw) for n, kw in specs.items()}
+        self.info = {n: emit_matmul(mod, n, **{"threads": 2, **kw}) for n, kw in specs.items()}  # two-thread plans
         self.specs = specs
         self.ir = str(mod)
         self.jm = JitModule(mod)
@@ -216,9 +216,9 @@ def test_empty_and_k0():
 # ----------------------------------------------------------------------------- IR properties
 def test_linkage_sharing_and_vector_width():
     mod = new_module("props")
-    i1 = emit_matmul(mod, "mm_a", "float32", 64, 256, 784)
-    i2 = emit_matmul(mod, "mm_b", "float32", 64, 256, 784, trans_b=True, bias=True, relu=True)
-    emit_matmul(mod, "mm_c", "float32", 128, 512, 96)
+    i1 = emit_matmul(mod, "mm_a", "float32", 64, 256, 784, threads=2)
+    i2 = emit_matmul(mod, "mm_b", "float32", 64, 256, 784, trans_b=True, bias=True, relu=True, threads=2)
+    emit_matmul(mod, "mm_c", "float32", 128, 512, 96, threads=2)
     fns = {f.name: f for f in mod.functions if f.blocks}
     assert fns["mm_a"].linkage == "" and fns["mm_b"].linkage == ""
     helpers = [n for n in fns if n not in ("mm_a", "mm_b", "mm_c")]
@@ -241,7 +241,7 @@ def test_plan_choices():
     assert plan.kernel == "dot"
     p, plan = plan_matmul("float32", 16, 1, 16)
     assert p.transposed and p.M == 1 and p.N == 16
-    _, plan = plan_matmul("float64", 256, 1024, 1024)
+    _, plan = plan_matmul("float64", 256, 1024, 1024, threads=2)
     assert plan.kernel == "row" and plan.pack == "copy" and plan.n_tasks >= 2
     with pytest.raises(ValueError):
         plan_matmul("float16", 2, 2, 2)
@@ -267,7 +267,7 @@ def test_packed_transposed_a(monkeypatch):
 
 def _plan_of(kw):
     kw = dict(kw)
-    return plan_matmul(kw.pop("dtype"), kw.pop("M"), kw.pop("N"), kw.pop("K"), **kw)[1]
+    return plan_matmul(kw.pop("dtype"), kw.pop("M"), kw.pop("N"), kw.pop("K"), threads=2, **kw)[1]
 
 
 # ----------------------------------------------------------------------------- K == 1 (outer products)
@@ -302,7 +302,7 @@ def test_k1_plan():
         # b contiguous along j (or a single column): the outer-product kernel
         if not name.startswith("k1ld") or not kw["trans_b"]:
             assert plan.kernel == "outer", name
-    _, plan = plan_matmul("float32", 784, 256, 1, trans_a=True)
+    _, plan = plan_matmul("float32", 784, 256, 1, trans_a=True, threads=2)
     assert plan.kernel == "outer" and plan.n_tasks == 2
-    _, plan = plan_matmul("float32", 5, 17, 1)
+    _, plan = plan_matmul("float32", 5, 17, 1, threads=2)
     assert plan.kernel == "outer" and plan.n_tasks == 1

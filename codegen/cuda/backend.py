@@ -41,6 +41,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from symdiff.backends import Backend
 from symdiff.compiled import CompiledFunction
 from symdiff.ir import Node
 
@@ -57,7 +58,8 @@ CPU_FLAGS = ("-x", "c++", "-O2", "-fPIC", "-shared", "-pthread")
 GPU_FLAGS = ("-O3", "-shared", "-Xcompiler", "-fPIC")
 
 __all__ = ["CudaFunction", "CudaUnavailableError", "CudaBuildError", "make_cuda_function", "gpu_info",
-           "find_nvcc", "host_compiler", "build_library", "nvcc_ptx", "nvcc_archs"]
+           "find_nvcc", "host_compiler", "build_library", "nvcc_ptx", "nvcc_archs", "CUDA_BACKEND",
+           "CUDA_CPU_BACKEND"]
 
 
 class CudaUnavailableError(RuntimeError):
@@ -440,5 +442,20 @@ class CudaFunction(CompiledFunction):
 
 
 def make_cuda_function(outputs: Sequence[Node], single: bool, backend: str, **options) -> CudaFunction:
-    """What ``sd.compile(..., backend="cuda" | "cuda-cpu", **options)`` calls."""
+    """A CudaFunction for ``backend`` "cuda" or "cuda-cpu" (what the registered backends build)."""
     return CudaFunction(outputs, single, backend, **options)
+
+
+def _gpu_function(outputs: Sequence[Node], single: bool, **options) -> CudaFunction:
+    return CudaFunction(outputs, single, "cuda", **options)
+
+
+def _cpu_function(outputs: Sequence[Node], single: bool, **options) -> CudaFunction:
+    return CudaFunction(outputs, single, "cuda-cpu", **options)
+
+
+CUDA_BACKEND = Backend("cuda", _gpu_function, {"cache": None, "compiler": None, "arch": None, "flags": ()},
+                       "CUDA C built with nvcc for the NVIDIA GPU of this machine")
+CUDA_CPU_BACKEND = Backend("cuda-cpu", _cpu_function, {"cache": None, "compiler": None, "flags": ()},
+                           "the same generated CUDA C built with the host C++ compiler against a CPU "
+                           "emulation of the CUDA thread model (tests the CUDA renderer without a GPU)")

@@ -1,7 +1,7 @@
 """Building blocks of the CUDA C renderer: constants, C literals, a tiny statement tree with dead-code
-elimination and op counting, the per-kernel context, the scalar rules, and the device helpers the
-prelude may need. Graph nodes are evaluated at a point by the shared point evaluator
-(``codegen/pointeval.py``) through the C emitter of ``cuda/emitter.py``."""
+elimination, the per-kernel context, the scalar rules, and the device helpers the prelude may need.
+Graph nodes are evaluated at a point by the shared point evaluator (``codegen/pointeval.py``) through
+the C emitter of ``cuda/emitter.py``; FLOPs and bytes come from the one cost model (``codegen/cost.py``)."""
 from __future__ import annotations
 
 import math
@@ -139,18 +139,6 @@ def emit(stmts: list, indent: int, lines: list) -> None:
             lines.extend(pad + t if t else "" for t in s.text.split("\n"))
 
 
-def count_ops(stmts: list, mult: float = 1.0) -> tuple[float, float]:
-    flops = special = 0.0
-    for s in stmts:
-        if isinstance(s, Block):
-            f, sp = count_ops(s.body, mult * s.count)
-            flops, special = flops + f, special + sp
-        else:
-            flops += s.flops * mult
-            special += s.special * mult
-    return flops, special
-
-
 # ---- one generated kernel --------------------------------------------------------------------------------
 
 @dataclass
@@ -164,11 +152,10 @@ class CudaKernel:
     shared_bytes: int = 0
     body: list = field(default_factory=list)
     params: list = field(default_factory=list)  # [(declaration, launcher argument)]
-    flops: float = 0.0
+    flops: float = 0.0  # these four: the cost model's numbers (codegen/cost.py)
     special: float = 0.0
     bytes_read: int = 0
     bytes_written: int = 0
-    threads_total: float = 1.0  # body executions (all threads) for the op count
 
 
 class KernelCtx:

@@ -31,24 +31,26 @@ second pass instead of using atomics.
 Building blocks (statement tree, scalar rules, device helpers) live in ``cuda/ir.py``; the point
 evaluator is the shared one (``codegen/pointeval.py``) over the C emitter of ``cuda/emitter.py``.
 
-``kernel_stats(program)`` lists, per generated kernel, its launch configuration, FLOPs and compulsory
-bytes read/written (each buffer counted once), for roofline estimates without a GPU.
+``kernel_stats(program)`` lists, per generated kernel, its launch configuration, and the cost model's
+FLOPs and compulsory bytes read/written (``codegen/cost.py``), for roofline estimates without a GPU.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 
 from symdiff.ir import Node, toposort
 
+from symdiff.codegen.cost import Cost
 from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
 from symdiff.codegen.cuda.host import CudaSourceAssembly
 from symdiff.codegen.cuda.emitter import cuda_eval
 from symdiff.codegen.cuda.ir import (
     CTYPE, BLOCK, MAX_GRID, MAX_PARTIAL_BLOCKS, WARP_ROW_MAX, prod_shape, ceil_div, block_threads,
-    align_up, flit, reduce_ident, math_suffix, node_label, Stmt, Block, dce, count_ops, CudaKernel, KernelCtx,
+    align_up, flit, reduce_ident, math_suffix, node_label, Stmt, Block, dce, CudaKernel, KernelCtx,
 )
 from symdiff.codegen.pointeval import PointEval, strides
 
@@ -72,7 +74,7 @@ class CudaRenderer(CudaSourceAssembly):
         nodes = toposort(program.output_nodes)
         biggest = max([n.size for n in nodes] + [b.size for b in self._all_buffers()] + [1])
         for k in program.kernels:
-            if k.kind == "matmul":
+            if isinstance(k, MatmulKernel):
                 biggest = max(biggest, k.M * k.N, k.M * k.K, k.K * k.N)
         self.idx = "int" if biggest + 4 * MAX_GRID * BLOCK < 2 ** 31 else "long long"
 
@@ -119,17 +121,19 @@ class CudaRenderer(CudaSourceAssembly):
 
     # -- kernels ------------------------------------------------------------------------------------------
     def render(self) -> tuple[str, str]:
+        self.costs = self.p.costs()  # the cost model's numbers, per IR kernel
         for i, k in enumerate(self.p.kernels):
-            getattr(self, f"_kernel_{k.kind}")(i, k)
+            self.KERNEL_RULES[type(k)](self, i, k)
         return self._source(), self._header()
 
     def _add(self, kc: KernelCtx, name: str, ir_index: int, kind: str, comment: list, grid, block, body: list,
-             shared: int = 0, threads: float = 1.0, flops: Optional[float] = None) -> CudaKernel:
+             shared: int = 0, cost: Optional[Cost] = None) -> CudaKernel:
+        """Record one generated kernel and its launch. ``cost``: its FLOPs and bytes (default: the
+        cost model's for IR kernel ``ir_index``)."""
         body = dce(body, set())
-        f, sp = count_ops(body, threads)
-        rd, wr = kc.traffic()
+        cost = self.costs[ir_index] if cost is None else cost
         ck = CudaKernel(name, ir_index, kind, comment, tuple(grid), tuple(block), shared, body, kc.decls(),
-                        f if flops is None else flops, sp, rd, wr, threads)
+                        cost.flops, cost.special, cost.bytes_read, cost.bytes_written)
         self.kernels.append(ck)
         g = ", ".join(str(x) for x in grid)
         b = ", ".join(str(x) for x in block)
@@ -216,7 +220,9 @@ class CudaRenderer(CudaSourceAssembly):
         else:
             comment.append("grid-stride loop, one element per iteration")
         name = f"k{ki}_loop"
-        self._add(kc, name, ki, "loop", comment, (grid,), (nthreads,), body, shared, grid * nthreads)
+        partial_bytes = grid * sum(np.dtype(r.dtype).itemsize for r, _, _ in k.accums) if k.accums and grid > 1 else 0
+        self._add(kc, name, ki, "loop", comment, (grid,), (nthreads,), body, shared,
+                  self._plus_partials(ki, partial_bytes))
         if k.accums and grid > 1:
             self._finish_partials(ki, name, finals, grid)
 
@@ -240,7 +246,9 @@ class CudaRenderer(CudaSourceAssembly):
                    "; ".join(f"{r.op} {node_label(r)} -> {self.buf_name(o)}" for r, o, _ in finals),
                    "one block; fixed combination order (deterministic, no atomics)"]
         shared = sum(32 * np.dtype(dt).itemsize for dt in {r.dtype for r, _, _ in finals})
-        self._add(kc, f"k{ki}_total", ki, "loop_total", comment, (1,), (nthreads,), body, shared, nthreads)
+        rd, wr = kc.traffic()
+        self._add(kc, f"k{ki}_total", ki, "loop_total", comment, (1,), (nthreads,), body, shared,
+                  Cost(count * len(finals), 0, rd, wr))  # one combine per partial result
 
     def _kernel_reduce(self, ki: int, k: ReduceKernel) -> None:
         r, out = k.node, k.out
@@ -318,7 +326,8 @@ class CudaRenderer(CudaSourceAssembly):
                           if S > 1 else "")]
         grid = (gx, S) if S > 1 else (gx,)
         self._add(kc, f"k{ki}_{r.op}", ki, "reduce", comment, grid, (nthreads,), body,
-                  32 * np.dtype(r.dtype).itemsize if row_mode else 0, gx * S * nthreads)
+                  32 * np.dtype(r.dtype).itemsize if row_mode else 0,
+                  self._plus_partials(ki, S * M * np.dtype(r.dtype).itemsize if S > 1 else 0))
         if S > 1:
             kc2 = KernelCtx(self)
             nt2 = block_threads(M)
@@ -329,9 +338,11 @@ class CudaRenderer(CudaSourceAssembly):
             upd = f"acc + {p}[s * {M} + o]" if r.op == "sum" else f"sd_max(acc, {p}[s * {M} + o])"
             loop.body.append(Block(f"for (int s = 1; s < {S}; ++s) {{", [Stmt(f"acc = {upd};", flops=1)], count=S - 1))
             loop.body.append(Stmt(f"{kc2.buf(out, write=True)}[o] = acc;"))
+            rd, wr = kc2.traffic()
             self._add(kc2, f"k{ki}_{r.op}_total", ki, "reduce_total",
                       [f"combine the {S} chunk results of k{ki}_{r.op} -> {self.buf_name(out)}",
-                       "a thread per output, chunks in order (deterministic)"], (g2,), (nt2,), [loop], 0, g2 * nt2)
+                       "a thread per output, chunks in order (deterministic)"], (g2,), (nt2,), [loop], 0,
+                      Cost((S - 1) * M, 0, rd, wr))  # S - 1 combines per output
 
     def _kernel_row(self, ki: int, k: RowKernel) -> None:
         n, out, axis = k.node, k.out, k.axis
@@ -406,7 +417,7 @@ class CudaRenderer(CudaSourceAssembly):
                else "a block per row, block reductions (warp shuffles + shared memory)")
         comment = [f"{n.op} along axis {axis} of {node_label(x)} {list(x.shape)} -> {self.buf_name(out)} "
                    f"({ROWS} rows of {L})", how + "; passes: max, sum of exp, write"]
-        self._add(kc, f"k{ki}_{n.op}", ki, "row", comment, (grid,), (nthreads,), body, shared, grid * nthreads)
+        self._add(kc, f"k{ki}_{n.op}", ki, "row", comment, (grid,), (nthreads,), body, shared)
 
     def _kernel_matmul(self, ki: int, k: MatmulKernel) -> None:
         M, N, K = k.M, k.N, k.K
@@ -489,9 +500,17 @@ for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
                    f"{BM}x{BN} output tiles, k-steps of {BK} through shared memory, 256 threads with a {TM}x{TN} "
                    f"register block each" + ("; transposed operands read in place" if k.trans_a or k.trans_b else "")
                    + ("; bias added in the epilogue" if k.bias is not None else "")]
-        flops = 2.0 * M * N * K + (M * N if bias is not None else 0)
         shared = (BK * (BM + 1) + BK * (BN + 1)) * np.dtype(dt).itemsize
-        self._add(kc, f"k{ki}_matmul", ki, "matmul", comment, (grid,), (256,), [Stmt(code)], shared, 1.0, flops)
+        self._add(kc, f"k{ki}_matmul", ki, "matmul", comment, (grid,), (256,), [Stmt(code)], shared)
+
+    def _plus_partials(self, ki: int, nbytes: int) -> Cost:
+        """IR kernel ``ki``'s cost, plus the partial-result array its first CUDA pass writes."""
+        c = self.costs[ki]
+        return replace(c, bytes_written=c.bytes_written + nbytes)
+
+    # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
+    KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
+                    MatmulKernel: _kernel_matmul}
 
     def stats(self) -> list[dict]:
         out = []
@@ -521,10 +540,12 @@ def render_cuda(program: Program, name: str = "sd_entry") -> tuple[str, str]:
 
 
 def kernel_stats(program: Program, name: str = "sd_entry") -> list[dict]:
-    """Per generated CUDA kernel: name, kind, grid, block, shared bytes, FLOPs (elementwise ops and
-    math functions count 1, a matmul 2MNK), ``special_ops`` (transcendental calls among them), and the
-    compulsory bytes read / written (every buffer a kernel touches counted once: a lower bound on DRAM
-    traffic), plus ``intensity`` = FLOPs / bytes for a roofline estimate."""
+    """Per generated CUDA kernel: name, kind, grid, block, shared bytes, and the cost model's numbers
+    (``codegen/cost.py``) of the IR kernel it renders: FLOPs (elementwise ops by cost class, a matmul
+    2MNK), ``special_ops`` (expensive calls among them), the compulsory bytes read / written (every
+    buffer counted once: a lower bound on DRAM traffic; plus the partial-result arrays of split
+    reductions), and ``intensity`` = FLOPs / bytes for a roofline estimate. The second passes that
+    combine partial results (kinds ``loop_total``, ``reduce_total``) count one FLOP per combine."""
     r = CudaRenderer(program, name)
     r.render()
     return r.stats()

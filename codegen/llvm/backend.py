@@ -8,26 +8,29 @@ from typing import Optional, Sequence
 import llvmlite
 import numpy as np
 
+from symdiff.backends import Backend
 from symdiff.compiled import CompiledFunction
 from symdiff.ir import Node
 
 from symdiff.codegen import cache as _cache
 from symdiff.codegen.kernel_ir import Program
-from symdiff.codegen.llvm.jit import JitModule, emit_object, host_cpu, llvm_version
+from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import compile_parallel, split_shared
 from symdiff.codegen.lower import lower
+from symdiff.codegen.target import Target, host_target
 
 ENTRY = "sd_entry"
 CODEGEN_VERSION = "1"
 
 
-def graph_key(outputs: Sequence[Node], backend: str, extra: str = "") -> str:
-    """Cache key: simplified graph structure + backend + target + versions (the compiler's own
-    sources included, so an edited code generator never loads a stale object)."""
-    cpu, feats = host_cpu()
-    return _cache.make_key(backend, CODEGEN_VERSION, _cache.source_fingerprint(), llvmlite.__version__, cpu, feats, extra,
-                           *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
+def graph_key(outputs: Sequence[Node], backend: str, extra: str = "", target: Optional[Target] = None) -> str:
+    """Cache key: simplified graph structure + backend + target (ISA, CPU, features, vector width,
+    threads: the task splits are compiled in) + versions (the compiler's own sources included, so an
+    edited code generator never loads a stale object)."""
+    target = target or host_target()
+    return _cache.make_key(backend, CODEGEN_VERSION, _cache.source_fingerprint(), llvmlite.__version__, target.key(),
+                           extra, *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
 
 
 def runtime_symbols() -> dict[str, int]:
@@ -36,7 +39,9 @@ def runtime_symbols() -> dict[str, int]:
 
 
 class LLVMFunction(CompiledFunction):
-    """A graph compiled to host machine code. ``ir`` holds the optimised LLVM IR when compiled this run."""
+    """A graph compiled to host machine code. ``ir`` holds the optimised LLVM IR when compiled this run;
+    ``target`` the :class:`Target` it was compiled for (``num_threads`` overrides its thread count,
+    which sets the task splits and the thread pool)."""
 
     backend = "llvm"
 
@@ -44,8 +49,12 @@ class LLVMFunction(CompiledFunction):
                  num_threads: Optional[int] = None) -> None:
         super().__init__(outputs, single)
         t0 = time.perf_counter()
-        self.program: Program = lower(self.outputs)
-        key = graph_key(self.outputs, "llvm")
+        if num_threads is not None and (not isinstance(num_threads, int) or isinstance(num_threads, bool)
+                                        or num_threads < 1):
+            raise ValueError(f"llvm backend: num_threads must be a positive int or None, got {num_threads!r}")
+        self.target: Target = host_target(num_threads)
+        self.program: Program = lower(self.outputs, self.target)
+        key = graph_key(self.outputs, "llvm", target=self.target)
         use_cache = _cache.enabled(cache)
         objs = None
         hit = _cache.load(key) if use_cache else None
@@ -67,7 +76,7 @@ class LLVMFunction(CompiledFunction):
         self.jit = JitModule.from_objects(objs, symbols=runtime_symbols())
         self.entry_address = self.jit.address(ENTRY)
         from symdiff.codegen.runtime.kernel import Kernel, make_pool
-        self.pool = make_pool(num_threads) if self.parallel else None  # no threads for serial programs
+        self.pool = make_pool(self.target.threads) if self.parallel else None  # no threads for serial programs
         inputs = [(s.name, s.shape, s.dtype) + ((s.label_depth,) if s.label_depth is not None else ())
                   for s in self.signature.leaves]
         outputs = [(f"out{i}", shape, dtype) for i, (shape, dtype) in enumerate(self.output_specs)]
@@ -79,8 +88,8 @@ class LLVMFunction(CompiledFunction):
     def _compile(self, use_cache: bool) -> list[bytes]:
         """Render and compile: the graph's own module, plus one object per shared GEMM function,
         taken from the on-disk cache when another graph already compiled it (caching on)."""
-        cpu, feats = host_cpu()
-        versions = (CODEGEN_VERSION, _cache.source_fingerprint(), llvmlite.__version__, cpu, feats)
+        t = self.target  # shared GEMM functions take their task range as arguments: no thread count
+        versions = (CODEGEN_VERSION, _cache.source_fingerprint(), llvmlite.__version__, t.isa, t.cpu, t.features)
         reused: dict[str, bytes] = {}
 
         def available(name: str):
@@ -90,7 +99,7 @@ class LLVMFunction(CompiledFunction):
             reused[name] = hit[1]
             return hit[0]["args"]
 
-        renderer = Renderer(self.program, ENTRY, shared_available=available)
+        renderer = Renderer(self.program, ENTRY, shared_available=available, target=self.target)
         gc_was_on = gc.isenabled()
         gc.disable()  # building IR allocates ~10^5 objects; repeated cyclic-GC scans only cost time here
         try:
@@ -125,4 +134,7 @@ class LLVMFunction(CompiledFunction):
         return [out] if self.single else list(out)
 
 
-__all__ = ["LLVMFunction", "graph_key", "llvm_version"]
+BACKEND = Backend("llvm", LLVMFunction, {"cache": None, "num_threads": None},
+                  "JIT-compiled host machine code (LLVM), called through the C runtime; the default")
+
+__all__ = ["LLVMFunction", "graph_key", "llvm_version", "BACKEND"]

@@ -16,7 +16,7 @@ ulp bounds); only the accumulating adds of reductions carry ``reassoc`` so LLVM 
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 from llvmlite import ir
@@ -24,11 +24,12 @@ from llvmlite import ir
 from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
 from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
-from symdiff.codegen.llvm.gemm.emit import emit_matmul
+from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
 from symdiff.codegen.llvm.jit import new_module
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.pointeval import PointEval
+from symdiff.codegen.target import Target, host_target
 
 TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
 
@@ -70,10 +71,16 @@ class Loops:
 
 
 class Renderer:
-    def __init__(self, program: Program, name: str = "sd_entry", shared_available=None) -> None:
+    """Renders a Program into one llvmlite module. ``gemm_info`` records, per matmul kernel index,
+    the GemmInfo of the product the GEMM planner chose (task split, tile, packing)."""
+
+    def __init__(self, program: Program, name: str = "sd_entry", shared_available=None,
+                 target: Optional[Target] = None) -> None:
         self.p = program
         self.name = name
-        self.mod = new_module(name)
+        self.target: Target = target or program.target or host_target()
+        self.mod = new_module(name, self.target)
+        self.gemm_info: dict[int, GemmInfo] = {}
         if shared_available is not None:  # GEMM library functions compiled elsewhere (llvm/split.py)
             self.mod.sd_shared_available = shared_available
         self.math = MathLib(self.mod)
@@ -91,7 +98,7 @@ class Renderer:
         par = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64]), "sd_parallel_for")
         self.par = par
         for k in self.p.kernels:  # slots for partial results of fused total reductions
-            if k.kind == "loop":
+            if isinstance(k, LoopKernel):
                 for acc in k.accums:
                     self.partials[id(acc)] = self.n_ctx
                     self.n_ctx += 1
@@ -110,8 +117,9 @@ class Renderer:
             b.store(ptr, self._slot(b, ctx, buf.id))
         self.entry_b, self.ctx, self.pool = b, ctx, pool
         self.loops = Loops(b)
-        for k in self.p.kernels:
-            getattr(self, f"_kernel_{k.kind}")(k)
+        for i, k in enumerate(self.p.kernels):
+            self.kernel_index = i
+            self.KERNEL_RULES[type(k)](self, k)
         b.ret_void()
         return self.mod
 
@@ -368,8 +376,8 @@ class Renderer:
 
     def _kernel_matmul(self, k: MatmulKernel) -> None:
         info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
-                           trans_b=k.trans_b, bias=k.bias is not None)
-        k.info = info
+                           trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
+        self.gemm_info[self.kernel_index] = info
         gemm = self.mod.globals[info.name]
         fn, b = self._task_fn("matmul")
         ctx, begin, end = fn.args
@@ -385,10 +393,14 @@ class Renderer:
         else:
             eb.call(fn, [self.ctx, _c(0), _c(info.n_tasks)])
 
+    # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
+    KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
+                    MatmulKernel: _kernel_matmul}
+
 
 def _dtype_of(v) -> str:
     return "float32" if isinstance(v.type, ir.FloatType) else "float64"
 
 
-def render(program: Program, name: str = "sd_entry") -> ir.Module:
-    return Renderer(program, name).render()
+def render(program: Program, name: str = "sd_entry", target: Optional[Target] = None) -> ir.Module:
+    return Renderer(program, name, target=target).render()

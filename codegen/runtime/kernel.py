@@ -38,6 +38,8 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
+from symdiff.codegen.target import default_threads
+
 __all__ = [
     "Kernel", "Pool", "FallbackKernel", "FallbackPool", "HAVE_EXTENSION", "EXTENSION_ERROR",
     "default_num_threads", "make_pool", "runtime_symbols", "register_llvm_symbols",
@@ -48,23 +50,9 @@ __all__ = [
 
 
 def default_num_threads() -> int:
-    """Threads a pool gets by default: ``$SYMDIFF_NUM_THREADS`` if set, else the CPUs this
-    process may run on (``len(os.sched_getaffinity(0))``, i.e. ``os.cpu_count()`` unless
-    the process is pinned to fewer)."""
-    env = os.environ.get("SYMDIFF_NUM_THREADS", "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ValueError(f"SYMDIFF_NUM_THREADS must be a positive integer, got {env!r}")
-        return min(n, 1024)
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, min(n, 1024))
+    """Threads a pool gets by default: :func:`symdiff.codegen.target.default_threads`
+    (``$SYMDIFF_NUM_THREADS`` if set, else the CPUs this process may run on)."""
+    return default_threads()
 
 
 # ------------------------------------------------------------------- pure fallback

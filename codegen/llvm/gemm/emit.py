@@ -187,10 +187,11 @@ class _Gemm(Kit):
 def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int,
                 trans_a: bool = False, trans_b: bool = False, accumulate: bool = False,
                 lda: Optional[int] = None, ldb: Optional[int] = None, ldc: Optional[int] = None,
-                bias: bool = False, relu: bool = False) -> GemmInfo:
+                bias: bool = False, relu: bool = False, threads: Optional[int] = None) -> GemmInfo:
     """Add ``void name(ptr A, ptr B, ptr C, ptr bias, i64 task_begin, i64 task_end)`` to
     ``module``: C = op(A) @ op(B) (C += ... with accumulate), then C[i, j] += bias[j] and
-    max(., 0) when asked, for tasks [task_begin, task_end) of GemmInfo.n_tasks.
+    max(., 0) when asked, for tasks [task_begin, task_end) of GemmInfo.n_tasks (at most
+    ``threads``, default :func:`symdiff.codegen.target.default_threads`).
 
     op(A) is A (M x K, row stride lda, default K) or, with trans_a, A stored K x M (row
     stride lda, default M) read transposed in place; likewise op(B) (K x N, or N x K with
@@ -204,7 +205,7 @@ def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int
     if name in module.globals:
         raise ValueError(f"{name!r} already exists in the module")
     p = make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu)
-    plan = make_plan(p, frozenset(g.name for g in module.functions if g.name.startswith("sdgemm.")))
+    plan = make_plan(p, frozenset(g.name for g in module.functions if g.name.startswith("sdgemm.")), threads)
     _Gemm(module, name, p, plan).emit()
     VL = vec_len(dtype)
     nr = plan.nv if plan.kernel in ("dot", "outer") else plan.nv * VL

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from symdiff.codegen.target import default_threads
+
 # ----------------------------------------------------------------------------- tuning
 # Measured on the development machine (x86-64 AVX-512, 48 KiB L1d, 2 MiB L2 per core).
-# At most 2 tasks: the pool has 2 threads, and each task of an N split packs all of op(A)
-# again (4 tasks spent ~16% of (64,784,256) in A packing).
+# At most one task per thread (Target.gemm_tasks): each task of an N split packs all of op(A)
+# again (4 tasks on 2 threads spent ~16% of (64,784,256) in A packing).
 #   tiles: candidate register tiles (rows MR x vectors NV), in order of preference; products
 #   with fewer rows than MR use one row-tile (_SMALL_NV); KC/NC/MC: cache blocking;
 #   U: k unroll of the micro-kernel.
@@ -22,7 +24,6 @@ _SMALL_NV = {1: 16, 2: 8, 3: 6, 4: 5, 5: 4, 6: 4, 7: 3}   # vectors per tile row
 _DOT_MAX_M = 8             # dot kernel (k-contiguous A and B) up to this many rows
 _SERIAL_FLOPS = 2_000_000  # below this the product is one task
 _TASK_FLOPS = 1_000_000    # minimum flops per task when splitting
-_MAX_TASKS = 2            # the pool has 2 threads; more tasks repeat the op(A) packing per task
 _MAX_STACK = 1 << 20       # bytes of packing buffer per call, at most
 _PACK_A = True             # pack op(A) into MR-row panels when B is packed (constant-stride kernels)
 _PACK_A_BYTES = 256 << 10  # its buffer, at most
@@ -136,18 +137,22 @@ def make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bi
                  transposed)
 
 
-def _choose_tasks(flops: int, units: int) -> int:
+def _choose_tasks(flops: int, units: int, threads: int) -> int:
+    """Tasks of a product: one per thread at most, none under _TASK_FLOPS each."""
     if flops < _SERIAL_FLOPS or units < 2:
         return 1
-    t = min(_MAX_TASKS, units, max(1, flops // _TASK_FLOPS))
+    t = min(threads, units, max(1, flops // _TASK_FLOPS))
     if t > 2 and t % 2:
         t -= 1
     return max(1, t)
 
 
-def make_plan(p: Problem, existing: frozenset = frozenset()) -> Plan:
+def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[int] = None) -> Plan:
     """Kernel, register tile, cache blocking and task split for a problem.  existing: names
-    of functions already in the module (kernels shared with earlier products)."""
+    of functions already in the module (kernels shared with earlier products); threads: the
+    thread count the product runs on (at most one task each; default
+    :func:`symdiff.codegen.target.default_threads`)."""
+    threads = default_threads() if threads is None else threads
     M, N, K = p.M, p.N, p.K
     if M == 0 or N == 0:
         return Plan("empty")
@@ -156,7 +161,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset()) -> Plan:
     flops = 2 * M * N * K
     if K == 1 and (p.sbj == 1 or N == 1):
         # Outer product: C (+)= a b^T, row by row (store-bound; no tiles, no packing).
-        T = 2 if M >= 2 and M * N * elem_size(p.dtype) >= _OUTER_TASK_BYTES else 1
+        T = min(2, M, threads) if M * N * elem_size(p.dtype) >= _OUTER_TASK_BYTES else 1
         return Plan("outer", mr=1, nv=N, split="m", units=M, n_tasks=T)
     b_rows = p.sbj in (0, 1)                        # op(B) rows contiguous
     a_kcont = p.sak in (0, 1)
@@ -171,17 +176,17 @@ def make_plan(p: Problem, existing: frozenset = frozenset()) -> Plan:
         else:
             split, units = "m", ceil_div(M, mr)
         return Plan("dot", mr=mr, nv=nr, ks=ks, unroll=ks, split=split, units=units,
-                     n_tasks=_choose_tasks(flops, units))
+                     n_tasks=_choose_tasks(flops, units, threads))
     # Row kernel: try the candidate register tiles, keep the one with the shortest modelled
-    # time on two threads (edge tiles and the task split included).
+    # time on the target's threads (edge tiles and the task split included).
     if M >= cfg["MR"]:
         tiles = cfg["tiles"]
     else:
         tiles = [(M, _SMALL_NV.get(M, 2))]
     best = None
     for mr, nv in tiles:
-        plan = _row_plan(p, mr, nv)
-        cost = _row_cost(p, plan)
+        plan = _row_plan(p, mr, nv, threads)
+        cost = _row_cost(p, plan, threads)
         # Compile time: a tile whose kernels the module already has wins within 5%.
         new = len(_row_kernel_names(p, plan) - existing)
         cost *= 1.0 + 0.05 * (new > 0)
@@ -213,8 +218,8 @@ def _tile_cycles(mr: int, nv: int) -> float:
     return max(mr * nv / 2.0, 4.0) + 0.5
 
 
-def _row_cost(p: Problem, plan: Plan) -> float:
-    """Modelled makespan on two threads taking halves of the task range (cycles per k)."""
+def _row_cost(p: Problem, plan: Plan, threads: int) -> float:
+    """Modelled makespan on ``threads`` threads taking equal shares of the task range (cycles per k)."""
     VL = vec_len(p.dtype)
     NR = plan.nv * VL
     ntail, mtail = p.N % NR, p.M % plan.mr
@@ -232,8 +237,8 @@ def _row_cost(p: Problem, plan: Plan) -> float:
     if T == 1:
         return sum(units)
     task = [sum(units[t * plan.units // T:(t + 1) * plan.units // T]) for t in range(T)]
-    half = (T + 1) // 2
-    return max(sum(task[:half]), sum(task[half:]))
+    share = -(-T // max(1, min(threads, T)))    # tasks per thread (2 threads: halves of the range)
+    return max(sum(task[i:i + share]) for i in range(0, T, share))
 
 
 def abuf_elems(mc: int, kc: int, mr: int, VL: int) -> int:
@@ -241,7 +246,7 @@ def abuf_elems(mc: int, kc: int, mr: int, VL: int) -> int:
     return mc * max(kc, 1) + VL * (mr + 1)
 
 
-def _row_plan(p: Problem, mr: int, nv: int) -> Plan:
+def _row_plan(p: Problem, mr: int, nv: int, threads: int) -> Plan:
     M, N, K = p.M, p.N, p.K
     VL = vec_len(p.dtype)
     cfg = _CFG[p.dtype]
@@ -287,15 +292,16 @@ def _row_plan(p: Problem, mr: int, nv: int) -> Plan:
     else:
         split, units = "n", panels
     return Plan("row", mr=mr, nv=nv, ks=ks, unroll=unroll, kc=kc, nc=nc, mc=mc, pack=pack,
-                 pack_a=pack_a, split=split, units=units, n_tasks=_choose_tasks(2 * M * N * K, units))
+                 pack_a=pack_a, split=split, units=units, n_tasks=_choose_tasks(2 * M * N * K, units, threads))
 
 
 def plan_matmul(dtype: str, M: int, N: int, K: int, trans_a: bool = False, trans_b: bool = False,
                 lda: Optional[int] = None, ldb: Optional[int] = None, ldc: Optional[int] = None,
-                accumulate: bool = False, bias: bool = False, relu: bool = False):
-    """The (problem, plan) emit_matmul would use; for inspection and tests."""
+                accumulate: bool = False, bias: bool = False, relu: bool = False, threads: Optional[int] = None):
+    """The (problem, plan) emit_matmul would use; for inspection and tests.  threads: default
+    :func:`symdiff.codegen.target.default_threads`."""
     p = make_problem(norm_dtype(dtype), M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu)
-    return p, make_plan(p)
+    return p, make_plan(p, threads=threads)
 
 
 
