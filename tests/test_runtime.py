@@ -841,7 +841,6 @@ define void @entry(ptr %args, ptr %pool) {{
 
 
 def test_llvmlite_jit_kernel_with_pool():
-    pytest.importorskip("llvmlite")
     jit, n = _jit_module()
     pool = runtime.make_pool(2)
     k = runtime.jit_kernel(jit, "entry", [("x", (n,), "float64"), ("y", (n,), "float64")],
