@@ -536,6 +536,19 @@ def assert_agree(got, ref, what: str, scale: float = 1.0, precision: str = "floa
                              f"{ref[fin][k]!r}, limit {lim[k]:.3e}); output magnitude {mag:.3e}")
 
 
+def assert_agree_unsimplified(got, raw, what: str, scale: float = 1.0, precision: str = "float64",
+                              special: bool = False) -> None:
+    """``got`` (the compiled simplified graph) against ``raw`` (the unsimplified graph on numpy), as
+    :func:`assert_agree`. With special leaf values only the entries where ``raw`` is finite are compared:
+    the simplifier drops inf/NaN on purpose (``x * 0 -> 0``, ``x - x -> 0``), never a finite value."""
+    got, raw = np.asarray(got), np.asarray(raw)
+    assert got.shape == raw.shape, f"{what}: shape {got.shape} != unsimplified {raw.shape}"
+    if special and raw.dtype.kind == "f":
+        keep = np.isfinite(raw)
+        got, raw = got[keep], raw[keep]
+    assert_agree(got, raw, what, scale, precision)
+
+
 def hvp_loss(case: FuzzCase) -> Node:
     """sum_i <d loss / d x_i, v_i> for fixed random v_i: its gradient is a Hessian-vector product."""
     wrt = float_leaves(case.outputs)
@@ -577,6 +590,10 @@ def check_case(case: FuzzCase, backends: Sequence[str] = ("llvm",), fd: bool = T
                simplify_graph: bool = True, **options) -> dict:
     """Run every check on one case; raises AssertionError with a description on a disagreement.
 
+    Each backend's result is compared with the numpy backend on the same (simplified) graph, and, when
+    ``simplify_graph``, with the *unsimplified* graph on numpy too: a simplifier bug that changes values
+    is seen there (the simplified graphs of all backends would agree with each other).
+
     Returns {"fd": checked?, "margin": kink margin, "exact_kink": bool}. Raises Rejected when a value
     sits within ``KINK_MARGIN`` of a kink without being exactly on it (the backends' rounding could
     legitimately put it on different sides). Values exactly on a kink (x - x, maximum(x, x)) are
@@ -589,13 +606,20 @@ def check_case(case: FuzzCase, backends: Sequence[str] = ("llvm",), fd: bool = T
     before = {k: v.copy() for k, v in case.values.items()}
     with np.errstate(all="ignore"):  # the same simplification as the backend: x*0 -> 0 ignores inf/NaN in x (by design)
         ref = run(sd.compile(nodes, backend="numpy", simplify_graph=simplify_graph), case)
-    info = {"fd": False, "margin": margin, "exact_kink": exact}
+        raw = run(sd.compile(nodes, backend="numpy", simplify_graph=False), case) if simplify_graph else None
+    info = {"fd": False, "margin": margin, "exact_kink": exact, "unsimplified": raw is not None}
     for be in backends:
         got = run(sd.compile(nodes, backend=be, simplify_graph=simplify_graph, **options), case)
         assert len(got) == len(ref)
         for nm, g, r, node in zip(names, got, ref, nodes):
-            assert_agree(g, r, f"[{be}] {nm} of {case.describe()}", scale=1.0 if nm.startswith("out") else 10.0,
-                         precision=precision(node))
+            scale = 1.0 if nm.startswith("out") else 10.0
+            assert_agree(g, r, f"[{be}] {nm} of {case.describe()}", scale=scale, precision=precision(node))
+        if raw is not None:
+            assert len(raw) == len(got)
+            for nm, g, r, node in zip(names, got, raw, nodes):
+                scale = 1.0 if nm.startswith("out") else 10.0
+                assert_agree_unsimplified(g, r, f"[{be} vs unsimplified numpy] {nm} of {case.describe()}",
+                                          scale=scale, precision=precision(node), special=case.special)
         # outputs are fresh arrays: no two share memory, none is an input
         for i, g in enumerate(got):
             for j in range(i):
@@ -631,6 +655,32 @@ def test_generator_covers_the_op_table():
         if seen >= set(OPS):
             break
     assert set(OPS) - seen == set(), f"ops never generated: {sorted(set(OPS) - seen)}"
+
+
+def test_fuzz_sees_a_simplifier_bug_that_changes_values(monkeypatch):
+    """The comparison with the unsimplified graph is what catches a value-changing rewrite: with a
+    simplifier that scales its first output by 1.01, the backends still agree with each other (they all
+    compile the same wrong graph), and only the unsimplified numpy reference disagrees."""
+    import symdiff.compiled as compiled
+    real = compiled.simplify
+
+    def buggy(outs):
+        outs = list(real(outs))
+        return [outs[0] * 1.01] + outs[1:]
+
+    def usable(c: FuzzCase) -> bool:  # away from kinks, and an output 1% of which is well above the tolerance
+        out0 = run(sd.compile(c.outputs[:1], backend="numpy", simplify_graph=False), c)[0]
+        return kink_margin(c.outputs, c.values)[0] >= KINK_MARGIN and float(np.max(np.abs(out0), initial=0)) > 0.1
+
+    case = next(c for c in map(case_from_seed, range(100)) if usable(c))
+    assert check_case(case, ("llvm",), fd=False)["unsimplified"]  # the real simplifier passes
+    monkeypatch.setattr(compiled, "simplify", buggy)
+    nodes, names = graph_of(case)
+    same = zip(run(sd.compile(nodes, backend="llvm"), case), run(sd.compile(nodes, backend="numpy"), case), nodes)
+    for g, r, node in same:  # simplified against simplified: blind to the bug
+        assert_agree(g, r, "llvm vs numpy, both simplified", scale=10.0, precision=precision(node))
+    with pytest.raises(AssertionError, match=r"\[llvm vs unsimplified numpy\] out0"):
+        check_case(case, ("llvm",), fd=False)
 
 
 if given is not None:
