@@ -62,10 +62,11 @@ def run_seed(seed: int, backends: tuple, fd: bool = True) -> tuple[dict, tf.Fuzz
     opts = {}
     if "llvm" in backends and cfg["num_threads"] is not None:
         opts["num_threads"] = cfg["num_threads"]
-    info = {}
+    info: dict = {}
     for be in backends:
-        info = tf.check_case(case, (be,), fd=fd and be == backends[0], order=cfg["order"],
-                             simplify_graph=cfg["simplify_graph"], **(opts if be == "llvm" else {}))
+        got = tf.check_case(case, (be,), fd=fd and be == backends[0], order=cfg["order"],
+                            simplify_graph=cfg["simplify_graph"], **(opts if be == "llvm" else {}))
+        info = {**got, "fd": bool(info.get("fd")) or got["fd"]}  # finite differences ran with the first backend
     return info, case
 
 
