@@ -1,15 +1,17 @@
 """Long differential fuzzing run (not a test): thousands of random graphs, every backend against numpy.
 
-Uses the generator and checks of ``tests/test_fuzz.py`` with a seeded ``random.Random`` per graph, so
-every graph is reproducible from its seed alone::
+Uses the generator (``tests/fuzz_graphs.py``) and checks of ``tests/test_fuzz.py`` with a seeded
+``random.Random`` per graph, so every graph is reproducible from its seed alone::
 
     python benchmarks/fuzz_long.py --minutes 25                 # llvm every graph, cuda-cpu every 10th
     python benchmarks/fuzz_long.py --seeds 1234 --cuda-every 1  # replay one seed (prints the graph)
 
 Per seed the configuration is drawn from the seed too (``config``): small shapes or big ones (up to
 64 per axis, so the parallel loops and the matmul kernels run), up to 14 ops, first or second order
-derivatives, with or without the simplifier, 1/2/default threads for llvm, and in some graphs leaves
-holding inf/nan/+-0/denormal/huge entries (compared across backends only, no finite differences). A failure is printed with
+derivatives, with or without the simplifier (with it, every backend is also compared with the
+unsimplified graph on numpy: a simplifier bug that changes values shows there), 1/2/default threads
+for llvm, and in some graphs leaves holding inf/nan/+-0/denormal/huge entries (compared across
+backends only, no finite differences). A failure is printed with
 its seed and configuration and appended to ``--log`` (JSON lines); the run goes on. The summary lists
 graphs tried, passed, rejected (values within ``KINK_MARGIN`` of a kink), failed, and op coverage.
 """
@@ -60,10 +62,11 @@ def run_seed(seed: int, backends: tuple, fd: bool = True) -> tuple[dict, tf.Fuzz
     opts = {}
     if "llvm" in backends and cfg["num_threads"] is not None:
         opts["num_threads"] = cfg["num_threads"]
-    info = {}
+    info: dict = {}
     for be in backends:
-        info = tf.check_case(case, (be,), fd=fd and be == backends[0], order=cfg["order"],
-                             simplify_graph=cfg["simplify_graph"], **(opts if be == "llvm" else {}))
+        got = tf.check_case(case, (be,), fd=fd and be == backends[0], order=cfg["order"],
+                            simplify_graph=cfg["simplify_graph"], **(opts if be == "llvm" else {}))
+        info = {**got, "fd": bool(info.get("fd")) or got["fd"]}  # finite differences ran with the first backend
     return info, case
 
 
@@ -96,6 +99,7 @@ def main(argv=None) -> int:
             stats["passed"] += 1
             stats["fd_checked"] += bool(info.get("fd"))
             stats["exact_kink"] += bool(info.get("exact_kink"))
+            stats["vs_unsimplified"] += bool(info.get("unsimplified"))
             stats["cuda_cpu"] += "cuda-cpu" in backends
             stats["second_order"] += config(seed)["order"] == 2
             stats["big"] += config(seed)["dims"] == BIG_DIMS

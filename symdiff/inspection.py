@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import networkx as nx
 
+from typing import Mapping, Optional
+
 from .ir import Node, toposort
 from .simplify import simplify as _simplify
 
@@ -11,11 +13,28 @@ def _outs(outputs) -> list[Node]:
     return [outputs] if isinstance(outputs, Node) else list(outputs)
 
 
-def role(n: Node) -> str:
-    """input | param | const | grad | forward."""
-    if n.op in ("input", "param", "const"):
+LEAF_ROLES = ("input", "param", "const")
+
+
+def role(n: Node, forward: Optional[set] = None) -> str:
+    """input | param | const | forward | backward | grad (a gradient output).
+
+    ``forward``: the nodes the graph's non-gradient outputs depend on (:func:`forward_nodes`); an op
+    node outside it is ``backward``. Without it every op node that is not a gradient is ``forward``."""
+    if n.op in LEAF_ROLES:
         return n.op
-    return "grad" if "grad_of" in n.meta else "forward"
+    if forward is not None and n in forward:
+        return "forward"  # a forward value returned as a gradient (d sum(exp x)/dx = exp x) stays forward
+    if "grad_of" in n.meta:
+        return "grad"
+    return "forward" if forward is None else "backward"
+
+
+def forward_nodes(outputs) -> Optional[set]:
+    """The nodes the non-gradient outputs depend on, or None when every output is a gradient (then
+    the forward and backward parts cannot be told apart)."""
+    fwd = [o for o in _outs(outputs) if "grad_of" not in o.meta]
+    return set(toposort(fwd)) if fwd else None
 
 
 def attr_text(n: Node) -> str:
@@ -35,17 +54,18 @@ def to_networkx(outputs, simplify: bool = True) -> nx.DiGraph:
     """The graph of ``outputs`` as a ``networkx.DiGraph``.
 
     Nodes are integers in topological order with attributes ``op, shape, dtype, attrs, name, role,
-    label, node`` (the symdiff tensor); an edge u -> v has ``args``: the argument positions of u in v.
+    label, node`` (``role``: see :func:`role`) (the symdiff tensor); an edge u -> v has ``args``: the argument positions of u in v.
     The graph attribute ``outputs`` lists the output node ids.
     """
     outs = _outs(outputs)
     if simplify:
         outs = _simplify(outs)
     order, ids = numbered(outs)
+    fwd = forward_nodes(outs)
     G = nx.DiGraph(outputs=[ids[o] for o in outs])
     for n in order:
         G.add_node(ids[n], op=n.op, shape=n.shape, dtype=n.dtype, attrs={k: v for k, v in n.attrs.items() if k != "value"},
-                   name=n.name, role=role(n), grad_of=n.meta.get("grad_of"), label=attr_text(n), node=n)
+                   name=n.name, role=role(n, fwd), grad_of=n.meta.get("grad_of"), label=attr_text(n), node=n)
     for n in order:
         for pos, i in enumerate(n.inputs):
             if G.has_edge(ids[i], ids[n]):
@@ -74,40 +94,76 @@ def format_graph(outputs, simplify: bool = True) -> str:
     return "\n".join(lines)
 
 
-_STYLE = {
+_STYLE = {  # DOT attributes by role; "labels" is an integer input
     "input": 'shape=box, style="rounded,filled", fillcolor="#dddddd"',
+    "labels": 'shape=box, style="rounded,filled,dashed", fillcolor="#eeeeee"',
     "param": 'shape=box, style="rounded,filled", fillcolor="#ffe08a"',
     "const": 'shape=plaintext, fontcolor="#555555"',
     "forward": 'shape=ellipse, style=filled, fillcolor="#cfe2ff"',
-    "grad": 'shape=ellipse, style=filled, fillcolor="#f8c9c9"',
+    "backward": 'shape=ellipse, style=filled, fillcolor="#fbe3e3"',
+    "grad": 'shape=ellipse, style=filled, fillcolor="#f28b82"',
 }
+_LEGEND = [("input", "input"), ("param", "parameter"), ("forward", "forward op"),
+           ("backward", "backward op"), ("grad", "gradient output")]
 
 
-def to_dot(outputs, simplify: bool = True, title: str = "") -> str:
-    """Graphviz DOT text: leaves grey, parameters yellow, forward blue, gradient nodes red."""
+def _esc(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')  # a quote would end the DOT string
+
+
+def _dot_label(n: Node, i: int, r: str, names: Mapping[Node, str]) -> list[str]:
+    """The lines of node %i's label: id and op (or leaf name), dtype and shape; a gradient's name."""
+    typ = f"{n.dtype}{list(n.shape)}"
+    if n.op in ("input", "param"):
+        return [f"%{i} {n.name}", f"{n.op}, {typ}"]
+    if n.op == "const":
+        return [f"%{i} {attr_text(n)}", typ]
+    attrs = attr_text(n)
+    parts = [f"%{i} {n.op}" + (f"[{attrs}]" if attrs else ""), typ]
+    if r == "grad":
+        parts.insert(0, n.meta.get("name") or f"d/d{n.meta['grad_of']}")
+    elif n in names:
+        parts.insert(0, names[n])
+    return parts
+
+
+def to_dot(outputs, simplify: bool = True, title: str = "", *, names: Optional[Mapping[Node, str]] = None,
+           legend: bool = False) -> str:
+    """Graphviz DOT text of the graph of ``outputs``.
+
+    Each node shows its ``%id`` (as :func:`format_graph` numbers it), op with attributes (or leaf name),
+    dtype and shape. Inputs are grey boxes (integer labels dashed), parameters yellow boxes, forward ops
+    blue, backward ops light red, gradient outputs red and named after what they differentiate
+    (``dloss/dW1``); outputs have a double border; edges of multi-operand ops carry the operand position.
+    ``names`` labels chosen nodes (e.g. ``{loss: "loss"}``); ``legend`` adds a colour key."""
     outs = _outs(outputs)
     if simplify:
         outs = _simplify(outs)
     order, ids = numbered(outs)
+    fwd = forward_nodes(outs)
+    roles = {n: role(n, fwd) for n in order}
     out_ids = {ids[o] for o in outs}
-    lines = ["digraph symdiff {", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
+    lines = ["digraph symdiff {", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];',
+             '  edge [color="#555555", arrowsize=0.6];']
     if title:
-        esc = title.replace("\\", "\\\\").replace('"', '\\"')  # a quote would end the DOT string
-        lines.append(f'  label="{esc}"; labelloc=t;')
+        lines.append(f'  label="{_esc(title)}"; labelloc=t; fontname="Helvetica";')
     for n in order:
-        r = role(n)
-        head = n.name if n.is_leaf else n.op
-        if "grad_of" in n.meta:
-            head = f"{n.op}\\nd/d{n.meta['grad_of']}"
-        extra = attr_text(n) if not n.is_leaf else ""
-        label = f"{head}\\n{extra + chr(92) + 'n' if extra and n.op != 'const' else ''}{n.dtype}{list(n.shape)}"
-        if n.op == "const":
-            label = f"{extra}\\n{n.dtype}{list(n.shape)}"
+        r = roles[n]
+        style = "labels" if r == "input" and n.dtype.startswith("int") else r
+        label = "\\n".join(_esc(p) for p in _dot_label(n, ids[n], r, names or {}))
         periph = ", peripheries=2" if ids[n] in out_ids else ""
-        lines.append(f'  n{ids[n]} [label="{label}", {_STYLE[r]}{periph}];')
+        lines.append(f'  n{ids[n]} [label="{label}", {_STYLE[style]}{periph}];')
     for n in order:
         for pos, i in enumerate(n.inputs):
             lines.append(f"  n{ids[i]} -> n{ids[n]}" + (f' [label="{pos}", fontsize=8]' if len(n.inputs) > 1 else "") + ";")
+    if legend:
+        has_bwd = bool({"backward", "grad"} & set(roles.values()))
+        keys = [(r, t) for r, t in _LEGEND if has_bwd or r not in ("backward", "grad")]
+        lines.append('  subgraph cluster_legend { label="legend"; fontsize=9; style=dashed; color="#aaaaaa";')
+        for k, (r, text) in enumerate(keys):
+            lines.append(f'    legend{k} [label="{text}", {_STYLE[r]}, fontsize=8];')
+        lines.append("    " + " -> ".join(f"legend{k}" for k in range(len(keys))) + " [style=invis];")
+        lines.append("  }")
     lines.append("}")
     return "\n".join(lines)
 
@@ -116,4 +172,4 @@ def count_nodes(outputs) -> int:
     return len(toposort(_outs(outputs)))
 
 
-__all__ = ["to_networkx", "format_graph", "to_dot", "count_nodes", "role"]
+__all__ = ["to_networkx", "format_graph", "to_dot", "count_nodes", "role", "forward_nodes", "attr_text", "numbered"]

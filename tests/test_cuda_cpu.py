@@ -410,12 +410,36 @@ def test_kernel_stats():
     for s in stats:
         assert s["block"][0] % 32 == 0 and 32 <= s["block"][0] <= 1024
         assert all(x >= 1 for x in s["grid"])
-        assert s["bytes_written"] > 0 and s["flops"] >= 0
+        assert s["bytes_written"] > 0
     mm = [s for s in stats if s["kind"] == "matmul"]
     assert {s["flops"] for s in mm} >= {2 * 8 * 784 * 256 + 8 * 256, 2 * 784 * 8 * 256}
     x_bytes, w1_bytes = 8 * 784 * 4, 256 * 784 * 4
     first = next(s for s in mm if "x @ W1^T" in s["what"])
     assert first["bytes_read"] == x_bytes + w1_bytes + 256 * 4 and first["bytes_written"] == 8 * 256 * 4
+
+
+def _small_leaves():
+    return sd.input("x", (8, 16)), sd.input("W", (16, 4)), sd.input("b", (4,))
+
+
+FLOP_CASES = {  # graph on x[8, 16], W[16, 4], b[4] -> [(kernel kind, FLOPs)] in program order
+    "matmul": (lambda x, W, b: [x @ W], [("matmul", 2 * 8 * 16 * 4)]),
+    "matmul+bias, tanh, mul": (lambda x, W, b: [sd.tanh(x @ W + b) * 2.0],
+                               [("matmul", 2 * 8 * 16 * 4 + 8 * 4), ("loop", 2 * 8 * 4)]),
+    "relu of a matmul": (lambda x, W, b: [sd.relu(x @ W)], [("matmul", 2 * 8 * 16 * 4), ("loop", 8 * 4)]),
+    "three elementwise ops": (lambda x, W, b: [sd.exp(x) * x + 1.0], [("loop", 3 * 8 * 16)]),
+    "square, summed to a scalar": (lambda x, W, b: [sd.sum(x * x)], [("loop", 2 * 8 * 16)]),
+    "square, summed over rows": (lambda x, W, b: [sd.sum(x * x, 1)], [("reduce", 2 * 8 * 16)]),
+}
+
+
+@pytest.mark.parametrize("case", list(FLOP_CASES))
+def test_kernel_stats_flops_are_exact(case):
+    """2MNK per matrix product (+MN for a fused bias), one FLOP per element per elementwise op, and one
+    per element added into a sum: the exact count for small known graphs."""
+    build, expected = FLOP_CASES[case]
+    stats = kernel_stats(_program(build(*_small_leaves())))
+    assert [(s["kind"], s["flops"]) for s in stats] == expected
 
 
 # ---- backend behaviour --------------------------------------------------------------------------------------

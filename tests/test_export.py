@@ -57,9 +57,23 @@ def test_header_and_unused_leaf(tmp_path):
     assert "int m_run(const double *W," in header and "double *grad_W" in header
     assert "#define M_WORKSPACE_BYTES" in header and '#include "sd_pool.h"' in header
     used = {a.name for a in res.args if a.used}
-    if "z" not in used:  # the simplifier dropped z * 0: z stays in the API, documented as ignored
-        assert "unused after simplification" in header and "(void)z;" in api
+    assert used == {"W", "loss", "grad_W"}  # the simplifier dropped z * 0: z stays in the API, documented as ignored
+    assert "unused after simplification" in header and "(void)z;" in api
     assert {p.name for p in res.files} >= {"m.ll", "m.o", "m.h", "m_api.c", "sd_pool.h", "sd_pool.c"}
+
+
+class ArgInfo(ctypes.Structure):
+    """``<name>_arg_info`` of the exported header."""
+    _fields_ = [("name", ctypes.c_char_p), ("role", ctypes.c_char_p), ("dtype", ctypes.c_char_p),
+                ("ndim", ctypes.c_int), ("shape", ctypes.POINTER(ctypes.c_int64)), ("size", ctypes.c_int64),
+                ("doc", ctypes.c_char_p)]
+
+
+def read_arg_table(lib, name: str, nargs: int) -> list[tuple]:
+    """``<name>_arg_table`` as (name, role, dtype, shape, size, doc) tuples, read through ctypes."""
+    table = (ArgInfo * nargs).in_dll(lib, f"{name}_arg_table")
+    return [(e.name.decode(), e.role.decode(), e.dtype.decode(), tuple(e.shape[i] for i in range(e.ndim)), e.size,
+             e.doc.decode()) for e in table]
 
 
 X86 = platform.machine() in ("x86_64", "AMD64")
@@ -73,9 +87,14 @@ def test_library_via_ctypes_matches_numpy(tmp_path, cpu):
     if cpu != "host":
         assert res.cpu == cpu and f"Target CPU: {cpu}" in (tmp_path / "ce.h").read_text()
     lib = ctypes.CDLL(str(res.shared_library))
-    assert lib.ce_workspace_bytes.restype is not None
     lib.ce_workspace_bytes.restype = ctypes.c_size_t
     assert lib.ce_workspace_bytes() == res.program.workspace_bytes
+    assert read_arg_table(lib, "ce", len(res.args)) == [
+        (a.c_name, a.role, a.dtype, tuple(a.shape), int(np.prod(a.shape, dtype=np.int64)), a.doc) for a in res.args]
+    assert [(a.c_name, a.role, a.dtype, a.shape) for a in res.args] == [
+        ("x", "input", "float32", (6, 4)), ("W", "param", "float32", (4, 3)), ("b", "param", "float32", (3,)),
+        ("labels", "labels", "int64", (6,)), ("loss", "output", "float32", ()),
+        ("grad_W", "output", "float32", (4, 3)), ("grad_b", "output", "float32", (3,))]
 
     rng = np.random.default_rng(0)
     sig = Signature(outs)

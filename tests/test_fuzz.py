@@ -1,29 +1,23 @@
 """Differential fuzzing: random well-typed graphs on every backend against the NumPy reference.
 
-A random graph (``build_case``) draws ops from the whole op table -- elementwise unary/binary ops with
-NumPy broadcasting (size-1 and added axes), reductions over random axes with and without keepdims,
-max/logsumexp/softmax/log_softmax, matmul of 1-D/2-D operands, reshape/transpose/broadcast_to/cast,
-cross_entropy/pick/one_hot on integer labels, rand_uniform masks, eq masks, constants -- with fan-out
-(nodes reused) and several outputs. Every case is then checked (``check_case``):
+The random graphs come from ``tests/fuzz_graphs.py`` (``build_case``, ``case_from_seed``). Every case
+is checked (``check_case``):
 
 1. the outputs, a weighted scalar loss and its gradients with respect to every float leaf, compiled on
-   each backend (llvm, cuda-cpu), agree with the numpy backend (``assert_agree``);
+   each backend (llvm, cuda-cpu), agree with the numpy backend (``assert_agree``), both on the simplified
+   graph and with the *unsimplified* graph on numpy (``assert_agree_unsimplified``: what sees a
+   simplifier rewrite that changes values, which every backend would otherwise compile alike);
 2. the gradients agree with central finite differences (``sd.check_grad``), unless the values put a
    kink (relu/abs/sign/maximum/max ties...) within ``KINK_MARGIN`` of a non-differentiable point.
 
-Domains are kept valid by construction (log/sqrt/pow/div get positive or bounded-away operands) and
-magnitudes by a running bound (large values are rescaled before exp and friends).
-
-The same generator drives ``benchmarks/fuzz_long.py`` (thousands of graphs, seeds reported); the
-default run keeps a bounded, derandomized number of examples so CI is deterministic. Failures found
+The same generator and checks drive ``benchmarks/fuzz_long.py`` (thousands of graphs, seeds reported);
+the default run keeps a bounded, derandomized number of examples so CI is deterministic. Failures found
 by fuzzing are pinned in ``tests/test_regressions.py``.
 """
 from __future__ import annotations
 
 import math
-import random
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -32,418 +26,16 @@ import symdiff as sd
 from symdiff.check import to_float64
 from symdiff.compiled import NumpyFunction
 from symdiff.ir import Node, apply, toposort
-from symdiff.ops_random import rand_uniform
 from symdiff.optable import OPS
 
-try:  # the generator is also imported by benchmarks/fuzz_long.py, which does not need hypothesis
+from fuzz_graphs import DIMS, FuzzCase, HypChooser, RngChooser, build_case, case_from_seed  # noqa: F401
+
+try:  # the checks are also imported by benchmarks/fuzz_long.py, which does not need hypothesis
     from hypothesis import HealthCheck, given, settings, strategies as st
 except ImportError:  # pragma: no cover
     given = None
 
 KINK_MARGIN = 1e-3  # values closer than this to a kink: skip the finite-difference check
-MAX_BOUND = 1e4  # larger running magnitude bounds are rescaled before use
-DIMS = (1, 1, 2, 3, 4, 5)  # size-1 axes are common on purpose
-SMOOTH_UNARY = ("neg", "square", "exp", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus")
-KINK_UNARY = ("abs", "relu", "sign", "step", "heaviside")
-DOMAIN_UNARY = ("sqrt", "log", "log1p")
-BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
-# Special leaf entries for the special-value fuzzing: non-finite values, signed zeros, denormals and the
-# exp overflow/underflow points. Huge *finite* values (near the dtype's max) are left out here: whether
-# a sum of them overflows to inf, or meets an inf of the other sign (NaN), depends on the summation
-# order and on FMA contraction, which legitimately differ between BLAS and our kernels; they are
-# tested op by op in tests/test_bad_inputs.py::test_special_values_match_numpy instead.
-SPECIAL_VALUES = {dt: np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, np.finfo(dt).smallest_subnormal * 3,
-                                -np.finfo(dt).tiny, 1e-30, -88.0, 710.0])
-                  for dt in ("float32", "float64")}
-
-
-# ---- choices: hypothesis draws (shrinkable) or a seeded Random (the long run) -------------------------------
-
-class RngChooser:
-    def __init__(self, seed: int) -> None:
-        self.r = random.Random(seed)
-
-    def int(self, lo: int, hi: int) -> int:  # inclusive
-        return self.r.randint(lo, hi)
-
-    def choice(self, seq):
-        return seq[self.r.randrange(len(seq))]
-
-    def coin(self, p: float = 0.5) -> bool:
-        return self.r.random() < p
-
-
-class HypChooser:
-    def __init__(self, data) -> None:
-        self.data = data
-
-    def int(self, lo: int, hi: int) -> int:
-        return self.data.draw(st.integers(lo, hi))
-
-    def choice(self, seq):
-        return seq[self.data.draw(st.integers(0, len(seq) - 1))]
-
-    def coin(self, p: float = 0.5) -> bool:
-        # integers shrink towards 0 -> "False" is the simple case
-        return self.data.draw(st.integers(0, 99)) >= 100 - round(100 * p)
-
-
-# ---- the case -------------------------------------------------------------------------------------------------
-
-@dataclass
-class FuzzCase:
-    outputs: list
-    values: dict  # leaf name -> array
-    ops: list = field(default_factory=list)  # the ops the builder applied, in order (for reports)
-    seed: Optional[int] = None
-    special: bool = False  # leaves hold inf/nan/+-0/denormal entries: backends are compared, no finite differences
-
-    def describe(self) -> str:
-        leaves = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in self.values.items())
-        outs = ", ".join(f"{o.dtype}{list(o.shape)}" for o in self.outputs)
-        return f"leaves [{leaves}] -> outputs [{outs}]; ops: {' '.join(self.ops)}"
-
-
-class Builder:
-    """Grows a random graph: a pool of float nodes with magnitude bounds; every op keeps domains valid."""
-
-    def __init__(self, ch, max_steps: int = 8, dims: Sequence[int] = DIMS, special: float = 0.0) -> None:
-        self.ch = ch
-        self.special = special  # fraction of leaf entries replaced by SPECIAL_VALUES
-        self.max_steps = max_steps
-        self.dims = tuple(dims)
-        self.vseed = ch.int(0, 2**31 - 1)
-        self.rng = np.random.default_rng(self.vseed)
-        self.values: dict[str, np.ndarray] = {}
-        self.pool: list[Node] = []
-        self.bound: dict[Node, float] = {}
-        self.ops: list[str] = []
-        self.rand_inputs: Optional[tuple] = None
-        self.n_leaves = 0
-        self.default_dtype = ch.choice(("float64", "float64", "float32"))
-
-    # -- leaves and shapes --------------------------------------------------------------------------------
-    def shape(self, max_rank: int = 3) -> tuple:
-        return tuple(self.ch.choice(self.dims) for _ in range(self.ch.int(0, max_rank)))
-
-    def dtype(self) -> str:
-        return self.default_dtype if self.ch.coin(0.8) else self.ch.choice(("float32", "float64"))
-
-    def leaf(self, shape: tuple, dtype: Optional[str] = None) -> Node:
-        dtype = dtype or self.dtype()
-        name = f"x{self.n_leaves}"
-        self.n_leaves += 1
-        kind = sd.param if self.ch.coin(0.4) else sd.input
-        node = kind(name, shape, dtype)
-        v = self.rng.uniform(-2.0, 2.0, shape)
-        if self.special and v.size:
-            mask = self.rng.random(shape) < self.special
-            v = np.where(mask, self.rng.choice(SPECIAL_VALUES[dtype], shape), v)
-        self.values[name] = np.asarray(v, dtype=dtype)
-        self.bound[node] = 2.0
-        self.ops.append(f"{kind.__name__}{list(shape)}{dtype[5:]}")
-        return node
-
-    def labels(self, n: int, depth: int) -> Node:
-        name = f"lab{self.n_leaves}"
-        self.n_leaves += 1
-        dt = self.ch.choice(("int32", "int64"))
-        node = sd.input(name, (n,), dt)
-        self.values[name] = self.rng.integers(0, depth, n).astype(dt)
-        return node
-
-    def const(self, shape: tuple, dtype: str) -> Node:
-        node = sd.const(self.rng.uniform(-2.0, 2.0, shape), dtype)
-        self.bound[node] = 2.0
-        return node
-
-    def broadcast_partner(self, shape: tuple) -> tuple:
-        """A random shape that broadcasts with ``shape``: drop leading axes, set axes to 1, add axes."""
-        s = list(shape[self.ch.int(0, len(shape)):] if shape and self.ch.coin(0.4) else shape)
-        s = [1 if self.ch.coin(0.3) else d for d in s]
-        if len(s) == len(shape) < 3 and self.ch.coin(0.2):
-            s = [self.ch.choice(self.dims)] + s  # an added leading axis (the result grows)
-        if shape == tuple(s) and s and self.ch.coin(0.3):
-            s[self.ch.int(0, len(s) - 1)] = 1
-        return tuple(s)
-
-    # -- helpers ------------------------------------------------------------------------------------------------
-    def pick(self) -> Node:
-        # any pool node: earlier nodes get reused (fan-out), later ones deepen the graph
-        n = len(self.pool)
-        i = n - 1 - min(int(self.ch.int(0, 2 * n) // 2), n - 1) if self.ch.coin(0.7) else self.ch.int(0, n - 1)
-        return self.tame(self.pool[i])
-
-    def tame(self, x: Node) -> Node:
-        """Rescale a node whose magnitude bound got large."""
-        b = self.bound[x]
-        if b > MAX_BOUND:
-            y = x * (1.0 / b) if self.ch.coin(0.5) else sd.tanh(x * (4.0 / b))
-            self.bound[y] = 4.0 if y.op != "tanh" else 1.0
-            self.ops.append("rescale")
-            return y
-        return x
-
-    def add(self, node: Node, bound: float, label: str) -> Node:
-        self.bound[node] = float(bound) if math.isfinite(bound) else 1e300
-        self.pool.append(node)
-        self.ops.append(label)
-        return node
-
-    def positive(self, x: Node, c: float) -> tuple:
-        """A strictly positive function of x (>= about c) and its bound."""
-        b = self.bound[x]
-        kind = self.ch.int(0, 4)
-        if kind == 0:
-            return sd.square(x) + c, b * b + c
-        if kind == 1:
-            return sd.softplus(x) + c, b + 1 + c
-        if kind == 2:
-            return sd.sigmoid(x) + c, 1 + c
-        if kind == 3:
-            return sd.exp(sd.tanh(x)), math.e  # >= 1/e
-        return sd.abs(x) + c, b + c
-
-    def other(self, a: Node) -> Node:
-        """A second operand that broadcasts with ``a``: a pool node, a new leaf, a constant or a Python float."""
-        k = self.ch.int(0, 9)
-        if k <= 3:
-            cands = [n for n in self.pool if _broadcastable(n.shape, a.shape) and n is not a]
-            if cands:
-                return self.tame(self.ch.choice(cands))
-        if k == 9:
-            return a  # the same node twice (x*x, x-x, maximum(x, x): ties)
-        if k == 8:
-            v = self.ch.choice((0.5, -1.5, 2.0, 3.0, 1e-3))
-            c = sd.as_tensor(v, a)
-            self.bound[c] = abs(v)
-            return c
-        shape = self.broadcast_partner(a.shape)
-        if k == 7:
-            return self.const(shape, self.ch.choice(("float32", "float64")))
-        return self.leaf(shape)
-
-    # -- ops --------------------------------------------------------------------------------------------------
-    def step(self) -> None:
-        kind = self.ch.choice(("unary", "unary", "binary", "binary", "binary", "reduce", "shape", "shape",
-                               "matmul", "axis", "special"))
-        getattr(self, "op_" + kind)()
-
-    def op_unary(self) -> None:
-        x = self.pick()
-        b = self.bound[x]
-        op = self.ch.choice(SMOOTH_UNARY + KINK_UNARY + DOMAIN_UNARY)
-        if self.special and op in ("sin", "cos"):
-            op = "tanh"  # llvm sin/cos are documented as meaningless beyond |x| ~ 2e5 (float32) / 3e12 (float64)
-        if op in ("exp", "expm1"):
-            if b > 30:
-                x, b = sd.tanh(x) * 3.0, 3.0
-            return self.add(apply(op, [x]), math.exp(b), op)
-        if op == "sqrt":
-            p, pb = self.positive(x, 0.1)
-            return self.add(sd.sqrt(p), math.sqrt(pb), op)
-        if op == "log":
-            p, pb = self.positive(x, 0.2)
-            return self.add(sd.log(p), max(abs(math.log(0.2)), math.log(pb)), op)
-        if op == "log1p":
-            p, pb = self.positive(x, 0.0)
-            return self.add(sd.log1p(p - 0.5 if self.ch.coin(0.3) and p.op != "exp" else p), math.log1p(pb) + 1, op)
-        bound = {"square": b * b, "softplus": b + 1, "neg": b, "abs": b, "relu": b}.get(op, 1.0)
-        return self.add(apply(op, [x]), bound, op)
-
-    def op_binary(self) -> None:
-        a = self.pick()
-        b = self.other(a)
-        op = self.ch.choice(BINARY)
-        ba, bb = self.bound[a], self.bound[b]
-        if self.ch.coin(0.5):  # operand order
-            a, b, ba, bb = b, a, bb, ba
-        if op == "div":
-            den, _ = self.positive(b, 0.25)
-            if self.ch.coin(0.3):
-                den = -den
-            return self.add(a / den, ba * 4, op)
-        if op == "pow":
-            base, pb = self.positive(a, 0.3)
-            if self.ch.coin(0.5):
-                e = self.ch.choice((-1.5, -1.0, -0.5, 0.5, 2.0, 3.0, 0.0, 1.0))
-                return self.add(sd.power(base, e), max(pb, 1 / 0.3) ** abs(e), "pow")
-            e = sd.tanh(b) * 1.5
-            return self.add(sd.power(base, e), max(pb, 1 / 0.3) ** 1.5, "pow")
-        bound = {"add": ba + bb, "sub": ba + bb, "mul": ba * bb}.get(op, max(ba, bb))
-        return self.add(apply(op, [a, b]) if op in ("maximum", "minimum") else getattr(sd, _DSL[op])(a, b), bound, op)
-
-    def axes(self, x: Node):
-        if x.ndim == 0 or self.ch.coin(0.15):
-            return None
-        k = self.ch.int(1, x.ndim)
-        ax = sorted({self.ch.int(0, x.ndim - 1) for _ in range(k)})
-        if self.ch.coin(0.3):
-            ax = [a - x.ndim for a in ax]  # negative axes
-        return ax[0] if len(ax) == 1 and self.ch.coin(0.5) else tuple(ax)
-
-    def op_reduce(self) -> None:
-        x = self.pick()
-        op = self.ch.choice(("sum", "sum", "mean", "max", "logsumexp"))
-        ax = self.axes(x)
-        keep = self.ch.coin(0.4)
-        b = self.bound[x]
-        if op == "logsumexp":
-            if x.ndim == 0:
-                ax = None
-            y = sd.logsumexp(x, axis=ax if ax is not None else tuple(range(x.ndim)), keepdims=keep)
-            return self.add(y, b + math.log(max(x.size, 1)), op)
-        y = getattr(sd, op)(x, axis=ax, keepdims=keep)
-        return self.add(y, b * x.size if op == "sum" else b, op)
-
-    def op_axis(self) -> None:
-        x = self.pick()
-        b = self.bound[x]
-        if x.ndim == 0:
-            x = sd.reshape(x, (1,)) if self.ch.coin(0.5) else sd.broadcast_to(x, (self.ch.choice(self.dims[2:]),))
-        op = self.ch.choice(("softmax", "log_softmax"))
-        axis = self.ch.int(-x.ndim, x.ndim - 1)
-        y = getattr(sd, op)(x, axis=axis)
-        n = x.shape[axis]
-        return self.add(y, 1.0 if op == "softmax" else 2 * b + math.log(n), op)
-
-    def op_shape(self) -> None:
-        x = self.pick()
-        b = self.bound[x]
-        op = self.ch.choice(("reshape", "transpose", "broadcast_to", "cast", "T"))
-        if op == "reshape":
-            return self.add(sd.reshape(x, self.factor(x.size)), b, op)
-        if op in ("transpose", "T"):
-            if x.ndim < 3 and x.size > 1 and self.ch.coin(0.5):
-                x = sd.reshape(x, self.factor(x.size, min_rank=3))  # transposes of rank >= 3 are not involutions
-            perm = list(range(x.ndim))
-            if self.ch.coin(0.5):
-                r = self.ch.int(1, max(1, x.ndim - 1))
-                perm = perm[r:] + perm[:r]  # a rotation (a cycle)
-            else:
-                for i in range(len(perm) - 1, 0, -1):
-                    j = self.ch.int(0, i)
-                    perm[i], perm[j] = perm[j], perm[i]
-            return self.add(x.T if op == "T" else sd.transpose(x, perm), b, "transpose")
-        if op == "broadcast_to":
-            s = [self.ch.choice(self.dims[2:]) if d == 1 and self.ch.coin(0.6) else d for d in x.shape]
-            if len(s) < 4 and self.ch.coin(0.5):
-                s = [self.ch.choice(self.dims)] + s
-            return self.add(sd.broadcast_to(x, tuple(s)), b, op)
-        return self.add(sd.astype(x, "float32" if x.dtype == "float64" else "float64"), b, "cast")
-
-    def factor(self, size: int, min_rank: int = 0) -> tuple:
-        dims, rest = [], size
-        while rest > 1 and len(dims) < 3:
-            divs = [d for d in range(2, rest + 1) if rest % d == 0]
-            d = self.ch.choice(divs)
-            dims.append(d)
-            rest //= d
-        if rest > 1:
-            dims.append(rest)
-        for _ in range(self.ch.int(0, 2)):
-            dims.insert(self.ch.int(0, len(dims)), 1)
-        while len(dims) < min_rank:
-            dims.insert(self.ch.int(0, len(dims)), 1)
-        if dims and self.ch.coin(0.2) and not min_rank:
-            dims[self.ch.int(0, len(dims) - 1)] = -1
-        return tuple(dims)
-
-    def op_matmul(self) -> None:
-        x = self.pick()
-        bx = self.bound[x]
-        if x.ndim == 0:
-            x = sd.broadcast_to(x, (self.ch.choice(self.dims),))
-        elif x.ndim > 2:
-            if self.ch.coin(0.5):
-                x = sd.reshape(x, (-1, x.shape[-1]))
-            else:
-                bx *= x.size // (x.shape[-2] * x.shape[-1])
-                x = sd.sum(x, axis=tuple(range(x.ndim - 2)))
-        left = self.ch.coin(0.3)  # w @ x instead of x @ w
-        k = x.shape[0] if left else x.shape[-1]
-        cands = [n for n in self.pool if 1 <= n.ndim <= 2 and (n.shape[-1] if left else n.shape[0]) == k]
-        if cands and self.ch.coin(0.4):
-            w = self.tame(self.ch.choice(cands))
-        else:
-            m = self.ch.choice(self.dims)
-            w = self.leaf(((m, k) if left else (k, m)) if self.ch.coin(0.7) else (k,))
-        y = w @ x if left else x @ w
-        return self.add(y, bx * self.bound[w] * k, "matmul")
-
-    def op_special(self) -> None:
-        x = self.pick()
-        kind = self.ch.choice(("cross_entropy", "pick", "one_hot", "rand", "eq", "const"))
-        b = self.bound[x]
-        if kind in ("cross_entropy", "pick", "one_hot"):
-            if x.ndim != 2:
-                x = sd.reshape(x, (-1, x.shape[-1])) if x.ndim > 2 else sd.reshape(x, (1, x.size))
-            n, c = x.shape
-            lab = self.labels(n, c)
-            if kind == "cross_entropy":
-                return self.add(sd.cross_entropy(x, lab), 2 * b + math.log(c), kind)
-            if kind == "pick":
-                return self.add(apply("pick", [x, lab]), b, kind)
-            oh = apply("one_hot", [lab], depth=c, dtype=self.ch.choice(("float32", "float64")))
-            return self.add(oh * x, b, kind)
-        if kind == "rand":
-            if self.rand_inputs is None or self.ch.coin(0.2):
-                if self.ch.coin(0.5):
-                    seed = self.ch.int(-2**40, 2**40)
-                    self.rand_inputs = (seed, self.ch.int(0, 2**34))
-                else:
-                    for nm in ("seed", "step"):
-                        if nm not in self.values:
-                            dt = self.ch.choice(("int32", "int64"))
-                            self.values[nm] = np.asarray(self.rng.integers(-2**31, 2**31 - 1), dtype=dt)
-                    self.rand_inputs = tuple(sd.input(nm, (), self.values[nm].dtype.name) for nm in ("seed", "step"))
-            u = rand_uniform(*self.rand_inputs, shape=x.shape, dtype=x.dtype, stream=self.ch.int(0, 3))
-            return self.add(x * u if self.ch.coin(0.7) else x * apply("step", [u - 0.5]), b, "rand_uniform")  # dropout-like mask
-        if kind == "eq":
-            if x.ndim == 0:
-                x = sd.broadcast_to(x, (3,))
-            ax = self.axes(x)
-            m = sd.max(x, axis=ax, keepdims=True)
-            return self.add(apply("eq", [x, m]) * x, b, "eq")
-        c = self.const(self.broadcast_partner(x.shape), x.dtype)
-        y = c - x if self.ch.coin(0.5) else x * c
-        return self.add(y, b * 2 + 2, "const")
-
-    # -- the whole graph ---------------------------------------------------------------------------------------
-    def build(self) -> FuzzCase:
-        for _ in range(self.ch.int(1, 2)):
-            self.pool.append(self.leaf(self.shape(4 if self.ch.coin(0.15) else 3)))
-        for _ in range(self.ch.int(1, self.max_steps)):
-            self.step()
-        outs = [self.pool[-1]]
-        extra = [n for n in self.pool[:-1]]
-        for _ in range(self.ch.int(0, 2)):
-            if extra:
-                outs.append(self.ch.choice(extra))  # fan-out: intermediate values are outputs too
-        if self.ch.coin(0.1):
-            outs.append(outs[0])  # the same node twice: outputs must not alias
-        return FuzzCase(outs, self.values, self.ops, special=bool(self.special))
-
-
-_DSL = {"add": "add", "sub": "subtract", "mul": "multiply"}
-
-
-def _broadcastable(a: tuple, b: tuple) -> bool:
-    """True if ``a`` broadcasts into ``b`` without changing ``b``'s shape."""
-    try:
-        return tuple(np.broadcast_shapes(a, b)) == tuple(b)
-    except ValueError:
-        return False
-
-
-def build_case(ch, max_steps: int = 8, dims: Sequence[int] = DIMS, special: float = 0.0) -> FuzzCase:
-    return Builder(ch, max_steps, dims, special).build()
-
-
-def case_from_seed(seed: int, max_steps: int = 8, dims: Sequence[int] = DIMS, special: float = 0.0) -> FuzzCase:
-    case = build_case(RngChooser(seed), max_steps, dims, special)
-    case.seed = seed
-    return case
 
 
 # ---- checking ------------------------------------------------------------------------------------------------
@@ -536,6 +128,19 @@ def assert_agree(got, ref, what: str, scale: float = 1.0, precision: str = "floa
                              f"{ref[fin][k]!r}, limit {lim[k]:.3e}); output magnitude {mag:.3e}")
 
 
+def assert_agree_unsimplified(got, raw, what: str, scale: float = 1.0, precision: str = "float64",
+                              special: bool = False) -> None:
+    """``got`` (the compiled simplified graph) against ``raw`` (the unsimplified graph on numpy), as
+    :func:`assert_agree`. With special leaf values only the entries where ``raw`` is finite are compared:
+    the simplifier drops inf/NaN on purpose (``x * 0 -> 0``, ``x - x -> 0``), never a finite value."""
+    got, raw = np.asarray(got), np.asarray(raw)
+    assert got.shape == raw.shape, f"{what}: shape {got.shape} != unsimplified {raw.shape}"
+    if special and raw.dtype.kind == "f":
+        keep = np.isfinite(raw)
+        got, raw = got[keep], raw[keep]
+    assert_agree(got, raw, what, scale, precision)
+
+
 def hvp_loss(case: FuzzCase) -> Node:
     """sum_i <d loss / d x_i, v_i> for fixed random v_i: its gradient is a Hessian-vector product."""
     wrt = float_leaves(case.outputs)
@@ -577,6 +182,10 @@ def check_case(case: FuzzCase, backends: Sequence[str] = ("llvm",), fd: bool = T
                simplify_graph: bool = True, **options) -> dict:
     """Run every check on one case; raises AssertionError with a description on a disagreement.
 
+    Each backend's result is compared with the numpy backend on the same (simplified) graph, and, when
+    ``simplify_graph``, with the *unsimplified* graph on numpy too: a simplifier bug that changes values
+    is seen there (the simplified graphs of all backends would agree with each other).
+
     Returns {"fd": checked?, "margin": kink margin, "exact_kink": bool}. Raises Rejected when a value
     sits within ``KINK_MARGIN`` of a kink without being exactly on it (the backends' rounding could
     legitimately put it on different sides). Values exactly on a kink (x - x, maximum(x, x)) are
@@ -589,13 +198,20 @@ def check_case(case: FuzzCase, backends: Sequence[str] = ("llvm",), fd: bool = T
     before = {k: v.copy() for k, v in case.values.items()}
     with np.errstate(all="ignore"):  # the same simplification as the backend: x*0 -> 0 ignores inf/NaN in x (by design)
         ref = run(sd.compile(nodes, backend="numpy", simplify_graph=simplify_graph), case)
-    info = {"fd": False, "margin": margin, "exact_kink": exact}
+        raw = run(sd.compile(nodes, backend="numpy", simplify_graph=False), case) if simplify_graph else None
+    info = {"fd": False, "margin": margin, "exact_kink": exact, "unsimplified": raw is not None}
     for be in backends:
         got = run(sd.compile(nodes, backend=be, simplify_graph=simplify_graph, **options), case)
         assert len(got) == len(ref)
         for nm, g, r, node in zip(names, got, ref, nodes):
-            assert_agree(g, r, f"[{be}] {nm} of {case.describe()}", scale=1.0 if nm.startswith("out") else 10.0,
-                         precision=precision(node))
+            scale = 1.0 if nm.startswith("out") else 10.0
+            assert_agree(g, r, f"[{be}] {nm} of {case.describe()}", scale=scale, precision=precision(node))
+        if raw is not None:
+            assert len(raw) == len(got)
+            for nm, g, r, node in zip(names, got, raw, nodes):
+                scale = 1.0 if nm.startswith("out") else 10.0
+                assert_agree_unsimplified(g, r, f"[{be} vs unsimplified numpy] {nm} of {case.describe()}",
+                                          scale=scale, precision=precision(node), special=case.special)
         # outputs are fresh arrays: no two share memory, none is an input
         for i, g in enumerate(got):
             for j in range(i):
@@ -631,6 +247,32 @@ def test_generator_covers_the_op_table():
         if seen >= set(OPS):
             break
     assert set(OPS) - seen == set(), f"ops never generated: {sorted(set(OPS) - seen)}"
+
+
+def test_fuzz_sees_a_simplifier_bug_that_changes_values(monkeypatch):
+    """The comparison with the unsimplified graph is what catches a value-changing rewrite: with a
+    simplifier that scales its first output by 1.01, the backends still agree with each other (they all
+    compile the same wrong graph), and only the unsimplified numpy reference disagrees."""
+    import symdiff.compiled as compiled
+    real = compiled.simplify
+
+    def buggy(outs):
+        outs = list(real(outs))
+        return [outs[0] * 1.01] + outs[1:]
+
+    def usable(c: FuzzCase) -> bool:  # away from kinks, and an output 1% of which is well above the tolerance
+        out0 = run(sd.compile(c.outputs[:1], backend="numpy", simplify_graph=False), c)[0]
+        return kink_margin(c.outputs, c.values)[0] >= KINK_MARGIN and float(np.max(np.abs(out0), initial=0)) > 0.1
+
+    case = next(c for c in map(case_from_seed, range(100)) if usable(c))
+    assert check_case(case, ("llvm",), fd=False)["unsimplified"]  # the real simplifier passes
+    monkeypatch.setattr(compiled, "simplify", buggy)
+    nodes, names = graph_of(case)
+    same = zip(run(sd.compile(nodes, backend="llvm"), case), run(sd.compile(nodes, backend="numpy"), case), nodes)
+    for g, r, node in same:  # simplified against simplified: blind to the bug
+        assert_agree(g, r, "llvm vs numpy, both simplified", scale=10.0, precision=precision(node))
+    with pytest.raises(AssertionError, match=r"\[llvm vs unsimplified numpy\] out0"):
+        check_case(case, ("llvm",), fd=False)
 
 
 if given is not None:

@@ -124,7 +124,8 @@ def _check_dot_syntax(dot):
         elif m := edge_re.match(ln):
             assert m.group(1) in defined and m.group(2) in defined
         else:
-            assert re.match(r'^  (rankdir=TB|node \[.*\]|label="(?:[^"\\]|\\.)*"; labelloc=t);$', ln), ln
+            assert re.match(r'^  (rankdir=TB|(node|edge) \[.*\]|label="(?:[^"\\]|\\.)*"; labelloc=t; fontname="\w+");$',
+                            ln), ln
     return defined
 
 
@@ -136,16 +137,39 @@ def test_to_dot_is_valid_and_colored_by_role():
     G = sd.to_networkx([loss, *grads])
     assert len(defined) == G.number_of_nodes()
     assert dot.count(" -> ") == sum(len(d["node"].inputs) for _, d in G.nodes(data=True))
-    colors = {"#dddddd": "input", "#ffe08a": "param", "#cfe2ff": "forward", "#f8c9c9": "grad"}
+    colors = {"#dddddd": "input", "#eeeeee": "input", "#ffe08a": "param", "#cfe2ff": "forward",
+              "#fbe3e3": "backward", "#f28b82": "grad"}
     for i, d in G.nodes(data=True):
         (line,) = [ln for ln in dot.splitlines() if ln.startswith(f"  n{i} [")]
+        assert re.search(rf'label="(d\w+/d\w+\\n)?%{i} ', line)  # the id format_graph gives the node
         if d["role"] == "const":
             assert "shape=plaintext" in line
         else:
             assert colors[re.search(r'fillcolor="(#\w+)"', line).group(1)] == d["role"]
-    assert dot.count('fillcolor="#f8c9c9"') == 4  # the four gradients
+    roles = [d["role"] for _, d in G.nodes(data=True)]
+    assert roles.count("grad") == 4 and dot.count('fillcolor="#f28b82"') == 4  # the four gradients
+    assert roles.count("backward") >= 5  # softmax, one_hot, step, transposes of the backward pass
+    assert dot.count('fillcolor="#eeeeee"') == 1  # the integer labels y (dashed box)
     assert dot.count("peripheries=2") == 5  # outputs
-    assert "d/dW1" in dot and 'label="two-layer \\"MLP\\""' in dot
+    assert "dloss/dW1" in dot and 'label="two-layer \\"MLP\\""' in dot
+    assert "legend" not in dot
+
+
+def test_to_dot_names_and_legend():
+    loss, params = two_layer()
+    dot = sd.to_dot([loss, *sd.grad(loss, params)], names={sd.simplify(loss): "loss"}, legend=True)
+    assert "gradient output" in dot and "backward op" in dot and "subgraph cluster_legend" in dot
+    (line,) = [ln for ln in dot.splitlines() if "peripheries=2" in ln and "#cfe2ff" in ln]
+    assert line.split('label="')[1].startswith("loss\\n%")  # the forward output, named
+    fwd_only = sd.to_dot(loss, legend=True)  # no backward part: no backward entries in the key
+    assert "backward op" not in fwd_only and "gradient output" not in fwd_only and "#fbe3e3" not in fwd_only
+
+
+def test_to_dot_of_gradients_alone_draws_their_inputs_as_forward():
+    """With no forward output to tell the parts apart, only the gradients themselves are red."""
+    loss, params = two_layer()
+    dot = sd.to_dot(sd.grad(loss, params))
+    assert dot.count('fillcolor="#f28b82"') == 4 and "#fbe3e3" not in dot
 
 
 def test_to_dot_parses_with_pydot():

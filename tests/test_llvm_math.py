@@ -17,10 +17,8 @@ import zlib
 import numpy as np
 import pytest
 
-pytest.importorskip("llvmlite")
-
-from symdiff.codegen.llvm import jit as llvm_jit  # noqa: E402
-from symdiff.codegen.llvm.mathlib import ARITY, FUNCTIONS, MathLib, emit_elementwise_test_kernel  # noqa: E402
+from symdiff.codegen.llvm import jit as llvm_jit
+from symdiff.codegen.llvm.mathlib import ARITY, FUNCTIONS, MathLib, emit_elementwise_test_kernel
 
 DTYPES = ("float32", "float64")
 _KFN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)

@@ -1,0 +1,4 @@
+"""``python -m symdiff.cli ...``: the same as ``symdiff ...``."""
+from . import main
+
+raise SystemExit(main())
