@@ -2,7 +2,8 @@
  * Declarations shared by the files of the symdiff.codegen.runtime._runtime extension:
  *   runtime_pool.c    the Pool type (a Python owner of one sd_pool, see sd_pool.h)
  *   runtime_specs.c   argument specs: (name, shape, dtype[, label_range]) -> spec_t, label-range scan
- *   runtime_kernel.c  the Kernel type: binding, the exact-array fast path, output allocation, the call
+ *   runtime_kernel.c  the Kernel call: binding, the exact-array fast path, output allocation, the run
+ *   runtime_kernel_type.c  the Kernel type: construction, attributes, the type object
  *   _runtime.c        module glue: symbol_addresses(), default_num_threads(), PyInit__runtime
  *
  * Call validation has one source, symdiff.signature.Signature: the Kernel only *detects* that a call
@@ -78,6 +79,38 @@ int labels_in_range(const spec_t *s, PyArrayObject *a);
 
 /* ---------------------------------------------------------------- Kernel */
 
-extern PyTypeObject SdKernelType;
+typedef void (*sd_entry_fn)(void **args, void *pool);
+
+enum { RET_TUPLE = 0, RET_SINGLE = 1, RET_DICT = 2 };
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    sd_entry_fn entry;
+    PyObject *pool_obj;      /* a Pool, or NULL */
+    void *pool_raw;          /* raw sd_pool* when an int address was given */
+    Py_ssize_t n_in, n_out;
+    spec_t *in, *out;
+    PyObject *name;          /* str, for messages */
+    PyObject *input_names;   /* tuple of str */
+    PyObject *output_names;  /* tuple of str */
+    PyObject *owner;         /* kept alive (e.g. the JIT module owning entry) */
+    PyObject *signature;     /* symdiff.signature.Signature for the slow path, or NULL until needed */
+    int returns;
+    int release_gil;
+    int zero_outputs;
+    int has_ws;              /* args carry a workspace pointer after the outputs */
+    size_t ws_bytes;         /* its size (0 -> NULL pointer) */
+    void *ws_raw;            /* cached workspace (malloc'd block; aligned view below) */
+    void *ws;
+    int ws_busy;             /* a call is using the cached workspace (GIL-protected) */
+    PyObject *weakreflist;
+} KernelObject;
+
+extern PyTypeObject SdKernelType;                /* runtime_kernel_type.c */
+PyObject *Kernel_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                            PyObject *kwnames); /* runtime_kernel.c */
+/* the kernel's Signature (given, or built from its specs on first use); borrowed, NULL on error */
+PyObject *kernel_signature(KernelObject *k);
 
 #endif /* SD_RUNTIME_H */
