@@ -128,33 +128,55 @@ def _range_error(arr: np.ndarray, lo: int, hi: int, what: str) -> Optional[str]:
 
 def convert(spec: LeafSpec, value, prefix: str = "") -> np.ndarray:
     """One argument -> an aligned C-contiguous array of ``spec``'s dtype and shape, or a clear exception."""
-    where = f"{prefix}input {spec.name!r}"
     if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{where}: expected a numeric array {spec.dtype}{list(spec.shape)}, "
+        raise TypeError(f"{prefix}input {spec.name!r}: expected a numeric array {spec.dtype}{list(spec.shape)}, "
                         f"got {type(value).__name__}")
     try:
         arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (ValueError, TypeError) as e:  # ragged nested lists, objects numpy cannot convert
-        raise TypeError(f"{where}: cannot convert {type(value).__name__} to a numeric array "
+        raise TypeError(f"{prefix}input {spec.name!r}: cannot convert {type(value).__name__} to a numeric array "
                         f"{spec.dtype}{list(spec.shape)}: {e}") from None
-    kind, want = arr.dtype.kind, np.dtype(spec.dtype)
+    kind, want = arr.dtype.kind, _dtype(spec.dtype)
+    if kind not in ACCEPTED_KINDS[want.kind] or arr.shape != spec.shape:
+        _raise_kind_or_shape(spec, arr, prefix)
+    if want.kind in "iu":
+        _check_int_values(spec, arr, want, prefix)
+    if arr.dtype == want:  # (a byte-swapped dtype is not equal: converted below)
+        flags = arr.flags
+        return arr if flags.c_contiguous and flags.aligned else arr.copy(order="C")
+    return arr.astype(want, order="C")
+
+
+_DTYPES: dict = {}
+
+
+def _dtype(name: str) -> np.dtype:
+    dt = _DTYPES.get(name)
+    if dt is None:
+        dt = _DTYPES[name] = np.dtype(name)
+    return dt
+
+
+def _raise_kind_or_shape(spec: LeafSpec, arr: np.ndarray, prefix: str) -> None:
+    where, kind, want = f"{prefix}input {spec.name!r}", arr.dtype.kind, _dtype(spec.dtype)
     if kind == "c":
         raise TypeError(f"{where}: complex arrays are not supported (got {arr.dtype}, expected {spec.dtype})")
     if kind not in ACCEPTED_KINDS[want.kind]:
         if want.kind in "iu" and kind == "f":
             raise TypeError(f"{where}: labels must be integers ({spec.dtype}), got {arr.dtype}")
         raise TypeError(f"{where}: expected a numeric array of dtype {spec.dtype}, got dtype {arr.dtype}")
-    if arr.shape != spec.shape:
-        raise ValueError(f"{where}: expected shape {spec.shape}, got {arr.shape}")
-    if want.kind in "iu":
-        msg = None
-        if spec.label_depth is not None:
-            msg = _range_error(arr, spec.label_low, spec.label_depth - 1,
-                               f"{where}: label {{bad}} is out of range [{spec.label_low}, {spec.label_depth})")
-        if msg is None and arr.dtype != want:  # a narrowing cast must not wrap silently
-            info = np.iinfo(want)
-            msg = _range_error(arr, int(info.min), int(info.max), f"{where}: value {{bad}} does not fit in {spec.dtype}")
-        if msg is not None:
-            raise ValueError(msg)
-    out = np.asarray(arr, dtype=want, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
-    return out if out.flags.aligned else out.copy()
+    raise ValueError(f"{where}: expected shape {spec.shape}, got {arr.shape}")
+
+
+def _check_int_values(spec: LeafSpec, arr: np.ndarray, want: np.dtype, prefix: str) -> None:
+    """Labels in [label_low, label_depth); any value representable in ``want`` (no silent wrap)."""
+    where = f"{prefix}input {spec.name!r}"
+    msg = None
+    if spec.label_depth is not None:
+        msg = _range_error(arr, spec.label_low, spec.label_depth - 1,
+                           f"{where}: label {{bad}} is out of range [{spec.label_low}, {spec.label_depth})")
+    if msg is None and arr.dtype != want:  # a narrowing cast must not wrap silently
+        info = np.iinfo(want)
+        msg = _range_error(arr, int(info.min), int(info.max), f"{where}: value {{bad}} does not fit in {spec.dtype}")
+    if msg is not None:
+        raise ValueError(msg)
