@@ -453,6 +453,42 @@ def test_argument_binding_errors(clib, impl):
     assert str(ref.value) == str(_err(k, x))
 
 
+def test_signature_sees_only_calls_off_the_fast_path(clib):
+    """Exact arrays never reach Python; one non-exact argument is converted by Signature.convert_input
+    alone; a call C cannot bind goes whole to Signature.bind_call, whose error is the one raised."""
+    from symdiff.signature import Signature
+
+    class Recorder(Signature):
+        def convert_input(self, i, value):
+            calls.append(("convert_input", i))
+            return super().convert_input(i, value)
+
+        def bind_call(self, args, kwargs):
+            calls.append(("bind_call", len(args), tuple(kwargs)))
+            return super().bind_call(args, kwargs)
+
+    calls: list = []
+    sig = Recorder.from_specs([(n, shape, np.dtype(dt), None) for n, shape, dt in AXPY_IN], "axpy")
+    k = runtime.Kernel(addr(clib, "k_axpy"), None, AXPY_IN, AXPY_OUT, name="axpy", signature=sig)
+    assert k.signature is sig
+    x, y = xy()
+    ref = k(x, y)[0]
+    k(x, y), k(y=y, x=x), k(x, y=y)
+    assert calls == []
+    np.testing.assert_array_equal(k(x.astype(np.float64), y)[0], ref)
+    assert calls == [("convert_input", 0)]
+    calls.clear()
+    np.testing.assert_array_equal(k(x, y=y.tolist())[0], ref)
+    assert calls == [("convert_input", 1)]
+    calls.clear()
+    with pytest.raises(TypeError, match=r"axpy\(\): missing input\(s\) 'y'"):
+        k(x=x)
+    assert calls == [("bind_call", 0, ("x",))]
+    # without a signature= the Kernel builds one from its specs, with its name in the messages
+    k2 = runtime.Kernel(addr(clib, "k_axpy"), None, AXPY_IN, AXPY_OUT, name="axpy2")
+    assert k2.signature.names == ("x", "y") and k2.signature.prefix == "axpy2(): "
+
+
 @pytest.mark.parametrize("case", ["none", "complex", "string", "object", "bytes", "shape", "ndim",
                                   "scalar", "ragged"])
 def test_float_input_errors(clib, impl, case):
