@@ -100,10 +100,12 @@ PyObject *kernel_signature(KernelObject *k) {
     PyObject *sig = specs ? PyObject_CallMethod(cls, "from_specs", "OO", specs, k->name) : NULL;
     Py_XDECREF(cls);
     Py_XDECREF(specs);
-    if (sig && !k->signature) /* another thread may have built it meanwhile (the calls above may release the GIL) */
+    if (!sig)
+        return NULL;
+    if (!k->signature) /* another thread may have built it meanwhile (the calls above may release the GIL) */
         k->signature = sig;
     else
-        Py_XDECREF(sig);
+        Py_DECREF(sig);
     return k->signature;
 }
 
