@@ -11,6 +11,7 @@ shared libraries, each kind in its namespace).
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -266,6 +267,9 @@ def test_cuda_cpu_libraries_go_through_the_cache(cache_dir):
     assert meta["source_sha256"] == hashlib.sha256(f2.source.encode()).hexdigest()
     assert payload.startswith(b"\x7fELF")
     _check(f2)
+    path, hit, tmp = cuda_backend.build_library(f2.source, "cuda-cpu")  # the public API: a loadable .so
+    assert hit and Path(path).read_bytes() == payload and ctypes.CDLL(str(path)).sd_entry_launch
+    del tmp
     assert not list(cache_dir.rglob("*.so")) and not list(cache_dir.rglob("*.json"))  # no side files
 
 

@@ -150,8 +150,13 @@ def _run_compiler(cmd: list, what: str) -> None:
 
 def build_library(source: str, backend: str, *, cache: Optional[bool] = None, compiler: Optional[str] = None,
                   arch: Optional[str] = None, flags: Sequence[str] = ()) -> tuple[Path, bool, Optional[tempfile.TemporaryDirectory]]:
-    """Compile a generated source to a shared library: (path, cache hit, temp dir to keep alive or None)."""
-    path, hit, tmp, _ = _build_library(source, backend, cache=cache, compiler=compiler, arch=arch, flags=flags)
+    """Compile a generated source to a shared library: (path of a loadable ``.so``, cache hit, temp dir to
+    keep alive or None). A cached library is handed out as a private copy of its verified bytes."""
+    path, hit, tmp, data = _build_library(source, backend, cache=cache, compiler=compiler, arch=arch, flags=flags)
+    if data is not None:  # a cache entry (header + payload): write the verified library out on its own
+        tmp = tempfile.TemporaryDirectory(prefix="symdiff-cuda-")
+        path = Path(tmp.name) / f"lib{ENTRY}.so"
+        path.write_bytes(data)
     return path, hit, tmp
 
 
