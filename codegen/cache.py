@@ -73,6 +73,12 @@ _WARNED: set = set()
 _WARN_LOCK = threading.Lock()
 
 
+def forget_warnings() -> None:
+    """Warn again about paths already refused (each refused path is reported once per process)."""
+    with _WARN_LOCK:
+        _WARNED.clear()
+
+
 def _refuse(path: Path, why: str) -> bool:
     with _WARN_LOCK:
         first = str(path) not in _WARNED

@@ -363,7 +363,7 @@ def test_writable_by_others_is_refused(cache_dir, where):
         f = sd.compile(_graph(), backend="cuda-cpu")  # (warned once per path: no second warning)
         assert not f.cache_hit
         _check(f)
-        _cache._WARNED.clear()
+        _cache.forget_warnings()
     os.chmod(target, 0o600 if where == "entry" else 0o700)
     assert sd.compile(_graph(), backend="cuda-cpu").cache_hit
 
@@ -379,7 +379,7 @@ def test_warns_once_per_refused_path(cache_dir, recwarn):
         assert len(refused) == 1 and str(cache_dir) in str(refused[0].message)
     finally:
         os.chmod(cache_dir, 0o700)
-        _cache._WARNED.clear()
+        _cache.forget_warnings()
 
 
 @posix_only
@@ -404,4 +404,4 @@ def test_entry_owned_by_another_user_is_refused(cache_dir, monkeypatch):
     g = sd.compile(_graph())
     assert not g.cache_hit and not f.cache_hit
     _check(g)
-    _cache._WARNED.clear()
+    _cache.forget_warnings()
