@@ -10,8 +10,9 @@ setup(
     ext_modules=[
         Extension(
             "symdiff.codegen.runtime._runtime",
-            sources=["codegen/runtime/_runtime.c", "codegen/runtime/sd_pool.c"],
-            depends=["codegen/runtime/sd_pool.h"],
+            sources=[f"codegen/runtime/{f}.c" for f in (
+                "_runtime", "runtime_pool", "runtime_specs", "runtime_kernel", "runtime_kernel_type", "sd_pool")],
+            depends=["codegen/runtime/runtime.h", "codegen/runtime/sd_pool.h"],
             include_dirs=[numpy.get_include(), "codegen/runtime"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=["-pthread", "-fvisibility=hidden"] if unix else [],

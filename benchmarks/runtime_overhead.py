@@ -81,8 +81,6 @@ def overhead_report(lib) -> str:
     k_nogil = runtime.Kernel(noop, pool, specs, [("out", (16,), "float32")], release_gil=False)
     k_kw = {s[0]: a for s, a in zip(specs, arrs)}
     k_cast = [a.astype(np.float64) for a in arrs]
-    fallback = getattr(runtime, "FallbackKernel", None)  # the pure-ctypes path, where the runtime still has one
-    fk = fallback(noop, None, specs, [("out", (16,), "float32")]) if fallback else None
     cfn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(noop)
     buf = (ctypes.c_void_p * 9)()
     vp9 = ctypes.c_void_p * 9
@@ -103,7 +101,7 @@ def overhead_report(lib) -> str:
         ("Kernel(*8 float64 arrays) (cast copies)", lambda: k(*k_cast), n // 10),
         ("plain ctypes call, prebuilt void*[9]", lambda: cfn(buf, None), n),
         ("ctypes + arr.ctypes.data unboxing + np.empty", ctypes_unboxing, n // 10),
-    ] + ([("FallbackKernel (pure Python/ctypes)", lambda: fk(*arrs), n // 20)] if fk else [])
+    ]
     for label, fn, number in rows:
         lines.append(f"  {label:<48s} {median_us(fn, number):7.3f} us")
     lines.append("  sd_parallel_for(n=2) on a 2-thread pool, each index busy-waits `chunk` us "

@@ -1,14 +1,19 @@
-"""On-disk cache of compiled object code, keyed by a hash of the simplified graph, backend, target and versions.
+"""On-disk cache of compiled machine code, keyed by a hash of the simplified graph, backend, target and versions.
 
 Location: ``$SYMDIFF_CACHE_DIR`` or ``~/.cache/symdiff``. Turn it off with ``SYMDIFF_CACHE=0`` (or
 ``sd.compile(..., cache=False)``); clear it with ``symdiff.codegen.cache.clear()`` or by deleting the folder.
-(The cuda/cuda-cpu backends keep their shared libraries under ``<cache dir>/cuda``: the same switches
-and ``clear()`` apply.)
+Every backend uses it: llvm graph objects at the top, shared GEMM objects in the ``kernels`` namespace,
+cuda/cuda-cpu shared libraries in ``cuda`` (a namespace is a subfolder).
 
 Entry format: magic, format version, the key, a SHA-256 of the payload, then the payload. A corrupt,
 truncated or foreign entry fails these checks and is rebuilt, never loaded. Writes go to a temporary
 file in the same folder and are renamed into place (atomic on POSIX), so concurrent processes compiling
 the same graph never see a half-written entry.
+
+Trust (an entry is machine code that gets loaded into the process): the folders are created private
+to the user (0700), entries 0600. An entry is loaded only if it, its folder, its namespace folder and
+the cache folder are owned by the current user and not writable by group or others; anything else is
+refused -- treated as a miss, never read, never written into -- with one RuntimeWarning per path.
 """
 from __future__ import annotations
 
@@ -17,7 +22,10 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
+import threading
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -55,14 +63,81 @@ def make_key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def _path(key: str, namespace: str = "") -> Path:
-    """Graph entries at the top; other kinds (``namespace="kernels"``: shared GEMM objects) in a subfolder."""
+def entry_path(key: str, namespace: str = "") -> Path:
+    """Where ``key``'s entry lives: graph entries at the top, other kinds in a namespace subfolder
+    (``"kernels"``: shared GEMM objects; ``"cuda"``: shared libraries)."""
     return cache_dir() / namespace / key[:2] / f"{key}.bin"
 
 
+_WARNED: set = set()
+_WARN_LOCK = threading.Lock()
+
+
+def forget_warnings() -> None:
+    """Warn again about paths already refused (each refused path is reported once per process)."""
+    with _WARN_LOCK:
+        _WARNED.clear()
+
+
+def _refuse(path: Path, why: str) -> bool:
+    with _WARN_LOCK:
+        first = str(path) not in _WARNED
+        _WARNED.add(str(path))
+    if first:
+        warnings.warn(f"symdiff cache: not using {path}: {why} (a cache entry is machine code loaded into "
+                      "this process; fix the permissions or point SYMDIFF_CACHE_DIR elsewhere)",
+                      RuntimeWarning, stacklevel=3)
+    return False
+
+
+def _trusted(path: Path, follow: bool = True) -> bool:
+    """``path`` is owned by this user and not writable by group/others (a missing path is not refused:
+    the caller's read or write fails on its own). Always true where there are no POSIX owners."""
+    if not hasattr(os, "getuid"):
+        return True
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except OSError:
+        return True
+    if st.st_uid != os.getuid():
+        return _refuse(path, f"owned by uid {st.st_uid}, not by this user (uid {os.getuid()})")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return _refuse(path, f"writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})")
+    if not follow and stat.S_ISLNK(st.st_mode):
+        return _refuse(path, "a symbolic link")
+    return True
+
+
+def _folders(key: str, namespace: str) -> list[Path]:
+    """The cache folder, the namespace folder and the entry's folder: each must be trusted."""
+    root = cache_dir()
+    chain = [root] + ([root / namespace] if namespace else [])
+    return chain + [chain[-1] / key[:2]]
+
+
+def _make_private_dirs(folders: list[Path]) -> bool:
+    """Create missing folders 0700 (the cache folder's parents as usual); False if one is refused."""
+    for i, d in enumerate(folders):
+        if not d.is_dir():
+            if i == 0:
+                d.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(mode=0o700)
+            except FileExistsError:  # a concurrent process made it: checked below
+                pass
+            else:
+                os.chmod(d, 0o700)  # (mkdir's mode is filtered by the umask; this makes it exact)
+        if not _trusted(d):
+            return False
+    return True
+
+
 def load(key: str, namespace: str = "") -> Optional[tuple[dict, bytes]]:
-    """(metadata, payload) for ``key``, or None when absent or invalid (invalid entries are removed)."""
-    p = _path(key, namespace)
+    """(metadata, payload) for ``key``, or None when absent, refused (see the module docstring) or
+    invalid (invalid entries of this user are removed). The payload is exactly the bytes verified."""
+    p = entry_path(key, namespace)
+    if not p.exists() or not all(_trusted(d) for d in _folders(key, namespace)) or not _trusted(p, follow=False):
+        return None
     try:
         data = p.read_bytes()
     except OSError:
@@ -86,24 +161,29 @@ def load(key: str, namespace: str = "") -> Optional[tuple[dict, bytes]]:
         return None
 
 
-def store(key: str, meta: dict, payload: bytes, namespace: str = "") -> None:
-    p = _path(key, namespace)
+def store(key: str, meta: dict, payload: bytes, namespace: str = "") -> Optional[Path]:
+    """Publish an entry atomically (temporary file, then rename); its path, or None when the cache
+    folder is unusable or refused (that only costs the cache)."""
+    p = entry_path(key, namespace)
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
+        if not _make_private_dirs(_folders(key, namespace)):
+            return None
         header = json.dumps({"format": FORMAT, "key": key, "size": len(payload),
                              "sha256": hashlib.sha256(payload).hexdigest(), "meta": meta}).encode()
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-")  # mode 0600
     except OSError:
-        return  # a read-only disk only costs the cache
+        return None  # a read-only disk only costs the cache
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + len(header).to_bytes(4, "little") + header + payload)
         os.replace(tmp, p)
+        return p
     except OSError:  # a full disk only costs the cache; leave no partial temporary file behind
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        return None
 
 
 def pack(blobs: list[bytes]) -> bytes:

@@ -1,19 +1,26 @@
 """The calling convention of a compiled graph: its leaves, and the validation of call arguments.
 
-Every backend binds keyword arguments through :class:`Signature`, so all of them give the same clear
-errors for bad input: missing/unexpected names, wrong shape, non-numeric/complex/None values, float
-labels, labels out of range. Float inputs of another float or integer dtype are cast to the leaf's
-dtype (float64 into a float32 graph is rounded, as NumPy's ``astype``); non-contiguous and
-negative-stride arrays are copied to contiguous ones. Caller arrays are never written.
+This module is the single source of every call-argument error message. The numpy and CUDA backends
+bind keyword arguments through :meth:`Signature.bind`; the C runtime's ``Kernel`` (llvm backend)
+passes exact arrays straight through and hands every other call to :meth:`Signature.bind_call`,
+so all of them give the same clear errors for bad input: missing/unexpected names, wrong shape,
+non-numeric/complex/None values, float labels, labels out of range. Float inputs of another float
+or integer dtype are cast to the leaf's dtype (float64 into a float32 graph is rounded, as NumPy's
+``astype``); integer inputs of another integer dtype are range-checked, then cast; non-contiguous,
+unaligned, byte-swapped and negative-stride arrays are copied to contiguous ones. Caller arrays
+are never written.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
 from .ir import Node, leaves, toposort
+
+# leaf dtype kind -> array dtype kinds accepted for it (bool data is not a number for float/int leaves)
+ACCEPTED_KINDS = {"f": "iuf", "i": "iu", "u": "iu", "b": "b"}
 
 
 @dataclass(frozen=True)
@@ -22,10 +29,12 @@ class LeafSpec:
     shape: tuple
     dtype: str
     kind: str  # "input" | "param"
-    label_depth: Optional[int] = None  # integer labels must lie in [0, label_depth)
+    label_depth: Optional[int] = None  # integer labels must lie in [label_low, label_depth)
+    label_low: int = 0
 
     def describe(self) -> str:
-        role = f"labels in [0, {self.label_depth})" if self.label_depth is not None else self.kind
+        role = (f"labels in [{self.label_low}, {self.label_depth})" if self.label_depth is not None
+                else self.kind)
         return f"{self.name}: {self.dtype}{list(self.shape)} ({role})"
 
 
@@ -44,13 +53,31 @@ def _label_depths(outputs: Sequence[Node]) -> dict[str, int]:
 
 
 class Signature:
-    """Ordered leaves of a graph and argument binding for calls."""
+    """Ordered leaves of a graph and argument binding for calls.
 
-    def __init__(self, outputs: Sequence[Node]) -> None:
+    ``name``, when given, prefixes every message (``"name(): input 'x': ..."``)."""
+
+    def __init__(self, outputs: Sequence[Node], name: Optional[str] = None) -> None:
         depths = _label_depths(outputs)
-        self.leaves = [LeafSpec(n.name, n.shape, n.dtype, n.op, depths.get(n.name)) for n in leaves(outputs)]
+        self._init([LeafSpec(n.name, n.shape, n.dtype, n.op, depths.get(n.name)) for n in leaves(outputs)], name)
+
+    def _init(self, specs: list[LeafSpec], name: Optional[str]) -> None:
+        self.leaves = specs
         self.names = tuple(s.name for s in self.leaves)
         self._index = {s.name: i for i, s in enumerate(self.leaves)}
+        self.prefix = f"{name}(): " if name else ""
+
+    @classmethod
+    def from_specs(cls, specs: Iterable[Any], name: Optional[str] = None) -> "Signature":
+        """A signature from runtime input specs ``(name, shape, dtype, label_range or None)`` as the
+        C ``Kernel`` normalises them (``label_range`` = ``(lo, hi)``: values in [lo, hi))."""
+        self = cls.__new__(cls)
+        leaf_specs = []
+        for s in specs:
+            lo, hi = s[3] if len(s) > 3 and s[3] is not None else (0, None)
+            leaf_specs.append(LeafSpec(s[0], tuple(s[1]), np.dtype(s[2]).name, "input", hi, lo))
+        self._init(leaf_specs, name)
+        return self
 
     def describe(self) -> str:
         return "; ".join(s.describe() for s in self.leaves) or "(no inputs)"
@@ -64,42 +91,92 @@ class Signature:
                 parts.append("missing input(s) " + ", ".join(repr(m) for m in missing))
             if extra:
                 parts.append("unexpected input(s) " + ", ".join(repr(e) for e in extra))
-            raise TypeError("; ".join(parts) + f". The function takes: {self.describe()}")
+            raise TypeError(self.prefix + "; ".join(parts) + f". The function takes: {self.describe()}")
 
     def bind(self, kwargs: dict) -> list[np.ndarray]:
         """Validate keyword arguments; returns C-contiguous arrays of the leaf dtypes, in leaf order."""
         self.check_names(kwargs)
-        return [convert(spec, kwargs[spec.name]) for spec in self.leaves]
+        return [convert(spec, kwargs[spec.name], self.prefix) for spec in self.leaves]
+
+    def convert_input(self, i: int, value) -> np.ndarray:
+        """Argument ``value`` for leaf ``i`` -> its array (the C runtime's path for one non-exact argument)."""
+        return convert(self.leaves[i], value, self.prefix)
+
+    def bind_call(self, args: tuple, kwargs: dict) -> list[np.ndarray]:
+        """Positional and/or keyword arguments (inputs in leaf order) -> :meth:`bind`'s arrays."""
+        n, got = len(self.leaves), len(args)
+        if got > n or (got != n and not kwargs):
+            raise TypeError(f"{self.prefix}takes {n} input{'' if n == 1 else 's'} {self.names!r} "
+                            f"but {got} positional {'was' if got == 1 else 'were'} given")
+        both = [name for name in self.names[:got] if name in kwargs]
+        if both:
+            raise TypeError(f"{self.prefix}got multiple values for input(s) "
+                            + ", ".join(repr(b) for b in both))
+        return self.bind({**dict(zip(self.names, args)), **kwargs})
 
 
-def convert(spec: LeafSpec, value) -> np.ndarray:
-    """One argument -> a C-contiguous array of ``spec``'s dtype and shape, or a clear exception."""
+def _range_error(arr: np.ndarray, lo: int, hi: int, what: str) -> Optional[str]:
+    """The message for the first value of ``arr`` outside [lo, hi], or None if all fit."""
+    if not arr.size:
+        return None
+    amin, amax = int(arr.min()), int(arr.max())
+    if amin >= lo and amax <= hi:
+        return None
+    bad = amin if amin < lo else amax
+    return what.format(bad=bad)
+
+
+def convert(spec: LeafSpec, value, prefix: str = "") -> np.ndarray:
+    """One argument -> an aligned C-contiguous array of ``spec``'s dtype and shape, or a clear exception."""
     if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"input {spec.name!r}: expected a numeric array {spec.dtype}{list(spec.shape)}, "
+        raise TypeError(f"{prefix}input {spec.name!r}: expected a numeric array {spec.dtype}{list(spec.shape)}, "
                         f"got {type(value).__name__}")
     try:
         arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (ValueError, TypeError) as e:  # ragged nested lists, objects numpy cannot convert
-        raise TypeError(f"input {spec.name!r}: cannot convert {type(value).__name__} to a numeric array "
+        raise TypeError(f"{prefix}input {spec.name!r}: cannot convert {type(value).__name__} to a numeric array "
                         f"{spec.dtype}{list(spec.shape)}: {e}") from None
-    kind = arr.dtype.kind
+    kind, want = arr.dtype.kind, _dtype(spec.dtype)
+    if kind not in ACCEPTED_KINDS[want.kind] or arr.shape != spec.shape:
+        _raise_kind_or_shape(spec, arr, prefix)
+    if want.kind in "iu":
+        _check_int_values(spec, arr, want, prefix)
+    if arr.dtype == want:  # (a byte-swapped dtype is not equal: converted below)
+        flags = arr.flags
+        return arr if flags.c_contiguous and flags.aligned else arr.copy(order="C")
+    return arr.astype(want, order="C")
+
+
+_DTYPES: dict = {}
+
+
+def _dtype(name: str) -> np.dtype:
+    dt = _DTYPES.get(name)
+    if dt is None:
+        dt = _DTYPES[name] = np.dtype(name)
+    return dt
+
+
+def _raise_kind_or_shape(spec: LeafSpec, arr: np.ndarray, prefix: str) -> None:
+    where, kind, want = f"{prefix}input {spec.name!r}", arr.dtype.kind, _dtype(spec.dtype)
     if kind == "c":
-        raise TypeError(f"input {spec.name!r}: complex arrays are not supported (got {arr.dtype})")
-    if kind not in "iuf":
-        raise TypeError(f"input {spec.name!r}: expected a numeric array of dtype {spec.dtype}, got dtype {arr.dtype}")
-    if arr.shape != spec.shape:
-        raise ValueError(f"input {spec.name!r}: expected shape {spec.shape}, got {arr.shape}")
-    if spec.dtype.startswith("int"):
-        if kind == "f":
-            raise TypeError(f"input {spec.name!r}: labels must be integers ({spec.dtype}), got {arr.dtype}")
-        if spec.label_depth is not None and arr.size:
-            lo, hi = int(arr.min()), int(arr.max())
-            if lo < 0 or hi >= spec.label_depth:
-                bad = lo if lo < 0 else hi
-                raise ValueError(f"input {spec.name!r}: label {bad} is out of range [0, {spec.label_depth})")
-        if arr.size and arr.dtype != np.dtype(spec.dtype):  # a narrowing cast must not wrap silently
-            info = np.iinfo(spec.dtype)
-            lo, hi = int(arr.min()), int(arr.max())
-            if lo < info.min or hi > info.max:
-                raise ValueError(f"input {spec.name!r}: value {lo if lo < info.min else hi} does not fit in {spec.dtype}")
-    return np.ascontiguousarray(arr, dtype=spec.dtype)
+        raise TypeError(f"{where}: complex arrays are not supported (got {arr.dtype}, expected {spec.dtype})")
+    if kind not in ACCEPTED_KINDS[want.kind]:
+        if want.kind in "iu" and kind == "f":
+            raise TypeError(f"{where}: labels must be integers ({spec.dtype}), got {arr.dtype}")
+        raise TypeError(f"{where}: expected a numeric array of dtype {spec.dtype}, got dtype {arr.dtype}")
+    raise ValueError(f"{where}: expected shape {spec.shape}, got {arr.shape}")
+
+
+def _check_int_values(spec: LeafSpec, arr: np.ndarray, want: np.dtype, prefix: str) -> None:
+    """Labels in [label_low, label_depth); any value representable in ``want`` (no silent wrap)."""
+    where = f"{prefix}input {spec.name!r}"
+    msg = None
+    if spec.label_depth is not None:
+        msg = _range_error(arr, spec.label_low, spec.label_depth - 1,
+                           f"{where}: label {{bad}} is out of range [{spec.label_low}, {spec.label_depth})")
+    if msg is None and arr.dtype != want:  # a narrowing cast must not wrap silently
+        info = np.iinfo(want)
+        msg = _range_error(arr, int(info.min), int(info.max), f"{where}: value {{bad}} does not fit in {spec.dtype}")
+    if msg is not None:
+        raise ValueError(msg)

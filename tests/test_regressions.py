@@ -96,22 +96,24 @@ def test_sign_of_negative_zero_on_cuda_cpu():
 @pytest.mark.parametrize("backend", ["numpy", "llvm", "cuda-cpu"])
 def test_bool_arrays_are_rejected_everywhere(backend):
     """Bad-input matrix: the llvm C runtime accepted bool data for float inputs (a silent 0/1 cast)
-    while the numpy backend raised TypeError. Now codegen/runtime/_runtime.c (and its Python fallback in
-    codegen/runtime/kernel.py) reject bool too, so every backend raises the same TypeError."""
+    while the numpy backend raised TypeError. Now every backend's call goes through
+    symdiff/signature.py (the C runtime hands every non-exact call to it), which rejects bool, so every
+    backend raises the same TypeError."""
     x = sd.input("x", (3,), "float32")
     f = sd.compile(x * 2.0, backend=backend)
     with pytest.raises(TypeError, match=r"input 'x': expected a numeric array of dtype float32, got dtype bool"):
         f(x=np.array([True, False, True]))
 
 
-def test_fallback_kernel_rejects_bool_too():
+def test_runtime_kernel_rejects_bool_too():
+    """A bare runtime Kernel (no graph Signature given) words the error through Signature too."""
     from symdiff.codegen.runtime import kernel as runtime
     x = sd.input("x", (3,), "float32")
     f = sd.compile(x * 2.0, backend="llvm")
-    k = runtime.FallbackKernel(f.entry_address, None, [("x", (3,), "float32")], [("o", (3,), "float32")],
-                               returns="single", owner=f.jit, workspace_bytes=f.program.workspace_bytes)
+    k = runtime.Kernel(f.entry_address, None, [("x", (3,), "float32")], [("o", (3,), "float32")],
+                       returns="single", owner=f.jit, workspace_bytes=f.program.workspace_bytes)
     np.testing.assert_array_equal(k(np.array([1.0, 2.0, 3.0], np.float32)), [2.0, 4.0, 6.0])
-    with pytest.raises(TypeError, match=r"input 'x': expected floating-point data \(float32\), got dtype bool"):
+    with pytest.raises(TypeError, match=r"kernel\(\): input 'x': expected a numeric array of dtype float32, got dtype bool"):
         k(np.array([True, False, True]))
 
 

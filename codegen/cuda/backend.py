@@ -10,12 +10,12 @@ Both backends take the very same generated ``.cu`` source (``symdiff.codegen.cud
   -I<codegen>``) against ``codegen/cuda/cuda_cpu.h``, which emulates blocks, threads, ``__syncthreads`` and
   warp shuffles on the CPU. "Device" memory is host memory; the call path is otherwise identical.
 
-Shared libraries are cached under ``<symdiff cache dir>/cuda/`` (next to their ``.cu``), keyed by the
-SHA-256 of the source, the compiler and its version, the flags, and (for cuda-cpu) cuda_cpu.h. A
-``<key>.json`` sidecar records the key, size and SHA-256 of the ``.so``: a library that does not match
-it (corrupt, truncated, foreign, or without one) is rebuilt, never loaded. Builds happen in a private
-folder and are renamed into place. ``SYMDIFF_CACHE=0`` or ``cache=False`` builds in a temporary folder
-instead.
+Shared libraries are entries of the one compile cache (``symdiff.codegen.cache``, namespace ``cuda``),
+keyed by the SHA-256 of the source, the compiler and its version, the flags, and (for cuda-cpu)
+cuda_cpu.h. The cache verifies an entry's key and SHA-256 and refuses entries not private to the user:
+a library that fails (corrupt, truncated, foreign, world-writable) is rebuilt, never loaded; a verified
+one is loaded from a private copy of exactly the verified bytes. Builds happen in a temporary folder;
+``SYMDIFF_CACHE=0`` or ``cache=False`` loads the library from there instead.
 
 Options (``sd.compile(..., backend="cuda-cpu", **options)``): ``cache`` (bool), ``compiler`` (the host
 C++ compiler for cuda-cpu, or nvcc for cuda; defaults: ``$SYMDIFF_CXX``/``$CXX``/g++ and
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -54,6 +53,7 @@ ENTRY = "sd_entry"
 CODEGEN_VERSION = "1"
 CODEGEN_DIR = Path(__file__).resolve().parent
 CPU_HEADER = CODEGEN_DIR / "cuda_cpu.h"
+CACHE_NAMESPACE = "cuda"  # the symdiff.codegen.cache namespace of the shared libraries
 CPU_FLAGS = ("-x", "c++", "-O2", "-fPIC", "-shared", "-pthread")
 GPU_FLAGS = ("-O3", "-shared", "-Xcompiler", "-fPIC")
 
@@ -152,14 +152,23 @@ def _run_compiler(cmd: list, what: str) -> None:
 
 def build_library(source: str, backend: str, *, cache: Optional[bool] = None, compiler: Optional[str] = None,
                   arch: Optional[str] = None, flags: Sequence[str] = ()) -> tuple[Path, bool, Optional[tempfile.TemporaryDirectory]]:
-    """Compile a generated source to a shared library: (path, cache hit, temp dir to keep alive or None)."""
-    path, hit, tmp, _ = _build_library(source, backend, cache=cache, compiler=compiler, arch=arch, flags=flags)
+    """Compile a generated source to a shared library: (path of a loadable ``.so``, cache hit, temp dir to
+    keep alive or None). A cached library is handed out as a private copy of its verified bytes."""
+    path, hit, tmp, data = _build_library(source, backend, cache=cache, compiler=compiler, arch=arch, flags=flags)
+    if data is not None:  # a cache entry (header + payload): write the verified library out on its own
+        tmp = tempfile.TemporaryDirectory(prefix="symdiff-cuda-")
+        path = Path(tmp.name) / f"lib{ENTRY}.so"
+        path.write_bytes(data)
     return path, hit, tmp
 
 
 def _build_library(source: str, backend: str, *, cache: Optional[bool] = None, compiler: Optional[str] = None,
                    arch: Optional[str] = None, flags: Sequence[str] = ()):
-    """build_library, plus the verified bytes of a cached library (None for an uncached build)."""
+    """build_library, plus the verified bytes of a cached library (None for an uncached build).
+
+    Cached libraries are ordinary entries of :mod:`symdiff.codegen.cache` in the ``cuda`` namespace
+    (verified by content hash, published atomically, refused when not private to this user); the
+    returned path of a cached one is that entry, which only :func:`_load_library` can load."""
     if backend == "cuda-cpu":
         cc = host_compiler(compiler)
         if cc is None:
@@ -178,56 +187,22 @@ def _build_library(source: str, backend: str, *, cache: Optional[bool] = None, c
                           _sha(source))
     use_cache = _cache.enabled(cache)
     if use_cache:
-        folder = _cache.cache_dir() / "cuda" / key[:2]
-        so, meta = folder / f"{key}.so", folder / f"{key}.json"
-        data = _verified(so, meta, key) if so.is_file() else None
-        if data is not None:
-            return so, True, None, data
-        # absent, or corrupt / truncated / foreign (never dlopen'ed): build it (again)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
-        except OSError:
-            use_cache = False
-    tmp = None
+        hit = _cache.load(key, CACHE_NAMESPACE)  # absent, corrupt, foreign or refused: None (never dlopen'ed)
+        if hit is not None:
+            return _cache.entry_path(key, CACHE_NAMESPACE), True, None, hit[1]
+    tmp = tempfile.TemporaryDirectory(prefix="symdiff-cuda-")
+    src, out = Path(tmp.name) / f"{ENTRY}.cu", Path(tmp.name) / f"lib{ENTRY}.so"
+    src.write_text(source)
+    _run_compiler([cc, *base, "-o", str(out), str(src)],
+                  "nvcc" if backend == "cuda" else f"{Path(cc).name} (cuda-cpu build of {src})")
     if not use_cache:
-        tmp = tempfile.TemporaryDirectory(prefix="symdiff-cuda-")
-        work = Path(tmp.name)
-    try:
-        src = work / f"{ENTRY}.cu"
-        out = work / f"lib{ENTRY}.so"
-        src.write_text(source)
-        _run_compiler([cc, *base, "-o", str(out), str(src)],
-                      "nvcc" if backend == "cuda" else f"{Path(cc).name} (cuda-cpu build of {src})")
-        if not use_cache:
-            return out, False, tmp, None
-        data = out.read_bytes()
-        try:
-            os.replace(src, folder / f"{key}.cu")
-            os.replace(out, so)  # atomic: concurrent builders of the same key never expose a partial file
-            _write_entry_meta(meta, key, data)  # last: a reader trusts the .so only once this matches it
-        except OSError:
-            pass  # the folder vanished (a concurrent clear()) or the disk is full: only the cache is lost
-    finally:
-        if use_cache:
-            shutil.rmtree(work, ignore_errors=True)
-    return so, False, None, data
-
-
-def _verified(so: Path, meta: Path, key: str) -> Optional[bytes]:
-    """The bytes of a cached library if its sidecar names this key and matches its size and SHA-256."""
-    try:
-        info = json.loads(meta.read_text())
-        data = so.read_bytes()
-    except (OSError, ValueError):
-        return None
-    ok = (isinstance(info, dict) and info.get("key") == key and info.get("size") == len(data)
-          and info.get("sha256") == _sha(data))
-    return data if ok else None
-
-
-def _entry_ok(so: Path, meta: Path, key: str) -> bool:
-    return _verified(so, meta, key) is not None
+        return out, False, tmp, None
+    data = out.read_bytes()
+    entry = _cache.store(key, {"backend": backend, "source_sha256": _sha(source)}, data, CACHE_NAMESPACE)
+    if entry is None:  # an unusable cache folder only costs the cache
+        return out, False, tmp, None
+    tmp.cleanup()
+    return entry, False, None, data
 
 
 _LOADED: dict = {}  # SHA-256 of a verified library -> its handle (libraries are never unloaded)
@@ -250,14 +225,14 @@ def _load_library(path: Path, data: Optional[bytes]) -> ctypes.CDLL:
 
 
 def _load_private_copy(path: Path, data: bytes) -> ctypes.CDLL:
-    for folder in (path.parent, None):  # next to the cache entry, else the system temporary folder
+    for folder in (path.parent, None):  # next to the cache entry (a private folder), else the system temp folder
         try:
-            fd, private = tempfile.mkstemp(prefix=".load-", suffix=".so", dir=folder)
+            fd, private = tempfile.mkstemp(prefix=".load-", suffix=".so", dir=folder)  # mode 0600, O_EXCL
             break
         except OSError:
             continue
     else:
-        return ctypes.CDLL(str(path))
+        raise CudaBuildError(f"cannot write a private copy of {path} to load it")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -265,19 +240,6 @@ def _load_private_copy(path: Path, data: bytes) -> ctypes.CDLL:
     finally:
         try:
             os.unlink(private)  # the mapping outlives the name
-        except OSError:
-            pass
-
-
-def _write_entry_meta(meta: Path, key: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=meta.parent, prefix=".tmp-")  # OSError: handled by the caller
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, "size": len(data), "sha256": _sha(data)}, f)
-        os.replace(tmp, meta)
-    except OSError:
-        try:
-            os.unlink(tmp)
         except OSError:
             pass
 
@@ -291,8 +253,7 @@ def nvcc_ptx(source: str, arch: str = "sm_90", nvcc: Optional[str] = None, cache
     if nv is None:
         raise CudaUnavailableError("nvcc not found")
     key = _cache.make_key("cuda-ptx-ok", arch, compiler_version(nv), _sha(source))
-    marker = _cache.cache_dir() / "cuda" / "ptx-ok" / key
-    if _cache.enabled(cache) and marker.exists():
+    if _cache.enabled(cache) and _cache.load(key, "cuda-ptx-ok") is not None:
         return 0, ""
     with tempfile.TemporaryDirectory(prefix="symdiff-ptx-") as d:
         src = Path(d) / f"{ENTRY}.cu"
@@ -301,11 +262,7 @@ def nvcc_ptx(source: str, arch: str = "sm_90", nvcc: Optional[str] = None, cache
                            capture_output=True, text=True, timeout=600)
     msgs = (r.stderr + r.stdout).strip()
     if r.returncode == 0 and not msgs and _cache.enabled(cache):
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
-            pass
+        _cache.store(key, {"arch": arch}, b"ok", "cuda-ptx-ok")  # a marker entry: a clean check is not redone
     return r.returncode, msgs
 
 

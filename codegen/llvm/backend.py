@@ -82,7 +82,7 @@ class LLVMFunction(CompiledFunction):
         outputs = [(f"out{i}", shape, dtype) for i, (shape, dtype) in enumerate(self.output_specs)]
         self.kernel = Kernel(self.entry_address, self.pool, inputs, outputs, name="symdiff",
                              returns="single" if single else "tuple", owner=self.jit,
-                             workspace_bytes=self.program.workspace_bytes)
+                             workspace_bytes=self.program.workspace_bytes, signature=self.signature)
         self.compile_detail = {"lower+codegen_s": time.perf_counter() - t0, "cache_hit": self.cache_hit}
 
     def _compile(self, use_cache: bool) -> list[bytes]:
@@ -123,11 +123,8 @@ class LLVMFunction(CompiledFunction):
         return self.program.stats()
 
     def __call__(self, **kwargs):
-        try:
-            return self.kernel(**kwargs)  # validation, unboxing and the GIL release happen in C
-        except (TypeError, ValueError):
-            self.signature.bind(kwargs)  # the same checks in Python give the backend-independent message
-            raise
+        # exact arrays go straight through C; any other call is converted (or refused) by self.signature
+        return self.kernel(**kwargs)
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         out = self.kernel(*arrays)
