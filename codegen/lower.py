@@ -25,7 +25,6 @@ from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program,
 
 BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"}
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
-EXPENSIVE = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt", "div"}
 PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
 MAX_TASKS = 8
 ALIGN = 64
@@ -36,7 +35,7 @@ def _inline_cost(n: Node, memo: dict) -> int:
         return memo[n]
     c = 0
     if OPS[n.op].elementwise:
-        c = (4 if n.op in EXPENSIVE else 1) + sum(_inline_cost(i, memo) for i in n.inputs)
+        c = (4 if OPS[n.op].cost_class == "expensive" else 1) + sum(_inline_cost(i, memo) for i in n.inputs)
     memo[n] = c
     return c
 
