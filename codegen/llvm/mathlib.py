@@ -72,10 +72,6 @@ from llvmlite import ir
 
 __all__ = ["MathLib", "FUNCTIONS", "ARITY", "emit_elementwise_test_kernel"]
 
-# fname -> number of arguments
-ARITY = {"exp": 1, "log": 1, "log1p": 1, "expm1": 1, "sin": 1, "cos": 1, "tanh": 1,
-         "sigmoid": 1, "softplus": 1, "pow": 2, "sqrt": 1, "abs": 1}
-FUNCTIONS = tuple(ARITY)
 
 _DTYPES = {"float32": "f32", "float64": "f64", "f32": "f32", "f64": "f64"}
 
@@ -530,31 +526,18 @@ class _Emitter:
 
     # ---- dispatch ----------------------------------------------------------------------
     def emit(self, fname: str, args: list) -> ir.Value:
-        if fname == "exp":
-            return self.exp(args[0])
-        if fname == "log":
-            return self.log(args[0])
-        if fname == "log1p":
-            return self.log1p(args[0])
-        if fname == "expm1":
-            return self.expm1(args[0])
-        if fname == "sin":
-            return self.sincos(args[0], cos=False)
-        if fname == "cos":
-            return self.sincos(args[0], cos=True)
-        if fname == "tanh":
-            return self.tanh(args[0])
-        if fname == "sigmoid":
-            return self.sigmoid(args[0])
-        if fname == "softplus":
-            return self.softplus(args[0])
-        if fname == "pow":
-            return self.pow(args[0], args[1])
-        if fname == "sqrt":
-            return self.sqrt(args[0])
-        if fname == "abs":
-            return self.fabs(args[0])
-        raise KeyError(fname)
+        return EMIT[fname](self, *args)
+
+
+# fname -> emitter method (the one table; ARITY and FUNCTIONS derive from it)
+EMIT = {
+    "exp": _Emitter.exp, "log": _Emitter.log, "log1p": _Emitter.log1p, "expm1": _Emitter.expm1,
+    "sin": lambda e, x: e.sincos(x, cos=False), "cos": lambda e, x: e.sincos(x, cos=True),
+    "tanh": _Emitter.tanh, "sigmoid": _Emitter.sigmoid, "softplus": _Emitter.softplus,
+    "pow": _Emitter.pow, "sqrt": _Emitter.sqrt, "abs": _Emitter.fabs,
+}
+ARITY = {f: (2 if f == "pow" else 1) for f in EMIT}  # fname -> number of arguments
+FUNCTIONS = tuple(EMIT)
 
 
 def _dt(dtype: str) -> _DT:
