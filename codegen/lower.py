@@ -21,6 +21,7 @@ from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
 from symdiff.signature import Signature
 
+from symdiff.codegen.expand import expand_composites
 from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
 
 BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"}
@@ -81,7 +82,7 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
 
 class Lowering:
     def __init__(self, outputs: Sequence[Node]) -> None:
-        self.outputs = _one_axis_logsumexp(outputs)
+        self.outputs = _one_axis_logsumexp(expand_composites(outputs))
         self.order = toposort(self.outputs)
         self.users: dict[Node, list[Node]] = {n: [] for n in self.order}
         for n in self.order:

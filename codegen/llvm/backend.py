@@ -16,6 +16,8 @@ from symdiff.codegen.kernel_ir import Program
 from symdiff.codegen.llvm.jit import JitModule, emit_object, host_cpu, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import compile_parallel, split_shared
+from symdiff.codegen.expand import require_supported
+from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.lower import lower
 
 ENTRY = "sd_entry"
@@ -44,6 +46,7 @@ class LLVMFunction(CompiledFunction):
                  num_threads: Optional[int] = None) -> None:
         super().__init__(outputs, single)
         t0 = time.perf_counter()
+        require_supported("llvm", self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
         self.program: Program = lower(self.outputs)
         key = graph_key(self.outputs, "llvm")
         use_cache = _cache.enabled(cache)
