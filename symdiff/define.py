@@ -20,7 +20,7 @@ from . import api
 from .ir import Node
 from .optable import OPS, X, elementwise, op_for_sympy
 
-_DEFINED: dict[str, Callable[..., Node]] = {}  # name -> DSL function, for ops made here
+DEFINED: dict[str, Callable[..., Node]] = {}  # name -> DSL function, for ops made here
 
 
 def _numpy_modules() -> dict:
@@ -60,9 +60,9 @@ def define_elementwise(name: str, fn: Callable[..., sp.Expr], impl: Optional[Cal
     expr = sp.sympify(fn(*X[:arity]))
     if not expr.free_symbols <= set(X[:arity]):
         raise ValueError(f"define_elementwise({name!r}): the expression {expr} uses symbols other than the arguments")
-    if name in _DEFINED:
+    if name in DEFINED:
         if OPS[name].expr == expr and OPS[name].arity == arity:
-            return _DEFINED[name]
+            return DEFINED[name]
         raise ValueError(f"define_elementwise: {name!r} is already defined with expression {OPS[name].expr}")
     if name in OPS or name in api.ELEMENTWISE or hasattr(api, name):
         raise ValueError(f"define_elementwise: {name!r} clashes with a built-in op or DSL function")
@@ -74,5 +74,5 @@ def define_elementwise(name: str, fn: Callable[..., sp.Expr], impl: Optional[Cal
     elementwise(name, expr, impl if impl is not None else _lambdify(expr, arity), cost, None,
                 doc or f"{name}({', '.join(p.name for p in params)}) = {fn(*sp.symbols([p.name for p in params]))}",
                 arity=arity)
-    _DEFINED[name] = out = api.elementwise_function(name, name)
+    DEFINED[name] = out = api.elementwise_function(name, name)
     return out

@@ -20,10 +20,17 @@ from test_ops import CASES
 BACKENDS = ["numpy", "llvm", "cuda-cpu"] + (["cuda"] if cb.gpu_info()[0] else [])
 TOL = {"float64": (1e-10, 1e-12), "float32": (3e-5, 3e-6)}  # (rtol, atol) against the float64/float32 oracle
 
-softsign = sd.define_elementwise("softsign", lambda x: x / (1 + sympy.Abs(x)))
-# composites on top of composites and of the custom SymPy heads (sigmoid)
-swish = sd.define_elementwise("swish_t", lambda x: x * OPS["sigmoid"].expr.func(x))
-COMPOSITES = {"softsign": softsign, "swish_t": swish}
+COMPOSITES: dict = {}  # name -> DSL function, defined for this module only (scratch_ops_module)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def composites(scratch_ops_module):
+    COMPOSITES["softsign"] = sd.define_elementwise("softsign", lambda x: x / (1 + sympy.Abs(x)))
+    # a custom SymPy head of the op table (sigmoid) inside a composite
+    COMPOSITES["swish_t"] = sd.define_elementwise("swish_t", lambda x: x * OPS["sigmoid"].expr.func(x))
+    yield
+    COMPOSITES.clear()
+    _RESULTS.clear()
 
 
 def assert_close(got, want, dtype: str, what: str) -> None:
@@ -107,6 +114,7 @@ def test_every_op_forward_gradient_and_hvp(backend, dtype):
 
 
 def test_composite_against_its_formula():
+    softsign = COMPOSITES["softsign"]
     x = sd.input("x", (5,), "float64")
     xs = np.array([-3.0, -0.5, 0.0, 0.25, 4.0])
     for backend in BACKENDS:

@@ -16,7 +16,7 @@ from symdiff.codegen.kernel_ir import Program
 from symdiff.codegen.llvm.jit import JitModule, emit_object, host_cpu, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import compile_parallel, split_shared
-from symdiff.codegen.expand import require_supported
+from symdiff.codegen.expand import expand_composites, require_supported
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.lower import lower
 
@@ -48,7 +48,7 @@ class LLVMFunction(CompiledFunction):
         t0 = time.perf_counter()
         require_supported("llvm", self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
         self.program: Program = lower(self.outputs)
-        key = graph_key(self.outputs, "llvm")
+        key = graph_key(expand_composites(self.outputs), "llvm")  # a user op is keyed by its expansion
         use_cache = _cache.enabled(cache)
         objs = None
         hit = _cache.load(key) if use_cache else None
