@@ -18,7 +18,10 @@ from symdiff.optable import OPS
 from test_ops import CASES
 
 BACKENDS = ["numpy", "llvm", "cuda-cpu"] + (["cuda"] if cb.gpu_info()[0] else [])
-TOL = {"float64": (1e-10, 1e-12), "float32": (3e-5, 3e-6)}  # (rtol, atol) against the float64/float32 oracle
+# (rtol, atol) against the numpy oracle; on a GPU nvcc contracts a * b + c into FMAs and CUDA's math functions
+# have their own ulp bounds, so results there are close to, not identical with, the CPU's
+TOL = {("cpu", "float64"): (1e-10, 1e-12), ("cpu", "float32"): (3e-5, 3e-6),
+       ("gpu", "float64"): (1e-9, 1e-11), ("gpu", "float32"): (2e-4, 2e-5)}
 
 COMPOSITES: dict = {}  # name -> DSL function, defined for this module only (scratch_ops_module)
 
@@ -33,12 +36,12 @@ def composites(scratch_ops_module):
     _RESULTS.clear()
 
 
-def assert_close(got, want, dtype: str, what: str) -> None:
+def assert_close(got, want, dtype: str, what: str, backend: str = "numpy") -> None:
     """The one closeness rule of the op suite: same shape and dtype, values within the dtype's tolerance."""
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
     assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
-    rtol, atol = TOL[dtype]
+    rtol, atol = TOL[("gpu" if backend == "cuda" else "cpu", dtype)]
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=what)
 
 
@@ -110,7 +113,7 @@ def test_every_op_forward_gradient_and_hvp(backend, dtype):
     covered = {lab.split(" ")[0].split(":")[0] for lab in labels}
     assert set(CASES) | set(COMPOSITES) <= covered
     for g, r, lab in zip(got, ref, labels):
-        assert_close(g, r, dtype, f"{backend}/{dtype}: {lab}")
+        assert_close(g, r, dtype, f"{backend}/{dtype}: {lab}", backend)
 
 
 def test_composite_against_its_formula():
@@ -120,6 +123,6 @@ def test_composite_against_its_formula():
     for backend in BACKENDS:
         val, d1, d2 = sd.compile([softsign(x), sd.grad(sd.sum(softsign(x)), x),
                                   sd.grad(sd.sum(sd.grad(sd.sum(softsign(x)), x)), x)], backend)(x=xs)
-        assert_close(val, xs / (1 + np.abs(xs)), "float64", f"{backend}: softsign")
-        assert_close(d1, 1 / (1 + np.abs(xs)) ** 2, "float64", f"{backend}: softsign'")
-        assert_close(d2, -2 * np.sign(xs) / (1 + np.abs(xs)) ** 3, "float64", f"{backend}: softsign''")
+        assert_close(val, xs / (1 + np.abs(xs)), "float64", f"{backend}: softsign", backend)
+        assert_close(d1, 1 / (1 + np.abs(xs)) ** 2, "float64", f"{backend}: softsign'", backend)
+        assert_close(d2, -2 * np.sign(xs) / (1 + np.abs(xs)) ** 3, "float64", f"{backend}: softsign''", backend)
