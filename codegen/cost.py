@@ -33,9 +33,6 @@ from symdiff.optable import OPS
 
 # index ops: a renderer turns them into address arithmetic, never into FLOPs
 INDEX_OPS = frozenset({"const", "broadcast_to", "transpose", "reshape", "cast", "pick", "one_hot"})
-# used until OpDef carries cost_class: the ops whose scalar rule is a math-library call or a division
-_EXPENSIVE_FALLBACK = frozenset({"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus",
-                                 "pow", "sqrt", "div"})
 CLASS_COST = {"free": (0, 0), "cheap": (1, 0), "expensive": (1, 1)}  # cost class -> (FLOPs, special calls)
 
 # RowKernel: op -> (passes evaluating the input, FLOPs per element, special per element, FLOPs per row,
@@ -74,9 +71,7 @@ def cost_class(op: str) -> str:
     """``"free" | "cheap" | "expensive"``: the op's own ``OpDef.cost_class``; index ops are free."""
     if op in INDEX_OPS:
         return "free"
-    opdef = OPS.get(op)
-    fallback = "expensive" if op in _EXPENSIVE_FALLBACK else "cheap"
-    return getattr(opdef, "cost_class", None) or fallback
+    return OPS[op].cost_class
 
 
 def op_cost(op: str) -> tuple[int, int]:

@@ -23,12 +23,12 @@ from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
 from symdiff.signature import Signature
 
+from symdiff.codegen.expand import expand_composites
 from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
 from symdiff.codegen.target import Target, host_target
 
 BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"}
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
-EXPENSIVE = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt", "div"}
 PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
 ALIGN = 64
 
@@ -38,7 +38,7 @@ def _inline_cost(n: Node, memo: dict) -> int:
         return memo[n]
     c = 0
     if OPS[n.op].elementwise:
-        c = (4 if n.op in EXPENSIVE else 1) + sum(_inline_cost(i, memo) for i in n.inputs)
+        c = (4 if OPS[n.op].cost_class == "expensive" else 1) + sum(_inline_cost(i, memo) for i in n.inputs)
     memo[n] = c
     return c
 
@@ -86,7 +86,7 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
 class Lowering:
     def __init__(self, outputs: Sequence[Node], target: Optional[Target] = None) -> None:
         self.target = target or host_target()
-        self.outputs = _one_axis_logsumexp(outputs)
+        self.outputs = _one_axis_logsumexp(expand_composites(outputs))
         self.order = toposort(self.outputs)
         self.users: dict[Node, list[Node]] = {n: [] for n in self.order}
         for n in self.order:

@@ -3,10 +3,9 @@
 Declare a model with ``sd.input``/``sd.param`` and NumPy-named functions, differentiate it
 symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
-from .api import (abs, add, as_tensor, astype, broadcast_to, cos, cross_entropy, divide, exp, expm1, input,
-                  log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, minimum, mse, multiply,
-                  negative, param, power, relu, reshape, sigmoid, sign, sin, softmax, softplus, sqrt, square,
-                  subtract, sum, tanh, transpose)
+from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
+                  matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
+from .define import define_elementwise
 from .autodiff import grad
 from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
@@ -17,12 +16,13 @@ from .simplify import simplify
 
 __version__ = "0.1.0"
 
+globals().update(ELEMENTWISE)  # sd.add, sd.subtract, sd.tanh, ...: one per op-table entry with a DSL name
+
 __all__ = [
-    "abs", "add", "as_tensor", "astype", "broadcast_to", "cos", "cross_entropy", "divide", "exp", "expm1", "input",
-    "log", "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mse", "multiply",
-    "negative", "param", "power", "relu", "reshape", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt",
-    "square", "subtract", "sum", "tanh", "transpose", "grad", "check_grad", "GradCheckError", "GradReport",
-    "compile", "CompiledFunction", "list_backends", "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    *ELEMENTWISE, "as_tensor", "astype", "broadcast_to", "cross_entropy", "input", "log_softmax", "logsumexp",
+    "matmul", "max", "mean", "mse", "param", "reshape", "softmax", "sum", "transpose", "define_elementwise",
+    "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
+    "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

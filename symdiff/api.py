@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import inspect
 import numbers
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .ir import Node, apply, const
+from .optable import OPS
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import cast as _cast
 from .ops_tensor import transpose as _transpose
@@ -73,40 +75,28 @@ def _ew(op: str, *args: TensorLike) -> Node:
     return apply(op, [as_tensor(a, like) for a in args])
 
 
-def _unary(op: str, doc: str) -> Callable[[TensorLike], Node]:
-    def f(x: TensorLike) -> Node:
-        return _ew(op, x)
-    f.__name__ = f.__qualname__ = op
-    f.__doc__ = doc
+def elementwise_function(op: str, name: Optional[str] = None) -> Callable[..., Node]:
+    """The DSL function of elementwise op ``op``: tensors or scalars in (NumPy broadcasting), a node out."""
+    d = OPS[op]
+
+    def f(*args: TensorLike) -> Node:
+        if len(args) != d.arity:
+            raise TypeError(f"{f.__name__}() takes {d.arity} argument(s), got {len(args)}")
+        return _ew(op, *args)
+    f.__name__ = f.__qualname__ = name or d.api or op
+    f.__doc__ = d.doc or f"elementwise {op}"
+    params = ("x",) if d.arity == 1 else ("a", "b") if d.arity == 2 else tuple(f"x{k}" for k in range(d.arity))
+    f.__signature__ = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                         for p in params])
     return f
 
 
-add = lambda a, b: _ew("add", a, b)  # noqa: E731
-subtract = lambda a, b: _ew("sub", a, b)  # noqa: E731
-multiply = lambda a, b: _ew("mul", a, b)  # noqa: E731
-divide = lambda a, b: _ew("div", a, b)  # noqa: E731
-power = lambda a, b: _ew("pow", a, b)  # noqa: E731
-maximum = lambda a, b: _ew("maximum", a, b)  # noqa: E731
-minimum = lambda a, b: _ew("minimum", a, b)  # noqa: E731
-negative = _unary("neg", "-x")
-exp = _unary("exp", "e**x")
-log = _unary("log", "natural logarithm")
-log1p = _unary("log1p", "log(1 + x), accurate for small x")
-expm1 = _unary("expm1", "exp(x) - 1, accurate for small x")
-sin = _unary("sin", "sine")
-cos = _unary("cos", "cosine")
-tanh = _unary("tanh", "hyperbolic tangent")
-sqrt = _unary("sqrt", "square root")
-abs = _unary("abs", "absolute value")  # noqa: A001
-sign = _unary("sign", "sign(x) in {-1, 0, 1}")
-square = _unary("square", "x**2")
-sigmoid = _unary("sigmoid", "1 / (1 + exp(-x)), stable for large |x|")
-relu = _unary("relu", "max(x, 0); derivative 0 at x = 0")
-softplus = _unary("softplus", "log(1 + exp(x)), stable")
-for _f, _n in ((add, "add"), (subtract, "subtract"), (multiply, "multiply"), (divide, "divide"), (power, "power"),
-               (maximum, "maximum"), (minimum, "minimum")):
-    _f.__name__ = _f.__qualname__ = _n
-    _f.__doc__ = f"elementwise {_n} with NumPy broadcasting"
+# one DSL function per op-table entry that names one (sd.add, sd.subtract -> op "sub", sd.tanh, ...)
+ELEMENTWISE: dict[str, Callable[..., Node]] = {d.api: elementwise_function(d.name) for d in OPS.values()
+                                               if d.elementwise and d.api}
+globals().update(ELEMENTWISE)
+add, subtract, multiply, negative, square = (ELEMENTWISE[k] for k in ("add", "subtract", "multiply", "negative",
+                                                                      "square"))  # used below
 
 
 # -- shape manipulation ----------------------------------------------------------------------------------------

@@ -53,27 +53,29 @@ def _softplus_np(a):
 
 x, y = X[0], X[1]
 
-elementwise("add", x + y, np.add)
-elementwise("sub", x - y, np.subtract)
-elementwise("mul", x * y, np.multiply)
-elementwise("div", x / y, np.divide)
-elementwise("pow", x ** y, np.power)
-elementwise("neg", -x, np.negative)
-elementwise("square", x ** 2, np.square)
-elementwise("sqrt", sp.sqrt(x), np.sqrt)
-elementwise("exp", sp.exp(x), np.exp)
-elementwise("log", sp.log(x), np.log)
-elementwise("log1p", log1p(x), np.log1p)
-elementwise("expm1", expm1(x), np.expm1)
-elementwise("sin", sp.sin(x), np.sin)
-elementwise("cos", sp.cos(x), np.cos)
-elementwise("tanh", sp.tanh(x), np.tanh)
-elementwise("abs", sp.Abs(x), np.abs)
-elementwise("sign", sp.sign(x), np.sign)
-elementwise("maximum", sp.Max(x, y), np.maximum)
-elementwise("minimum", sp.Min(x, y), np.minimum)
-elementwise("sigmoid", sigmoid(x), _sigmoid_np)
-elementwise("softplus", softplus(x), _softplus_np)
-elementwise("relu", relu(x), lambda a: np.maximum(a, np.zeros((), a.dtype)))
-elementwise("heaviside", sp.Heaviside(x), lambda a: np.heaviside(a, np.asarray(0.5, a.dtype)))  # H(0) = 1/2
-elementwise("step", sp.Heaviside(x, 0), lambda a: np.heaviside(a, np.zeros((), a.dtype)))  # H(0) = 0
+# name, value, numpy impl, cost class, DSL name (sd.<api>; None: internal), doc
+elementwise("add", x + y, np.add, "cheap", "add", "elementwise add with NumPy broadcasting")
+elementwise("sub", x - y, np.subtract, "cheap", "subtract", "elementwise subtract with NumPy broadcasting")
+elementwise("mul", x * y, np.multiply, "cheap", "multiply", "elementwise multiply with NumPy broadcasting")
+elementwise("div", x / y, np.divide, "expensive", "divide", "elementwise divide with NumPy broadcasting")
+elementwise("pow", x ** y, np.power, "expensive", "power", "elementwise power with NumPy broadcasting")
+elementwise("neg", -x, np.negative, "cheap", "negative", "-x")
+elementwise("square", x ** 2, np.square, "cheap", "square", "x**2")
+elementwise("sqrt", sp.sqrt(x), np.sqrt, "expensive", "sqrt", "square root")
+elementwise("exp", sp.exp(x), np.exp, "expensive", "exp", "e**x")
+elementwise("log", sp.log(x), np.log, "expensive", "log", "natural logarithm")
+elementwise("log1p", log1p(x), np.log1p, "expensive", "log1p", "log(1 + x), accurate for small x")
+elementwise("expm1", expm1(x), np.expm1, "expensive", "expm1", "exp(x) - 1, accurate for small x")
+elementwise("sin", sp.sin(x), np.sin, "expensive", "sin", "sine")
+elementwise("cos", sp.cos(x), np.cos, "expensive", "cos", "cosine")
+elementwise("tanh", sp.tanh(x), np.tanh, "expensive", "tanh", "hyperbolic tangent")
+elementwise("abs", sp.Abs(x), np.abs, "cheap", "abs", "absolute value")
+elementwise("sign", sp.sign(x), np.sign, "cheap", "sign", "sign(x) in {-1, 0, 1}")
+elementwise("maximum", sp.Max(x, y), np.maximum, "cheap", "maximum", "elementwise maximum with NumPy broadcasting")
+elementwise("minimum", sp.Min(x, y), np.minimum, "cheap", "minimum", "elementwise minimum with NumPy broadcasting")
+elementwise("sigmoid", sigmoid(x), _sigmoid_np, "expensive", "sigmoid", "1 / (1 + exp(-x)), stable for large |x|")
+elementwise("softplus", softplus(x), _softplus_np, "expensive", "softplus", "log(1 + exp(x)), stable")
+elementwise("relu", relu(x), lambda a: np.maximum(a, np.zeros((), a.dtype)), "cheap", "relu",
+            "max(x, 0); derivative 0 at x = 0")
+elementwise("heaviside", sp.Heaviside(x), lambda a: np.heaviside(a, np.asarray(0.5, a.dtype)), "cheap")  # H(0) = 1/2
+elementwise("step", sp.Heaviside(x, 0), lambda a: np.heaviside(a, np.zeros((), a.dtype)), "cheap")  # H(0) = 0

@@ -97,7 +97,7 @@ def _rand_infer(inputs, attrs):
 
 
 register(OpDef("rand_uniform", _rand_infer, rand_uniform_np, vjp=lambda node, g: [None, None], arity=2,
-               differentiable=False,
+               differentiable=False, cost_class="cheap",
                doc="counter-based uniform [0,1) numbers: a pure uint32 hash of (seed, step, stream, flat index)"))
 
 

@@ -255,20 +255,23 @@ def _pick_vjp(node, g):
 register(OpDef("input", _leaf_infer, None, arity=0, doc="a named input leaf"))
 register(OpDef("param", _leaf_infer, None, arity=0, doc="a named trainable parameter leaf"))
 register(OpDef("const", _leaf_infer, None, arity=0, doc="a constant array"))
-register(OpDef("sum", _reduce_infer("sum"), lambda a, axes, keepdims: np.sum(a, axis=axes, keepdims=keepdims), _sum_vjp))
-register(OpDef("max", _reduce_infer("max"), lambda a, axes, keepdims: np.max(a, axis=axes, keepdims=keepdims), _max_vjp))
+register(OpDef("sum", _reduce_infer("sum"), lambda a, axes, keepdims: np.sum(a, axis=axes, keepdims=keepdims), _sum_vjp,
+               cost_class="cheap"))
+register(OpDef("max", _reduce_infer("max"), lambda a, axes, keepdims: np.max(a, axis=axes, keepdims=keepdims), _max_vjp,
+               cost_class="cheap"))
 register(OpDef("reshape", _reshape_infer, lambda a, shape: np.reshape(a, shape),
                lambda n, g: [reshape(g, n.inputs[0].shape)]))
 register(OpDef("broadcast_to", _broadcast_infer, lambda a, shape: np.broadcast_to(a, shape),
                lambda n, g: [sum_to(g, n.inputs[0].shape)]))
 register(OpDef("transpose", _transpose_infer, lambda a, perm: np.transpose(a, perm),
                lambda n, g: [transpose(g, tuple(np.argsort(n.attrs["perm"])))]))
-register(OpDef("matmul", _matmul_infer, np.matmul, _matmul_vjp, arity=2))
+register(OpDef("matmul", _matmul_infer, np.matmul, _matmul_vjp, arity=2, cost_class="cheap"))
 register(OpDef("cast", _cast_infer, lambda a, dtype: a.astype(dtype), lambda n, g: [cast(g, n.inputs[0].dtype)]))
-register(OpDef("softmax", _axis_infer("softmax"), _softmax_np, _softmax_vjp))
-register(OpDef("log_softmax", _axis_infer("log_softmax"), _log_softmax_np, _log_softmax_vjp))
-register(OpDef("logsumexp", _reduce_infer("logsumexp"), _logsumexp_np, _logsumexp_vjp))
+register(OpDef("softmax", _axis_infer("softmax"), _softmax_np, _softmax_vjp, cost_class="expensive"))
+register(OpDef("log_softmax", _axis_infer("log_softmax"), _log_softmax_np, _log_softmax_vjp, cost_class="expensive"))
+register(OpDef("logsumexp", _reduce_infer("logsumexp"), _logsumexp_np, _logsumexp_vjp, cost_class="expensive"))
 register(OpDef("pick", _pick_infer, lambda a, lab: a[np.arange(a.shape[0]), lab], _pick_vjp, arity=2,
                doc="pick(x, labels)[i] = x[i, labels[i]]"))
-register(OpDef("one_hot", _one_hot_infer, _one_hot_np, arity=1, differentiable=False))
-register(OpDef("eq", _eq_infer, lambda a, b: np.equal(a, b).astype(np.result_type(a, b)), arity=2, differentiable=False))
+register(OpDef("one_hot", _one_hot_infer, _one_hot_np, arity=1, differentiable=False, cost_class="cheap"))
+register(OpDef("eq", _eq_infer, lambda a, b: np.equal(a, b).astype(np.result_type(a, b)), arity=2, differentiable=False,
+               cost_class="cheap"))

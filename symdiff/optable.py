@@ -6,8 +6,13 @@ Each :class:`OpDef` has a name, a shape/dtype rule, a NumPy implementation, and 
   from ``sympy.diff``; broadcasting is implicit), or
 - an explicit vector-Jacobian rule ``vjp(node, cotangent) -> [grad per input or None]`` (tensor ops).
 
-A new elementwise op is one line: ``elementwise("name", sympy_expr, numpy_fn)``.
-The table is filled once at import time (``ops_elementwise``, ``ops_tensor``) and never mutated after.
+A new elementwise op is one line: ``elementwise("name", sympy_expr, numpy_fn, cost_class, api="name")``; the
+DSL function ``sd.<api>`` is generated from the entry (``api.py``). If the expression is built from existing
+ops (``x / (1 + Abs(x))``) the compiled backends expand it into those ops (``codegen/expand.py``); a new
+SymPy head needs one scalar rule per backend (``codegen/llvm/scalar_rules.py``, ``codegen/cuda/scalar_rules.py``),
+or a declaration in that backend's ``UNSUPPORTED`` set. ``tests/test_op_coverage.py`` guards both.
+The table is filled at import time (``ops_elementwise``, ``ops_tensor``, ``ops_random``); afterwards only
+``define_elementwise`` adds entries (never replaces one).
 """
 from __future__ import annotations
 
@@ -21,6 +26,11 @@ from . import dtypes as _dt
 
 X = sp.symbols("x0:3", real=True)  # operand symbols of elementwise expressions
 
+# cost classes, read by the lowering (what to recompute inline) and the cost model:
+#   free: data movement, leaves, casts; cheap: one or a few ALU instructions (add, compare, max);
+#   expensive: a math-library call or a division (exp, log, tanh, pow, sqrt, div, ...)
+COST_CLASSES = ("free", "cheap", "expensive")
+
 
 @dataclass(frozen=True)
 class OpDef:
@@ -32,6 +42,12 @@ class OpDef:
     arity: int = 1
     differentiable: bool = True
     doc: str = ""
+    cost_class: str = "free"  # one of COST_CLASSES
+    api: Optional[str] = None  # the DSL name (sd.<api>) generated from this entry; None: internal or hand-written
+
+    def __post_init__(self) -> None:
+        if self.cost_class not in COST_CLASSES:
+            raise ValueError(f"op {self.name!r}: cost_class must be one of {COST_CLASSES}, got {self.cost_class!r}")
 
     @property
     def elementwise(self) -> bool:
@@ -67,14 +83,28 @@ def _elementwise_infer(name: str):
     return infer
 
 
-def elementwise(name: str, expr: sp.Expr, impl: Callable, doc: str = "") -> OpDef:
-    """Register an elementwise op defined by a SymPy expression of X[0], X[1], ..."""
-    arity = max(int(str(s)[1:]) for s in expr.free_symbols) + 1 if expr.free_symbols else 0
-    op = register(OpDef(name, _elementwise_infer(name), impl, expr=expr, arity=arity, doc=doc))
-    if isinstance(expr, sp.Function) or type(expr).__name__ in ("Max", "Min", "Abs", "sign", "Heaviside"):
+def elementwise(name: str, expr: sp.Expr, impl: Callable, cost_class: str = "cheap", api: Optional[str] = None,
+                doc: str = "", arity: Optional[int] = None) -> OpDef:
+    """Register an elementwise op defined by a SymPy expression of X[0], X[1], ...
+
+    ``api``: the DSL name of the generated function (``sd.<api>``); None keeps the op internal.
+    ``arity``: default one more than the highest operand symbol used."""
+    if arity is None:
+        arity = max(int(str(s)[1:]) for s in expr.free_symbols) + 1 if expr.free_symbols else 0
+    op = register(OpDef(name, _elementwise_infer(name), impl, expr=expr, arity=arity, doc=doc,
+                        cost_class=cost_class, api=api))
+    if _is_head(expr) and all(a in X for a in _head_args(expr)):
         key = (expr.func, tuple(expr.args[1:]) if expr.func is sp.Heaviside else ())
-        SYMPY_FUNCS[key] = name
+        SYMPY_FUNCS.setdefault(key, name)
     return op
+
+
+def _is_head(expr: sp.Expr) -> bool:
+    return isinstance(expr, sp.Function) or type(expr).__name__ in ("Max", "Min", "Abs", "sign", "Heaviside")
+
+
+def _head_args(expr: sp.Expr) -> tuple:
+    return expr.args[:1] if expr.func is sp.Heaviside else expr.args
 
 
 def op_for_sympy(expr: sp.Expr) -> Optional[str]:

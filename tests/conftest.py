@@ -67,3 +67,30 @@ def hash_uniform_reference(seed: int, step: int, n: int, stream: int = 0) -> np.
             x ^= x >> 16
         out.append((x >> 8) / 2 ** 24)
     return np.array(out)
+
+
+@pytest.fixture
+def scratch_ops():
+    """Ops registered inside the test (sd.define_elementwise, optable.elementwise) are removed afterwards,
+    so that tests iterating over the op table see the built-in ops only."""
+    yield from _scratch_ops()
+
+
+def _scratch_ops():
+    from symdiff import define, optable, sympy_bridge
+    from symdiff.codegen import expand
+    saved = (dict(optable.OPS), dict(optable.SYMPY_FUNCS), dict(define.DEFINED))
+    try:
+        yield
+    finally:
+        for table, old in zip((optable.OPS, optable.SYMPY_FUNCS, define.DEFINED), saved):
+            table.clear()
+            table.update(old)
+        sympy_bridge.derivative_expr.cache_clear()
+        expand.is_primitive.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def scratch_ops_module():
+    """``scratch_ops`` for a whole test module."""
+    yield from _scratch_ops()

@@ -4,8 +4,7 @@
 C++ compiler and ``codegen/cuda/cuda_cpu.h`` (the CUDA thread model emulated on the CPU), so these tests check
 the numerics of the generated kernels against the NumPy reference backend:
 
-- every op of ``symdiff.optable.OPS`` (cases from tests/test_ops.py), forward and gradient, float64 and
-  float32;
+- (every op of the op table, forward and gradient: tests/test_ops_backends.py)
 - broadcasting / reduction / matmul corner cases (size-1 axes, sizes that are not multiples of the block
   or tile, single elements, the two-pass and block-per-row code paths, transposed operands, bias epilogue,
   -inf rows, NaN propagation), the counter-based RNG bit for bit;
@@ -16,8 +15,7 @@ Also: the source's structure, kernel_stats, the .so cache, the error without a G
 itself (shuffles, barriers, atomics, the divergence check), and ``nvcc --ptx`` of every generated source
 for sm_90 and the oldest architecture nvcc supports, without warnings (skipped without nvcc).
 
-Each graph is compiled once (module-level cache, plus the on-disk .so cache across runs); the op table is
-compiled as one graph per dtype with every op's leaves prefixed by its name.
+Each graph is compiled once (module-level cache, plus the on-disk .so cache across runs).
 """
 from __future__ import annotations
 
@@ -37,15 +35,12 @@ import pytest
 import symdiff as sd
 import symdiff.nn as nn
 from symdiff.ir import apply
-from symdiff.optable import OPS
 from symdiff.ops_random import rand_uniform, rand_uniform_np
 from symdiff.simplify import simplify
 
 from symdiff.codegen.cuda import backend as cb
 from symdiff.codegen.cuda.render import kernel_stats, render_cuda
 from symdiff.codegen.lower import lower
-
-from test_ops import CASES
 
 HAVE_CXX = cb.host_compiler() is not None
 needs_cxx = pytest.mark.skipif(not HAVE_CXX, reason="no host C++ compiler (g++/clang++) for backend='cuda-cpu'")
@@ -65,40 +60,6 @@ class Graph:
 
 def _leaf(kind: str, name: str, v: np.ndarray):
     return (sd.param if kind == "param" else sd.input)(name, v.shape, v.dtype.name)
-
-
-def op_table(dtype: str) -> Graph:
-    """Every op of the op table, forward and gradient, leaves prefixed with the op name."""
-    outs, labels, values, index = [], [], {}, {}
-    for op in sorted(OPS):
-        case = CASES.get(op)
-        if case is None:
-            continue
-        for phase, gen in (("fwd", case.gen), ("grad", case.gen_grad or case.gen)):
-            vals = gen(np.random.default_rng(0 if phase == "fwd" else 1))
-            nodes = {}
-            for k, v in vals.items():
-                v = np.asarray(v)
-                if v.dtype.kind == "f":
-                    v = v.astype(dtype)
-                nm = f"{op}_{phase}_{k}"
-                nodes[k] = _leaf("param" if k == "w" else "input", nm, v)
-                values[nm] = v
-            out = case.build(*nodes.values())
-            first = len(outs)
-            if phase == "fwd":
-                outs.append(out)
-                labels.append(f"{op} forward")
-            else:
-                wrt = [n for n in nodes.values() if n.dtype.startswith("float")]
-                w = np.random.default_rng(2).standard_normal(out.shape)
-                y = sd.sum(out * sd.const(w, out.dtype))
-                for g, x in zip(sd.grad(y, wrt), wrt):
-                    outs.append(g)
-                    labels.append(f"{op}: d/d{x.name}")
-            index.setdefault(op, []).extend(range(first, len(outs)))
-    tol = (1e-10, 1e-12) if dtype == "float64" else (3e-5, 3e-6)
-    return Graph(outs, values, labels, *tol, extra={"index": index})
 
 
 def corners(dtype: str) -> Graph:
@@ -229,8 +190,6 @@ def fd_graphs() -> Graph:
 
 
 GRAPHS: dict[str, Callable[[], Graph]] = {
-    "ops_float64": lambda: op_table("float64"),
-    "ops_float32": lambda: op_table("float32"),
     "corners_float64": lambda: corners("float64"),
     "corners_float32": lambda: corners("float32"),
     "mlp_float32": lambda: mlp("float32"),
@@ -268,18 +227,6 @@ def assert_close(got, ref, g: Graph, i: int) -> None:
 
 
 # ---- numerics --------------------------------------------------------------------------------------------
-
-@needs_cxx
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("op", sorted(OPS))
-def test_op_table_forward_and_gradient(op, dtype):
-    assert op in CASES, f"op {op!r} has no case in tests/test_ops.py CASES"
-    f, g, got, ref = compiled(f"ops_{dtype}")
-    idx = g.extra["index"][op]
-    assert idx, f"{op}: nothing to compare"
-    for i in idx:
-        assert_close(got[i], ref[i], g, i)
-
 
 @needs_cxx
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -1,4 +1,5 @@
-"""The CUDA backend on a real GPU: the graphs of tests/test_cuda_cpu.py with ``backend="cuda"``.
+"""The CUDA backend on a real GPU: the graphs of tests/test_cuda_cpu.py with ``backend="cuda"`` (every op of
+the op table: tests/test_ops_backends.py, which adds ``cuda`` to its backends when a GPU is present).
 
 Needs an NVIDIA GPU with its driver and nvcc (on PATH, or ``SYMDIFF_NVCC``); otherwise every GPU test
 is skipped with the reason. To run it on such a machine::
@@ -21,7 +22,6 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.optable import OPS
 from symdiff.ops_random import rand_uniform_np
 
 from symdiff.codegen.cuda import backend as cb
@@ -29,7 +29,7 @@ from symdiff.codegen.cuda.render import render_cuda
 from symdiff.codegen.lower import lower
 from symdiff.simplify import simplify
 
-from test_cuda_cpu import CASES, GRAPHS, compiled
+from test_cuda_cpu import GRAPHS, compiled
 
 GPU_OK, GPU_REASON, GPU_CC = cb.gpu_info()
 NVCC = cb.find_nvcc()
@@ -49,19 +49,7 @@ def _close(got, ref, label: str) -> None:
 
 
 @needs_gpu
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("op", sorted(OPS))
-def test_op_table_on_gpu(op, dtype):
-    assert op in CASES, f"op {op!r} has no case in tests/test_ops.py CASES"
-    f, g, got, ref = compiled(f"ops_{dtype}", "cuda")
-    outputs = g.extra["index"].get(op, [])
-    assert outputs, f"the ops_{dtype} graph has no output that uses {op!r}: nothing would be compared"
-    for i in outputs:
-        _close(got[i], ref[i], g.labels[i])
-
-
-@needs_gpu
-@pytest.mark.parametrize("name", [n for n in GRAPHS if not n.startswith("ops_")])
+@pytest.mark.parametrize("name", list(GRAPHS))
 def test_graphs_on_gpu(name):
     f, g, got, ref = compiled(name, "cuda")
     assert f.backend == "cuda" and len(got) == len(ref) == len(g.outputs) > 0

@@ -47,6 +47,8 @@ from symdiff.ir import Node
 from symdiff.codegen import cache as _cache
 from symdiff.codegen.cuda.render import CudaRenderer
 from symdiff.codegen.kernel_ir import Program
+from symdiff.codegen.cuda import scalar_rules
+from symdiff.codegen.expand import require_supported
 from symdiff.codegen.lower import lower
 
 ENTRY = "sd_entry"
@@ -290,6 +292,7 @@ class CudaFunction(CompiledFunction):
                     f"backend='cuda' needs an NVIDIA GPU: {reason}. Use backend='cuda-cpu' to run the same "
                     f"generated CUDA source on the CPU (codegen/cuda/cuda_cpu.h emulates the CUDA thread model).")
             arch = arch or f"sm_{cc}"
+        require_supported(backend, self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
         self.program: Program = lower(self.outputs)
         self.renderer = CudaRenderer(self.program, ENTRY)
         self.source, self.header = self.renderer.render()

@@ -13,7 +13,9 @@ from typing import Any, Optional
 from symdiff.ir import Node
 
 from symdiff.codegen.kernel_ir import Buffer
-from symdiff.codegen.cuda.ir import CTYPE, IDENT, SPECIAL, KernelCtx, Stmt, flit, node_label, scalar_expr
+from symdiff.codegen.cuda.ir import CTYPE, IDENT, KernelCtx, Stmt, node_label
+from symdiff.codegen.cuda.literals import flit
+from symdiff.codegen.cuda.scalar_rules import SPECIAL, scalar_expr
 from symdiff.codegen.pointeval import RAND_SCALE, Emitter, PointEval
 
 __all__ = ["CudaEmitter", "cuda_eval"]

@@ -4,7 +4,6 @@ Graph nodes are evaluated at a point by the shared point evaluator (``codegen/po
 the C emitter of ``cuda/emitter.py``; FLOPs and bytes come from the one cost model (``codegen/cost.py``)."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
@@ -15,6 +14,8 @@ from symdiff import ops_random as R
 from symdiff.ir import Node
 
 from symdiff.codegen.kernel_ir import Buffer
+from symdiff.codegen.cuda.literals import flit, math_suffix  # noqa: F401  (re-exported)
+from symdiff.codegen.cuda.scalar_rules import SPECIAL, scalar_expr  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from symdiff.codegen.cuda.render import CudaRenderer
@@ -25,7 +26,6 @@ MAX_GRID = 1024  # blocks of grid-stride kernels (enough to fill an H100: 132 SM
 MAX_PARTIAL_BLOCKS = 256  # blocks of a loop kernel with fused total reductions (one partial each)
 WARP_ROW_MAX = 1024  # rows up to this length: one warp per row; longer: one block per row
 ALIGN = 256
-SPECIAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt"}
 
 
 def prod_shape(shape) -> int:
@@ -45,37 +45,8 @@ def align_up(n: int, a: int = ALIGN) -> int:
     return ceil_div(n, a) * a
 
 
-def flit(v, dtype: str) -> str:
-    """A C literal of value v in dtype (negative values parenthesised)."""
-    if dtype in ("int32", "int64"):
-        v = int(v)
-        if dtype == "int64" and v == -(2 ** 63):
-            return "(-9223372036854775807LL - 1)"
-        s = f"{abs(v)}{'LL' if dtype == 'int64' else ''}"
-        return f"(-{s})" if v < 0 else s
-    v = float(v)
-    f32 = dtype == "float32"
-    if math.isnan(v):
-        return "NAN" if f32 else "((double)NAN)"
-    if math.isinf(v):
-        s = "INFINITY" if f32 else "((double)INFINITY)"
-        return s if v > 0 else f"(-{s})"
-    if f32:
-        v = float(np.float32(v))
-    r = repr(abs(v))
-    if "." not in r and "e" not in r:
-        r += ".0"
-    if f32:
-        r += "f"
-    return f"(-{r})" if math.copysign(1.0, v) < 0 else r
-
-
 def reduce_ident(op: str, dtype: str) -> str:
     return flit(0.0 if op == "sum" else -np.inf, dtype)
-
-
-def math_suffix(dtype: str) -> str:
-    return "f" if dtype == "float32" else ""
 
 
 def node_label(n: Node) -> str:
@@ -202,27 +173,6 @@ class KernelCtx:
         return rd, wr
 
 
-def scalar_expr(op: str, a: list, dtype: str) -> str:
-    """One elementwise op on scalar C expressions (names or literals), with CUDA's math functions."""
-    f = math_suffix(dtype)
-    if op == "add": return f"{a[0]} + {a[1]}"  # noqa: E701
-    if op == "sub": return f"{a[0]} - {a[1]}"  # noqa: E701
-    if op == "mul": return f"{a[0]} * {a[1]}"  # noqa: E701
-    if op == "div": return f"{a[0]} / {a[1]}"  # noqa: E701
-    if op == "neg": return f"-{a[0]}"  # noqa: E701
-    if op == "square": return f"{a[0]} * {a[0]}"  # noqa: E701
-    if op in ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sqrt"):
-        return f"{op}{f}({a[0]})"
-    if op == "abs": return f"fabs{f}({a[0]})"  # noqa: E701
-    if op == "pow": return f"pow{f}({a[0]}, {a[1]})"  # noqa: E701
-    if op == "maximum": return f"sd_max({a[0]}, {a[1]})"  # noqa: E701
-    if op == "minimum": return f"sd_min({a[0]}, {a[1]})"  # noqa: E701
-    if op == "relu": return f"sd_max({a[0]}, {flit(0, dtype)})"  # noqa: E701
-    if op in ("sigmoid", "softplus", "step", "heaviside", "sign"):
-        return f"sd_{op}({a[0]})"
-    if op == "eq":
-        return f"({a[0]} == {a[1]}) ? {flit(1, dtype)} : {flit(0, dtype)}"
-    raise NotImplementedError(f"CUDA renderer has no scalar rule for {op!r}")
 
 
 # ---- device helpers (emitted when used) -------------------------------------------------------------------

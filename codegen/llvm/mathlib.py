@@ -70,54 +70,13 @@ from typing import Optional, Sequence
 
 from llvmlite import ir
 
+from symdiff.codegen.llvm.coeffs import (COS_F32, COS_F64, EXPM1_F32, EXPM1_F64, EXPM1_F64_SHORT, LOGP2_F64, LOGR_F32,
+                                          LOGR_F64, LOGR_F64_SHORT, SIN_F32, SIN_F64)
+
 __all__ = ["MathLib", "FUNCTIONS", "ARITY", "emit_elementwise_test_kernel"]
 
-# fname -> number of arguments
-ARITY = {"exp": 1, "log": 1, "log1p": 1, "expm1": 1, "sin": 1, "cos": 1, "tanh": 1,
-         "sigmoid": 1, "softplus": 1, "pow": 2, "sqrt": 1, "abs": 1}
-FUNCTIONS = tuple(ARITY)
 
 _DTYPES = {"float32": "f32", "float64": "f64", "f32": "f32", "f64": "f64"}
-
-
-# --------------------------------------------------------------------------------------
-# Polynomial coefficients (lowest degree first).  All are near-minimax fits (Lawson /
-# IRLS iteration in 50-digit mpmath on Chebyshev nodes) of the *relative* error of the
-# final function value, over the reduced range used below (with a small margin):
-#   EXPM1_*:  expm1(r) = r + r^2 * P(r),          |r| <= ln2/2 * 1.002
-#             (also exp(r) = 1 + r + r^2 * P(r)); f32 deg 4: 1.3e-8, f64 deg 9: 1.8e-17,
-#             deg 5: 2.4e-10 (used for float32 pow's float64 exp)
-#   SIN_*:    sin(r) = r + r^3 * S(r^2)            |r| <= pi/4 * 1.02 (f32) / * 1.001 (f64)
-#   COS_*:    cos(r) = 1 - r^2/2 + r^4 * C(r^2)    f32: 4.4e-9 / 1.4e-10, f64: 3.7e-18 / 5.7e-20
-#   LOGR_*:   2 atanh(s) = 2 s + s * z * R(z), z = s^2, |s| <= (sqrt2-1)/(sqrt2+1) * 1.001
-#             f32 deg 2: 8.1e-10, f64 deg 6: 1.2e-18 (fdlibm's Lg1..Lg7 are the same fit),
-#             deg 3: 4.8e-12 (float32 pow's float64 log)
-#   LOGP2:    2 atanh(s) = 2 s + 2/3 s^3 + s^5 * P2(z), deg 6: 1.1e-20 (float64 pow)
-# --------------------------------------------------------------------------------------
-EXPM1_F32 = (0.49999998132472750437, 0.16666542663284962571, 0.041667203994307318336,
-             0.0083666495887338839371, 0.0013882498615353459418)
-EXPM1_F64 = (0.5000000000000005279, 0.16666666666666587782, 0.041666666666575369795,
-             0.0083333333333904195485, 0.0013888888932057445436, 0.00019841269717596728382,
-             0.000024801504643375321138, 2.755740821766557061e-6, 2.762630163830448092e-7,
-             2.5053783250711639848e-8)
-EXPM1_F64_SHORT = (0.5000000044673976403, 0.16666666367003409817, 0.041666358554053403551,
-                   0.0083333898031795135845, 0.0013940826980078099348,
-                   0.00019845896958353538574)
-SIN_F32 = (-0.16666653077936086804, 0.008332063774836464937, -0.00019502121421633391607)
-COS_F32 = (0.041666642981086787413, -0.0013887184578887343789, 0.000024418114758022794139)
-SIN_F64 = (-0.1666666666666663029, 0.0083333333333220045788, -0.00019841269829494691803,
-           2.7557313587323074709e-6, -2.5050742259058737493e-8, 1.5895901780883832925e-10)
-COS_F64 = (0.041666666666666592009, -0.001388888888887289363, 0.000024801587288747240919,
-           -2.7557314148345227877e-7, 2.0875696534059676713e-9, -1.1358308458872641554e-11)
-LOGR_F32 = (0.66666776767607859039, 0.39977480354356712524, 0.29873679031247566619)
-LOGR_F64 = (0.6666666666666735127, 0.39999999999409156926, 0.28571428743777096362,
-            0.2222219841504357577, 0.18183573309570873603, 0.15313802100356641342,
-            0.14798613657503883872)
-LOGR_F64_SHORT = (0.66666665640225379111, 0.40000336617324867306, 0.2853720464224263843,
-                  0.23584346743063870054)
-LOGP2_F64 = (0.40000000000002280935, 0.28571428570086713049, 0.22222222522371759857,
-             0.18181784140484243626, 0.15386768298593228943, 0.13256550951895512392,
-             0.13198903686413123759)
 
 
 def _f32(v: float) -> float:
@@ -530,31 +489,18 @@ class _Emitter:
 
     # ---- dispatch ----------------------------------------------------------------------
     def emit(self, fname: str, args: list) -> ir.Value:
-        if fname == "exp":
-            return self.exp(args[0])
-        if fname == "log":
-            return self.log(args[0])
-        if fname == "log1p":
-            return self.log1p(args[0])
-        if fname == "expm1":
-            return self.expm1(args[0])
-        if fname == "sin":
-            return self.sincos(args[0], cos=False)
-        if fname == "cos":
-            return self.sincos(args[0], cos=True)
-        if fname == "tanh":
-            return self.tanh(args[0])
-        if fname == "sigmoid":
-            return self.sigmoid(args[0])
-        if fname == "softplus":
-            return self.softplus(args[0])
-        if fname == "pow":
-            return self.pow(args[0], args[1])
-        if fname == "sqrt":
-            return self.sqrt(args[0])
-        if fname == "abs":
-            return self.fabs(args[0])
-        raise KeyError(fname)
+        return EMIT[fname](self, *args)
+
+
+# fname -> emitter method (the one table; ARITY and FUNCTIONS derive from it)
+EMIT = {
+    "exp": _Emitter.exp, "log": _Emitter.log, "log1p": _Emitter.log1p, "expm1": _Emitter.expm1,
+    "sin": lambda e, x: e.sincos(x, cos=False), "cos": lambda e, x: e.sincos(x, cos=True),
+    "tanh": _Emitter.tanh, "sigmoid": _Emitter.sigmoid, "softplus": _Emitter.softplus,
+    "pow": _Emitter.pow, "sqrt": _Emitter.sqrt, "abs": _Emitter.fabs,
+}
+ARITY = {f: (2 if f == "pow" else 1) for f in EMIT}  # fname -> number of arguments
+FUNCTIONS = tuple(EMIT)
 
 
 def _dt(dtype: str) -> _DT:

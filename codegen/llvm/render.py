@@ -26,6 +26,7 @@ from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
 from symdiff.codegen.llvm.jit import new_module
+from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.pointeval import PointEval
@@ -167,33 +168,8 @@ class Renderer:
         return ir.Function(self.mod, ir.FunctionType(ty, [ty] * nargs), full)
 
     def scalar(self, b: ir.IRBuilder, op: str, a: list, dtype: str):
-        """One elementwise op on scalars (the loop vectoriser widens it)."""
-        ty = lltype(dtype)
-        zero, one = ir.Constant(ty, 0.0), ir.Constant(ty, 1.0)
-        if op == "add": return b.fadd(a[0], a[1])  # noqa: E701
-        if op == "sub": return b.fsub(a[0], a[1])  # noqa: E701
-        if op == "mul": return b.fmul(a[0], a[1])  # noqa: E701
-        if op == "div": return b.fdiv(a[0], a[1])  # noqa: E701
-        if op == "neg": return b.fneg(a[0])  # noqa: E701
-        if op == "square": return b.fmul(a[0], a[0])  # noqa: E701
-        if op in ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt", "abs"):
-            return self.math.call(b, op, a, dtype)
-        if op in ("maximum", "minimum", "relu"):
-            # exactly np.maximum / np.minimum: (a > b or a is NaN) ? a : b -- NaN propagates, and a tie
-            # (+0 vs -0) gives b, as numpy (llvm.maximum would order -0 < +0); relu = np.maximum(x, 0)
-            x, y = (a[0], zero) if op == "relu" else a
-            better = b.fcmp_ordered("<" if op == "minimum" else ">", x, y)
-            return b.select(b.or_(better, b.fcmp_unordered("uno", x, x)), x, y)
-        if op in ("step", "heaviside", "sign"):
-            x = a[0]
-            pos, negv = b.fcmp_ordered(">", x, zero), b.fcmp_ordered("<", x, zero)
-            at0 = {"step": zero, "heaviside": ir.Constant(ty, 0.5), "sign": zero}[op]
-            lo = ir.Constant(ty, -1.0) if op == "sign" else zero
-            v = b.select(pos, one, b.select(negv, lo, at0))
-            return b.select(b.fcmp_unordered("uno", x, x), x, v)  # NaN stays NaN
-        if op == "eq":
-            return b.uitofp(b.fcmp_ordered("==", a[0], a[1]), ty)
-        raise NotImplementedError(f"LLVM renderer has no scalar rule for {op!r}")
+        """One elementwise op on scalars: a lookup in the backend's table (llvm/scalar_rules.py)."""
+        return scalar_rules.scalar(b, self.math, op, a, dtype)
 
     def _accum(self, b, op: str, acc, v):
         if op == "sum":

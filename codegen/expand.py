@@ -1,0 +1,78 @@
+"""Before lowering: composite elementwise ops become primitive nodes, and every op is checked against the backend.
+
+An elementwise op is *primitive* when its SymPy expression is one registered head applied to its operand
+symbols (``tanh(x0)``, ``Max(x0, x1)``) or one of the ``+ - * / **`` forms that ``sympy_bridge.to_graph``
+turns into a single node of that op (``x0 - x1`` is ``sub``); in short, when converting the expression
+back to graph nodes gives the op itself. Any other elementwise op (``x0 / (1 + Abs(x0))``) is a composite:
+:func:`expand_composites` replaces its nodes by the nodes of its expression, so a backend needs scalar
+rules for primitives only. :func:`require_supported` then names the first op a backend cannot compile.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Collection, Mapping, Sequence
+
+from symdiff.ir import Node, apply, toposort
+from symdiff.optable import OPS, X
+from symdiff.ops_tensor import broadcast_to
+from symdiff.sympy_bridge import to_graph, value_expr
+
+# non-elementwise ops handled by lowering and the point evaluators of every compiled backend
+KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "broadcast_to", "transpose",
+                        "matmul", "cast", "softmax", "log_softmax", "logsumexp", "pick", "one_hot",
+                        "rand_uniform"})
+
+
+class UnsupportedOpError(NotImplementedError):
+    """An op the chosen backend neither implements nor expands."""
+
+
+@functools.lru_cache(maxsize=None)
+def is_primitive(op: str) -> bool:
+    """True when the op's expression converts back to one node of the op itself (see module docstring)."""
+    d = OPS[op]
+    if not d.elementwise:
+        return True
+    env = {X[i]: Node("input", (), {"name": f"x{i}"}, (), "float64") for i in range(d.arity)}
+    try:
+        out = to_graph(d.expr, env, "float64")
+    except NotImplementedError:
+        return True  # a head with no inverse mapping: only a scalar rule can compute it
+    return out.op == op and len(out.inputs) == d.arity and all(a is env[X[i]] for i, a in enumerate(out.inputs))
+
+
+def is_composite(op: str) -> bool:
+    return OPS[op].elementwise and not is_primitive(op)
+
+
+def expand_composites(outputs: Sequence[Node]) -> list[Node]:
+    """The graph with every composite elementwise node replaced by its primitive nodes (same values)."""
+    order = toposort(outputs)
+    if not any(is_composite(n.op) for n in order):
+        return list(outputs)
+    memo: dict[Node, Node] = {}
+    for n in order:
+        ins = [memo[i] for i in n.inputs]
+        if is_composite(n.op):
+            env = {X[j]: inp for j, inp in enumerate(ins)}
+            new = to_graph(value_expr(n), env, n.dtype)
+            new = expand_composites([new])[0]  # an expression may use other composites
+            if new.shape != n.shape:  # an operand the expression ignores still broadcasts the result
+                new = broadcast_to(new, n.shape)
+        elif any(a is not b for a, b in zip(ins, n.inputs)):
+            new = apply(n.op, ins, **n.attrs)
+        else:
+            new = n
+        memo[n] = new
+    return [memo[o] for o in outputs]
+
+
+def require_supported(backend: str, outputs: Sequence[Node], rules: Mapping, unsupported: Collection[str]) -> None:
+    """Raise :class:`UnsupportedOpError` naming the op and the backend when a node (after expansion) has an op
+    the backend has neither a scalar rule nor a kernel for, or declares unsupported."""
+    for n in toposort(expand_composites(outputs)):
+        if n.op in unsupported or (n.op not in KERNEL_OPS and n.op not in rules):
+            raise UnsupportedOpError(
+                f"op {n.op!r} is not supported by backend {backend!r}"
+                + (" (declared unsupported)" if n.op in unsupported else " (no scalar rule)")
+                + "; use backend='numpy', or add a rule to that backend's scalar_rules.py")
