@@ -114,8 +114,8 @@ def test_compile_cuda_target(model, tmp_path):
     assert r.returncode == 0, r.stderr
     cu = (tmp_path / "cu" / "mlp.cu").read_text()
     assert "__global__" in cu or "SD_LAUNCH" in cu
-    assert any(p.suffix == ".h" and p.name != "cuda_cpu.h" for p in (tmp_path / "cu").iterdir())
-    assert (tmp_path / "cu" / "cuda_cpu.h").is_file()
+    assert any(p.suffix == ".h" and p.name not in ("cuda_cpu.h", "cuda_cpu_threads.h") for p in (tmp_path / "cu").iterdir())
+    assert (tmp_path / "cu" / "cuda_cpu.h").is_file() and (tmp_path / "cu" / "cuda_cpu_threads.h").is_file()
 
 
 def test_compile_cuda_target_without_the_renderer(model, tmp_path, monkeypatch, capsys):

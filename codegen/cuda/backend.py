@@ -55,6 +55,7 @@ ENTRY = "sd_entry"
 CODEGEN_VERSION = "1"
 CODEGEN_DIR = Path(__file__).resolve().parent
 CPU_HEADER = CODEGEN_DIR / "cuda_cpu.h"
+CPU_HEADERS = (CPU_HEADER, CODEGEN_DIR / "cuda_cpu_threads.h")  # the emulation: cuda_cpu.h includes the other
 CACHE_NAMESPACE = "cuda"  # the symdiff.codegen.cache namespace of the shared libraries
 CPU_FLAGS = ("-x", "c++", "-O2", "-fPIC", "-shared", "-pthread")
 GPU_FLAGS = ("-O3", "-shared", "-Xcompiler", "-fPIC")
@@ -177,7 +178,7 @@ def _build_library(source: str, backend: str, *, cache: Optional[bool] = None, c
             raise CudaBuildError("backend='cuda-cpu' needs a host C++ compiler (g++ or clang++); none found "
                                  "(set SYMDIFF_CXX)")
         base = list(CPU_FLAGS) + [f"-I{CODEGEN_DIR}"] + list(flags)
-        extra = _sha(CPU_HEADER.read_bytes())
+        extra = _sha(b"".join(h.read_bytes() for h in CPU_HEADERS))
     else:
         cc = find_nvcc(compiler)
         if cc is None:

@@ -7,7 +7,7 @@ or NULL.  Generated code parallelises loops with
 ``void sd_parallel_for(void *pool, void (*fn)(void *ctx, int64_t begin, int64_t end),
 void *ctx, int64_t n)``.
 
-Everything fast lives in the C extension :mod:`symdiff.codegen.runtime._runtime`:
+Everything fast lives in the C extension :mod:`symdiff.codegen.runtime.native`:
 
 * :class:`Kernel` ``(entry, pool, inputs, outputs, *, name="kernel", returns="tuple",
   release_gil=True, zero_outputs=False, owner=None, workspace_bytes=None, signature=None)``
@@ -48,9 +48,9 @@ def default_num_threads() -> int:
 
 
 try:
-    from symdiff.codegen.runtime import _runtime as _ext
+    from symdiff.codegen.runtime import native as _ext
 except ImportError as _e:  # pragma: no cover - only on a broken build
-    raise ImportError("symdiff: the C extension symdiff.codegen.runtime._runtime is not available "
+    raise ImportError("symdiff: the C extension symdiff.codegen.runtime.native is not available "
                       f"({type(_e).__name__}: {_e}); rebuild it with `pip install -e .`") from _e
 
 Kernel = _ext.Kernel

@@ -1,10 +1,10 @@
 /*
- * Declarations shared by the files of the symdiff.codegen.runtime._runtime extension:
+ * Declarations shared by the files of the symdiff.codegen.runtime.native extension:
  *   runtime_pool.c    the Pool type (a Python owner of one sd_pool, see sd_pool.h)
  *   runtime_specs.c   argument specs: (name, shape, dtype[, label_range]) -> spec_t, label-range scan
  *   runtime_kernel.c  the Kernel call: binding, the exact-array fast path, output allocation, the run
  *   runtime_kernel_type.c  the Kernel type: construction, attributes, the type object
- *   _runtime.c        module glue: symbol_addresses(), default_num_threads(), PyInit__runtime
+ *   native.c        module glue: symbol_addresses(), default_num_threads(), PyInit_native
  *
  * Call validation has one source, symdiff.signature.Signature: the Kernel only *detects* that a call
  * is not the fast path (an argument that is not an exact, aligned, C-contiguous, native array of the
@@ -24,7 +24,7 @@
 #ifndef NPY_NO_DEPRECATED_API
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #endif
-/* one numpy C-API table for all files of the extension; _runtime.c fills it (import_array) */
+/* one numpy C-API table for all files of the extension; native.c fills it (import_array) */
 #define PY_ARRAY_UNIQUE_SYMBOL sd_runtime_ARRAY_API
 #ifndef SD_RUNTIME_MAIN
 #define NO_IMPORT_ARRAY

@@ -185,7 +185,7 @@ static PyObject *Kernel_get_signature(KernelObject *k, void *Py_UNUSED(c)) {
 }
 
 static PyObject *Kernel_repr(KernelObject *k) {
-    return PyUnicode_FromFormat("<symdiff.codegen.runtime._runtime.Kernel %U%R -> %R>", k->name, k->input_names,
+    return PyUnicode_FromFormat("<symdiff.codegen.runtime.native.Kernel %U%R -> %R>", k->name, k->input_names,
                                 k->output_names);
 }
 
@@ -209,7 +209,7 @@ static PyGetSetDef Kernel_getset[] = {
 
 PyTypeObject SdKernelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "symdiff.codegen.runtime._runtime.Kernel",
+    .tp_name = "symdiff.codegen.runtime.native.Kernel",
     .tp_basicsize = sizeof(KernelObject),
     .tp_dealloc = (destructor)Kernel_dealloc,
     .tp_vectorcall_offset = offsetof(KernelObject, vectorcall),

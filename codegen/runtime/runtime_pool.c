@@ -110,7 +110,7 @@ static PyObject *Pool_get_closed(PoolObject *self, void *Py_UNUSED(c)) {
 }
 
 static PyObject *Pool_repr(PoolObject *self) {
-    return PyUnicode_FromFormat("<symdiff.codegen.runtime._runtime.Pool nthreads=%d%s>", self->nthreads,
+    return PyUnicode_FromFormat("<symdiff.codegen.runtime.native.Pool nthreads=%d%s>", self->nthreads,
                                 self->pool ? "" : " closed");
 }
 
@@ -138,7 +138,7 @@ static PyGetSetDef Pool_getset[] = {
 
 PyTypeObject SdPoolType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "symdiff.codegen.runtime._runtime.Pool",
+    .tp_name = "symdiff.codegen.runtime.native.Pool",
     .tp_basicsize = sizeof(PoolObject),
     .tp_dealloc = (destructor)Pool_dealloc,
     .tp_repr = (reprfunc)Pool_repr,

@@ -3,7 +3,7 @@
  *
  * Generated kernels call sd_parallel_for(); a pool is created and owned by one
  * compiled function (no global pool).  The same two files (sd_pool.h/sd_pool.c)
- * are compiled into the Python extension codegen._runtime and can be compiled
+ * are compiled into the Python extension codegen.native and can be compiled
  * on their own into a shared library that a plain C program links against:
  *
  *     cc -O2 -fPIC -shared -pthread sd_pool.c -o libsd_pool.so

@@ -80,8 +80,8 @@ def write_cuda(job: Job):
     job.times["lower+render"] = time.perf_counter() - t
     inc = re.search(r'#include\s+"([^"/]+\.(?:h|cuh))"', cu_source)
     hname = inc.group(1) if inc and inc.group(1) != "sd_pool.h" else f"{job.name}_cuda.h"
-    from symdiff.codegen.cuda.backend import CPU_HEADER as emulation
-    extra = [("cuda_cpu.h", emulation.read_text())] if emulation.is_file() else []
+    from symdiff.codegen.cuda.backend import CPU_HEADERS
+    extra = [(h.name, h.read_text()) for h in CPU_HEADERS if h.is_file()]  # cuda_cpu.h and what it includes
     for fname, text in [(f"{job.name}.cu", cu_source), (hname, header)] + extra:
         (job.outdir / fname).write_text(text)
         job.files.append(job.outdir / fname)

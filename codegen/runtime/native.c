@@ -1,5 +1,5 @@
 /*
- * symdiff.codegen.runtime._runtime -- the fast call path for JIT-compiled symdiff kernels: module glue.
+ * symdiff.codegen.runtime.native -- the fast call path for JIT-compiled symdiff kernels: module glue.
  *
  * Types / functions (see the docstrings for the exact signatures; runtime.h lists the files):
  *   Pool(nthreads=0)                      owns one sd_pool (0 = default count)       runtime_pool.c
@@ -56,14 +56,14 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef runtime_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "symdiff.codegen.runtime._runtime",
+    .m_name = "symdiff.codegen.runtime.native",
     .m_doc = "Fast call path (Kernel) and thread pool (Pool, sd_parallel_for) for symdiff "
              "JIT-compiled kernels.",
     .m_size = -1,
     .m_methods = module_methods,
 };
 
-PyMODINIT_FUNC PyInit__runtime(void) {
+PyMODINIT_FUNC PyInit_native(void) {
     import_array();
     if (PyType_Ready(&SdPoolType) < 0 || PyType_Ready(&SdKernelType) < 0)
         return NULL;
