@@ -11,7 +11,8 @@ DSL function ``sd.<api>`` is generated from the entry (``api.py``). If the expre
 ops (``x / (1 + Abs(x))``) the compiled backends expand it into those ops (``codegen/expand.py``); a new
 SymPy head needs one scalar rule per backend (``codegen/llvm/scalar_rules.py``, ``codegen/cuda/scalar_rules.py``),
 or a declaration in that backend's ``UNSUPPORTED`` set. ``tests/test_op_coverage.py`` guards both.
-The table is filled at import time (``ops_elementwise``, ``ops_tensor``, ``ops_random``); afterwards only
+The table is filled when ``symdiff`` is imported (its ``__init__`` imports ``ops_elementwise``, ``ops_tensor``,
+``ops_random``, which register here; this module imports none of them); afterwards only
 ``define_elementwise`` adds entries (never replaces one).
 """
 from __future__ import annotations
@@ -111,9 +112,3 @@ def op_for_sympy(expr: sp.Expr) -> Optional[str]:
     """The op whose expression has the same head as ``expr`` (exp, tanh, sigmoid, Max, ...)."""
     key = (expr.func, tuple(expr.args[1:]) if expr.func is sp.Heaviside else ())
     return SYMPY_FUNCS.get(key)
-
-
-# fill the table
-from . import ops_elementwise  # noqa: E402,F401
-from . import ops_tensor  # noqa: E402,F401
-from . import ops_random  # noqa: E402,F401
