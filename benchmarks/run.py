@@ -232,7 +232,7 @@ def main(argv=None) -> int:
             print(f"   {name:<14}", end=" ", flush=True)
             r = run_contender(wl.name, name, env, args)
             r.setdefault("workload", wl.name)
-            r.setdefault("contender", name)
+            r["contender"] = name  # the child reports "symdiff-llvm" for the baseline too
             r["busy_before"] = between["busy"]
             results.append(r)
             print(one_line(r) + (f"  [other load {r['other_load']:.0%}]" if r["status"] == "ok"
