@@ -10,9 +10,9 @@ rules for primitives only. :func:`require_supported` then names the first op a b
 from __future__ import annotations
 
 import functools
-from typing import Collection, Mapping, Sequence
+from typing import Collection, Mapping, Optional, Sequence
 
-from symdiff.ir import Node, apply, toposort
+from symdiff.ir import Node, rebuild, toposort
 from symdiff.optable import OPS, X
 from symdiff.ops_tensor import broadcast_to
 from symdiff.sympy_bridge import to_graph, value_expr
@@ -50,21 +50,15 @@ def expand_composites(outputs: Sequence[Node]) -> list[Node]:
     order = toposort(outputs)
     if not any(is_composite(n.op) for n in order):
         return list(outputs)
-    memo: dict[Node, Node] = {}
-    for n in order:
-        ins = [memo[i] for i in n.inputs]
-        if is_composite(n.op):
-            env = {X[j]: inp for j, inp in enumerate(ins)}
-            new = to_graph(value_expr(n), env, n.dtype)
-            new = expand_composites([new])[0]  # an expression may use other composites
-            if new.shape != n.shape:  # an operand the expression ignores still broadcasts the result
-                new = broadcast_to(new, n.shape)
-        elif any(a is not b for a, b in zip(ins, n.inputs)):
-            new = apply(n.op, ins, **n.attrs)
-        else:
-            new = n
-        memo[n] = new
-    return [memo[o] for o in outputs]
+
+    def expand(n: Node, ins: list) -> Optional[Node]:
+        if not is_composite(n.op):
+            return None
+        new = to_graph(value_expr(n), {X[j]: inp for j, inp in enumerate(ins)}, n.dtype)
+        new = expand_composites([new])[0]  # an expression may use other composites
+        # an operand the expression ignores still broadcasts the result
+        return broadcast_to(new, n.shape) if new.shape != n.shape else new
+    return rebuild(outputs, expand)
 
 
 def require_supported(backend: str, outputs: Sequence[Node], rules: Mapping, unsupported: Collection[str]) -> None:

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from symdiff.ir import Node, apply, toposort
+from symdiff.ir import Node, apply, rebuild, toposort
 from symdiff.ops_tensor import reshape as _reshape
 from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
@@ -64,23 +64,18 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
     order = toposort(outputs)
     if not any(n.op == "logsumexp" and len(n.attrs["axes"]) != 1 for n in order):
         return list(outputs)
-    memo: dict[Node, Node] = {}
-    for n in order:
-        ins = [memo[i] for i in n.inputs]
-        if n.op == "logsumexp" and len(n.attrs["axes"]) != 1:
-            x, axes = ins[0], tuple(n.attrs["axes"])
-            if axes:
-                rest = tuple(i for i in range(x.ndim) if i not in axes)
-                inner = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-                merged = _reshape(_transpose(x, rest + axes), tuple(x.shape[i] for i in rest) + (inner,))
-                x = apply("logsumexp", [merged], axes=(len(rest),), keepdims=False)
-            new = _reshape(x, n.shape)
-        elif any(a is not b for a, b in zip(ins, n.inputs)):
-            new = apply(n.op, ins, **n.attrs)
-        else:
-            new = n
-        memo[n] = new
-    return [memo[o] for o in outputs]
+
+    def one_axis(n: Node, ins: list) -> Optional[Node]:
+        if n.op != "logsumexp" or len(n.attrs["axes"]) == 1:
+            return None
+        x, axes = ins[0], tuple(n.attrs["axes"])
+        if axes:
+            rest = tuple(i for i in range(x.ndim) if i not in axes)
+            inner = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+            merged = _reshape(_transpose(x, rest + axes), tuple(x.shape[i] for i in rest) + (inner,))
+            x = apply("logsumexp", [merged], axes=(len(rest),), keepdims=False)
+        return _reshape(x, n.shape)
+    return rebuild(outputs, one_axis)
 
 
 class Lowering:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -230,6 +230,20 @@ def toposort(outputs: Iterable[Node]) -> list[Node]:
                 seen.add(node)
                 order.append(node)
     return order
+
+
+def rebuild(outputs: Sequence[Node], rule: Callable[[Node, list], Optional[Node]]) -> list[Node]:
+    """Rebuild a graph bottom-up (one walk). ``rule(node, inputs)`` gets a node and its already rebuilt
+    inputs and returns its replacement, or None to keep the node: it is then re-applied to the new
+    inputs when one changed, and is itself (the same interned object) otherwise."""
+    memo: dict[Node, Node] = {}
+    for n in toposort(outputs):
+        ins = [memo[i] for i in n.inputs]
+        new = rule(n, ins)
+        if new is None:
+            new = apply(n.op, ins, **n.attrs) if any(a is not b for a, b in zip(ins, n.inputs)) else n
+        memo[n] = new
+    return [memo[o] for o in outputs]
 
 
 def leaves(outputs: Iterable[Node]) -> list[Node]:

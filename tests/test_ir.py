@@ -175,3 +175,23 @@ def test_pickle_rebuilds_a_dropped_graph_with_its_metadata():
     xv = np.arange(6.0).reshape(2, 3)
     np.testing.assert_allclose(evaluate(back, **{nm + "_x": xv, nm: np.arange(3.0)}), np.sum(xv * np.arange(3.0)))
     assert W2.name == nm
+
+
+def test_rebuild_replaces_bottom_up_and_keeps_untouched_nodes():
+    import symdiff as sd
+    from symdiff.ir import rebuild
+    x = sd.input("rb_x", (3,), "float64")
+    a = sd.exp(x)
+    b = sd.sum(sd.tanh(x))
+    y = a * 2.0
+    seen = []
+
+    def rule(n, ins):
+        seen.append(n.op)
+        return sd.log(ins[0]) if n.op == "exp" else None
+    out_y, out_b = rebuild([y, b], rule)
+    assert out_b is b  # nothing below it changed: the same interned node
+    assert out_y is sd.log(x) * 2.0  # exp replaced, its user re-applied to the new input
+    assert seen.count("exp") == 1  # one walk, each node once
+    v = np.array([0.5, 1.0, 2.0])
+    np.testing.assert_allclose(sd.compile(out_y, "numpy")(rb_x=v), np.log(v) * 2.0)
