@@ -151,13 +151,8 @@ class LoopKernel(Kernel):
         return f"loop over {list(self.domain)} tasks={self.tasks}: " + "; ".join(outs)
 
 
-@dataclass(frozen=True, eq=False)
-class ReduceKernel(Kernel):
-    node: Node  # the sum/max node
-    out: Buffer
-    tasks: int = 1
-
-    kind: ClassVar[str] = "reduce"
+class NodeKernel(Kernel):
+    """A kernel that computes one node (``self.node``) from its inlined inputs into ``self.out``."""
 
     def reads(self, where: dict) -> frozenset:
         return loaded_nodes(self.node.inputs, where)
@@ -170,11 +165,20 @@ class ReduceKernel(Kernel):
     def written_buffers(self) -> tuple:
         return (self.out,)
 
+    def with_buffers(self, f: BufferMap) -> "NodeKernel":
+        return replace(self, out=f(self.out))
+
+
+@dataclass(frozen=True, eq=False)
+class ReduceKernel(NodeKernel):
+    node: Node  # the sum/max node
+    out: Buffer
+    tasks: int = 1
+
+    kind: ClassVar[str] = "reduce"
+
     def cost(self, where: dict) -> "_cost.Cost":
         return _cost.reduce_cost(self, where)
-
-    def with_buffers(self, f: BufferMap) -> "ReduceKernel":
-        return replace(self, out=f(self.out))
 
     def describe(self) -> str:
         n = self.node
@@ -183,7 +187,7 @@ class ReduceKernel(Kernel):
 
 
 @dataclass(frozen=True, eq=False)
-class RowKernel(Kernel):
+class RowKernel(NodeKernel):
     node: Node  # softmax / log_softmax / logsumexp
     out: Buffer
     axis: int
@@ -191,22 +195,8 @@ class RowKernel(Kernel):
 
     kind: ClassVar[str] = "row"
 
-    def reads(self, where: dict) -> frozenset:
-        return loaded_nodes(self.node.inputs, where)
-
-    @property
-    def writes(self) -> frozenset:
-        return frozenset([self.node])
-
-    @property
-    def written_buffers(self) -> tuple:
-        return (self.out,)
-
     def cost(self, where: dict) -> "_cost.Cost":
         return _cost.row_cost(self, where)
-
-    def with_buffers(self, f: BufferMap) -> "RowKernel":
-        return replace(self, out=f(self.out))
 
     def describe(self) -> str:
         return f"{self.node.op} along axis {self.axis} of {list(self.node.shape)} -> buf{self.out.id}"
