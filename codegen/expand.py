@@ -61,12 +61,16 @@ def expand_composites(outputs: Sequence[Node]) -> list[Node]:
     return rebuild(outputs, expand)
 
 
-def require_supported(backend: str, outputs: Sequence[Node], rules: Mapping, unsupported: Collection[str]) -> None:
-    """Raise :class:`UnsupportedOpError` naming the op and the backend when a node (after expansion) has an op
-    the backend has neither a scalar rule nor a kernel for, or declares unsupported."""
-    for n in toposort(expand_composites(outputs)):
+def require_supported(backend: str, outputs: Sequence[Node], rules: Mapping,
+                      unsupported: Collection[str]) -> list[Node]:
+    """The expanded graph (``expand_composites``), after checking it: raise :class:`UnsupportedOpError`
+    naming the op and the backend when a node has an op the backend has neither a scalar rule nor a
+    kernel for, or declares unsupported. Callers lower and key the returned graph (one expansion)."""
+    expanded = expand_composites(outputs)
+    for n in toposort(expanded):
         if n.op in unsupported or (n.op not in KERNEL_OPS and n.op not in rules):
             raise UnsupportedOpError(
                 f"op {n.op!r} is not supported by backend {backend!r}"
                 + (" (declared unsupported)" if n.op in unsupported else " (no scalar rule)")
                 + "; use backend='numpy', or add a rule to that backend's scalar_rules.py")
+    return expanded

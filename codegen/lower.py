@@ -79,8 +79,11 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
 
 
 class Lowering:
-    def __init__(self, outputs: Sequence[Node], target: Optional[Target] = None) -> None:
+    def __init__(self, outputs: Sequence[Node], target: Optional[Target] = None,
+                 signature: Optional[Signature] = None) -> None:
         self.target = target or host_target()
+        # the call signature is the caller's graph's: an expansion may drop a leaf the op ignores
+        self.signature = signature or Signature(list(outputs))
         self.outputs = _one_axis_logsumexp(expand_composites(outputs))
         self.order = toposort(self.outputs)
         self.users: dict[Node, list[Node]] = {n: [] for n in self.order}
@@ -157,7 +160,7 @@ class Lowering:
 
     # -- 2-4. kernels and buffers ---------------------------------------------------------------------------
     def build(self) -> Program:
-        sig = Signature(self.outputs)
+        sig = self.signature
         where: dict[Node, Buffer] = {}
         bufs: list[Buffer] = []
         tasks = lambda domain: _tasks(domain, self.target.loop_tasks)  # noqa: E731
@@ -172,7 +175,8 @@ class Lowering:
         for slot, spec in enumerate(sig.leaves):
             b = new_buffer("input", spec.shape, spec.dtype, slot=slot)
             inputs.append(b)
-            where[leaves[spec.name]] = b
+            if spec.name in leaves:  # an input the graph no longer reads keeps its slot, unread
+                where[leaves[spec.name]] = b
         consts = []
         for n in self.order:
             if n in self.mat and n.op == "const":
@@ -287,7 +291,9 @@ def _plan(kernels: list, temps: list, where) -> tuple[dict, int]:
     return offsets, top
 
 
-def lower(outputs: Sequence[Node], target: Optional[Target] = None) -> Program:
+def lower(outputs: Sequence[Node], target: Optional[Target] = None,
+          signature: Optional[Signature] = None) -> Program:
     """Lower a (simplified) graph to a kernel Program, its task splits planned for ``target``
-    (default: :func:`symdiff.codegen.target.host_target`)."""
-    return Lowering(outputs, target).build()
+    (default: :func:`symdiff.codegen.target.host_target`). Its inputs are ``signature``'s leaves
+    (default: the leaves of ``outputs``), in that order, whether or not the graph reads them."""
+    return Lowering(outputs, target, signature).build()

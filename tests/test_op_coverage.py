@@ -121,3 +121,16 @@ def test_define_elementwise_names_and_redefinition(scratch_ops):
     assert g.__doc__ == "x^2/2" and g.__name__ == "halfsq_t"
     x = sd.input("x", (3,))
     np.testing.assert_allclose(sd.compile(g(x), "llvm")(x=np.array([1, 2, 3], np.float32)), [0.5, 2, 4.5])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "cuda-cpu"])
+def test_composite_that_ignores_an_operand_keeps_the_call_signature(backend, scratch_ops):
+    """Expanding sin(a) (b unused) drops the leaf y from the lowered graph; the compiled function
+    still takes y, and the output must not be written into y's slot."""
+    import sympy
+    first = sd.define_elementwise("sin_of_first", lambda a, b: sympy.sin(a))
+    x, y = sd.input("x", (3,), "float64"), sd.input("y", (3,), "float64")
+    f = sd.compile(first(x, y) * 2.0, backend)
+    xv, yv = np.array([0.0, 1.0, 2.0]), np.array([5.0, 6.0, 7.0])
+    np.testing.assert_allclose(f(x=xv, y=yv), 2.0 * np.sin(xv), rtol=1e-12)
+    np.testing.assert_array_equal(yv, [5.0, 6.0, 7.0])  # the unread input is left alone

@@ -293,8 +293,8 @@ class CudaFunction(CompiledFunction):
                     f"backend='cuda' needs an NVIDIA GPU: {reason}. Use backend='cuda-cpu' to run the same "
                     f"generated CUDA source on the CPU (codegen/cuda/cuda_cpu.h emulates the CUDA thread model).")
             arch = arch or f"sm_{cc}"
-        require_supported(backend, self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
-        self.program: Program = lower(self.outputs)
+        expanded = require_supported(backend, self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
+        self.program: Program = lower(expanded, signature=self.signature)
         self.renderer = CudaRenderer(self.program, ENTRY)
         self.source, self.header = self.renderer.render()
         self.kernel_stats = self.renderer.stats()

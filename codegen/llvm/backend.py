@@ -17,7 +17,7 @@ from symdiff.codegen.kernel_ir import Program
 from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import compile_parallel, split_shared
-from symdiff.codegen.expand import expand_composites, require_supported
+from symdiff.codegen.expand import require_supported
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.lower import lower
 from symdiff.codegen.target import Target, host_target
@@ -54,10 +54,10 @@ class LLVMFunction(CompiledFunction):
         if num_threads is not None and (not isinstance(num_threads, int) or isinstance(num_threads, bool)
                                         or num_threads < 1):
             raise ValueError(f"llvm backend: num_threads must be a positive int or None, got {num_threads!r}")
-        require_supported("llvm", self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
+        expanded = require_supported("llvm", self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
         self.target: Target = host_target(num_threads)
-        self.program: Program = lower(self.outputs, self.target)
-        key = graph_key(expand_composites(self.outputs), "llvm", target=self.target)  # a user op: by its expansion
+        self.program: Program = lower(expanded, self.target, self.signature)
+        key = graph_key(expanded, "llvm", target=self.target)  # a user op is keyed by its expansion
         use_cache = _cache.enabled(cache)
         objs = None
         hit = _cache.load(key) if use_cache else None
