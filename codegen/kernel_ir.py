@@ -152,7 +152,8 @@ class LoopKernel(Kernel):
 
 
 class NodeKernel(Kernel):
-    """A kernel that computes one node (``self.node``) from its inlined inputs into ``self.out``."""
+    """A kernel that computes one node (``self.node``) into ``self.out``, reading its inlined inputs
+    (a matrix product overrides ``reads``: its operands are materialised)."""
 
     def reads(self, where: dict) -> frozenset:
         return loaded_nodes(self.node.inputs, where)
@@ -203,7 +204,7 @@ class RowKernel(NodeKernel):
 
 
 @dataclass(frozen=True, eq=False)
-class MatmulKernel(Kernel):
+class MatmulKernel(NodeKernel):
     node: Node  # the node stored: matmul, or add(matmul, bias) when the bias is fused
     a: Node  # materialised operand (the transpose's input when trans_a)
     b: Node
@@ -218,22 +219,11 @@ class MatmulKernel(Kernel):
     kind: ClassVar[str] = "matmul"
     tasks: ClassVar[int] = 1  # the GEMM planner splits it (GemmInfo.n_tasks), not the lowering
 
-    def reads(self, where: dict) -> frozenset:
+    def reads(self, where: dict) -> frozenset:  # its operands are materialised: read as they are
         return frozenset(x for x in (self.a, self.b, self.bias) if x is not None)
-
-    @property
-    def writes(self) -> frozenset:
-        return frozenset([self.node])
-
-    @property
-    def written_buffers(self) -> tuple:
-        return (self.out,)
 
     def cost(self, where: dict) -> "_cost.Cost":
         return _cost.matmul_cost(self, where)
-
-    def with_buffers(self, f: BufferMap) -> "MatmulKernel":
-        return replace(self, out=f(self.out))
 
     def describe(self) -> str:
         return (f"matmul {self.M}x{self.K} @ {self.K}x{self.N} trans_a={self.trans_a} trans_b={self.trans_b} "
