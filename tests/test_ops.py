@@ -132,6 +132,18 @@ CASES: dict[str, Case] = {
     "eq": Case(_eq_ties, lambda a, b: apply("eq", [a, b]), lambda a, b: (a == b) * 1.0, gen_grad=_sep),
 }
 
+# DSL functions that are not op-table entries (built from ops: sd.stack, sd.var, ...): name -> Case.
+# They run in the backend op suite (tests/test_ops_backends.py) next to the op cases.
+API_CASES: dict[str, Case] = {}
+
+# each op family keeps its cases in its own module (tests/cases_<family>.py, importing Case from here)
+import cases_index, cases_dtypes, cases_math, cases_reduce, cases_gather  # noqa: E402,E401
+
+for _family in (cases_index, cases_dtypes, cases_math, cases_reduce, cases_gather):
+    assert not set(_family.CASES) & set(CASES), f"{_family.__name__}: op case defined twice"
+    CASES.update(_family.CASES)
+    API_CASES.update(getattr(_family, "API_CASES", {}))
+
 
 def _leaf_nodes(values: dict) -> dict:
     """Leaves for the generated values: ``w`` is an sd.param, everything else an sd.input."""

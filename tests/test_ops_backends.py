@@ -15,7 +15,7 @@ import symdiff as sd
 from symdiff.codegen.cuda import backend as cb
 from symdiff.optable import OPS
 
-from test_ops import CASES
+from test_ops import API_CASES, CASES
 
 BACKENDS = ["numpy", "llvm", "cuda-cpu"] + (["cuda"] if cb.gpu_info()[0] else [])
 # (rtol, atol) against the numpy oracle; on a GPU nvcc contracts a * b + c into FMAs and CUDA's math functions
@@ -72,12 +72,14 @@ def _derivatives(label: str, out, wrt: list, rng, outs: list, labels: list) -> N
 def op_graph(dtype: str):
     """(outputs, labels, values): every op's forward value and derivatives, in one graph."""
     outs, labels, values = [], [], {}
-    for op in sorted(CASES):
-        case = CASES[op]
-        fwd = _leaves(f"{op}_fwd", case.gen(np.random.default_rng(0)), dtype, values)
+    every = {**CASES, **{f"sd.{k}": c for k, c in API_CASES.items()}}
+    for op in sorted(every):
+        case = every[op]
+        tag = op.replace("sd.", "api_")  # leaf names are identifiers
+        fwd = _leaves(f"{tag}_fwd", case.gen(np.random.default_rng(0)), dtype, values)
         outs.append(case.build(*fwd.values()))
         labels.append(f"{op} forward")
-        nodes = _leaves(f"{op}_grad", (case.gen_grad or case.gen)(np.random.default_rng(1)), dtype, values)
+        nodes = _leaves(f"{tag}_grad", (case.gen_grad or case.gen)(np.random.default_rng(1)), dtype, values)
         wrt = [n for n in nodes.values() if n.dtype.startswith("float")]
         _derivatives(op, case.build(*nodes.values()), wrt, np.random.default_rng(2), outs, labels)
     for name, f in COMPOSITES.items():
@@ -111,7 +113,7 @@ def test_every_op_forward_gradient_and_hvp(backend, dtype):
     labels, got, ref = results(backend, dtype)
     assert len(got) == len(ref) == len(labels)
     covered = {lab.split(" ")[0].split(":")[0] for lab in labels}
-    assert set(CASES) | set(COMPOSITES) <= covered
+    assert set(CASES) | {f"sd.{k}" for k in API_CASES} | set(COMPOSITES) <= covered
     for g, r, lab in zip(got, ref, labels):
         assert_close(g, r, dtype, f"{backend}/{dtype}: {lab}", backend)
 
