@@ -14,8 +14,9 @@ import pytest
 from symdiff import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = shutil.which("symdiff")
-BASE_CMD = [SCRIPT] if SCRIPT else [sys.executable, "-m", "symdiff"]
+# the console script of the interpreter running the tests (not whichever `symdiff` is first on PATH)
+_SCRIPT = Path(sys.executable).parent / "symdiff"
+BASE_CMD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "symdiff"]
 
 
 def checkout_env() -> dict:
@@ -66,7 +67,7 @@ def model(tmp_path) -> Path:
 
 
 def test_console_script_installed_and_python_m():
-    assert SCRIPT, "the symdiff console script is not on PATH (pip install -e .)"
+    assert _SCRIPT.exists(), f"the symdiff console script is not installed next to {sys.executable} (pip install -e .)"
     r = subprocess.run([sys.executable, "-m", "symdiff", "--version"], capture_output=True, text=True, timeout=60,
                        env=checkout_env())
     assert r.returncode == 0 and r.stdout.startswith("symdiff ")
