@@ -8,6 +8,7 @@ from . import ops_elementwise, ops_random, ops_tensor, ops_reduce  # noqa: F401,
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
 from .api_reduce import amax, amin, argmax, argmin, average, min, norm, prod, std, var
+from .api_products import dot, einsum, inner, kron, matrix_transpose, outer, tensordot, vdot
 from . import linalg
 from .define import define_elementwise
 from .autodiff import grad
@@ -28,6 +29,7 @@ __all__ = [
     "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
     "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
+    "dot", "einsum", "inner", "kron", "matrix_transpose", "outer", "tensordot", "vdot",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

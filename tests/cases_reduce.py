@@ -81,3 +81,27 @@ API_CASES.update({
                                       "c": r.standard_normal((3,))},
                            lambda a, b, c: (a @ b) @ c, lambda a, b, c: np.matmul(np.matmul(a, b), c)),
 })
+
+# products of symdiff/api_products.py (einsum lowers to batched matmul / multiply + sum)
+API_CASES.update({
+    "einsum_attention": Case(lambda r: {"q": r.standard_normal((1, 2, 3, 2)), "k": r.standard_normal((1, 2, 2, 2))},
+                             lambda q, k: sd.einsum("bhqd,bhkd->bhqk", q, k), lambda q, k: np.einsum("bhqd,bhkd->bhqk", q, k)),
+    "einsum_chain": Case(lambda r: {"a": r.standard_normal((2, 3)), "b": r.standard_normal((3, 2)), "c": r.standard_normal((2, 4))},
+                         lambda a, b, c: sd.einsum("ij,jk,kl->li", a, b, c), lambda a, b, c: np.einsum("ij,jk,kl->li", a, b, c)),
+    "einsum_ellipsis": Case(lambda r: {"a": r.standard_normal((2, 1, 2, 3)), "b": r.standard_normal((3, 3, 2))},
+                            lambda a, b: sd.einsum("...ij,...jk", a, b), lambda a, b: np.einsum("...ij,...jk", a, b)),
+    "einsum_reduce": Case(lambda r: {"a": r.standard_normal((2, 3, 4)), "b": r.standard_normal((2, 4))},
+                          lambda a, b: sd.einsum("bij,bj->i", a, b), lambda a, b: np.einsum("bij,bj->i", a, b)),
+    "tensordot": Case(lambda r: {"a": r.standard_normal((2, 3, 4)), "b": r.standard_normal((4, 3, 2))},
+                      lambda a, b: sd.tensordot(a, b, axes=([1, 2], [1, 0])),
+                      lambda a, b: np.tensordot(a, b, axes=([1, 2], [1, 0]))),
+    "dot_nd": Case(lambda r: {"a": r.standard_normal((2, 3)), "b": r.standard_normal((2, 3, 2))},
+                   lambda a, b: sd.dot(a, b), lambda a, b: np.dot(a, b)),
+    "inner_outer_vdot": Case(lambda r: {"a": r.standard_normal((2, 3)), "b": r.standard_normal((4, 3))},
+                             lambda a, b: sd.inner(a, b) * sd.vdot(a, a) + sd.outer(sd.sum(a, axis=1), sd.sum(b, axis=1)),
+                             lambda a, b: np.inner(a, b) * np.vdot(a, a) + np.outer(a.sum(1), b.sum(1))),
+    "kron": Case(lambda r: {"a": r.standard_normal((2, 2)), "b": r.standard_normal((3, 2))},
+                 lambda a, b: sd.kron(a, b), lambda a, b: np.kron(a, b)),
+    "matrix_transpose": Case(lambda r: {"a": r.standard_normal((2, 3, 4))}, lambda a: sd.matrix_transpose(a),
+                             lambda a: np.matrix_transpose(a)),
+})
