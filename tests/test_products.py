@@ -54,47 +54,53 @@ def test_einsum_gradients():
         assert_grad_ok(sd.check_grad(y, nodes, vals))
 
 
-@pytest.mark.parametrize("backend", ["llvm", "cuda-cpu"])
-def test_einsum_compiled(backend):
+MATMULS = [((2, 1, 3, 4), (5, 4, 2)), ((3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,)),
+           ((3, 1, 2, 5), (1, 4, 5, 3))]
+PROD_ZEROS = np.array([[1.5, -2.0, 0.5, 3.0], [0.0, 2.0, -1.0, 0.5], [0.0, 1.0, 0.0, 2.0]])
+ARG_NAN = np.array([[1.0, 3.0, 3.0, -1.0], [np.nan, 2.0, np.nan, 5.0]])
+
+
+def _compiled_graph():
+    """(outputs, expected, tolerances, values): einsums, batched matmul shapes (float32), the prod gradient
+    where entries are 0 and argmax/argmin with ties and NaN -- one graph, compiled once per backend."""
     rng = np.random.default_rng(2)
-    picked = [EINSUMS[k] for k in (0, 8, 9, 10, 14, 17, 25, 27)]
-    outs, refs, vals = [], [], {}
-    for j, (sub, shapes) in enumerate(picked):
+    outs, refs, tols, vals = [], [], [], {}
+    for j, (sub, shapes) in enumerate(EINSUMS[k] for k in (8, 10, 14, 27)):
         arrs = [rng.standard_normal(s) for s in shapes]
         nodes = [sd.input(f"e{j}_{i}", s, "float64") for i, s in enumerate(shapes)]
         vals.update({n.name: a for n, a in zip(nodes, arrs)})
-        out = sd.einsum(sub, *nodes)
-        outs.append(out)
+        outs.append(sd.einsum(sub, *nodes))
         refs.append(np.einsum(sub, *arrs))
-        w = rng.standard_normal(out.shape)
-        g = sd.grad(sd.sum(out * sd.const(w)), nodes[0])
-        outs.append(g)
-        f = sd.compile(g, "numpy")
-        refs.append(f(**{k: vals[k] for k in f.input_names}))
-    f = sd.compile(outs, backend)
-    got = f(**{k: vals[k] for k in f.input_names})
-    for g, r in zip(got, refs):
-        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12)
-
-
-MATMULS = [((2, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 2)), ((3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)), ((4,), (2, 4, 3)),
-           ((2, 3, 4), (4,)), ((1, 2, 3), (4, 1, 3, 2)), ((3, 1, 2, 5), (1, 4, 5, 3))]
-
-
-@pytest.mark.parametrize("backend", ["numpy", "llvm", "cuda-cpu"])
-def test_batched_matmul_shapes(backend):
-    rng = np.random.default_rng(3)
-    outs, refs, vals = [], [], {}
+        tols.append((1e-10, 1e-12))
     for j, (sa, sb) in enumerate(MATMULS):
         a, b = sd.input(f"a{j}", sa, "float32"), sd.input(f"b{j}", sb, "float32")
         av, bv = rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32)
         vals.update({a.name: av, b.name: bv})
         outs.append(a @ b)
         refs.append(np.matmul(av, bv))
-    got = sd.compile(outs, backend)(**vals)
-    for g, r in zip(got, refs):
+        tols.append((2e-5, 2e-6))
+    x = sd.input("pz", (3, 4), "float64")
+    vals["pz"] = PROD_ZEROS
+    outs.append(sd.grad(sd.sum(sd.prod(x, axis=1) * sd.const(np.array([1.0, 2.0, 3.0]))), x))
+    refs.append(np.array([[np.prod(np.delete(PROD_ZEROS[i], j)) * (i + 1) for j in range(4)] for i in range(3)]))
+    tols.append((1e-13, 0))
+    x = sd.input("an", (2, 4), "float64")
+    vals["an"] = ARG_NAN
+    outs += [sd.argmax(x, axis=1), sd.argmin(x, axis=1), sd.argmax(x), sd.argmin(x, axis=0, keepdims=True)]
+    refs += [np.argmax(ARG_NAN, axis=1), np.argmin(ARG_NAN, axis=1), np.argmax(ARG_NAN),
+             np.argmin(ARG_NAN, axis=0, keepdims=True)]
+    tols += [(0, 0)] * 4
+    return outs, refs, tols, vals
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "cuda-cpu"])
+def test_compiled_products_and_reductions(backend):
+    outs, refs, tols, vals = _compiled_graph()
+    f = sd.compile(outs, backend)
+    got = f(**{k: vals[k] for k in f.input_names})
+    for g, r, (rtol, atol) in zip(got, refs, tols):
         assert g.shape == r.shape and g.dtype == r.dtype
-        np.testing.assert_allclose(g, r, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(g, r, rtol=rtol, atol=atol)
 
 
 def test_broadcast_batch_operand_is_not_copied():
@@ -130,25 +136,67 @@ def test_products_match_numpy():
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
 
 
-def test_prod_gradient_with_zeros():
+REDUCTIONS = {  # DSL reductions composed from ops the backend op suite covers: numpy values and gradients
+    "min": (lambda x: sd.min(x, axis=(0, 2)), lambda x: np.min(x, axis=(0, 2))),
+    "amin": (lambda x: sd.amin(x, axis=-1, keepdims=True), lambda x: np.amin(x, axis=-1, keepdims=True)),
+    "amax": (lambda x: sd.amax(x, axis=1), lambda x: np.amax(x, axis=1)),
+    "min_method": (lambda x: x.min(), lambda x: x.min()),
+    "prod_method": (lambda x: x.prod(axis=1), lambda x: x.prod(axis=1)),
+    "var": (lambda x: sd.var(x, axis=1), lambda x: np.var(x, axis=1)),
+    "std": (lambda x: sd.std(x, axis=2, ddof=1), lambda x: np.std(x, axis=2, ddof=1)),
+    "std_method": (lambda x: x.std(keepdims=True), lambda x: x.std(keepdims=True)),
+    "norm": (lambda x: sd.norm(x), lambda x: np.linalg.norm(x)),
+    "norm_axis_keepdims": (lambda x: sd.linalg.norm(x, axis=(0, 1), keepdims=True),
+                           lambda x: np.linalg.norm(x, axis=(0, 1), keepdims=True)),
+    "norm_inf_p": (lambda x: sd.norm(x, np.inf, axis=0) + sd.norm(x, 2.5, axis=0) + sd.norm(x, 0, axis=0),
+                   lambda x: np.linalg.norm(x, np.inf, axis=0) + np.linalg.norm(x, 2.5, axis=0)
+                   + np.linalg.norm(x, 0, axis=0)),
+    "norm_matrix_2d": (lambda x: sd.norm(sd.reshape(x, (4, 6)), -1)
+                       + sd.norm(sd.reshape(x, (4, 6)), -np.inf) + sd.norm(sd.reshape(x, (4, 6)), "fro"),
+                       lambda x: np.linalg.norm(x.reshape(4, 6), -1) + np.linalg.norm(x.reshape(4, 6), -np.inf)
+                       + np.linalg.norm(x.reshape(4, 6), "fro")),
+    "average": (lambda x: sd.average(x, axis=1, weights=np.array([0.5, 1.0, 2.0])),
+                lambda x: np.average(x, axis=1, weights=np.array([0.5, 1.0, 2.0]))),
+    "average_full": (lambda x: sd.average(x, weights=sd.exp(x)), lambda x: np.average(x, weights=np.exp(x))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+def test_reductions_values_and_gradients(name):
+    build, ref = REDUCTIONS[name]
+    rng = np.random.default_rng(5)
+    xv = rng.uniform(0.3, 1.5, (2, 3, 4)) * rng.choice([-1.0, 1.0], (2, 3, 4))
+    x = sd.input("x", xv.shape, "float64")
+    out = build(x)
+    got = sd.compile(out, "numpy")(x=xv)
+    want = np.asarray(ref(xv))
+    assert got.shape == want.shape == out.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    y = sd.sum(out * sd.const(rng.standard_normal(out.shape)))
+    assert_grad_ok(sd.check_grad(y, [x], {"x": xv}))
+
+
+def test_average_returned_and_norm_gradient_at_zero():
+    x = sd.input("x", (2, 3), "float64")
+    xv = np.arange(6.0).reshape(2, 3)
+    avg, scl = sd.average(x, axis=1, weights=np.array([1.0, 2.0, 3.0]), returned=True)
+    a, s = sd.compile([avg, scl], "numpy")(x=xv)
+    wa, ws = np.average(xv, axis=1, weights=[1.0, 2.0, 3.0], returned=True)
+    np.testing.assert_allclose(a, wa)
+    np.testing.assert_allclose(s, ws)
+    v = sd.input("v", (3,), "float64")
+    zero = np.zeros(3)
+    grads = [sd.grad(sd.norm(v, o), v) for o in (None, 1, np.inf)]
+    g2, g1, ginf = sd.compile(grads, "numpy")(v=zero)
+    assert np.all(np.isnan(g2))  # as jax.numpy.linalg.norm: d sqrt(u) at 0 is inf, times 0
+    np.testing.assert_array_equal(g1, zero)
+    np.testing.assert_array_equal(ginf, zero)
+
+
+def test_prod_gradient_with_zeros_and_min_ties():
     x = sd.input("x", (3, 4), "float64")
-    xv = np.array([[1.5, -2.0, 0.5, 3.0], [0.0, 2.0, -1.0, 0.5], [0.0, 1.0, 0.0, 2.0]])
-    g = sd.grad(sd.sum(sd.prod(x, axis=1) * sd.const(np.array([1.0, 2.0, 3.0]))), x)
-    want = np.array([[np.prod(np.delete(xv[i], j)) * (i + 1) for j in range(4)] for i in range(3)])
-    for backend in ("numpy", "llvm", "cuda-cpu"):
-        np.testing.assert_allclose(sd.compile(g, backend)(x=xv), want, rtol=1e-13, atol=0)
-    assert_grad_ok(sd.check_grad(sd.sum(sd.prod(x, axis=0)), [x], {"x": xv}))
-
-
-def test_argmax_ties_nan_and_min_gradient():
+    assert_grad_ok(sd.check_grad(sd.sum(sd.prod(x, axis=0)), [x], {"x": PROD_ZEROS}))
     x = sd.input("x", (2, 4), "float64")
-    xv = np.array([[1.0, 3.0, 3.0, -1.0], [np.nan, 2.0, np.nan, 5.0]])
-    outs = [sd.argmax(x, axis=1), sd.argmin(x, axis=1), sd.argmax(x), sd.argmin(x, axis=0, keepdims=True)]
-    want = [np.argmax(xv, axis=1), np.argmin(xv, axis=1), np.argmax(xv), np.argmin(xv, axis=0, keepdims=True)]
-    for backend in ("numpy", "llvm", "cuda-cpu"):
-        for g, w in zip(sd.compile(outs, backend)(x=xv), want):
-            assert g.dtype == np.int64 and g.shape == w.shape
-            np.testing.assert_array_equal(g, w)
     g = sd.grad(sd.sum(sd.min(x, axis=1)), x)  # ties share the gradient, as max
     np.testing.assert_allclose(sd.compile(g, "numpy")(x=-np.array([[1.0, 3.0, 3.0, -1.0], [0.0, 1.0, 2.0, 0.5]])),
                                [[0, 0.5, 0.5, 0], [0, 0, 1, 0]])
