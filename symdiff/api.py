@@ -31,8 +31,8 @@ def _leaf(kind: str, name: str, shape, dtype, meta: Optional[dict] = None) -> No
     except TypeError:
         raise TypeError(f"{kind} {name!r}: shape must be a tuple of ints, got {shape!r}") from None
     for s in shape:
-        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s <= 0:
-            raise ValueError(f"{kind} {name!r}: shape entries must be positive integers, got {shape!r}")
+        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 0:
+            raise ValueError(f"{kind} {name!r}: shape entries must be non-negative integers, got {shape!r}")
     dt = _dt.normalize(dtype)
     return Node(kind, (), {"name": name}, shape, dt, meta)
 
@@ -137,7 +137,7 @@ def mean(x: TensorLike, axis=None, keepdims: bool = False) -> Node:
     x = as_tensor(x)
     axes = _axes("mean", x, axis)
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    return multiply(sum(x, axes, keepdims), 1.0 / count)
+    return multiply(sum(x, axes, keepdims), 1.0 / count if count else float("nan"))  # empty: 0 * nan = nan, as NumPy
 
 
 def max(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
