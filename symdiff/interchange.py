@@ -11,7 +11,8 @@ Files are networkx node-link data (``{"directed", "multigraph", "graph", "nodes"
 ``graph = {"format": "symdiff.graph", "version": 1, "outputs": [...], "single": bool}``. Attribute values are
 JSON where JSON is lossless; other values are tagged objects ``{"$tuple": [...]}``, ``{"$float": "nan"}``,
 ``{"$array": "<f8", "shape": [...], "data": base64}``, ``{"$scalar": "float32", "v": ...}``,
-``{"$dtype": "int64"}``, ``{"$dict": [[k, v], ...]}``, ``{"$function": "symdiff.nn.init:zeros"}``.
+``{"$dtype": "int64"}``, ``{"$dict": [[k, v], ...]}``, ``{"$slice": [start, stop, step]}``, ``{"$ellipsis": true}``,
+``{"$function": "symdiff.nn.init:zeros"}``.
 Loading rebuilds through the interning constructor, so a loaded graph *is* the saved one while that is alive.
 """
 from __future__ import annotations
@@ -92,6 +93,10 @@ def encode_value(v: Any, where: str = "value") -> Any:
             raise TypeError(f"{where}: cannot store an array of dtype {v.dtype}")
         data = base64.b64encode(np.ascontiguousarray(v).tobytes()).decode("ascii")
         return {"$array": v.dtype.str, "shape": list(v.shape), "data": data}
+    if isinstance(v, slice):
+        return {"$slice": [encode_value(x, where) for x in (v.start, v.stop, v.step)]}
+    if v is Ellipsis:
+        return {"$ellipsis": True}
     if isinstance(v, np.dtype):
         return {"$dtype": v.str if v.kind not in "biuf" else v.name}
     if callable(v):
@@ -124,6 +129,10 @@ def decode_value(d: Any, where: str = "value") -> Any:
             shape = tuple(int(s) for s in d["shape"])
             arr = np.frombuffer(base64.b64decode(d["data"], validate=True), dtype=dt)
             return arr.reshape(shape).copy()
+        if "$slice" in d:
+            return slice(*(decode_value(x, where) for x in d["$slice"]))
+        if "$ellipsis" in d:
+            return Ellipsis
         if "$dtype" in d:
             return np.dtype(d["$dtype"])
         if "$function" in d:
@@ -147,8 +156,13 @@ def _short(d: Any) -> str:
 # -- networkx -> nodes ------------------------------------------------------------------------------------------
 
 def _tuples(v: Any) -> Any:
-    """Attribute lists as the tuples the DSL builds (axes=[0, 1] -> (0, 1)); arrays and scalars as they are."""
-    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+    """Attribute lists as the tuples the DSL builds (axes=[0, 1] -> (0, 1)) and NumPy scalar types as dtype
+    names (np.float32 -> "float32"); arrays and scalars as they are."""
+    if isinstance(v, (list, tuple)):
+        return tuple(_tuples(x) for x in v)
+    if isinstance(v, type) and issubclass(v, np.generic):
+        return np.dtype(v).name
+    return v
 
 
 def _op_name(nid, op: Any) -> str:

@@ -102,13 +102,17 @@ def test_hand_built_digraph_declares_a_model():
     G.nodes["z"]["op"] = "subtract"
     (z,) = sd.from_networkx(G, outputs=["z"])
     assert z is x @ W - sd.const(np.arange(4.0))
+    G.add_node("c32", op="cast", attrs={"dtype": np.float32})  # a NumPy type is read as its dtype name
+    G.add_edge("z", "c32")
+    (c32,) = sd.from_networkx(G, outputs=["c32"])
+    assert c32 is sd.astype(z, "float32")
 
 
 @pytest.mark.parametrize("value", [
     None, True, False, 0, -7, 2**70, 1.5, -0.0, math.inf, -math.inf, "s", (1, 2), (), ((0, 1), (2,)), [1, (2, 3)],
     {"a": 1, 3: (4,)}, np.float32(0.1), np.int64(5), np.bool_(True), np.dtype("float32"), np.dtype("int64"),
     np.arange(6, dtype=np.float32).reshape(2, 3), np.array([np.nan, -np.inf, 1e-310]), np.array([True, False]),
-    np.zeros((0, 3)), np.array(3, np.int32)])
+    np.zeros((0, 3)), np.array(3, np.int32), slice(1, None, -2), (Ellipsis, None, slice(None))])
 def test_values_encode_losslessly(value):
     text = json.dumps(encode_value(value), allow_nan=False)
     back = decode_value(json.loads(text))
