@@ -101,47 +101,58 @@ TOOL_MODULES = {"symdiff.autodiff", "symdiff.backends", "symdiff.check", "symdif
                 "symdiff.inspection", "symdiff.interchange", "symdiff.simplify"}  # sd.grad, sd.compile, ...: not ops
 
 
-def _unregistered_functions(claimed: set) -> list[str]:
-    """Public tensor functions of ``symdiff`` (in ``__all__``) that are neither an op's DSL function nor
-    registered with ``dsl_function``: listed too, with what can be said without a declaration."""
-    out = []
+def _public_functions() -> dict[int, list[str]]:
+    """id(function) -> its public names in ``symdiff.__all__`` (a function with aliases has several)."""
+    names: dict[int, list[str]] = {}
     for name in symdiff.__all__:
         obj = getattr(symdiff, name, None)
-        if (callable(obj) and not isinstance(obj, type) and name not in claimed and name not in DSL_FUNCTIONS
-                and getattr(obj, "__module__", "").startswith("symdiff") and obj.__module__ not in TOOL_MODULES):
-            out.append(name)
-    return sorted(out)
+        if (callable(obj) and not isinstance(obj, type) and getattr(obj, "__module__", "").startswith("symdiff")
+                and obj.__module__ not in TOOL_MODULES):
+            names.setdefault(id(obj), []).append(name)
+    return names
 
 
-def _function_row(name: str, f) -> list[str]:
+def _with_aliases(name: str, public: dict, seen: set) -> str:
+    """``sd.name`` and every other public name of the same function (``sd.abs``, ``sd.absolute``)."""
+    obj = getattr(symdiff, name, None)
+    names = [name] + sorted(n for n in public.get(id(obj), []) if n != name)
+    seen.update(names)
+    return ", ".join(f"`sd.{n}`" for n in names)
+
+
+def _function_row(name: str, f, dsl: str) -> list[str]:
+    all_ops_backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in OPS)]
     if f is None:  # not registered: NumPy name by spelling, differentiability not declared
         doc = _first_line(getattr(symdiff, name).__doc__)
-        return ["—", f"`sd.{name}`", "function", _numpy_name(name), "?", "?", doc]
-    ops = [o for o in f.ops if o in OPS] or list(OPS)
-    backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in ops)]
+        return ["—", dsl, "function", _numpy_name(name), "?", ", ".join(all_ops_backends), doc]
+    ops = [o for o in f.ops if o in OPS]
+    backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in ops)] if ops else all_ops_backends
     npname = "—"
     if f.numpy_name:
         head = f.numpy_name.split(".")[0]
         npname = f"`np.{f.numpy_name}`" if hasattr(np, head) else f"`{f.numpy_name}`"
     built = " Built from " + ", ".join(f"`{o}`" for o in f.ops) + "." if f.ops else ""
-    return ["—", f"`sd.{name}`", "function", npname, "yes" if f.differentiable else "no", ", ".join(backends),
+    return ["—", dsl, "function", npname, "yes" if f.differentiable else "no", ", ".join(backends),
             _first_line(f.doc) + built]
 
 
 def rows() -> list[list[str]]:
     out = []
     order = {"leaf": 0, "elementwise": 1, "tensor": 2}
-    claimed = set()
+    public, seen = _public_functions(), set()
     for op in sorted(OPS, key=lambda o: (order[_kind(o)], o)):
         d = OPS[op]
         dsl = _dsl_name(op)
-        claimed.add(dsl.strip("`")[3:])
+        if dsl != "—":
+            dsl = _with_aliases(dsl.strip("`")[3:], public, seen)
         out.append([f"`{op}`", dsl, _kind(op), _numpy_name(d.api, op), "yes" if d.differentiable else "no",
                     ", ".join(backends_of(op)), _describe(op)])
     for name in sorted(DSL_FUNCTIONS):
-        out.append(_function_row(name, DSL_FUNCTIONS[name]))
-    for name in _unregistered_functions(claimed):
-        out.append(_function_row(name, None))
+        if name not in seen:
+            out.append(_function_row(name, DSL_FUNCTIONS[name], _with_aliases(name, public, seen)))
+    for name in sorted(n for names in public.values() for n in names):  # public functions not registered
+        if name not in seen:
+            out.append(_function_row(name, None, _with_aliases(name, public, seen)))
     return out
 
 
@@ -153,8 +164,9 @@ def render() -> str:
     note = (f"{len(OPS)} ops, {len(table) - len(OPS)} DSL functions built from ops. `cuda` is the CUDA C backend "
             "(checked on the CPU as `cuda-cpu`).")
     if any("?" in r for r in table):
-        note += (" `?`: a function not registered with `symdiff.optable.dsl_function` (register it to declare "
-                 "its NumPy name, differentiability and ops).")
+        note += (" `?`: not declared, a function not registered with `symdiff.optable.dsl_function` (register "
+                 "it to declare its NumPy name, differentiability and ops; its backends are those that compile "
+                 "every op).")
     lines += ["", note, "", END]
     return "\n".join(lines)
 
