@@ -212,3 +212,13 @@ def test_from_networkx_errors():
     H.add_edge(0, 1)
     with pytest.raises(ValueError, match="stored dtype float64 does not match the inferred dtype float32"):
         sd.from_networkx(H)
+
+
+def test_multidigraph_parallel_edges_are_arguments():
+    G = nx.MultiDiGraph()
+    G.add_node("x", op="input", shape=(3,), dtype="float64")
+    G.add_node("m", op="mul")
+    G.add_edge("x", "m", arg=0)
+    G.add_edge("x", "m", arg=1)
+    x = sd.input("x", (3,), "float64")
+    assert sd.from_networkx(G)[0] is x * x
