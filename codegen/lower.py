@@ -43,6 +43,16 @@ def _inline_cost(n: Node, memo: dict) -> int:
     return c
 
 
+SELECT_OPS = ("concatenate", "embed")  # every point reads every operand (selects evaluate both sides)
+
+
+def _chain_cost(n: Node, memo: dict) -> int:
+    """Inline cost of ``n`` seen through the index ops (reshape, slice, ...) that a kernel computes inline."""
+    if n.is_leaf or n.op == "const" or n.op in BUFFER_OPS or OPS[n.op].elementwise:
+        return _inline_cost(n, memo)
+    return sum(_chain_cost(i, memo) for i in n.inputs)
+
+
 def _domain(n: Node) -> tuple:
     """The loop domain of the kernel that produces materialised node n."""
     if n.op in ("sum", "max", "logsumexp") or n.op in ROW_OPS:
@@ -105,6 +115,10 @@ class Lowering:
                     mat.add(opnd.inputs[0] if self._is_t(opnd) else opnd)
             if n.op == "pick":
                 mat.add(n.inputs[0])
+        cost_memo: dict = {}
+        for n in self.order:  # an expensive operand of a select would be recomputed at every point
+            if n.op in SELECT_OPS:
+                mat.update(x for x in n.inputs if not x.is_leaf and _chain_cost(x, cost_memo) >= 4)
         for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
             if n.op == "matmul" and len(self.users[n]) == 1 and n not in mat_outputs:
                 u = self.users[n][0]

@@ -56,6 +56,9 @@ def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
     """Wrap Python scalars / arrays as constants. Python scalars are weakly typed (take ``like``'s dtype)."""
     if isinstance(v, Node):
         return v
+    if isinstance(v, (list, tuple)) and _holds_node(v):  # [a, b] of tensors: stacked, as np.asarray would
+        from .api_arrange import asarray  # noqa: PLC0415  (api_arrange builds on this module)
+        return asarray(v)
     if isinstance(v, bool) or isinstance(v, (str, bytes)) or v is None:
         raise TypeError(f"cannot use {v!r} ({type(v).__name__}) as a tensor")
     if isinstance(v, numbers.Number) and not isinstance(v, np.generic):
@@ -68,6 +71,10 @@ def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
         raise TypeError(f"cannot use an array of dtype {arr.dtype} as a tensor")
     dt = arr.dtype.name if arr.dtype.name in _dt.FLOAT_DTYPES else "float64"
     return const(arr, dt)
+
+
+def _holds_node(v: Any) -> bool:
+    return any(isinstance(e, Node) or (isinstance(e, (list, tuple)) and _holds_node(e)) for e in v)
 
 
 def _ew(op: str, *args: TensorLike) -> Node:

@@ -91,6 +91,25 @@ class LLVMEmitter(Emitter):
     def index_eq(self, a, b, dtype: str) -> ir.Value:
         return self.b.uitofp(self.b.icmp_signed("==", a, b), lltype(dtype))
 
+    # -- index selection (slice/embed/concatenate) --
+    def isub(self, a, b) -> ir.Value:
+        return self.b.sub(a, b)
+
+    def iult(self, a, c: int) -> ir.Value:
+        return self.b.icmp_unsigned("<", a, _c(c))
+
+    def ieq(self, a, c: int) -> ir.Value:
+        return self.b.icmp_unsigned("==", a, _c(c))
+
+    def pand(self, p, q) -> ir.Value:
+        return self.b.and_(p, q)
+
+    def iselect(self, p, a, b) -> ir.Value:
+        return self.b.select(p, a, b)
+
+    def vselect(self, p, a, b, dtype: str) -> ir.Value:
+        return self.b.select(p, a, b)
+
     # -- uint32 (rand_uniform): i32 with wraparound mul, xor, logical shift --
     def u32(self, v, dtype: str) -> ir.Value:
         w = v.type.width
