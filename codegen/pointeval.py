@@ -9,6 +9,8 @@ computed in place from its inputs, each at the point that op maps it to:
 - ``reshape``: the input's coordinates of the output's flat offset (row-major order is preserved;
   when only size-1 axes differ, the non-unit indices carry over unchanged);
 - ``pick(x, lab)``: ``x[point..., lab[point]]``; ``one_hot(lab)``: ``lab[point[:-1]] == point[-1]``;
+- ``take_along(x, idx)`` (axis a): ``x[point with point[a] -> clamp(wrap(idx[point]))]``, the other axes
+  broadcast (size-1 axes read index 0); the index rule is :func:`symdiff.ops_gather.wrap_clamp`'s;
 - ``cast``; scalar ``const``; ``rand_uniform``: the counter-based hash of ``symdiff/ops_random.py``
   at the flat offset.
 
@@ -25,6 +27,8 @@ What an emitter must implement (a third backend gets the evaluator for free):
 - ``const(value, dtype)``, ``cast(v, src, dst)`` (int->float, float->float), ``scalar(op, args, dtype)``
   (the backend's scalar rule of an elementwise op), ``to_index(v, dtype)`` (a loaded integer label as an
   index), ``index_eq(a, b, dtype)`` (1.0 where two indices are equal, else 0.0, in float ``dtype``);
+- for ``take_along``: ``iwrap_clamp(i, n)`` (a signed index value -> ``i + n`` when negative, then clamped
+  to ``[0, n - 1]``);
 - for ``rand_uniform`` either the uint32 operations ``u32(v, dtype)`` (an int or index value mod 2**32),
   ``u32const(c)``, ``u32mul(a, b)``, ``u32xor(a, b)``, ``u32shr(a, k)``, ``u32_to_float(v, dtype)``, which
   the default :meth:`Emitter.rand_uniform` runs the hash with (:func:`rand_hash`), or an override of
@@ -102,6 +106,12 @@ class Emitter(ABC):
 
     @abstractmethod
     def index_eq(self, a: Any, b: Any, dtype: str) -> Any: ...
+
+    # -- dynamic indices (gather/scatter) --
+    def iwrap_clamp(self, i: Any, n: int) -> Any:
+        """A loaded (signed) index into an axis of length ``n``: ``i + n`` when negative, then clamped to
+        ``[0, n - 1]`` (symdiff/ops_gather.py's rule: never an out-of-bounds access)."""
+        raise NotImplementedError(f"{type(self).__name__}: no dynamic-index clamp for take_along")
 
     # -- rand_uniform: uint32 arithmetic (modulo 2**32) --
     def u32(self, v: Any, dtype: str) -> Any:
@@ -252,6 +262,13 @@ class PointEval:
         if op == "pick":
             x, lab = n.inputs
             return self.ev(x, list(point) + [em.to_index(self.ev(lab, point), lab.dtype)])
+        if op == "take_along":
+            x, idx = n.inputs
+            ax = n.attrs["axis"]
+            i = em.to_index(self.ev(idx, self.broadcast_point(idx.shape, n.shape, point)), idx.dtype)
+            inner = self.broadcast_point(x.shape, n.shape, point)
+            inner[ax] = em.iwrap_clamp(i, x.shape[ax])
+            return self.ev(x, inner)
         if op == "one_hot":
             (lab,) = n.inputs
             return em.index_eq(em.to_index(self.ev(lab, point[:-1]), lab.dtype), point[-1], n.dtype)

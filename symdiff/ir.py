@@ -177,10 +177,25 @@ class Node:
     def max(self, axis=None, keepdims: bool = False): return _api().max(self, axis, keepdims)
     def reshape(self, *shape): return _api().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
+    # gathers, scatters, scans (symdiff/api_gather.py)
+    @property
+    def at(self):
+        """JAX-style functional updates: ``x.at[key].set(v) / .add(v) / .multiply(v) / .get()``."""
+        return _api_gather().AtIndexer(self)
+
+    def take(self, indices, axis=None): return _api_gather().take(self, indices, axis)
+    def cumsum(self, axis=None): return _api_gather().cumsum(self, axis)
+    def cumprod(self, axis=None): return _api_gather().cumprod(self, axis)
+
 
 def _api():
     from . import api
     return api
+
+
+def _api_gather():
+    from . import api_gather
+    return api_gather
 
 
 Tensor = Node  # the public name in docs
