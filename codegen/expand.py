@@ -20,8 +20,9 @@ from symdiff.sympy_bridge import to_graph, value_expr
 # non-elementwise ops handled by lowering and the point evaluators of every compiled backend
 KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "broadcast_to", "transpose",
                         "matmul", "cast", "softmax", "log_softmax", "logsumexp", "pick", "one_hot",
-                        "rand_uniform",
-                        "slice", "flip", "embed", "concatenate"})  # index selection (symdiff/ops_index.py)
+                        "rand_uniform"}) \
+    | {"slice", "flip", "embed", "concatenate"} \
+    | {"take_along", "scatter_add", "scatter_mul", "scatter_max", "cumsum", "cumprod"}  # ops_gather.py
 
 
 class UnsupportedOpError(NotImplementedError):

@@ -18,16 +18,18 @@ from typing import Optional, Sequence
 import numpy as np
 
 from symdiff.ir import Node, apply, rebuild, toposort
+from symdiff.ops_gather import SCAN_OPS, SCATTER_OPS
 from symdiff.ops_tensor import reshape as _reshape
 from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
 from symdiff.signature import Signature
 
 from symdiff.codegen.expand import expand_composites
-from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
+                                       ScanKernel, ScatterKernel)
 from symdiff.codegen.target import Target, host_target
 
-BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"}
+BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"} | set(SCATTER_OPS) | set(SCAN_OPS)
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
 PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
 ALIGN = 64
@@ -55,7 +57,7 @@ def _chain_cost(n: Node, memo: dict) -> int:
 
 def _domain(n: Node) -> tuple:
     """The loop domain of the kernel that produces materialised node n."""
-    if n.op in ("sum", "max", "logsumexp") or n.op in ROW_OPS:
+    if n.op in ("sum", "max", "logsumexp") or n.op in ROW_OPS or n.op in SCATTER_OPS:
         return n.inputs[0].shape
     return n.shape
 
@@ -234,6 +236,11 @@ class Lowering:
                 if axes is not None and len(axes) != 1:
                     raise NotImplementedError("logsumexp over several axes is not lowered yet; reshape first")
                 kernels.append(RowKernel(n, out, axis, tasks(n.inputs[0].shape) if axis != 0 else 1))
+            elif n.op in SCATTER_OPS:  # fill, then combine the updates serially (CUDA: atomics)
+                kernels.append(ScatterKernel(n, out))
+            elif n.op in SCAN_OPS:  # a loop along the axis per row; rows split over tasks
+                axis = n.attrs["axis"]
+                kernels.append(ScanKernel(n, out, axis, tasks(n.shape) if axis != 0 else 1))
             else:
                 kernels.append(LoopKernel(n.shape, ((n, out),), (), tasks(n.shape)))
         for o, b in copies:

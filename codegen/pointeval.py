@@ -11,6 +11,8 @@ computed in place from its inputs, each at the point that op maps it to:
 - ``pick(x, lab)``: ``x[point..., lab[point]]``; ``one_hot(lab)``: ``lab[point[:-1]] == point[-1]``;
 - ``slice`` / ``flip`` / ``embed`` / ``concatenate`` (``symdiff/ops_index.py``): affine index maps, and
   selects whose every branch reads in bounds (a clamped index), see ``INDEX_RULES``;
+- ``take_along(x, idx)`` (axis a): ``x[point with point[a] -> clamp(wrap(idx[point]))]``, the other axes
+  broadcast (size-1 axes read index 0); the index rule is :func:`symdiff.ops_gather.wrap_clamp`'s;
 - ``cast``; scalar ``const``; ``rand_uniform``: the counter-based hash of ``symdiff/ops_random.py``
   at the flat offset.
 
@@ -29,6 +31,8 @@ What an emitter must implement (a third backend gets the evaluator for free):
   index), ``index_eq(a, b, dtype)`` (1.0 where two indices are equal, else 0.0, in float ``dtype``);
 - for the index selections: ``isub(a, b)``, predicates ``iult(a, c)`` (unsigned ``a < c``), ``ieq(a, c)``,
   ``pand(p, q)``, and ``iselect(p, a, b)`` (indices) / ``vselect(p, a, b, dtype)`` (values);
+- for ``take_along``: ``iwrap_clamp(i, n)`` (a signed index value -> ``i + n`` when negative, then clamped
+  to ``[0, n - 1]``);
 - for ``rand_uniform`` either the uint32 operations ``u32(v, dtype)`` (an int or index value mod 2**32),
   ``u32const(c)``, ``u32mul(a, b)``, ``u32xor(a, b)``, ``u32shr(a, k)``, ``u32_to_float(v, dtype)``, which
   the default :meth:`Emitter.rand_uniform` runs the hash with (:func:`rand_hash`), or an override of
@@ -131,6 +135,11 @@ class Emitter(ABC):
     @abstractmethod
     def vselect(self, p: Any, a: Any, b: Any, dtype: str) -> Any:
         """The value ``a`` where ``p`` holds, else ``b`` (both evaluated: loads must be in bounds)."""
+    # -- dynamic indices (gather/scatter) --
+    def iwrap_clamp(self, i: Any, n: int) -> Any:
+        """A loaded (signed) index into an axis of length ``n``: ``i + n`` when negative, then clamped to
+        ``[0, n - 1]`` (symdiff/ops_gather.py's rule: never an out-of-bounds access)."""
+        raise NotImplementedError(f"{type(self).__name__}: no dynamic-index clamp for take_along")
 
     # -- rand_uniform: uint32 arithmetic (modulo 2**32) --
     def u32(self, v: Any, dtype: str) -> Any:
@@ -281,6 +290,13 @@ class PointEval:
         if op == "pick":
             x, lab = n.inputs
             return self.ev(x, list(point) + [em.to_index(self.ev(lab, point), lab.dtype)])
+        if op == "take_along":
+            x, idx = n.inputs
+            ax = n.attrs["axis"]
+            i = em.to_index(self.ev(idx, self.broadcast_point(idx.shape, n.shape, point)), idx.dtype)
+            inner = self.broadcast_point(x.shape, n.shape, point)
+            inner[ax] = em.iwrap_clamp(i, x.shape[ax])
+            return self.ev(x, inner)
         if op == "one_hot":
             (lab,) = n.inputs
             return em.index_eq(em.to_index(self.ev(lab, point[:-1]), lab.dtype), point[-1], n.dtype)

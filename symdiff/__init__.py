@@ -5,7 +5,7 @@ symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
 # fill the op table first (the op modules register into symdiff.optable; the DSL is generated from it)
 from . import ops_elementwise, ops_random, ops_tensor  # noqa: F401,I001
-from . import ops_index  # noqa: F401,I001
+from . import ops_gather, ops_index  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
 from . import api_shape, api_arrange  # noqa: I001
@@ -13,6 +13,7 @@ from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d,
                         dstack, expand_dims, flatten, flip, fliplr, flipud, hsplit, hstack, moveaxis, ravel, rollaxis,
                         split, squeeze, stack, swapaxes, vsplit, vstack)
 from .api_arrange import (array, asarray, cross, diagonal, diff, pad, repeat, roll, rot90, tile, trace, tril, triu)
+from .api_gather import advanced_index, cumprod, cumsum, take, take_along_axis
 from .define import define_elementwise
 from .autodiff import grad
 from .backends import list_backends
@@ -31,6 +32,7 @@ __all__ = [
     "matmul", "max", "mean", "mse", "param", "reshape", "softmax", "sum", "transpose", "define_elementwise",
     "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
     "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    "advanced_index", "cumprod", "cumsum", "take", "take_along_axis",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

@@ -189,6 +189,15 @@ class Node:
         if not self.shape:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
+    # gathers, scatters, scans (symdiff/api_gather.py)
+    @property
+    def at(self):
+        """JAX-style functional updates: ``x.at[key].set(v) / .add(v) / .multiply(v) / .get()``."""
+        return _api_gather().AtIndexer(self)
+
+    def take(self, indices, axis=None): return _api_gather().take(self, indices, axis)
+    def cumsum(self, axis=None): return _api_gather().cumsum(self, axis)
+    def cumprod(self, axis=None): return _api_gather().cumprod(self, axis)
 
 
 def _api():
@@ -199,6 +208,9 @@ def _api():
 def _api_shape():
     from . import api_shape
     return api_shape
+def _api_gather():
+    from . import api_gather
+    return api_gather
 
 
 Tensor = Node  # the public name in docs

@@ -100,6 +100,11 @@ class CudaEmitter(Emitter):
 
     def vselect(self, p: str, a: str, b: str, dtype: str) -> str:
         return self.bind(CTYPE[dtype], f"{p} ? {a} : {b}")
+    # -- dynamic indices (gather/scatter) --
+    def iwrap_clamp(self, i: str, n: int) -> str:
+        """``i + n`` when negative, then clamped to ``[0, n - 1]``, in 64 bits (a label may be a long long)."""
+        w = self.bind("long long", f"(long long){i} < 0 ? (long long){i} + {n}LL : (long long){i}")
+        return self.bind(self.idx, f"({self.idx})({w} < 0 ? 0LL : ({w} > {max(n - 1, 0)}LL ? {max(n - 1, 0)}LL : {w}))")
 
     def rand_uniform(self, index: str, seed: str, seed_dtype: str, step: str, step_dtype: str, stream: int,
                      dtype: str) -> str:

@@ -109,6 +109,13 @@ class LLVMEmitter(Emitter):
 
     def vselect(self, p, a, b, dtype: str) -> ir.Value:
         return self.b.select(p, a, b)
+    # -- dynamic indices (gather/scatter) --
+    def iwrap_clamp(self, i, n: int) -> ir.Value:
+        # w = i < 0 ? i + n : i;  clamp(w, 0, n - 1) (selects: vectorisable, no branches)
+        b = self.b
+        w = b.select(b.icmp_signed("<", i, _c(0)), b.add(i, _c(n)), i)
+        w = b.select(b.icmp_signed("<", w, _c(0)), _c(0), w)
+        return b.select(b.icmp_signed(">", w, _c(n - 1)), _c(max(n - 1, 0)), w)
 
     # -- uint32 (rand_uniform): i32 with wraparound mul, xor, logical shift --
     def u32(self, v, dtype: str) -> ir.Value:
