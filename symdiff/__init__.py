@@ -4,7 +4,7 @@ Declare a model with ``sd.input``/``sd.param`` and NumPy-named functions, differ
 symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
 # fill the op table first (the op modules register into symdiff.optable; the DSL is generated from it)
-from . import ops_elementwise, ops_random, ops_tensor  # noqa: F401,I001
+from . import ops_elementwise, ops_random, ops_tensor, ops_reduce  # noqa: F401,I001
 from . import ops_gather, ops_index  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
@@ -14,6 +14,8 @@ from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d,
                         split, squeeze, stack, swapaxes, vsplit, vstack)
 from .api_arrange import (array, asarray, cross, diagonal, diff, pad, repeat, roll, rot90, tile, trace, tril, triu)
 from .api_gather import advanced_index, cumprod, cumsum, take, take_along_axis
+from .api_reduce import amax, amin, argmax, argmin, average, min, norm, prod, std, var
+from . import linalg
 from .define import define_elementwise
 from .autodiff import grad
 from .backends import list_backends
@@ -33,6 +35,7 @@ __all__ = [
     "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
     "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
     "advanced_index", "cumprod", "cumsum", "take", "take_along_axis",
+    "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

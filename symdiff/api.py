@@ -129,6 +129,9 @@ def _axes(op: str, x: Node, axis) -> tuple:
     return tuple(sorted(out))
 
 
+reduction_axes = _axes  # public: other DSL modules normalise axis arguments with it
+
+
 def _axis1(op: str, x: Node, axis: int) -> int:
     return _axes(op, x, axis if axis is not None else -1)[0] if x.ndim else 0
 
@@ -185,19 +188,26 @@ def astype(x: Node, dtype: str) -> Node:
 
 
 def matmul(a: TensorLike, b: TensorLike) -> Node:
-    """Matrix product with NumPy semantics for 1-D and 2-D operands."""
+    """Matrix product with NumPy semantics: 1-D operands are a row / column vector (the added axis is
+    removed from the result), operands of rank >= 3 are stacks of matrices whose batch dimensions
+    broadcast. A batched left operand times a 2-D right one is one GEMM over the folded rows."""
     a, b = as_tensor(a), as_tensor(b)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: operands must be 1-D or 2-D, got shapes {a.shape} and {b.shape}")
-    if a.ndim > 2 or b.ndim > 2:
-        raise NotImplementedError(f"matmul: batched (rank > 2) products are not supported yet; shapes {a.shape} and {b.shape}")
-    if a.shape[-1] != b.shape[0]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned ({a.shape[-1]} != {b.shape[0]})")
+        raise ValueError(f"matmul: operands must be at least 1-D (use multiply for scalars), got shapes "
+                         f"{a.shape} and {b.shape}")
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if a.shape[-1] != kb:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned ({a.shape[-1]} != {kb})")
     dt = _dt.promote(a.dtype, b.dtype)
     a2 = _reshape(_cast(a, dt), (1, a.shape[0])) if a.ndim == 1 else _cast(a, dt)
     b2 = _reshape(_cast(b, dt), (b.shape[0], 1)) if b.ndim == 1 else _cast(b, dt)
-    out = apply("matmul", [a2, b2])
-    shape = a.shape[:-1] + b.shape[1:]
+    if b2.ndim == 2 and a2.ndim > 2:  # fold the batch into the rows: one 2-D GEMM
+        rows = int(np.prod(a2.shape[:-1], dtype=np.int64))
+        out, batch = apply("matmul", [_reshape(a2, (rows, a2.shape[-1])), b2]), a2.shape[:-2]
+    else:
+        out = apply("matmul", [a2, b2])
+        batch = out.shape[:-2]
+    shape = batch + (a.shape[-2:-1] if a.ndim >= 2 else ()) + (b.shape[-1:] if b.ndim >= 2 else ())
     return _reshape(out, shape)
 
 

@@ -175,6 +175,12 @@ class Node:
     def sum(self, axis=None, keepdims: bool = False): return _api().sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims: bool = False): return _api().mean(self, axis, keepdims)
     def max(self, axis=None, keepdims: bool = False): return _api().max(self, axis, keepdims)
+    def min(self, axis=None, keepdims: bool = False): return _reduce_api().min(self, axis, keepdims)
+    def prod(self, axis=None, keepdims: bool = False): return _reduce_api().prod(self, axis, keepdims)
+    def var(self, axis=None, ddof: int = 0, keepdims: bool = False): return _reduce_api().var(self, axis, ddof, keepdims)
+    def std(self, axis=None, ddof: int = 0, keepdims: bool = False): return _reduce_api().std(self, axis, ddof, keepdims)
+    def argmax(self, axis=None, keepdims: bool = False): return _reduce_api().argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims: bool = False): return _reduce_api().argmin(self, axis, keepdims)
     def reshape(self, *shape): return _api().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     # indexing and shape methods (symdiff/api_shape.py)
@@ -189,6 +195,7 @@ class Node:
         if not self.shape:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
+
     # gathers, scatters, scans (symdiff/api_gather.py)
     @property
     def at(self):
@@ -208,9 +215,16 @@ def _api():
 def _api_shape():
     from . import api_shape
     return api_shape
+
+
 def _api_gather():
     from . import api_gather
     return api_gather
+
+
+def _reduce_api():
+    from . import api_reduce
+    return api_reduce
 
 
 Tensor = Node  # the public name in docs

@@ -45,8 +45,17 @@ def align_up(n: int, a: int = ALIGN) -> int:
     return ceil_div(n, a) * a
 
 
+REDUCE_IDENT = {"sum": 0.0, "max": -np.inf, "prod": 1.0}
+REDUCE_FUNCTOR = {"sum": "SdSum", "max": "SdMax", "prod": "SdProd"}  # device functors of block reductions
+
+
 def reduce_ident(op: str, dtype: str) -> str:
-    return flit(0.0 if op == "sum" else -np.inf, dtype)
+    return flit(REDUCE_IDENT[op], dtype)
+
+
+def reduce_update(op: str, acc: str, v: str) -> str:
+    """The C expression that accumulates ``v`` into ``acc`` for reduction ``op``."""
+    return f"{acc} + {v}" if op == "sum" else f"{acc} * ({v})" if op == "prod" else f"sd_max({acc}, {v})"
 
 
 def node_label(n: Node) -> str:
@@ -225,6 +234,10 @@ struct SdSum {
     "SdMax": (("sd_max",), """\
 struct SdMax {
     template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return sd_max(a, b); }
+};"""),
+    "SdProd": ((), """\
+struct SdProd {
+    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a * b; }
 };"""),
     "sd_warp_allreduce": ((), """\
 // butterfly reduction over the 32 lanes of a warp: every lane gets the same result
