@@ -111,7 +111,7 @@ class Lowering:
         mat: set[Node] = set(self.outputs)
         mat_outputs = set(self.outputs)
         for n in self.order:
-            if n.is_leaf or (n.op == "const" and n.size > 1) or n.op in BUFFER_OPS:
+            if n.is_leaf or (n.op == "const" and n.size != 1) or n.op in BUFFER_OPS:
                 mat.add(n)
             if n.op == "matmul":
                 for opnd in n.inputs:

@@ -22,6 +22,7 @@ from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
 from .inspection import format_graph, to_dot, to_networkx
+from .interchange import from_networkx, load, save
 from .ir import Node, Tensor, const
 from .simplify import simplify
 
@@ -33,9 +34,9 @@ __all__ = [
     *ELEMENTWISE, "as_tensor", "astype", "broadcast_to", "cross_entropy", "input", "log_softmax", "logsumexp",
     "matmul", "max", "mean", "mse", "param", "reshape", "softmax", "sum", "transpose", "define_elementwise",
     "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
-    "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
     "advanced_index", "cumprod", "cumsum", "take", "take_along_axis",
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
+    "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)
