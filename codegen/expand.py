@@ -14,13 +14,17 @@ from typing import Collection, Mapping, Optional, Sequence
 
 from symdiff.ir import Node, rebuild, toposort
 from symdiff.optable import OPS, X
+from symdiff.ops_reduce import TENSOR_EXPANSIONS
 from symdiff.ops_tensor import broadcast_to
 from symdiff.sympy_bridge import to_graph, value_expr
 
 # non-elementwise ops handled by lowering and the point evaluators of every compiled backend
 KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "broadcast_to", "transpose",
                         "matmul", "cast", "softmax", "log_softmax", "logsumexp", "pick", "one_hot",
-                        "rand_uniform"})
+                        "rand_uniform", "prod"}) | frozenset(TENSOR_EXPANSIONS) \
+    | {"slice", "flip", "embed", "concatenate"} \
+    | {"take_along", "scatter_add", "scatter_mul", "scatter_max", "cumsum", "cumprod"}  # ops_gather.py
+# TENSOR_EXPANSIONS (argmax, argmin): tensor ops that expand_composites rewrites into the ops above
 
 
 class UnsupportedOpError(NotImplementedError):
@@ -48,10 +52,12 @@ def is_composite(op: str) -> bool:
 def expand_composites(outputs: Sequence[Node]) -> list[Node]:
     """The graph with every composite elementwise node replaced by its primitive nodes (same values)."""
     order = toposort(outputs)
-    if not any(is_composite(n.op) for n in order):
+    if not any(is_composite(n.op) or n.op in TENSOR_EXPANSIONS for n in order):
         return list(outputs)
 
     def expand(n: Node, ins: list) -> Optional[Node]:
+        if n.op in TENSOR_EXPANSIONS:
+            return expand_composites([TENSOR_EXPANSIONS[n.op](n, ins)])[0]
         if not is_composite(n.op):
             return None
         new = to_graph(value_expr(n), {X[j]: inp for j, inp in enumerate(ins)}, n.dtype)

@@ -15,6 +15,11 @@ Kernels (immutable; each states what it reads, writes and costs):
 - :class:`RowKernel`: softmax / log_softmax / logsumexp along one axis (max pass, sum-of-exp pass,
   write pass).
 - :class:`MatmulKernel`: C = op(A) @ op(B) (+ bias), transposed operands read in place.
+- :class:`ScatterKernel`: ``scatter_add``/``scatter_mul``/``scatter_max``: fill the output with the
+  identity, then combine each update into the position its (wrapped, clamped) index names.
+- :class:`ScanKernel`: ``cumsum``/``cumprod`` along one axis (a loop along it per row).
+- :class:`MatmulKernel`: C = op(A) @ op(B) (+ bias), transposed operands read in place; batched
+  (a loop over the batch entries around the GEMM, broadcast operands read with batch stride 0).
 
 Renderers dispatch on the kernel's type and keep what they learn (GEMM plans, launch configurations)
 in their own records: nothing writes into a Program once lowering has built it.
@@ -215,8 +220,25 @@ class MatmulKernel(NodeKernel):
     M: int
     N: int
     K: int
+    # batched products: the output's batch shape and, per batch axis, the element stride of that axis in
+    # A's and B's buffers (0 where the operand is broadcast: read once, never copied); C is contiguous
+    batch: tuple = ()
+    a_batch_strides: tuple = ()
+    b_batch_strides: tuple = ()
 
     kind: ClassVar[str] = "matmul"
+
+    @property
+    def batch_count(self) -> int:
+        return int(np.prod(self.batch, dtype=np.int64)) if self.batch else 1
+
+    def batch_offsets(self, index: int) -> tuple[int, int, int]:
+        """Element offsets (A, B, C) of batch entry ``index`` (row-major over ``batch``)."""
+        oa = ob = 0
+        for size, sa, sb in zip(reversed(self.batch), reversed(self.a_batch_strides), reversed(self.b_batch_strides)):
+            index, i = divmod(index, size)
+            oa, ob = oa + i * sa, ob + i * sb
+        return oa, ob, 0
     tasks: ClassVar[int] = 1  # the GEMM planner splits it (GemmInfo.n_tasks), not the lowering
 
     def reads(self, where: dict) -> frozenset:  # its operands are materialised: read as they are
@@ -226,11 +248,48 @@ class MatmulKernel(NodeKernel):
         return _cost.matmul_cost(self, where)
 
     def describe(self) -> str:
-        return (f"matmul {self.M}x{self.K} @ {self.K}x{self.N} trans_a={self.trans_a} trans_b={self.trans_b} "
+        return (f"matmul {'batch ' + 'x'.join(map(str, self.batch)) + ' of ' if self.batch else ''}"
+                f"{self.M}x{self.K} @ {self.K}x{self.N} trans_a={self.trans_a} trans_b={self.trans_b} "
                 f"bias={'yes' if self.bias is not None else 'no'} -> buf{self.out.id} ({_label(self.node)})")
 
 
-KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel)
+@dataclass(frozen=True, eq=False)
+class ScatterKernel(NodeKernel):
+    node: Node  # scatter_add / scatter_mul / scatter_max (updates g, indices idx)
+    out: Buffer
+    tasks: int = 1  # serial (updates may collide); CUDA uses atomics
+
+    kind: ClassVar[str] = "scatter"
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.scatter_cost(self, where)
+
+    def describe(self) -> str:
+        n = self.node
+        g, idx = n.inputs
+        return (f"{n.op} of {list(g.shape)} updates by {_label(idx)} along axis {n.attrs['axis']} "
+                f"into {list(n.shape)} -> buf{self.out.id}")
+
+
+@dataclass(frozen=True, eq=False)
+class ScanKernel(NodeKernel):
+    node: Node  # cumsum / cumprod
+    out: Buffer
+    axis: int
+    tasks: int = 1  # rows (the other axes) split between tasks
+
+    kind: ClassVar[str] = "scan"
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.scan_cost(self, where)
+
+    def describe(self) -> str:
+        n = self.node
+        way = "reversed " if n.attrs.get("reverse") else ""
+        return f"{way}{n.op} along axis {self.axis} of {list(n.shape)} tasks={self.tasks} -> buf{self.out.id}"
+
+
+KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel, ScatterKernel, ScanKernel)
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,16 +18,19 @@ from typing import Optional, Sequence
 import numpy as np
 
 from symdiff.ir import Node, apply, rebuild, toposort
+from symdiff.ops_gather import SCAN_OPS, SCATTER_OPS
 from symdiff.ops_tensor import reshape as _reshape
 from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
 from symdiff.signature import Signature
 
 from symdiff.codegen.expand import expand_composites
-from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
+                                       ScanKernel, ScatterKernel)
 from symdiff.codegen.target import Target, host_target
 
-BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"}
+BUFFER_OPS = {"matmul", "sum", "max", "prod", "softmax", "log_softmax", "logsumexp"} | set(SCATTER_OPS) | set(SCAN_OPS)
+REDUCE_OPS = ("sum", "max", "prod")  # ReduceKernel / LoopKernel accumulators
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
 PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
 ALIGN = 64
@@ -43,9 +46,19 @@ def _inline_cost(n: Node, memo: dict) -> int:
     return c
 
 
+SELECT_OPS = ("concatenate", "embed")  # every point reads every operand (selects evaluate both sides)
+
+
+def _chain_cost(n: Node, memo: dict) -> int:
+    """Inline cost of ``n`` seen through the index ops (reshape, slice, ...) that a kernel computes inline."""
+    if n.is_leaf or n.op == "const" or n.op in BUFFER_OPS or OPS[n.op].elementwise:
+        return _inline_cost(n, memo)
+    return sum(_chain_cost(i, memo) for i in n.inputs)
+
+
 def _domain(n: Node) -> tuple:
     """The loop domain of the kernel that produces materialised node n."""
-    if n.op in ("sum", "max", "logsumexp") or n.op in ROW_OPS:
+    if n.op in REDUCE_OPS or n.op == "logsumexp" or n.op in ROW_OPS or n.op in SCATTER_OPS:
         return n.inputs[0].shape
     return n.shape
 
@@ -105,8 +118,12 @@ class Lowering:
                     mat.add(opnd.inputs[0] if self._is_t(opnd) else opnd)
             if n.op == "pick":
                 mat.add(n.inputs[0])
+        cost_memo: dict = {}
+        for n in self.order:  # an expensive operand of a select would be recomputed at every point
+            if n.op in SELECT_OPS:
+                mat.update(x for x in n.inputs if not x.is_leaf and _chain_cost(x, cost_memo) >= 4)
         for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
-            if n.op == "matmul" and len(self.users[n]) == 1 and n not in mat_outputs:
+            if n.op == "matmul" and n.ndim == 2 and len(self.users[n]) == 1 and n not in mat_outputs:
                 u = self.users[n][0]
                 if u.op == "add" and u.shape == n.shape and u.dtype == n.dtype:
                     other = u.inputs[1] if u.inputs[0] is n else u.inputs[0]
@@ -135,7 +152,9 @@ class Lowering:
 
     @staticmethod
     def _is_t(n: Node) -> bool:
-        return n.op == "transpose" and n.ndim == 2 and n.attrs["perm"] == (1, 0)
+        """A transpose of the last two axes (a matrix transpose of every batch entry): read in place."""
+        nd = n.ndim
+        return n.op == "transpose" and nd >= 2 and n.attrs["perm"] == tuple(range(nd - 2)) + (nd - 1, nd - 2)
 
     def _inlined(self, root: Node, mat: set) -> list[Node]:
         """Nodes a kernel producing ``root`` computes inline (not loaded from a buffer)."""
@@ -206,12 +225,13 @@ class Lowering:
                     bias = n.inputs[1] if n.inputs[0] is mm else n.inputs[0]
                 a, b = mm.inputs
                 ta, tb = self._is_t(a) and a.inputs[0] in self.mat, self._is_t(b) and b.inputs[0] in self.mat
+                batch, sa, sb = _batch_strides(mm)
                 kernels.append(MatmulKernel(n, a.inputs[0] if ta else a, b.inputs[0] if tb else b, ta, tb, bias, out,
-                                            mm.shape[0], mm.shape[1], a.shape[1]))
-            elif n.op in ("sum", "max") and n.size == 1:
+                                            mm.shape[-2], mm.shape[-1], a.shape[-1], batch, sa, sb))
+            elif n.op in REDUCE_OPS and n.size == 1:
                 x = n.inputs[0]
                 kernels.append(LoopKernel(x.shape, (), ((n, x, out),), tasks(x.shape)))
-            elif n.op in ("sum", "max"):
+            elif n.op in REDUCE_OPS:
                 axes = n.attrs["axes"]
                 kernels.append(ReduceKernel(n, out, tasks(n.inputs[0].shape) if 0 not in axes else 1))
             elif n.op in ROW_OPS:
@@ -220,6 +240,11 @@ class Lowering:
                 if axes is not None and len(axes) != 1:
                     raise NotImplementedError("logsumexp over several axes is not lowered yet; reshape first")
                 kernels.append(RowKernel(n, out, axis, tasks(n.inputs[0].shape) if axis != 0 else 1))
+            elif n.op in SCATTER_OPS:  # fill, then combine the updates serially (CUDA: atomics)
+                kernels.append(ScatterKernel(n, out))
+            elif n.op in SCAN_OPS:  # a loop along the axis per row; rows split over tasks
+                axis = n.attrs["axis"]
+                kernels.append(ScanKernel(n, out, axis, tasks(n.shape) if axis != 0 else 1))
             else:
                 kernels.append(LoopKernel(n.shape, ((n, out),), (), tasks(n.shape)))
         for o, b in copies:
@@ -234,6 +259,24 @@ class Lowering:
         temps = tuple(move(b) for b in bufs if b.kind == "temp")
         return Program(tuple(inputs), tuple(outputs), temps, tuple(consts), tuple(kernels), MappingProxyType(where),
                        ws, tuple(self.outputs), self.target)
+
+
+def _batch_strides(mm: Node) -> tuple:
+    """(batch shape, A's and B's element strides per batch axis) of a matmul: contiguous operands (a
+    transposed one has the batch strides of its input, which has the same batch dims), 0 where an operand
+    broadcasts (a size-1 or missing batch axis)."""
+    batch = mm.shape[:-2]
+    out = []
+    for x in mm.inputs:
+        lead = len(batch) - (x.ndim - 2)
+        st = [0] * len(batch)
+        acc = x.shape[-1] * x.shape[-2]
+        for d in range(x.ndim - 3, -1, -1):
+            if x.shape[d] != 1:
+                st[lead + d] = acc
+            acc *= x.shape[d]
+        out.append(tuple(st))
+    return batch, out[0], out[1]
 
 
 def _fuse(kernels: list, where) -> list:

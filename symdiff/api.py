@@ -57,6 +57,9 @@ def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
     """Wrap Python scalars / arrays as constants. Python scalars are weakly typed (take ``like``'s dtype)."""
     if isinstance(v, Node):
         return v
+    if isinstance(v, (list, tuple)) and _holds_node(v):  # [a, b] of tensors: stacked, as np.asarray would
+        from .api_arrange import asarray  # noqa: PLC0415  (api_arrange builds on this module)
+        return asarray(v)
     if isinstance(v, bool) or isinstance(v, (str, bytes)) or v is None:
         raise TypeError(f"cannot use {v!r} ({type(v).__name__}) as a tensor")
     if isinstance(v, numbers.Number) and not isinstance(v, np.generic):
@@ -69,6 +72,10 @@ def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
         raise TypeError(f"cannot use an array of dtype {arr.dtype} as a tensor")
     dt = arr.dtype.name if arr.dtype.name in _dt.FLOAT_DTYPES else "float64"
     return const(arr, dt)
+
+
+def _holds_node(v: Any) -> bool:
+    return any(isinstance(e, Node) or (isinstance(e, (list, tuple)) and _holds_node(e)) for e in v)
 
 
 def _ew(op: str, *args: TensorLike) -> Node:
@@ -121,6 +128,9 @@ def _axes(op: str, x: Node, axis) -> tuple:
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis}")
     return tuple(sorted(out))
+
+
+reduction_axes = _axes  # public: other DSL modules normalise axis arguments with it
 
 
 def _axis1(op: str, x: Node, axis: int) -> int:
@@ -181,19 +191,26 @@ def astype(x: Node, dtype: str) -> Node:
 
 
 def matmul(a: TensorLike, b: TensorLike) -> Node:
-    """Matrix product with NumPy semantics for 1-D and 2-D operands."""
+    """Matrix product with NumPy semantics: 1-D operands are a row / column vector (the added axis is
+    removed from the result), operands of rank >= 3 are stacks of matrices whose batch dimensions
+    broadcast. A batched left operand times a 2-D right one is one GEMM over the folded rows."""
     a, b = as_tensor(a), as_tensor(b)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: operands must be 1-D or 2-D, got shapes {a.shape} and {b.shape}")
-    if a.ndim > 2 or b.ndim > 2:
-        raise NotImplementedError(f"matmul: batched (rank > 2) products are not supported yet; shapes {a.shape} and {b.shape}")
-    if a.shape[-1] != b.shape[0]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned ({a.shape[-1]} != {b.shape[0]})")
+        raise ValueError(f"matmul: operands must be at least 1-D (use multiply for scalars), got shapes "
+                         f"{a.shape} and {b.shape}")
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if a.shape[-1] != kb:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned ({a.shape[-1]} != {kb})")
     dt = _dt.promote(a.dtype, b.dtype)
     a2 = _reshape(_cast(a, dt), (1, a.shape[0])) if a.ndim == 1 else _cast(a, dt)
     b2 = _reshape(_cast(b, dt), (b.shape[0], 1)) if b.ndim == 1 else _cast(b, dt)
-    out = apply("matmul", [a2, b2])
-    shape = a.shape[:-1] + b.shape[1:]
+    if b2.ndim == 2 and a2.ndim > 2:  # fold the batch into the rows: one 2-D GEMM
+        rows = int(np.prod(a2.shape[:-1], dtype=np.int64))
+        out, batch = apply("matmul", [_reshape(a2, (rows, a2.shape[-1])), b2]), a2.shape[:-2]
+    else:
+        out = apply("matmul", [a2, b2])
+        batch = out.shape[:-2]
+    shape = batch + (a.shape[-2:-1] if a.ndim >= 2 else ()) + (b.shape[-1:] if b.ndim >= 2 else ())
     return _reshape(out, shape)
 
 

@@ -74,7 +74,7 @@ def to_float64(outputs: Sequence[Node]) -> list[Node]:
             new = n if not n.dtype.startswith("float") else Node(n.op, (), n.attrs, n.shape, "float64", n.meta)
         elif n.op == "const":
             new = n if not n.dtype.startswith("float") else const(n.value.astype(np.float64), "float64")
-        elif n.op == "cast":
+        elif n.op == "cast" and n.dtype.startswith("float") and n.inputs[0].dtype.startswith("float"):
             new = memo[n.inputs[0]]
         else:
             attrs = dict(n.attrs)

@@ -1,7 +1,7 @@
 """Tensor ops with explicit shape rules, NumPy implementations and vector-Jacobian rules.
 
-Conventions: reduction axes are a sorted tuple of non-negative ints; ``matmul`` is 2-D x 2-D (the DSL
-reshapes 1-D operands); gradients of implicit broadcasting are summed back by :func:`sum_to`.
+Conventions: reduction axes are a sorted tuple of non-negative ints; ``matmul`` takes operands of rank >= 2
+whose batch dimensions broadcast (the DSL reshapes 1-D operands); gradients of implicit broadcasting are summed back by :func:`sum_to`.
 """
 from __future__ import annotations
 
@@ -121,15 +121,21 @@ def _transpose_infer(inputs, attrs):
 
 
 def _matmul_infer(inputs, attrs):
+    # (..., M, K) @ (..., K, N) -> (..., M, N); the batch dims (...) broadcast as NumPy's
     a, b = inputs
     _float_only("matmul", a)
     _float_only("matmul", b)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
-                         f"({a.shape[-1] if a.shape else '?'} != {b.shape[0] if b.shape else '?'})")
+                         f"({a.shape[-1] if a.shape else '?'} != {b.shape[-2] if b.ndim > 1 else '?'})")
     if a.dtype != b.dtype:
         raise TypeError(f"matmul: operand dtypes differ ({a.dtype}, {b.dtype}); cast first")
-    return (a.shape[0], b.shape[1]), a.dtype
+    try:
+        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} cannot be broadcast "
+                         f"together ({a.shape[:-2]} and {b.shape[:-2]})") from None
+    return batch + (a.shape[-2], b.shape[-1]), a.dtype
 
 
 def _labels_check(op, x_shape, labels):
@@ -240,10 +246,23 @@ def _logsumexp_vjp(node, g):
     return [apply("mul", [p, reshape(g, ks)])]
 
 
+def swap_last(x: Node) -> Node:
+    """``x`` with its last two axes exchanged (the matrix transpose of every batch entry)."""
+    return transpose(x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
+
+
 def _matmul_vjp(node, g):
-    # C = A B:  dA = G B^T,  dB = A^T G
+    # C = A B:  dA = G B^T,  dB = A^T G  (per batch entry; broadcast batch dims summed back by sum_to).
+    # A batched operand times a 2-D one folds the batch into the rows: dB = A_flat^T G_flat is one GEMM.
     a, b = node.inputs
-    return [apply("matmul", [g, transpose(b, (1, 0))]), apply("matmul", [transpose(a, (1, 0)), g])]
+    if a.ndim == 2 and b.ndim == 2:
+        return [apply("matmul", [g, transpose(b, (1, 0))]), apply("matmul", [transpose(a, (1, 0)), g])]
+    if b.ndim == 2 and a.shape[:-2] == g.shape[:-2]:
+        rows = int(np.prod(g.shape[:-1], dtype=np.int64))
+        a2, g2 = reshape(a, (rows, a.shape[-1])), reshape(g, (rows, g.shape[-1]))
+        da = reshape(apply("matmul", [g2, transpose(b, (1, 0))]), a.shape)
+        return [da, apply("matmul", [transpose(a2, (1, 0)), g2])]
+    return [sum_to(apply("matmul", [g, swap_last(b)]), a.shape), sum_to(apply("matmul", [swap_last(a), g]), b.shape)]
 
 
 def _pick_vjp(node, g):

@@ -45,8 +45,17 @@ def align_up(n: int, a: int = ALIGN) -> int:
     return ceil_div(n, a) * a
 
 
+REDUCE_IDENT = {"sum": 0.0, "max": -np.inf, "prod": 1.0}
+REDUCE_FUNCTOR = {"sum": "SdSum", "max": "SdMax", "prod": "SdProd"}  # device functors of block reductions
+
+
 def reduce_ident(op: str, dtype: str) -> str:
-    return flit(0.0 if op == "sum" else -np.inf, dtype)
+    return flit(REDUCE_IDENT[op], dtype)
+
+
+def reduce_update(op: str, acc: str, v: str) -> str:
+    """The C expression that accumulates ``v`` into ``acc`` for reduction ``op``."""
+    return f"{acc} + {v}" if op == "sum" else f"{acc} * ({v})" if op == "prod" else f"sd_max({acc}, {v})"
 
 
 def node_label(n: Node) -> str:
@@ -226,6 +235,10 @@ struct SdSum {
 struct SdMax {
     template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return sd_max(a, b); }
 };"""),
+    "SdProd": ((), """\
+struct SdProd {
+    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a * b; }
+};"""),
     "sd_warp_allreduce": ((), """\
 // butterfly reduction over the 32 lanes of a warp: every lane gets the same result
 template <typename T, typename Op>
@@ -248,5 +261,20 @@ __device__ __forceinline__ T sd_block_allreduce(T v, T* scratch, Op op, T ident)
     v = sd_warp_allreduce(v, op);
     __syncthreads();  // scratch may be reused after this
     return v;
+}"""),
+    "sd_atomic_mul": ((), """\
+// *p *= v atomically (scatter_mul): a compare-and-swap loop on the bit pattern
+__device__ __forceinline__ void sd_atomic_mul(float* p, float v) {
+    unsigned int* q = (unsigned int*)p;
+    unsigned int old = *q, seen;
+    do { seen = old; old = atomicCAS(q, seen, __float_as_uint(__uint_as_float(seen) * v)); } while (old != seen);
+}
+__device__ __forceinline__ void sd_atomic_mul(double* p, double v) {
+    unsigned long long* q = (unsigned long long*)p;
+    unsigned long long old = *q, seen;
+    do {
+        seen = old;
+        old = atomicCAS(q, seen, (unsigned long long)__double_as_longlong(__longlong_as_double((long long)seen) * v));
+    } while (old != seen);
 }"""),
 }

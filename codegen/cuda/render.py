@@ -45,12 +45,15 @@ import numpy as np
 from symdiff.ir import Node, toposort
 
 from symdiff.codegen.cost import Cost
-from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
+                                       ScanKernel, ScatterKernel)
+from symdiff.codegen.cuda.render_extra import render_scan, render_scatter
 from symdiff.codegen.cuda.host import CudaSourceAssembly
 from symdiff.codegen.cuda.emitter import cuda_eval
+from symdiff.codegen.cuda.matmul import matmul_source
 from symdiff.codegen.cuda.ir import (
     CTYPE, BLOCK, MAX_GRID, MAX_PARTIAL_BLOCKS, WARP_ROW_MAX, prod_shape, ceil_div, block_threads,
-    align_up, flit, reduce_ident, math_suffix, node_label, Stmt, Block, dce, CudaKernel, KernelCtx,
+    align_up, flit, reduce_ident, reduce_update, REDUCE_FUNCTOR, math_suffix, node_label, Stmt, Block, dce, CudaKernel, KernelCtx,
 )
 from symdiff.codegen.pointeval import PointEval, strides
 
@@ -195,7 +198,7 @@ class CudaRenderer(CudaSourceAssembly):
             [f"{r.op}({node_label(x)}) -> {self.buf_name(o)}" for r, x, o in k.accums])]
         for (r, x, _o), a in zip(k.accums, accs):
             v = ev.convert(ev.ev(x, point), x.dtype, r.dtype)
-            upd = f"{a} + {v}" if r.op == "sum" else f"sd_max({a}, {v})"
+            upd = reduce_update(r.op, a, v)
             loop.body.append(Stmt(f"{a} = {upd};", flops=1))
         shared = 0
         if k.accums:
@@ -208,7 +211,7 @@ class CudaRenderer(CudaSourceAssembly):
                 shared += 32 * np.dtype(dt).itemsize
             finals = []
             for j, ((r, x, o), a) in enumerate(zip(k.accums, accs)):
-                body.append(Stmt(f"{a} = sd_block_allreduce({a}, red_{r.dtype}, {'SdSum' if r.op == 'sum' else 'SdMax'}(), "
+                body.append(Stmt(f"{a} = sd_block_allreduce({a}, red_{r.dtype}, {REDUCE_FUNCTOR[r.op]}(), "
                                  f"{reduce_ident(r.op, r.dtype)});"))
                 if grid > 1:
                     part = self.partial(f"partial {r.op}s of {node_label(r)} (one per block of k{ki})", r.dtype, grid)
@@ -236,10 +239,10 @@ class CudaRenderer(CudaSourceAssembly):
             T = CTYPE[r.dtype]
             p = kc.raw(part, T, count * np.dtype(r.dtype).itemsize)
             body.append(Stmt(f"{T} a{j} = {reduce_ident(r.op, r.dtype)};"))
-            upd = f"a{j} + {p}[b]" if r.op == "sum" else f"sd_max(a{j}, {p}[b])"
+            upd = reduce_update(r.op, f"a{j}", f"{p}[b]")
             body.append(Block(f"for (int b = (int)threadIdx.x; b < {count}; b += (int)blockDim.x) {{",
                               [Stmt(f"a{j} = {upd};", flops=1)], count=count / nthreads))
-            body.append(Stmt(f"a{j} = sd_block_allreduce(a{j}, red_{r.dtype}, {'SdSum' if r.op == 'sum' else 'SdMax'}(), "
+            body.append(Stmt(f"a{j} = sd_block_allreduce(a{j}, red_{r.dtype}, {REDUCE_FUNCTOR[r.op]}(), "
                              f"{reduce_ident(r.op, r.dtype)});"))
             body.append(Stmt(f"if (threadIdx.x == 0) {kc.buf(o, write=True)}[0] = a{j};"))
         comment = [f"combine the {count} per-block partial results of {src}: " +
@@ -260,7 +263,7 @@ class CudaRenderer(CudaSourceAssembly):
         kshape = tuple(x.shape[a] for a in kept)
         rshape = tuple(x.shape[a] for a in red)
         M, R = prod_shape(kshape), prod_shape(rshape)
-        opname = "SdSum" if r.op == "sum" else "SdMax"
+        opname = REDUCE_FUNCTOR[r.op]
         ident = reduce_ident(r.op, r.dtype)
         inner_reduced = x.ndim - 1 in axes
         row_mode = inner_reduced and R >= 32  # contiguous runs: a block per output, threads along the run
@@ -312,7 +315,7 @@ class CudaRenderer(CudaSourceAssembly):
             pt[a] = p
         ev = cuda_eval(kc, inner.body, I)
         v = ev.convert(ev.ev(x, pt), x.dtype, r.dtype)
-        inner.body.append(Stmt(f"acc = {'acc + ' + v if r.op == 'sum' else f'sd_max(acc, {v})'};", flops=1))
+        inner.body.append(Stmt(f"acc = {reduce_update(r.op, 'acc', v)};", flops=1))
         if row_mode:
             outer.body.append(Stmt(f"acc = sd_block_allreduce(acc, red_{r.dtype}, {opname}(), {ident});"))
             outer.body.append(Stmt(f"if (threadIdx.x == 0) {target} = acc;"))
@@ -335,7 +338,7 @@ class CudaRenderer(CudaSourceAssembly):
             p = kc2.raw(part, T, S * M * np.dtype(r.dtype).itemsize)
             loop = Block(self._grid_loop("o", M), count=M / (g2 * nt2))
             loop.body.append(Stmt(f"{T} acc = {p}[o];"))
-            upd = f"acc + {p}[s * {M} + o]" if r.op == "sum" else f"sd_max(acc, {p}[s * {M} + o])"
+            upd = reduce_update(r.op, "acc", f"{p}[s * {M} + o]")
             loop.body.append(Block(f"for (int s = 1; s < {S}; ++s) {{", [Stmt(f"acc = {upd};", flops=1)], count=S - 1))
             loop.body.append(Stmt(f"{kc2.buf(out, write=True)}[o] = acc;"))
             rd, wr = kc2.traffic()
@@ -420,88 +423,13 @@ class CudaRenderer(CudaSourceAssembly):
         self._add(kc, f"k{ki}_{n.op}", ki, "row", comment, (grid,), (nthreads,), body, shared)
 
     def _kernel_matmul(self, ki: int, k: MatmulKernel) -> None:
-        M, N, K = k.M, k.N, k.K
-        dt = k.node.dtype
-        T, I = CTYPE[dt], self.idx
         where = self.p.where
         kc = KernelCtx(self)
-        A = kc.buf(where[k.a])
-        B = kc.buf(where[k.b])
+        A, B = kc.buf(where[k.a]), kc.buf(where[k.b])
         bias = kc.buf(where[k.bias]) if k.bias is not None else None
         C = kc.buf(k.out, write=True)
-        BM = 64 if M >= 64 else (32 if M >= 32 else 16)
-        BN = 64 if N >= 64 else (32 if N >= 32 else 16)
-        BK = 16
-        TM, TN = BM // 16, BN // 16
-        tiles_n = ceil_div(N, BN)
-        tiles = ceil_div(M, BM) * tiles_n
-        grid = max(1, min(tiles, 65535))
-        z = flit(0, dt)
-        # op(A)[i, k]: A is M x K (row-major), or K x M read transposed in place; consecutive threads
-        # stage consecutive addresses of the stored operand
-        if k.trans_a:
-            a_map, a_off = f"const int ii = e % {BM}, kk = e / {BM};", f"gk * {M} + gi"
-        else:
-            a_map, a_off = f"const int kk = e % {BK}, ii = e / {BK};", f"gi * {K} + gk"
-        if k.trans_b:
-            b_map, b_off = f"const int kk = e % {BK}, jj = e / {BK};", f"gj * {K} + gk"
-        else:
-            b_map, b_off = f"const int jj = e % {BN}, kk = e / {BN};", f"gk * {N} + gj"
-        epi = f"acc[m][n] + {bias}[gj]" if bias is not None else "acc[m][n]"
-        code = f"""\
-__shared__ {T} As[{BK}][{BM} + 1];  // op(A) tile, k-major
-__shared__ {T} Bs[{BK}][{BN} + 1];  // op(B) tile
-const int tx = (int)(threadIdx.x % 16u), ty = (int)(threadIdx.x / 16u);
-for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
-    const int row0 = tile / {tiles_n} * {BM}, col0 = tile % {tiles_n} * {BN};
-    {T} acc[{TM}][{TN}];
-#pragma unroll
-    for (int m = 0; m < {TM}; ++m)
-#pragma unroll
-        for (int n = 0; n < {TN}; ++n) acc[m][n] = {z};
-    for (int k0 = 0; k0 < {K}; k0 += {BK}) {{
-        for (int e = (int)threadIdx.x; e < {BM * BK}; e += 256) {{  // stage op(A) (coalesced along its storage)
-            {a_map}
-            const int gi = row0 + ii, gk = k0 + kk;
-            As[kk][ii] = (gi < {M} && gk < {K}) ? {A}[({I}){a_off}] : {z};
-        }}
-        for (int e = (int)threadIdx.x; e < {BK * BN}; e += 256) {{  // stage op(B)
-            {b_map}
-            const int gk = k0 + kk, gj = col0 + jj;
-            Bs[kk][jj] = (gk < {K} && gj < {N}) ? {B}[({I}){b_off}] : {z};
-        }}
-        __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < {BK}; ++kk) {{
-            {T} a[{TM}], b[{TN}];
-#pragma unroll
-            for (int m = 0; m < {TM}; ++m) a[m] = As[kk][ty + 16 * m];
-#pragma unroll
-            for (int n = 0; n < {TN}; ++n) b[n] = Bs[kk][tx + 16 * n];
-#pragma unroll
-            for (int m = 0; m < {TM}; ++m)
-#pragma unroll
-                for (int n = 0; n < {TN}; ++n) acc[m][n] += a[m] * b[n];
-        }}
-        __syncthreads();
-    }}
-#pragma unroll
-    for (int m = 0; m < {TM}; ++m)
-#pragma unroll
-        for (int n = 0; n < {TN}; ++n) {{
-            const int gi = row0 + ty + 16 * m, gj = col0 + tx + 16 * n;
-            if (gi < {M} && gj < {N}) {C}[({I})gi * {N} + gj] = {epi};
-        }}
-}}"""
-        opa = f"{node_label(k.a)}{'^T' if k.trans_a else ''}"
-        opb = f"{node_label(k.b)}{'^T' if k.trans_b else ''}"
-        comment = [f"matmul {self.buf_name(k.out)} ({node_label(k.node)}) = {opa} @ {opb}"
-                   + (f" + {node_label(k.bias)}" if k.bias is not None else "") + f"  [{M}x{K}] @ [{K}x{N}]",
-                   f"{BM}x{BN} output tiles, k-steps of {BK} through shared memory, 256 threads with a {TM}x{TN} "
-                   f"register block each" + ("; transposed operands read in place" if k.trans_a or k.trans_b else "")
-                   + ("; bias added in the epilogue" if k.bias is not None else "")]
-        shared = (BK * (BM + 1) + BK * (BN + 1)) * np.dtype(dt).itemsize
-        self._add(kc, f"k{ki}_matmul", ki, "matmul", comment, (grid,), (256,), [Stmt(code)], shared)
+        code, comment, grid, shared = matmul_source(k, A, B, C, bias, self.idx, self.buf_name(k.out))
+        self._add(kc, f"k{ki}_matmul", ki, "matmul", comment, grid, (256,), [Stmt(code)], shared)
 
     def _plus_partials(self, ki: int, nbytes: int) -> Cost:
         """IR kernel ``ki``'s cost, plus the partial-result array its first CUDA pass writes."""
@@ -510,7 +438,8 @@ for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
 
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
     KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
-                    MatmulKernel: _kernel_matmul}
+                    MatmulKernel: _kernel_matmul,
+                    ScatterKernel: render_scatter, ScanKernel: render_scan}  # cuda/render_extra.py
 
     def stats(self) -> list[dict]:
         out = []

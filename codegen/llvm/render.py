@@ -21,18 +21,21 @@ from typing import Callable, Optional
 import numpy as np
 from llvmlite import ir
 
-from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
+                                       ScanKernel, ScatterKernel)
 from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
 from symdiff.codegen.llvm.jit import new_module
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
+from symdiff.codegen.llvm.render_extra import render_scan, render_scatter
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.pointeval import PointEval
 from symdiff.codegen.target import Target, host_target
 
 TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
+REDUCE_IDENT = {"sum": 0.0, "max": -np.inf, "prod": 1.0}  # the identity each accumulation starts from
 
 
 def alloca(b: ir.IRBuilder, ty: ir.Type, name: str = "") -> ir.Value:
@@ -176,6 +179,10 @@ class Renderer:
             r = b.fadd(acc, v)
             r.flags = ["reassoc"]  # vectorisable reduction: summation order may change (rounding only)
             return r
+        if op == "prod":
+            r = b.fmul(acc, v)
+            r.flags = ["reassoc"]  # as the sum: the order of the products may change (rounding only)
+            return r
         return b.call(self.intrinsic("maximum", _dtype_of(v), 2), [acc, v])
 
     # -- kernels ----------------------------------------------------------------------------------------------
@@ -197,7 +204,7 @@ class Renderer:
                 for r, _x, _o in k.accums:
                     with b.goto_entry_block():
                         slot = alloca(b, lltype(r.dtype))
-                    b.store(_fconst(r.dtype, 0.0 if r.op == "sum" else -np.inf), slot)
+                    b.store(_fconst(r.dtype, REDUCE_IDENT[r.op]), slot)
                     accs.append(slot)
                 self._loop_body(fn, b, loops, ctx, k, dom, t, b.add(t, _c(1)), accs)
                 for acc, slot in zip(k.accums, accs):
@@ -223,7 +230,8 @@ class Renderer:
             total = eb.load(part, typ=ty)
             for t in range(1, k.tasks):
                 v = eb.load(eb.gep(part, [_c(t)], source_etype=ty), typ=ty)
-                total = eb.fadd(total, v) if r.op == "sum" else eb.call(self.intrinsic("maximum", r.dtype, 2), [total, v])
+                total = (eb.fadd(total, v) if r.op == "sum" else eb.fmul(total, v) if r.op == "prod"
+                         else eb.call(self.intrinsic("maximum", r.dtype, 2), [total, v]))
             eb.store(total, eb.load(self._slot(eb, self.ctx, out.id), typ=PTR))
 
     def _task_nest(self, b, loops: Loops, begin, end, shape, tasks: int, body) -> None:
@@ -253,7 +261,7 @@ class Renderer:
         trailing = 0
         while trailing < nd and (nd - 1 - trailing) in axes:
             trailing += 1
-        ident = 0.0 if r.op == "sum" else -np.inf
+        ident = REDUCE_IDENT[r.op]
         ty = lltype(r.dtype)
         needs_init = any(a < nd - trailing for a in axes)
         eb = self.entry_b
@@ -351,6 +359,8 @@ class Renderer:
         self._dispatch(fn, k.tasks)
 
     def _kernel_matmul(self, k: MatmulKernel) -> None:
+        if k.batch:
+            return self._kernel_batched_matmul(k)
         info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
                            trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
         self.gemm_info[self.kernel_index] = info
@@ -369,9 +379,42 @@ class Renderer:
         else:
             eb.call(fn, [self.ctx, _c(0), _c(info.n_tasks)])
 
+    def _kernel_batched_matmul(self, k: MatmulKernel) -> None:
+        """A loop over the batch entries around one planned GEMM: task t is split task t % T of batch entry
+        t // T (T = the GEMM's own split, planned for the threads the batch leaves), with the operands'
+        batch offsets (stride 0 for a broadcast operand) computed from the entry's index."""
+        nb = k.batch_count
+        threads = max(1, self.target.gemm_tasks // nb)
+        info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
+                           trans_b=k.trans_b, bias=False, threads=threads)
+        self.gemm_info[self.kernel_index] = info
+        gemm = self.mod.globals[info.name]
+        T = info.n_tasks
+        fn, b = self._task_fn("bmatmul")
+        ctx, begin, end = fn.args
+        where, ety = self.p.where, lltype(k.node.dtype)
+        base = [self._ptr(b, ctx, where[k.a].id), self._ptr(b, ctx, where[k.b].id), self._ptr(b, ctx, k.out.id)]
+
+        def task(t):
+            bi, sub = b.udiv(t, _c(T)), b.urem(t, _c(T))
+            oa = ob = _c(0)
+            rest = bi
+            for size, sa, sb in zip(reversed(k.batch), reversed(k.a_batch_strides), reversed(k.b_batch_strides)):
+                i = b.urem(rest, _c(size))
+                rest = b.udiv(rest, _c(size))
+                oa = b.add(oa, b.mul(i, _c(sa))) if sa else oa
+                ob = b.add(ob, b.mul(i, _c(sb))) if sb else ob
+            oc = b.mul(bi, _c(k.M * k.N))
+            ptrs = [b.gep(p, [o], source_etype=ety) for p, o in zip(base, (oa, ob, oc))]
+            b.call(gemm, ptrs + [ir.Constant(PTR, None), sub, b.add(sub, _c(1))])
+        Loops(b).range(begin, end, task, name="bt")
+        b.ret_void()
+        self._dispatch(fn, nb * T)
+
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
     KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
-                    MatmulKernel: _kernel_matmul}
+                    MatmulKernel: _kernel_matmul,
+                    ScatterKernel: render_scatter, ScanKernel: render_scan}  # llvm/render_extra.py
 
 
 def _dtype_of(v) -> str:
