@@ -12,6 +12,7 @@ expanded into ops they compile, and it is not in their ``UNSUPPORTED`` set.
 from __future__ import annotations
 
 import argparse
+import inspect
 import pathlib
 import sys
 from typing import Optional
@@ -92,6 +93,28 @@ def _describe(op: str) -> str:
     return _first_line(getattr(symdiff, name[3:]).__doc__) if name.startswith("sd.") else ""
 
 
+LEAF_ATTRS = {"input": "name", "param": "name", "const": "value"}
+
+
+def attributes(op: str) -> str:
+    """The op's attribute names (``sum``: axes, keepdims), read from its NumPy implementation's signature
+    ``impl(*operands, **attrs)``: the parameters after the operands, or the keyword-only ones."""
+    d = OPS[op]
+    if op in LEAF_ATTRS:
+        return LEAF_ATTRS[op]
+    if d.elementwise or d.impl is None or isinstance(d.impl, np.ufunc):
+        return ""
+    try:
+        params = list(inspect.signature(d.impl).parameters.values())
+    except (TypeError, ValueError):
+        return ""
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        names = [p.name for p in params if p.kind == p.KEYWORD_ONLY]
+    else:
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)][max(d.arity, 0):]
+    return ", ".join(names)
+
+
 def _kind(op: str) -> str:
     d = OPS[op]
     return "leaf" if op in LEAVES else "elementwise" if d.elementwise else "tensor"
@@ -124,7 +147,7 @@ def _function_row(name: str, f, dsl: str) -> list[str]:
     all_ops_backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in OPS)]
     if f is None:  # not registered: NumPy name by spelling, differentiability not declared
         doc = _first_line(getattr(symdiff, name).__doc__)
-        return ["—", dsl, "function", _numpy_name(name), "?", ", ".join(all_ops_backends), doc]
+        return ["—", dsl, "function", "", _numpy_name(name), "?", ", ".join(all_ops_backends), doc]
     ops = [o for o in f.ops if o in OPS]
     backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in ops)] if ops else all_ops_backends
     npname = "—"
@@ -132,7 +155,7 @@ def _function_row(name: str, f, dsl: str) -> list[str]:
         head = f.numpy_name.split(".")[0]
         npname = f"`np.{f.numpy_name}`" if hasattr(np, head) else f"`{f.numpy_name}`"
     built = " Built from " + ", ".join(f"`{o}`" for o in f.ops) + "." if f.ops else ""
-    return ["—", dsl, "function", npname, "yes" if f.differentiable else "no", ", ".join(backends),
+    return ["—", dsl, "function", "", npname, "yes" if f.differentiable else "no", ", ".join(backends),
             _first_line(f.doc) + built]
 
 
@@ -145,8 +168,8 @@ def rows() -> list[list[str]]:
         dsl = _dsl_name(op)
         if dsl != "—":
             dsl = _with_aliases(dsl.strip("`")[3:], public, seen)
-        out.append([f"`{op}`", dsl, _kind(op), _numpy_name(d.api, op), "yes" if d.differentiable else "no",
-                    ", ".join(backends_of(op)), _describe(op)])
+        out.append([f"`{op}`", dsl, _kind(op), attributes(op), _numpy_name(d.api, op),
+                    "yes" if d.differentiable else "no", ", ".join(backends_of(op)), _describe(op)])
     for name in sorted(DSL_FUNCTIONS):
         if name not in seen:
             out.append(_function_row(name, DSL_FUNCTIONS[name], _with_aliases(name, public, seen)))
@@ -157,7 +180,7 @@ def rows() -> list[list[str]]:
 
 
 def render() -> str:
-    head = ["op", "DSL", "kind", "NumPy", "differentiable", "backends", "description"]
+    head = ["op", "DSL", "kind", "attributes", "NumPy", "differentiable", "backends", "description"]
     lines = [BEGIN, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     table = rows()
     lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in table]

@@ -38,6 +38,11 @@ def test_table_lists_every_op_and_dsl_function():
     for name in DSL_FUNCTIONS:
         assert f"`sd.{name}`" in table
     assert "`np.mean`" in _row(table, "—", "`sd.mean`")
+    assert gen.attributes("sum") == "axes, keepdims" and gen.attributes("rand_uniform") == "shape, dtype, stream"
+    assert gen.attributes("tanh") == gen.attributes("matmul") == "" and gen.attributes("const") == "value"
+    x = sd.input("x", (2, 3))
+    for node in (sd.sum(x, 0), sd.reshape(x, (3, 2)), sd.transpose(x), sd.softmax(x)):  # the attrs a node stores
+        assert set(node.attrs) == set(gen.attributes(node.op).split(", ")), node.op
 
 
 def test_table_follows_the_tables_at_run_time(scratch_ops, monkeypatch):
@@ -61,4 +66,4 @@ def test_table_follows_the_tables_at_run_time(scratch_ops, monkeypatch):
     stack_t.__module__ = "symdiff.api"
     monkeypatch.setattr(sd, "stack_t", stack_t, raising=False)
     row = _row(gen.render(), "—", "`sd.stack_t`")  # an unregistered public function is listed, marked `?`
-    assert "| function | — | ? | numpy, cuda | Stack" in row  # no np.stack_t; llvm lacks tanh (patched above)
+    assert "| function |  | — | ? | numpy, cuda | Stack" in row  # no np.stack_t; llvm lacks tanh (patched above)
