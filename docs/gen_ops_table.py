@@ -143,11 +143,31 @@ def _with_aliases(name: str, public: dict, seen: set) -> str:
     return ", ".join(f"`sd.{n}`" for n in names)
 
 
+def _traced_ops(fn) -> Optional[set]:
+    """The ops a DSL function builds when called on a probe x (a float64 (2, 3) tensor): f(x), f(x, x),
+    f([x, x]), f(x, 1) or f(x, 0, 1), the first that gives tensors; None when none does."""
+    x = Node("input", (), {"name": "probe"}, (2, 3), "float64")
+    for args in ((x,), (x, x), ([x, x],), (x, 1), (x, 0, 1)):
+        try:
+            out = fn(*args)
+        except Exception:
+            continue
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        if outs and all(isinstance(o, Node) for o in outs):
+            return {n.op for n in toposort(outs)}
+    return None
+
+
 def _function_row(name: str, f, dsl: str) -> list[str]:
     all_ops_backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in OPS)]
-    if f is None:  # not registered: NumPy name by spelling, differentiability not declared
+    if f is None:  # not registered: NumPy name by spelling; differentiability and backends traced from a call
         doc = _first_line(getattr(symdiff, name).__doc__)
-        return ["—", dsl, "function", "", _numpy_name(name), "?", ", ".join(all_ops_backends), doc]
+        ops = _traced_ops(getattr(symdiff, name))
+        if ops is None:
+            return ["—", dsl, "function", "", _numpy_name(name), "?", ", ".join(all_ops_backends), doc]
+        diff = "yes*" if all(OPS[o].differentiable for o in ops if o not in LEAVES) else "no*"
+        backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in ops)]
+        return ["—", dsl, "function", "", _numpy_name(name), diff, ", ".join(backends) + "*", doc]
     ops = [o for o in f.ops if o in OPS]
     backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in ops)] if ops else all_ops_backends
     npname = "—"
@@ -186,10 +206,10 @@ def render() -> str:
     lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in table]
     note = (f"{len(OPS)} ops, {len(table) - len(OPS)} DSL functions built from ops. `cuda` is the CUDA C backend "
             "(checked on the CPU as `cuda-cpu`).")
-    if any("?" in r for r in table):
-        note += (" `?`: not declared, a function not registered with `symdiff.optable.dsl_function` (register "
-                 "it to declare its NumPy name, differentiability and ops; its backends are those that compile "
-                 "every op).")
+    if any("?" in r or "yes*" in r or "no*" in r for r in table):
+        note += (" `*`: traced (the ops a call on a (2, 3) tensor builds), `?`: unknown (no such call works);"
+                 " both for functions not registered with `symdiff.optable.dsl_function`, which declares the"
+                 " NumPy name, differentiability and ops.")
     lines += ["", note, "", END]
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ import sympy
 
 import symdiff as sd
 from symdiff.codegen.llvm import scalar_rules as llvm_rules
+from symdiff.ir import apply
 from symdiff.optable import DSL_FUNCTIONS, OPS, dsl_function
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -65,5 +66,21 @@ def test_table_follows_the_tables_at_run_time(scratch_ops, monkeypatch):
         """Stack (a test function)."""
     stack_t.__module__ = "symdiff.api"
     monkeypatch.setattr(sd, "stack_t", stack_t, raising=False)
-    row = _row(gen.render(), "—", "`sd.stack_t`")  # an unregistered public function is listed, marked `?`
+
+    def twice_t(x):
+        """Twice (a test function)."""
+        return sd.tanh(x) * 2.0
+
+    def same_t(x):
+        """Equal to itself (a test function)."""
+        return apply("eq", [x, x])
+    for f in (stack_t, twice_t, same_t):
+        f.__module__ = "symdiff.api"
+        monkeypatch.setattr(sd, f.__name__, f, raising=False)
+    monkeypatch.setattr(sd, "__all__", [*sd.__all__, "twice_t", "same_t"])
+    table = gen.render()
+    row = _row(table, "—", "`sd.stack_t`")  # an unregistered public function is listed, marked `?`
     assert "| function |  | — | ? | numpy, cuda | Stack" in row  # no np.stack_t; llvm lacks tanh (patched above)
+    # a function that a probe call traces: differentiability and backends from the ops it builds
+    assert "| yes* | numpy, cuda* |" in _row(table, "—", "`sd.twice_t`")
+    assert "| no* | numpy, llvm, cuda* |" in _row(table, "—", "`sd.same_t`")
