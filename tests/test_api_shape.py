@@ -290,3 +290,17 @@ def test_advanced_keys_go_to_the_gather_module(monkeypatch):
         assert x[key] is x
     assert len(seen) == 5
     assert all(n.op != "slice" for n in toposort([x[0:3, 0:4]]))  # a full slice is the tensor itself
+
+
+@pytest.mark.parametrize("backend", ["numpy", *COMPILED])
+def test_integer_tensors_through_index_ops(backend):
+    lab = sd.input("lab", (4,), "int64")
+    labv = np.array([0, 2, 1, 3])
+    outs = [sd.concatenate([lab[1:], lab[:1], sd.flip(lab)[:2]]), sd.pad(lab, 1, constant_values=2),
+            sd.pad(lab, (2, 3), "reflect"), sd.stack([lab, lab])[:, ::2]]
+    got = sd.compile(outs, backend)(lab=labv)
+    want = [np.concatenate([labv[1:], labv[:1], labv[::-1][:2]]), np.pad(labv, 1, constant_values=2),
+            np.pad(labv, (2, 3), "reflect"), np.stack([labv, labv])[:, ::2]]
+    for g, w in zip(got, want):
+        assert g.dtype == np.int64
+        np.testing.assert_array_equal(g, w)
