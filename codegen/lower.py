@@ -116,9 +116,10 @@ class Lowering:
             if n.op == "pick":
                 mat.add(n.inputs[0])
         cost_memo: dict = {}
-        for n in self.order:  # an expensive operand of a select would be recomputed at every point
-            if n.op in SELECT_OPS:
-                mat.update(x for x in n.inputs if not x.is_leaf and _chain_cost(x, cost_memo) >= 4)
+        for n in self.order:  # an expensive operand of a select is computed at points that discard it:
+            if n.op in SELECT_OPS:  # at every point of a concatenation, at the fill of an embed
+                waste = n.op == "concatenate" or n.size >= 2 * n.inputs[0].size
+                mat.update(x for x in n.inputs if waste and not x.is_leaf and _chain_cost(x, cost_memo) >= 4)
         for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
             if n.op == "matmul" and len(self.users[n]) == 1 and n not in mat_outputs:
                 u = self.users[n][0]
