@@ -75,22 +75,6 @@ def test_random_basic_indexing_matches_numpy():
         np.testing.assert_array_equal(g, r, err_msg=f"x{list(shape)}[{key}]")
 
 
-@pytest.mark.parametrize("backend", COMPILED)
-def test_random_indexing_compiled_with_gradients(backend):
-    """Forward values and the gradient of sum(w * x[key]) (the weights scattered back) in one graph."""
-    cases = random_cases(1, 16)
-    xs, outs, values, refs = _graph(cases)
-    rng = np.random.default_rng(2)
-    ws = [rng.standard_normal(o.shape) for o in outs]
-    grads = [sd.grad(sd.sum(o * sd.const(w, "float64")), x) for o, w, x in zip(outs, ws, xs)]
-    got = sd.compile(outs + grads, backend)(**values)
-    for k, ((shape, key), r, w) in enumerate(zip(cases, refs, ws)):
-        np.testing.assert_allclose(got[k], r, rtol=1e-12, err_msg=f"{backend}: x{list(shape)}[{key}]")
-        want = np.zeros(shape)
-        want[key] = w  # basic indexing reads each entry at most once: the gradient is w written back
-        np.testing.assert_allclose(got[len(cases) + k], want, rtol=1e-12, err_msg=f"{backend}: grad [{key}]")
-
-
 def _random_shape_ops(seed: int):
     """(label, build(x), numpy reference(x), shape of x) for the shape and joining functions."""
     rng = np.random.default_rng(seed)
@@ -169,20 +153,6 @@ def test_random_shape_functions_match_numpy():
         np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-14, err_msg=f"{label} of {shape}")
 
 
-@pytest.mark.parametrize("backend", COMPILED)
-def test_shape_functions_compiled_with_gradients(backend):
-    """A sample of the shape functions: forward and gradient on a compiled backend against numpy's."""
-    ops = _random_shape_ops(1)[::5]
-    xs, outs, values = _shape_graph(ops)
-    rng = np.random.default_rng(4)
-    grads = [sd.grad(sd.sum(o * sd.const(rng.standard_normal(o.shape), "float64")), x) for o, x in zip(outs, xs)]
-    want = _run(sd.compile(outs + grads, "numpy"), values)
-    got = _run(sd.compile(outs + grads, backend), values)
-    labels = [op[0] for op in ops] * 2
-    for g, w, lab in zip(got, want, labels):
-        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=f"{backend}: {lab}")
-
-
 def test_gradients_and_hessians_of_index_ops_by_finite_differences():
     x = sd.input("x", (3, 4), "float64")
     vals = {"x": np.random.default_rng(5).standard_normal((3, 4))}
@@ -201,7 +171,7 @@ def test_rosenbrock_gradient():
     d = np.zeros(n)
     d[:-1] += -400 * xs[:-1] * (xs[1:] - xs[:-1] ** 2) - 2 * (1 - xs[:-1])
     d[1:] += 200 * (xs[1:] - xs[:-1] ** 2)
-    for backend in ("numpy", *COMPILED):
+    for backend in ("numpy", "llvm"):  # (cuda-cpu: the same slices in test_compiled_backends_index_like_numpy)
         val, grad = sd.compile([f, sd.grad(f, x)], backend)(x=xs)
         np.testing.assert_allclose(grad, d, rtol=1e-12)
     assert_grad_ok(sd.check_grad(f, [x], {"x": xs}))
@@ -227,6 +197,9 @@ def test_index_ops_fuse_into_one_kernel():
     x = sd.input("x", (9,), "float64")
     prog = lower([sd.flip(x[1:] - x[:-1] ** 2, 0)])
     assert len(prog.kernels) == 1 and not prog.temps
+    f = sd.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+    prog = lower(sd.simplify([f, sd.grad(f, x)]))  # the loss pass, and one pass for the gradient's two embeds
+    assert len(prog.kernels) == 2 and not prog.temps
 
 
 def test_expensive_concatenate_operands_are_materialised():
@@ -292,15 +265,44 @@ def test_advanced_keys_go_to_the_gather_module(monkeypatch):
     assert all(n.op != "slice" for n in toposort([x[0:3, 0:4]]))  # a full slice is the tensor itself
 
 
-@pytest.mark.parametrize("backend", ["numpy", *COMPILED])
-def test_integer_tensors_through_index_ops(backend):
+def _indexing_sample():
+    """(outputs, numpy expectations, values): random keys with the gradients of sum(w * x[key]) (w written
+    back: basic indexing reads each entry at most once), a sample of the shape functions with gradients
+    (expected: the numpy backend's), and int64 tensors through the index ops."""
+    cases = random_cases(1, 12)
+    xs, outs, values, refs = _graph(cases)
+    rng = np.random.default_rng(2)
+    ws = [rng.standard_normal(o.shape) for o in outs]
+    grads = [sd.grad(sd.sum(o * sd.const(w, "float64")), x) for o, w, x in zip(outs, ws, xs)]
+    scattered = []
+    for (shape, key), w in zip(cases, ws):
+        g = np.zeros(shape)
+        g[key] = w
+        scattered.append(g)
+    ops = _random_shape_ops(1)[::7]
+    sxs, souts, svalues = _shape_graph(ops)
+    svalues = {f"s{k}": v for k, v in svalues.items()}
+    sxs = [sd.input(f"s{x.name}", x.shape, x.dtype) for x in sxs]
+    souts = [build(x) for (_, build, _, _), x in zip(ops, sxs)]
+    sgrads = [sd.grad(sd.sum(o * sd.const(rng.standard_normal(o.shape), "float64")), x) for o, x in zip(souts, sxs)]
+    sref = _run(sd.compile(souts + sgrads, "numpy"), svalues)
     lab = sd.input("lab", (4,), "int64")
     labv = np.array([0, 2, 1, 3])
-    outs = [sd.concatenate([lab[1:], lab[:1], sd.flip(lab)[:2]]), sd.pad(lab, 1, constant_values=2),
-            sd.pad(lab, (2, 3), "reflect"), sd.stack([lab, lab])[:, ::2]]
-    got = sd.compile(outs, backend)(lab=labv)
-    want = [np.concatenate([labv[1:], labv[:1], labv[::-1][:2]]), np.pad(labv, 1, constant_values=2),
+    iouts = [sd.concatenate([lab[1:], lab[:1], sd.flip(lab)[:2]]), sd.pad(lab, 1, constant_values=2),
+             sd.pad(lab, (2, 3), "reflect"), sd.stack([lab, lab])[:, ::2]]
+    iref = [np.concatenate([labv[1:], labv[:1], labv[::-1][:2]]), np.pad(labv, 1, constant_values=2),
             np.pad(labv, (2, 3), "reflect"), np.stack([labv, labv])[:, ::2]]
-    for g, w in zip(got, want):
-        assert g.dtype == np.int64
-        np.testing.assert_array_equal(g, w)
+    labels = ([f"x{list(s)}[{k}]" for s, k in cases] + [f"grad x{list(s)}[{k}]" for s, k in cases]
+              + [op[0] for op in ops] + [f"grad {op[0]}" for op in ops] + [f"int64 {k}" for k in range(len(iouts))])
+    return (outs + grads + souts + sgrads + iouts, refs + scattered + list(sref) + iref, labels,
+            {**values, **svalues, "lab": labv})
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_compiled_backends_index_like_numpy(backend):
+    """One graph per backend: forward values and gradients of random indexing and shape functions."""
+    outs, want, labels, values = _indexing_sample()
+    got = _run(sd.compile(outs, backend), values)
+    for g, w, lab in zip(got, want, labels):
+        assert g.dtype == w.dtype and g.shape == w.shape, lab
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=f"{backend}: {lab}")
