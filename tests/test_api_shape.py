@@ -292,10 +292,15 @@ def _indexing_sample():
              sd.pad(lab, (2, 3), "reflect"), sd.stack([lab, lab])[:, ::2]]
     iref = [np.concatenate([labv[1:], labv[:1], labv[::-1][:2]]), np.pad(labv, 1, constant_values=2),
             np.pad(labv, (2, 3), "reflect"), np.stack([labv, labv])[:, ::2]]
+    many = sd.input("many", (3, 2), "float64")
+    iouts.append(sd.concatenate([many * float(k) for k in range(13)], axis=1))  # a tree of groups when lowered
+    mv = np.arange(6.0).reshape(3, 2)
+    iref.append(np.concatenate([mv * k for k in range(13)], axis=1))
     labels = ([f"x{list(s)}[{k}]" for s, k in cases] + [f"grad x{list(s)}[{k}]" for s, k in cases]
-              + [op[0] for op in ops] + [f"grad {op[0]}" for op in ops] + [f"int64 {k}" for k in range(len(iouts))])
+              + [op[0] for op in ops] + [f"grad {op[0]}" for op in ops] + [f"int64 {k}" for k in range(4)]
+              + ["concatenate of 13"])
     return (outs + grads + souts + sgrads + iouts, refs + scattered + list(sref) + iref, labels,
-            {**values, **svalues, "lab": labv})
+            {**values, **svalues, "lab": labv, "many": mv})
 
 
 @pytest.mark.parametrize("backend", COMPILED)
@@ -306,3 +311,16 @@ def test_compiled_backends_index_like_numpy(backend):
     for g, w, lab in zip(got, want, labels):
         assert g.dtype == w.dtype and g.shape == w.shape, lab
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=f"{backend}: {lab}")
+
+
+def test_many_part_concatenation_is_a_tree_of_groups():
+    """A concatenation of k parts reads every part at every point; past 2 * CONCAT_FANIN parts the lowering
+    joins groups of CONCAT_FANIN into materialised buffers first (same values on every backend)."""
+    from symdiff.codegen.lower import CONCAT_FANIN, Lowering
+    x = sd.input("x", (3, 2), "float64")
+    parts = [x * float(k) for k in range(3 * CONCAT_FANIN + 1)]
+    out = sd.concatenate(parts, axis=1)
+    low = Lowering([out])
+    assert low.concat_groups and low.concat_groups <= low.mat
+    assert all(len(n.inputs) <= CONCAT_FANIN for n in low.order if n.op == "concatenate")
+    # its values on the compiled backends: the "concatenate of 13" output of _indexing_sample
