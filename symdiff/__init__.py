@@ -8,7 +8,6 @@ from . import ops_elementwise, ops_random, ops_tensor, ops_reduce  # noqa: F401,
 from . import ops_gather, ops_index  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
-from . import api_shape, api_arrange  # noqa: I001
 from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, concatenate, dsplit,
                         dstack, expand_dims, flatten, flip, fliplr, flipud, hsplit, hstack, moveaxis, ravel, rollaxis,
                         split, squeeze, stack, swapaxes, vsplit, vstack)
