@@ -91,13 +91,38 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
     return rebuild(outputs, one_axis)
 
 
+CONCAT_FANIN = 4  # a concatenation of more parts becomes a tree of materialised groups of this many
+
+
+def _concat_tree(outputs: Sequence[Node]) -> tuple[list[Node], set]:
+    """Rewrite concatenations of more than ``2 * CONCAT_FANIN`` parts into a tree of concatenations of at
+    most ``CONCAT_FANIN`` parts (every point of a concatenation reads every part: k parts cost k reads
+    per element; the tree costs CONCAT_FANIN per element and level). Returns the graph and the inner
+    groups, which are materialised."""
+    order = toposort(outputs)
+    if not any(n.op == "concatenate" and len(n.inputs) > 2 * CONCAT_FANIN for n in order):
+        return list(outputs), set()
+    groups: set = set()
+
+    def tree(n: Node, ins: list) -> Optional[Node]:
+        if n.op != "concatenate" or len(ins) <= 2 * CONCAT_FANIN:
+            return None
+        axis = n.attrs["axis"]
+        while len(ins) > CONCAT_FANIN:
+            ins = [apply("concatenate", ins[k:k + CONCAT_FANIN], axis=axis) if len(ins[k:k + CONCAT_FANIN]) > 1
+                   else ins[k] for k in range(0, len(ins), CONCAT_FANIN)]
+            groups.update(g for g in ins if g.op == "concatenate")
+        return apply("concatenate", ins, axis=axis)
+    return rebuild(outputs, tree), groups
+
+
 class Lowering:
     def __init__(self, outputs: Sequence[Node], target: Optional[Target] = None,
                  signature: Optional[Signature] = None) -> None:
         self.target = target or host_target()
         # the call signature is the caller's graph's: an expansion may drop a leaf the op ignores
         self.signature = signature or Signature(list(outputs))
-        self.outputs = _one_axis_logsumexp(expand_composites(outputs))
+        self.outputs, self.concat_groups = _concat_tree(_one_axis_logsumexp(expand_composites(outputs)))
         self.order = toposort(self.outputs)
         self.users: dict[Node, list[Node]] = {n: [] for n in self.order}
         for n in self.order:
@@ -118,10 +143,12 @@ class Lowering:
                     mat.add(opnd.inputs[0] if self._is_t(opnd) else opnd)
             if n.op == "pick":
                 mat.add(n.inputs[0])
+        mat.update(self.concat_groups)
         cost_memo: dict = {}
-        for n in self.order:  # an expensive operand of a select would be recomputed at every point
-            if n.op in SELECT_OPS:
-                mat.update(x for x in n.inputs if not x.is_leaf and _chain_cost(x, cost_memo) >= 4)
+        for n in self.order:  # an expensive operand of a select is computed at points that discard it:
+            if n.op in SELECT_OPS:  # at every point of a concatenation, at the fill of an embed
+                waste = n.op == "concatenate" or n.size >= 2 * n.inputs[0].size
+                mat.update(x for x in n.inputs if waste and not x.is_leaf and _chain_cost(x, cost_memo) >= 4)
         for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
             if n.op == "matmul" and n.ndim == 2 and len(self.users[n]) == 1 and n not in mat_outputs:
                 u = self.users[n][0]

@@ -332,6 +332,10 @@ def _embed_point(ev: PointEval, n: Node, point) -> Any:
     """embed: per axis t = out - start; inside when 0 <= t < step*(n-1)+1 and t % step == 0, reading
     x[t / step]; the read index is 0 outside (always in bounds), and the value is fill there."""
     em, (x,) = ev.em, n.inputs
+    fill = n.attrs["fill"]
+    fill = em.const(fill if n.dtype.startswith("float") else int(fill), n.dtype)
+    if x.size == 0:
+        return fill  # nothing placed
     idx, inside = [], None
     for p, m, big, s, st in zip(point, x.shape, n.shape, n.attrs["start"], n.attrs["step"]):
         if m == big:  # the whole axis (start 0, step 1)
@@ -347,10 +351,7 @@ def _embed_point(ev: PointEval, n: Node, point) -> Any:
         else:
             idx.append(em.iselect(pred, em.atom(em.iudiv(t, st)) if st != 1 else t, em.iconst(0)))
     v = ev.ev(x, idx)
-    if inside is None:
-        return v
-    fill = n.attrs["fill"]
-    return em.vselect(inside, v, em.const(fill if n.dtype.startswith("float") else int(fill), n.dtype), n.dtype)
+    return v if inside is None else em.vselect(inside, v, fill, n.dtype)
 
 
 def _concat_point(ev: PointEval, n: Node, point) -> Any:
@@ -360,6 +361,9 @@ def _concat_point(ev: PointEval, n: Node, point) -> Any:
     p, off, reads = point[axis], 0, []
     for x in n.inputs:
         m = x.shape[axis]
+        if x.size == 0:  # an empty part holds no point (and has nothing to read)
+            off += m
+            continue
         t = em.atom(em.isub(p, em.iconst(off))) if off else p
         inside = em.iult(t, m)
         local = list(point)

@@ -145,9 +145,10 @@ def _with_aliases(name: str, public: dict, seen: set) -> str:
 
 def _traced_ops(fn) -> Optional[set]:
     """The ops a DSL function builds when called on a probe x (a float64 (2, 3) tensor): f(x), f(x, x),
-    f([x, x]), f(x, 1) or f(x, 0, 1), the first that gives tensors; None when none does."""
+    f([x, x]), f(x, 1), f(x, 0, 1), or (creation functions) f(3), f(3, 1.0), the first that gives tensors;
+    None when none does."""
     x = Node("input", (), {"name": "probe"}, (2, 3), "float64")
-    for args in ((x,), (x, x), ([x, x],), (x, 1), (x, 0, 1)):
+    for args in ((x,), (x, x), ([x, x],), (x, 1), (x, 0, 1), (3,), (3, 1.0)):
         try:
             out = fn(*args)
         except Exception:
@@ -165,7 +166,10 @@ def _function_row(name: str, f, dsl: str) -> list[str]:
         ops = _traced_ops(getattr(symdiff, name))
         if ops is None:
             return ["—", dsl, "function", "", _numpy_name(name), "?", ", ".join(all_ops_backends), doc]
-        diff = "yes*" if all(OPS[o].differentiable for o in ops if o not in LEAVES) else "no*"
+        if "input" not in ops:
+            diff = "const*"  # a creation function: no tensor operand to differentiate with respect to
+        else:
+            diff = "yes*" if all(OPS[o].differentiable for o in ops if o not in LEAVES) else "no*"
         backends = [b for b in ("numpy", *COMPILED) if all(b in backends_of(o) for o in ops)]
         return ["—", dsl, "function", "", _numpy_name(name), diff, ", ".join(backends) + "*", doc]
     ops = [o for o in f.ops if o in OPS]
@@ -206,8 +210,9 @@ def render() -> str:
     lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in table]
     note = (f"{len(OPS)} ops, {len(table) - len(OPS)} DSL functions built from ops. `cuda` is the CUDA C backend "
             "(checked on the CPU as `cuda-cpu`).")
-    if any("?" in r or "yes*" in r or "no*" in r for r in table):
-        note += (" `*`: traced (the ops a call on a (2, 3) tensor builds), `?`: unknown (no such call works);"
+    if any(c in ("?", "yes*", "no*", "const*") for r in table for c in r):
+        note += (" `*`: traced (the ops a call on a (2, 3) tensor builds; `const`: the call on plain numbers"
+                 " builds a constant), `?`: unknown (no such call works);"
                  " both for functions not registered with `symdiff.optable.dsl_function`, which declares the"
                  " NumPy name, differentiability and ops.")
     lines += ["", note, "", END]

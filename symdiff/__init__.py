@@ -8,12 +8,13 @@ from . import ops_elementwise, ops_random, ops_tensor, ops_reduce  # noqa: F401,
 from . import ops_gather, ops_index  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
-from . import api_shape, api_arrange  # noqa: I001
 from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, concatenate, dsplit,
                         dstack, expand_dims, flatten, flip, fliplr, flipud, hsplit, hstack, moveaxis, ravel, rollaxis,
                         split, squeeze, stack, swapaxes, vsplit, vstack)
 from .api_arrange import (array, asarray, cross, diagonal, diff, pad, repeat, roll, rot90, tile, trace, tril, triu)
 from .api_gather import advanced_index, cumprod, cumsum, take, take_along_axis
+from .api_creation import (arange, eye, full, full_like, identity, linspace, ones, ones_like, zeros,
+                           zeros_like)
 from .api_reduce import amax, amin, argmax, argmin, average, min, norm, prod, std, var
 from . import linalg
 from .define import define_elementwise
@@ -35,6 +36,7 @@ __all__ = [
     "matmul", "max", "mean", "mse", "param", "reshape", "softmax", "sum", "transpose", "define_elementwise",
     "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
     "advanced_index", "cumprod", "cumsum", "take", "take_along_axis",
+    "arange", "eye", "full", "full_like", "identity", "linspace", "ones", "ones_like", "zeros", "zeros_like",
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
     "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
 ]

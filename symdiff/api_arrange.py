@@ -78,6 +78,8 @@ def pad(array, pad_width, mode: str = "constant", constant_values: Any = 0) -> N
     for b, a in pw:
         if not (_is_int(b) and _is_int(a)) or b < 0 or a < 0:
             raise ValueError(f"pad: pad_width must be non-negative integers, got {pad_width!r}")
+    if mode == "empty":  # NumPy leaves the padding undefined; here it is 0
+        mode, constant_values = "constant", 0
     if mode == "constant":
         vals = _pad_pairs("pad", constant_values, x.ndim, "constant_values")
         if len({v for p in vals for v in p}) == 1:  # one value: a single embed
@@ -88,7 +90,7 @@ def pad(array, pad_width, mode: str = "constant", constant_values: Any = 0) -> N
             x = concat([p for p in (side(b, vb), x, side(a, va)) if p.shape[ax]] or [x], ax) if b or a else x
         return x
     if mode not in ("edge", "reflect", "symmetric", "wrap"):
-        raise ValueError(f"pad: mode {mode!r} is not supported (constant, edge, reflect, symmetric, wrap)")
+        raise ValueError(f"pad: mode {mode!r} is not supported (constant, edge, reflect, symmetric, wrap, empty)")
     for ax, (b, a) in enumerate(pw):
         if b or a:
             if x.shape[ax] == 0:

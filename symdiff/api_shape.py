@@ -89,7 +89,7 @@ def getitem(x: Node, key: Any) -> Node:
     if any(_is_advanced(k) for k in key):
         from . import api_gather  # noqa: PLC0415  (advanced indexing lives with the gathers)
         return api_gather.advanced_index(x, key if len(key) != 1 else key[0])
-    key = tuple(int(k) if isinstance(k, np.ndarray) else k for k in key)  # 0-d integer arrays
+    key = tuple(int(k) if isinstance(k, np.ndarray) and k.dtype.kind in "iu" else k for k in key)  # 0-d int arrays
     for k in key:
         if not (_is_int(k) or k is None or k is Ellipsis or isinstance(k, builtins.slice)):
             raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) and "

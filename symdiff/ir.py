@@ -190,6 +190,12 @@ class Node:
     def squeeze(self, axis=None): return _api_shape().squeeze(self, axis)
     def swapaxes(self, axis1: int, axis2: int): return _api_shape().swapaxes(self, axis1, axis2)
 
+    def __len__(self) -> int:
+        """The length of the first axis, as ``len`` of a NumPy array."""
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
     def __iter__(self):
         """Iterate over the first axis (``x[0], x[1], ...``), as NumPy does."""
         if not self.shape:

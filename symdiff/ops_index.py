@@ -30,8 +30,8 @@ def strided_slice(x: Node, start: Sequence[int], step: Sequence[int], shape: Seq
     """``out[j] = x[start + step * j]`` per axis, ``out`` of ``shape`` (start >= 0, step >= 1)."""
     start, step, shape = (tuple(int(v) for v in t) for t in (start, step, shape))
     step = tuple(1 if m <= 1 else s for s, m in zip(step, shape))  # the step of a 0/1-long axis is moot
-    if shape == x.shape:
-        return x  # a full-size slice with step >= 1 is the identity (start must be 0)
+    if shape == x.shape and not any(start):
+        return x  # a full-size slice from 0 is the identity
     return apply("slice", [x], start=start, step=step, shape=shape)
 
 
@@ -49,7 +49,7 @@ def embed(x: Node, shape: Sequence[int], start: Sequence[int], step: Sequence[in
     """A tensor of ``shape`` filled with ``fill`` holding ``x[i]`` at ``start + step * i`` per axis."""
     start, step, shape = (tuple(int(v) for v in t) for t in (start, step, shape))
     step = tuple(1 if m <= 1 else s for s, m in zip(step, x.shape))
-    if shape == x.shape:
+    if shape == x.shape and not any(start):
         return x
     return apply("embed", [x], shape=shape, start=start, step=step, fill=float(fill))
 
