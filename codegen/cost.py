@@ -18,6 +18,9 @@ Counting rules (one run of a kernel):
   the row arithmetic adds max 1, x - max 1, exp 1 (special), sum 1, then softmax's scale 1 or
   log_softmax's two subtractions; per row 1/sum (softmax), log (log_softmax) or max + log (logsumexp).
 - a MatmulKernel: 2*M*N*K, plus M*N for a fused bias.
+- a ScatterKernel over u updates into an output of m elements: u * (w + 1) (one combine per
+  update; the identity fill of the output is data movement).
+- a ScanKernel over an input of n elements: n * (w + 1) (one combine per element).
 - bytes: every buffer a kernel loads (or stores) counted once, its whole size: the compulsory
   traffic, a lower bound on what reaches DRAM.
 """
@@ -142,6 +145,18 @@ def matmul_cost(k, where) -> Cost:
     return Cost(flops, 0, *_traffic(k, where), matmul_flops=flops)
 
 
+def scatter_cost(k, where) -> Cost:
+    g = k.node.inputs[0]
+    f, s = point_cost([(g, False), (k.node.inputs[1], False)], where)
+    return Cost(g.size * (f + 1), g.size * s, *_traffic(k, where))
+
+
+def scan_cost(k, where) -> Cost:
+    x = k.node.inputs[0]
+    f, s = point_cost([(x, False)], where)
+    return Cost(x.size * (f + 1), x.size * s, *_traffic(k, where))
+
+
 def program_cost(program) -> Cost:
     """The sum over a Program's kernels (the numbers ``Program.stats()`` reports)."""
     total = Cost()
@@ -151,4 +166,4 @@ def program_cost(program) -> Cost:
 
 
 __all__ = ["Cost", "cost_class", "op_cost", "point_cost", "program_cost", "loop_cost", "reduce_cost", "row_cost",
-           "matmul_cost", "CLASS_COST", "INDEX_OPS", "ROW_WORK"]
+           "matmul_cost", "scatter_cost", "scan_cost", "CLASS_COST", "INDEX_OPS", "ROW_WORK"]

@@ -21,7 +21,9 @@ from symdiff.sympy_bridge import to_graph, value_expr
 # non-elementwise ops handled by lowering and the point evaluators of every compiled backend
 KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "broadcast_to", "transpose",
                         "matmul", "cast", "softmax", "log_softmax", "logsumexp", "pick", "one_hot",
-                        "rand_uniform", "prod"}) | frozenset(TENSOR_EXPANSIONS)
+                        "rand_uniform", "prod"}) | frozenset(TENSOR_EXPANSIONS) \
+    | {"slice", "flip", "embed", "concatenate"} \
+    | {"take_along", "scatter_add", "scatter_mul", "scatter_max", "cumsum", "cumprod"}  # ops_gather.py
 # TENSOR_EXPANSIONS (argmax, argmin): tensor ops that expand_composites rewrites into the ops above
 
 

@@ -14,6 +14,10 @@ Kernels (immutable; each states what it reads, writes and costs):
 - :class:`ReduceKernel`: ``sum``/``max`` over some axes of its (inlined) input.
 - :class:`RowKernel`: softmax / log_softmax / logsumexp along one axis (max pass, sum-of-exp pass,
   write pass).
+- :class:`MatmulKernel`: C = op(A) @ op(B) (+ bias), transposed operands read in place.
+- :class:`ScatterKernel`: ``scatter_add``/``scatter_mul``/``scatter_max``: fill the output with the
+  identity, then combine each update into the position its (wrapped, clamped) index names.
+- :class:`ScanKernel`: ``cumsum``/``cumprod`` along one axis (a loop along it per row).
 - :class:`MatmulKernel`: C = op(A) @ op(B) (+ bias), transposed operands read in place; batched
   (a loop over the batch entries around the GEMM, broadcast operands read with batch stride 0).
 
@@ -249,7 +253,43 @@ class MatmulKernel(NodeKernel):
                 f"bias={'yes' if self.bias is not None else 'no'} -> buf{self.out.id} ({_label(self.node)})")
 
 
-KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel)
+@dataclass(frozen=True, eq=False)
+class ScatterKernel(NodeKernel):
+    node: Node  # scatter_add / scatter_mul / scatter_max (updates g, indices idx)
+    out: Buffer
+    tasks: int = 1  # serial (updates may collide); CUDA uses atomics
+
+    kind: ClassVar[str] = "scatter"
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.scatter_cost(self, where)
+
+    def describe(self) -> str:
+        n = self.node
+        g, idx = n.inputs
+        return (f"{n.op} of {list(g.shape)} updates by {_label(idx)} along axis {n.attrs['axis']} "
+                f"into {list(n.shape)} -> buf{self.out.id}")
+
+
+@dataclass(frozen=True, eq=False)
+class ScanKernel(NodeKernel):
+    node: Node  # cumsum / cumprod
+    out: Buffer
+    axis: int
+    tasks: int = 1  # rows (the other axes) split between tasks
+
+    kind: ClassVar[str] = "scan"
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.scan_cost(self, where)
+
+    def describe(self) -> str:
+        n = self.node
+        way = "reversed " if n.attrs.get("reverse") else ""
+        return f"{way}{n.op} along axis {self.axis} of {list(n.shape)} tasks={self.tasks} -> buf{self.out.id}"
+
+
+KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel, ScatterKernel, ScanKernel)
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,16 +18,18 @@ from typing import Optional, Sequence
 import numpy as np
 
 from symdiff.ir import Node, apply, rebuild, toposort
+from symdiff.ops_gather import SCAN_OPS, SCATTER_OPS
 from symdiff.ops_tensor import reshape as _reshape
 from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
 from symdiff.signature import Signature
 
 from symdiff.codegen.expand import expand_composites
-from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
+                                       ScanKernel, ScatterKernel)
 from symdiff.codegen.target import Target, host_target
 
-BUFFER_OPS = {"matmul", "sum", "max", "prod", "softmax", "log_softmax", "logsumexp"}
+BUFFER_OPS = {"matmul", "sum", "max", "prod", "softmax", "log_softmax", "logsumexp"} | set(SCATTER_OPS) | set(SCAN_OPS)
 REDUCE_OPS = ("sum", "max", "prod")  # ReduceKernel / LoopKernel accumulators
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
 PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
@@ -44,9 +46,19 @@ def _inline_cost(n: Node, memo: dict) -> int:
     return c
 
 
+SELECT_OPS = ("concatenate", "embed")  # every point reads every operand (selects evaluate both sides)
+
+
+def _chain_cost(n: Node, memo: dict) -> int:
+    """Inline cost of ``n`` seen through the index ops (reshape, slice, ...) that a kernel computes inline."""
+    if n.is_leaf or n.op == "const" or n.op in BUFFER_OPS or OPS[n.op].elementwise:
+        return _inline_cost(n, memo)
+    return sum(_chain_cost(i, memo) for i in n.inputs)
+
+
 def _domain(n: Node) -> tuple:
     """The loop domain of the kernel that produces materialised node n."""
-    if n.op in REDUCE_OPS or n.op == "logsumexp" or n.op in ROW_OPS:
+    if n.op in REDUCE_OPS or n.op == "logsumexp" or n.op in ROW_OPS or n.op in SCATTER_OPS:
         return n.inputs[0].shape
     return n.shape
 
@@ -79,13 +91,38 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
     return rebuild(outputs, one_axis)
 
 
+CONCAT_FANIN = 4  # a concatenation of more parts becomes a tree of materialised groups of this many
+
+
+def _concat_tree(outputs: Sequence[Node]) -> tuple[list[Node], set]:
+    """Rewrite concatenations of more than ``2 * CONCAT_FANIN`` parts into a tree of concatenations of at
+    most ``CONCAT_FANIN`` parts (every point of a concatenation reads every part: k parts cost k reads
+    per element; the tree costs CONCAT_FANIN per element and level). Returns the graph and the inner
+    groups, which are materialised."""
+    order = toposort(outputs)
+    if not any(n.op == "concatenate" and len(n.inputs) > 2 * CONCAT_FANIN for n in order):
+        return list(outputs), set()
+    groups: set = set()
+
+    def tree(n: Node, ins: list) -> Optional[Node]:
+        if n.op != "concatenate" or len(ins) <= 2 * CONCAT_FANIN:
+            return None
+        axis = n.attrs["axis"]
+        while len(ins) > CONCAT_FANIN:
+            ins = [apply("concatenate", ins[k:k + CONCAT_FANIN], axis=axis) if len(ins[k:k + CONCAT_FANIN]) > 1
+                   else ins[k] for k in range(0, len(ins), CONCAT_FANIN)]
+            groups.update(g for g in ins if g.op == "concatenate")
+        return apply("concatenate", ins, axis=axis)
+    return rebuild(outputs, tree), groups
+
+
 class Lowering:
     def __init__(self, outputs: Sequence[Node], target: Optional[Target] = None,
                  signature: Optional[Signature] = None) -> None:
         self.target = target or host_target()
         # the call signature is the caller's graph's: an expansion may drop a leaf the op ignores
         self.signature = signature or Signature(list(outputs))
-        self.outputs = _one_axis_logsumexp(expand_composites(outputs))
+        self.outputs, self.concat_groups = _concat_tree(_one_axis_logsumexp(expand_composites(outputs)))
         self.order = toposort(self.outputs)
         self.users: dict[Node, list[Node]] = {n: [] for n in self.order}
         for n in self.order:
@@ -99,13 +136,19 @@ class Lowering:
         mat: set[Node] = set(self.outputs)
         mat_outputs = set(self.outputs)
         for n in self.order:
-            if n.is_leaf or (n.op == "const" and n.size > 1) or n.op in BUFFER_OPS:
+            if n.is_leaf or (n.op == "const" and n.size != 1) or n.op in BUFFER_OPS:
                 mat.add(n)
             if n.op == "matmul":
                 for opnd in n.inputs:
                     mat.add(opnd.inputs[0] if self._is_t(opnd) else opnd)
             if n.op == "pick":
                 mat.add(n.inputs[0])
+        mat.update(self.concat_groups)
+        cost_memo: dict = {}
+        for n in self.order:  # an expensive operand of a select is computed at points that discard it:
+            if n.op in SELECT_OPS:  # at every point of a concatenation, at the fill of an embed
+                waste = n.op == "concatenate" or n.size >= 2 * n.inputs[0].size
+                mat.update(x for x in n.inputs if waste and not x.is_leaf and _chain_cost(x, cost_memo) >= 4)
         for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
             if n.op == "matmul" and n.ndim == 2 and len(self.users[n]) == 1 and n not in mat_outputs:
                 u = self.users[n][0]
@@ -224,6 +267,11 @@ class Lowering:
                 if axes is not None and len(axes) != 1:
                     raise NotImplementedError("logsumexp over several axes is not lowered yet; reshape first")
                 kernels.append(RowKernel(n, out, axis, tasks(n.inputs[0].shape) if axis != 0 else 1))
+            elif n.op in SCATTER_OPS:  # fill, then combine the updates serially (CUDA: atomics)
+                kernels.append(ScatterKernel(n, out))
+            elif n.op in SCAN_OPS:  # a loop along the axis per row; rows split over tasks
+                axis = n.attrs["axis"]
+                kernels.append(ScanKernel(n, out, axis, tasks(n.shape) if axis != 0 else 1))
             else:
                 kernels.append(LoopKernel(n.shape, ((n, out),), (), tasks(n.shape)))
         for o, b in copies:

@@ -9,6 +9,10 @@ computed in place from its inputs, each at the point that op maps it to:
 - ``reshape``: the input's coordinates of the output's flat offset (row-major order is preserved;
   when only size-1 axes differ, the non-unit indices carry over unchanged);
 - ``pick(x, lab)``: ``x[point..., lab[point]]``; ``one_hot(lab)``: ``lab[point[:-1]] == point[-1]``;
+- ``slice`` / ``flip`` / ``embed`` / ``concatenate`` (``symdiff/ops_index.py``): affine index maps, and
+  selects whose every branch reads in bounds (a clamped index), see ``INDEX_RULES``;
+- ``take_along(x, idx)`` (axis a): ``x[point with point[a] -> clamp(wrap(idx[point]))]``, the other axes
+  broadcast (size-1 axes read index 0); the index rule is :func:`symdiff.ops_gather.wrap_clamp`'s;
 - ``cast``; scalar ``const``; ``rand_uniform``: the counter-based hash of ``symdiff/ops_random.py``
   at the flat offset.
 
@@ -25,6 +29,10 @@ What an emitter must implement (a third backend gets the evaluator for free):
 - ``const(value, dtype)``, ``cast(v, src, dst)`` (int->float, float->float), ``scalar(op, args, dtype)``
   (the backend's scalar rule of an elementwise op), ``to_index(v, dtype)`` (a loaded integer label as an
   index), ``index_eq(a, b, dtype)`` (1.0 where two indices are equal, else 0.0, in float ``dtype``);
+- for the index selections: ``isub(a, b)``, predicates ``iult(a, c)`` (unsigned ``a < c``), ``ieq(a, c)``,
+  ``pand(p, q)``, and ``iselect(p, a, b)`` (indices) / ``vselect(p, a, b, dtype)`` (values);
+- for ``take_along``: ``iwrap_clamp(i, n)`` (a signed index value -> ``i + n`` when negative, then clamped
+  to ``[0, n - 1]``);
 - for ``rand_uniform`` either the uint32 operations ``u32(v, dtype)`` (an int or index value mod 2**32),
   ``u32const(c)``, ``u32mul(a, b)``, ``u32xor(a, b)``, ``u32shr(a, k)``, ``u32_to_float(v, dtype)``, which
   the default :meth:`Emitter.rand_uniform` runs the hash with (:func:`rand_hash`), or an override of
@@ -102,6 +110,36 @@ class Emitter(ABC):
 
     @abstractmethod
     def index_eq(self, a: Any, b: Any, dtype: str) -> Any: ...
+
+    # -- index selection (slice/embed/concatenate) --
+    @abstractmethod
+    def isub(self, a: Any, b: Any) -> Any:
+        """``a - b`` (may be negative: only used under a predicate that rejects it, or when known >= 0)."""
+
+    @abstractmethod
+    def iult(self, a: Any, c: int) -> Any:
+        """The predicate ``0 <= a < c`` (an unsigned compare: a negative ``a`` wraps above ``c``)."""
+
+    @abstractmethod
+    def ieq(self, a: Any, c: int) -> Any:
+        """The predicate ``a == c``."""
+
+    @abstractmethod
+    def pand(self, p: Any, q: Any) -> Any:
+        """The predicate ``p and q``."""
+
+    @abstractmethod
+    def iselect(self, p: Any, a: Any, b: Any) -> Any:
+        """The index ``a`` where ``p`` holds, else ``b`` (both evaluated)."""
+
+    @abstractmethod
+    def vselect(self, p: Any, a: Any, b: Any, dtype: str) -> Any:
+        """The value ``a`` where ``p`` holds, else ``b`` (both evaluated: loads must be in bounds)."""
+    # -- dynamic indices (gather/scatter) --
+    def iwrap_clamp(self, i: Any, n: int) -> Any:
+        """A loaded (signed) index into an axis of length ``n``: ``i + n`` when negative, then clamped to
+        ``[0, n - 1]`` (symdiff/ops_gather.py's rule: never an out-of-bounds access)."""
+        raise NotImplementedError(f"{type(self).__name__}: no dynamic-index clamp for take_along")
 
     # -- rand_uniform: uint32 arithmetic (modulo 2**32) --
     def u32(self, v: Any, dtype: str) -> Any:
@@ -252,6 +290,13 @@ class PointEval:
         if op == "pick":
             x, lab = n.inputs
             return self.ev(x, list(point) + [em.to_index(self.ev(lab, point), lab.dtype)])
+        if op == "take_along":
+            x, idx = n.inputs
+            ax = n.attrs["axis"]
+            i = em.to_index(self.ev(idx, self.broadcast_point(idx.shape, n.shape, point)), idx.dtype)
+            inner = self.broadcast_point(x.shape, n.shape, point)
+            inner[ax] = em.iwrap_clamp(i, x.shape[ax])
+            return self.ev(x, inner)
         if op == "one_hot":
             (lab,) = n.inputs
             return em.index_eq(em.to_index(self.ev(lab, point[:-1]), lab.dtype), point[-1], n.dtype)
@@ -260,4 +305,75 @@ class PointEval:
             seed, step = self.ev(s, []), self.ev(t, [])
             return em.rand_uniform(self.offset(n.shape, point), seed, s.dtype, step, t.dtype,
                                    int(n.attrs.get("stream", 0)) & R.MASK32, n.dtype)
+        if op in INDEX_RULES:
+            return INDEX_RULES[op](self, n, point)
         raise NotImplementedError(f"{type(em).__name__}: op {op!r} cannot be evaluated inside a kernel")
+
+
+# -- index selection (slice/embed/concatenate) ------------------------------------------------------------------
+
+def _slice_point(ev: PointEval, n: Node, point) -> Any:
+    """slice: in[d] = start[d] + step[d] * out[d]."""
+    em, out = ev.em, []
+    for p, s, st in zip(point, n.attrs["start"], n.attrs["step"]):
+        i = em.imul(p, st) if st != 1 else p
+        out.append(em.atom(em.iadd(i, em.iconst(s))) if s else i)
+    return ev.ev(n.inputs[0], out)
+
+
+def _flip_point(ev: PointEval, n: Node, point) -> Any:
+    """flip: in[d] = n[d] - 1 - out[d] on the flipped axes."""
+    em, (x,) = ev.em, n.inputs
+    axes = set(n.attrs["axes"])
+    return ev.ev(x, [em.atom(em.isub(em.iconst(x.shape[d] - 1), p)) if d in axes else p for d, p in enumerate(point)])
+
+
+def _embed_point(ev: PointEval, n: Node, point) -> Any:
+    """embed: per axis t = out - start; inside when 0 <= t < step*(n-1)+1 and t % step == 0, reading
+    x[t / step]; the read index is 0 outside (always in bounds), and the value is fill there."""
+    em, (x,) = ev.em, n.inputs
+    fill = n.attrs["fill"]
+    fill = em.const(fill if n.dtype.startswith("float") else int(fill), n.dtype)
+    if x.size == 0:
+        return fill  # nothing placed
+    idx, inside = [], None
+    for p, m, big, s, st in zip(point, x.shape, n.shape, n.attrs["start"], n.attrs["step"]):
+        if m == big:  # the whole axis (start 0, step 1)
+            idx.append(p)
+            continue
+        t = em.atom(em.isub(p, em.iconst(s))) if s else p
+        pred = em.iult(t, st * (m - 1) + 1)
+        if st != 1:
+            pred = em.pand(pred, em.ieq(em.iurem(t, st), 0))
+        inside = pred if inside is None else em.pand(inside, pred)
+        if m == 1:
+            idx.append(em.iconst(0))
+        else:
+            idx.append(em.iselect(pred, em.atom(em.iudiv(t, st)) if st != 1 else t, em.iconst(0)))
+    v = ev.ev(x, idx)
+    return v if inside is None else em.vselect(inside, v, fill, n.dtype)
+
+
+def _concat_point(ev: PointEval, n: Node, point) -> Any:
+    """concatenate: a select chain over the parts; part k (at offset o_k, length n_k) is read at
+    t = i - o_k, clamped to 0 outside 0 <= t < n_k (every part is read in bounds)."""
+    em, axis = ev.em, n.attrs["axis"]
+    p, off, reads = point[axis], 0, []
+    for x in n.inputs:
+        m = x.shape[axis]
+        if x.size == 0:  # an empty part holds no point (and has nothing to read)
+            off += m
+            continue
+        t = em.atom(em.isub(p, em.iconst(off))) if off else p
+        inside = em.iult(t, m)
+        local = list(point)
+        local[axis] = em.iselect(inside, t, em.iconst(0)) if m > 1 else em.iconst(0)
+        reads.append((inside, ev.ev(x, local)))
+        off += m
+    v = reads[-1][1]
+    for inside, val in reversed(reads[:-1]):
+        v = em.vselect(inside, val, v, n.dtype)
+    return v
+
+
+INDEX_RULES = {"slice": _slice_point, "flip": _flip_point, "embed": _embed_point, "concatenate": _concat_point}

@@ -5,8 +5,16 @@ symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
 # fill the op table first (the op modules register into symdiff.optable; the DSL is generated from it)
 from . import ops_elementwise, ops_random, ops_tensor, ops_reduce  # noqa: F401,I001
+from . import ops_gather, ops_index  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
+from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, concatenate, dsplit,
+                        dstack, expand_dims, flatten, flip, fliplr, flipud, hsplit, hstack, moveaxis, ravel, rollaxis,
+                        split, squeeze, stack, swapaxes, vsplit, vstack)
+from .api_arrange import (array, asarray, cross, diagonal, diff, pad, repeat, roll, rot90, tile, trace, tril, triu)
+from .api_gather import advanced_index, cumprod, cumsum, take, take_along_axis
+from .api_creation import (arange, eye, full, full_like, identity, linspace, ones, ones_like, zeros,
+                           zeros_like)
 from .api_reduce import amax, amin, argmax, argmin, average, min, norm, prod, std, var
 from .api_products import dot, einsum, inner, kron, matrix_transpose, outer, tensordot, vdot
 from . import linalg
@@ -16,6 +24,7 @@ from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
 from .inspection import format_graph, to_dot, to_networkx
+from .interchange import from_networkx, load, save
 from .ir import Node, Tensor, const
 from .simplify import simplify
 
@@ -27,11 +36,17 @@ __all__ = [
     *ELEMENTWISE, "as_tensor", "astype", "broadcast_to", "cross_entropy", "input", "log_softmax", "logsumexp",
     "matmul", "max", "mean", "mse", "param", "reshape", "softmax", "sum", "transpose", "define_elementwise",
     "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
-    "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    "advanced_index", "cumprod", "cumsum", "take", "take_along_axis",
+    "arange", "eye", "full", "full_like", "identity", "linspace", "ones", "ones_like", "zeros", "zeros_like",
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
     "dot", "einsum", "inner", "kron", "matrix_transpose", "outer", "tensordot", "vdot",
+    "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)
 
 __all__.append("nn")
+__all__ += ["append", "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "column_stack", "concatenate",
+            "dsplit", "dstack", "expand_dims", "flatten", "flip", "fliplr", "flipud", "hsplit", "hstack", "moveaxis",
+            "ravel", "rollaxis", "split", "squeeze", "stack", "swapaxes", "vsplit", "vstack", "array", "asarray",
+            "cross", "diagonal", "diff", "pad", "repeat", "roll", "rot90", "tile", "trace", "tril", "triu"]

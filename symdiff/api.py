@@ -10,7 +10,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .ir import Node, apply, const
-from .optable import OPS
+from .optable import OPS, dsl_function
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import cast as _cast
 from .ops_tensor import transpose as _transpose
@@ -31,8 +31,8 @@ def _leaf(kind: str, name: str, shape, dtype, meta: Optional[dict] = None) -> No
     except TypeError:
         raise TypeError(f"{kind} {name!r}: shape must be a tuple of ints, got {shape!r}") from None
     for s in shape:
-        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s <= 0:
-            raise ValueError(f"{kind} {name!r}: shape entries must be positive integers, got {shape!r}")
+        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 0:
+            raise ValueError(f"{kind} {name!r}: shape entries must be non-negative integers, got {shape!r}")
     dt = _dt.normalize(dtype)
     return Node(kind, (), {"name": name}, shape, dt, meta)
 
@@ -52,10 +52,14 @@ def param(name: str, shape, dtype: str = "float32", init: Any = None) -> Node:
 
 # -- coercion ------------------------------------------------------------------------------------------------
 
+@dsl_function(numpy_name="asarray", ops=("const",))
 def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
     """Wrap Python scalars / arrays as constants. Python scalars are weakly typed (take ``like``'s dtype)."""
     if isinstance(v, Node):
         return v
+    if isinstance(v, (list, tuple)) and _holds_node(v):  # [a, b] of tensors: stacked, as np.asarray would
+        from .api_arrange import asarray  # noqa: PLC0415  (api_arrange builds on this module)
+        return asarray(v)
     if isinstance(v, bool) or isinstance(v, (str, bytes)) or v is None:
         raise TypeError(f"cannot use {v!r} ({type(v).__name__}) as a tensor")
     if isinstance(v, numbers.Number) and not isinstance(v, np.generic):
@@ -68,6 +72,10 @@ def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
         raise TypeError(f"cannot use an array of dtype {arr.dtype} as a tensor")
     dt = arr.dtype.name if arr.dtype.name in _dt.FLOAT_DTYPES else "float64"
     return const(arr, dt)
+
+
+def _holds_node(v: Any) -> bool:
+    return any(isinstance(e, Node) or (isinstance(e, (list, tuple)) and _holds_node(e)) for e in v)
 
 
 def _ew(op: str, *args: TensorLike) -> Node:
@@ -135,12 +143,13 @@ def sum(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
     return apply("sum", [x], axes=_axes("sum", x, axis), keepdims=bool(keepdims))
 
 
+@dsl_function(numpy_name="mean", ops=("sum", "mul"))
 def mean(x: TensorLike, axis=None, keepdims: bool = False) -> Node:
     """Arithmetic mean over ``axis``."""
     x = as_tensor(x)
     axes = _axes("mean", x, axis)
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    return multiply(sum(x, axes, keepdims), 1.0 / count)
+    return multiply(sum(x, axes, keepdims), 1.0 / count if count else float("nan"))  # empty: 0 * nan = nan, as NumPy
 
 
 def max(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
@@ -175,6 +184,7 @@ def broadcast_to(x: TensorLike, shape) -> Node:
     return _broadcast_to(x, tuple(shape))
 
 
+@dsl_function(numpy_name="ndarray.astype", ops=("cast",))
 def astype(x: Node, dtype: str) -> Node:
     """Cast to another float dtype."""
     return _cast(x, _dt.normalize(dtype))
@@ -224,6 +234,7 @@ def log_softmax(x: TensorLike, axis: int = -1) -> Node:
     return apply("log_softmax", [x], axis=_axis1("log_softmax", x, axis))
 
 
+@dsl_function(ops=("log_softmax", "pick", "sum", "mul", "neg", "reshape"))
 def cross_entropy(logits: TensorLike, labels: Node) -> Node:
     """Mean negative log-likelihood of integer ``labels`` under softmax(``logits``) over rows.
 
@@ -241,6 +252,7 @@ def cross_entropy(logits: TensorLike, labels: Node) -> Node:
     return negative(mean(picked))
 
 
+@dsl_function(ops=("sub", "square", "sum", "mul"))
 def mse(pred: TensorLike, target: TensorLike) -> Node:
     """Mean squared error mean((pred - target)**2) over all entries."""
     return mean(square(subtract(pred, target)))

@@ -19,6 +19,7 @@ import numpy as np
 from . import api as _api
 from .api import TensorLike, as_tensor
 from .ir import Node
+from .optable import dsl_function
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import reduce_sum as _reduce_sum
 from .ops_tensor import reshape as _reshape
@@ -166,9 +167,13 @@ def _pair(a: Node, la: list, b: Node, lb: list, needed: set, sizes: dict) -> tup
     return out, batch + fa + fb
 
 
+@dsl_function(numpy_name='einsum', differentiable=True,
+              ops=('matmul', 'transpose', 'reshape', 'mul', 'sum', 'broadcast_to'))
 def einsum(subscripts: str, *operands: TensorLike, optimize=None) -> Node:
-    """Einstein summation as ``np.einsum`` (see the module docstring for what is supported and how it is
-    lowered); ``optimize`` is accepted for compatibility: the order is always left to right."""
+    """Einstein summation as ``np.einsum``, lowered to transposes, reshapes, batched matmuls and sums.
+
+    See the module docstring for what is supported; ``optimize`` is accepted for compatibility: the order is
+    always left to right."""
     if not isinstance(subscripts, str):
         raise TypeError("einsum: the first argument must be the subscripts string (the interleaved "
                         "operand/sublist form is not supported)")
@@ -204,9 +209,11 @@ def _labels(n: int, start: int = 0) -> str:
     return LETTERS[start:start + n]
 
 
+@dsl_function(numpy_name='tensordot', differentiable=True, ops=('matmul', 'transpose', 'reshape', 'mul', 'sum'))
 def tensordot(a: TensorLike, b: TensorLike, axes=2) -> Node:
-    """Sum over ``axes`` of ``a`` and ``b`` (an int N: the last N of a with the first N of b; or a pair of
-    axis sequences), as ``np.tensordot``."""
+    """Sum of products over ``axes`` of ``a`` and ``b``, as ``np.tensordot``.
+
+    ``axes``: an int N (the last N of a with the first N of b) or a pair of axis sequences."""
     a, b = as_tensor(a), as_tensor(b)
     if isinstance(axes, numbers.Integral):
         n = int(axes)
@@ -238,9 +245,12 @@ def tensordot(a: TensorLike, b: TensorLike, axes=2) -> Node:
     return einsum(f"{''.join(la)},{''.join(lb)}->{''.join(out)}", a, b)
 
 
+@dsl_function(numpy_name='dot', differentiable=True, ops=('matmul', 'transpose', 'reshape', 'mul', 'sum'))
 def dot(a: TensorLike, b: TensorLike) -> Node:
-    """``np.dot``: scalars multiply; 1-D . 1-D is the inner product; 2-D . 2-D the matrix product; N-D . 1-D
-    sums over the last axis of a; N-D . M-D over the last axis of a and the second-to-last of b."""
+    """``np.dot``: scalar, inner, matrix or tensor product by the operands' ranks.
+
+    Scalars multiply; 1-D . 1-D is the inner product; 2-D . 2-D the matrix product; N-D . 1-D sums over the
+    last axis of a; N-D . M-D over the last axis of a and the second-to-last of b."""
     a, b = as_tensor(a), as_tensor(b)
     if a.ndim == 0 or b.ndim == 0:
         return _api.multiply(a, b)
@@ -249,6 +259,7 @@ def dot(a: TensorLike, b: TensorLike) -> Node:
     return tensordot(a, b, ([-1], [-1 if b.ndim == 1 else -2]))
 
 
+@dsl_function(numpy_name='vdot', differentiable=True, ops=('mul', 'sum', 'reshape'))
 def vdot(a: TensorLike, b: TensorLike) -> Node:
     """``np.vdot``: the inner product of the flattened operands (same size)."""
     a, b = as_tensor(a), as_tensor(b)
@@ -257,6 +268,7 @@ def vdot(a: TensorLike, b: TensorLike) -> Node:
     return _api.sum(_api.multiply(_reshape(a, (a.size,)), _reshape(b, (b.size,))))
 
 
+@dsl_function(numpy_name='inner', differentiable=True, ops=('matmul', 'transpose', 'reshape', 'mul', 'sum'))
 def inner(a: TensorLike, b: TensorLike) -> Node:
     """``np.inner``: sum over the last axes of a and b (scalars multiply)."""
     a, b = as_tensor(a), as_tensor(b)
@@ -267,12 +279,14 @@ def inner(a: TensorLike, b: TensorLike) -> Node:
     return tensordot(a, b, ([-1], [-1]))
 
 
+@dsl_function(numpy_name='outer', differentiable=True, ops=('mul', 'reshape'))
 def outer(a: TensorLike, b: TensorLike) -> Node:
     """``np.outer``: out[i, j] = a.ravel()[i] * b.ravel()[j]."""
     a, b = as_tensor(a), as_tensor(b)
     return _api.multiply(_reshape(a, (a.size, 1)), _reshape(b, (1, b.size)))
 
 
+@dsl_function(numpy_name='kron', differentiable=True, ops=('mul', 'reshape'))
 def kron(a: TensorLike, b: TensorLike) -> Node:
     """``np.kron``: the Kronecker product (the operand of lower rank gets leading size-1 axes)."""
     a, b = as_tensor(a), as_tensor(b)
@@ -286,6 +300,7 @@ def kron(a: TensorLike, b: TensorLike) -> Node:
     return _reshape(prod, tuple(x * y for x, y in zip(sa, sb)))
 
 
+@dsl_function(numpy_name='matrix_transpose', differentiable=True, ops=('transpose',))
 def matrix_transpose(x: TensorLike) -> Node:
     """``np.matrix_transpose``: swap the last two axes (of a tensor of rank >= 2)."""
     x = as_tensor(x)

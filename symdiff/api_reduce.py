@@ -16,6 +16,7 @@ import numpy as np
 from . import api as _api
 from .api import TensorLike, as_tensor
 from .ir import Node, apply
+from .optable import dsl_function
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import reshape as _reshape
 
@@ -30,6 +31,7 @@ def _count(x: Node, axes: tuple) -> int:
     return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
 
 
+@dsl_function(numpy_name='min', differentiable=True, ops=('max', 'neg'))
 def min(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
     """Minimum over ``axis`` as ``-max(-x)``: its gradient is shared equally between tied minima."""
     x = as_tensor(x)
@@ -42,17 +44,20 @@ def min(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
 amin = min
 
 
+@dsl_function(numpy_name='amax', differentiable=True, ops=('max',))
 def amax(x: TensorLike, axis=None, keepdims: bool = False) -> Node:
     """Alias of ``sd.max``."""
     return _api.max(x, axis, keepdims)
 
 
+@dsl_function(numpy_name='prod', differentiable=True, ops=('prod',))
 def prod(x: TensorLike, axis=None, keepdims: bool = False) -> Node:
     """Product over ``axis``; the gradient is the product of the other entries (exact where an entry is 0)."""
     x = as_tensor(x)
     return apply("prod", [x], axes=axes_of("prod", x, axis), keepdims=bool(keepdims))
 
 
+@dsl_function(numpy_name='var', differentiable=True, ops=('sum', 'sub', 'square', 'mul'))
 def var(x: TensorLike, axis=None, ddof: int = 0, keepdims: bool = False) -> Node:
     """Variance sum((x - mean)**2) / (N - ddof) over ``axis``, as ``np.var``."""
     x = as_tensor(x)
@@ -61,11 +66,13 @@ def var(x: TensorLike, axis=None, ddof: int = 0, keepdims: bool = False) -> Node
     if not isinstance(ddof, numbers.Integral) or ddof < 0:
         raise ValueError(f"var: ddof must be a non-negative int, got {ddof!r}")
     if n - ddof <= 0:
-        raise ValueError(f"var: ddof={ddof} leaves no degrees of freedom for {n} entries (shape {x.shape}, axes {axes})")
+        raise ValueError(f"var: ddof={ddof} leaves no degrees of freedom for {n} entries "
+                         f"(shape {x.shape}, axes {axes})")
     d = _api.subtract(x, _api.mean(x, axes, keepdims=True))
     return _api.multiply(_api.sum(_api.square(d), axes, keepdims), 1.0 / (n - ddof))
 
 
+@dsl_function(numpy_name='std', differentiable=True, ops=('sum', 'sub', 'square', 'mul', 'sqrt'))
 def std(x: TensorLike, axis=None, ddof: int = 0, keepdims: bool = False) -> Node:
     """Standard deviation sqrt(var(x, axis, ddof)), as ``np.std``."""
     return _api.sqrt(var(x, axis, ddof, keepdims))
@@ -79,21 +86,27 @@ def _arg(op: str, x: TensorLike, axis, keepdims: bool) -> Node:
     return apply(op, [x], axes=axes, keepdims=bool(keepdims))
 
 
+@dsl_function(numpy_name='argmax', differentiable=False, ops=('argmax',))
 def argmax(x: TensorLike, axis: Optional[int] = None, keepdims: bool = False) -> Node:
-    """Index (int64) of the first maximum along ``axis`` (None: of the flattened tensor), as ``np.argmax``;
+    """Index (int64) of the first maximum along ``axis`` (None: flattened), as ``np.argmax``.
+
     NaN counts as the maximum. Not differentiable."""
     return _arg("argmax", x, axis, keepdims)
 
 
+@dsl_function(numpy_name='argmin', differentiable=False, ops=('argmin',))
 def argmin(x: TensorLike, axis: Optional[int] = None, keepdims: bool = False) -> Node:
     """Index (int64) of the first minimum along ``axis`` (None: flattened), as ``np.argmin``."""
     return _arg("argmin", x, axis, keepdims)
 
 
+@dsl_function(numpy_name='average', differentiable=True, ops=('sum', 'mul', 'div'))
 def average(a: TensorLike, axis=None, weights: Optional[TensorLike] = None, returned: bool = False,
             keepdims: bool = False):
-    """Weighted average sum(a * w) / sum(w) over ``axis``, as ``np.average``: ``weights`` has ``a``'s shape,
-    or is 1-D along a single ``axis``. ``returned``: also return the sum of the weights."""
+    """Weighted average sum(a * w) / sum(w) over ``axis``, as ``np.average``.
+
+    ``weights`` has ``a``'s shape, or is 1-D along a single ``axis``. ``returned``: also return the sum of
+    the weights."""
     a = as_tensor(a)
     if weights is None:
         avg = _api.mean(a, axis, keepdims)
@@ -154,9 +167,11 @@ def _matrix_norm(x: Node, ord, axes: tuple, keepdims: bool) -> Node:
     return out if keepdims else _reshape(out, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
+@dsl_function(numpy_name='linalg.norm', differentiable=True, ops=('sum', 'square', 'sqrt', 'abs', 'max', 'pow'))
 def norm(x: TensorLike, ord=None, axis=None, keepdims: bool = False) -> Node:
-    """Vector or matrix norm, as ``np.linalg.norm``: vectors ord None/2, 1, inf, -inf, 0 or any p;
-    matrices (a 2-tuple ``axis``, or a 2-D input with ``axis=None``) None/'fro', 1, -1, inf, -inf."""
+    """Vector norms (ord None/2, 1, inf, -inf, 0, p) and matrix norms ('fro', 1, -1, inf, -inf), as ``np.linalg.norm``.
+
+    Matrices: a 2-tuple ``axis``, or a 2-D input with ``axis=None``."""
     x = as_tensor(x)
     if axis is None:
         if ord is None:

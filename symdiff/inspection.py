@@ -54,8 +54,10 @@ def to_networkx(outputs, simplify: bool = True) -> nx.DiGraph:
     """The graph of ``outputs`` as a ``networkx.DiGraph``.
 
     Nodes are integers in topological order with attributes ``op, shape, dtype, attrs, name, role,
-    label, node`` (``role``: see :func:`role`) (the symdiff tensor); an edge u -> v has ``args``: the argument positions of u in v.
-    The graph attribute ``outputs`` lists the output node ids.
+    label, node`` (``role``: see :func:`role`) (the symdiff tensor), ``meta`` (a copy of the node's
+    metadata: a param's ``init``, names) and, for constants, ``value``; an edge u -> v has ``args``: the
+    argument positions of u in v. The graph attribute ``outputs`` lists the output node ids.
+    :func:`symdiff.from_networkx` is the inverse.
     """
     outs = _outs(outputs)
     if simplify:
@@ -65,7 +67,10 @@ def to_networkx(outputs, simplify: bool = True) -> nx.DiGraph:
     G = nx.DiGraph(outputs=[ids[o] for o in outs])
     for n in order:
         G.add_node(ids[n], op=n.op, shape=n.shape, dtype=n.dtype, attrs={k: v for k, v in n.attrs.items() if k != "value"},
-                   name=n.name, role=role(n, fwd), grad_of=n.meta.get("grad_of"), label=attr_text(n), node=n)
+                   name=n.name, role=role(n, fwd), grad_of=n.meta.get("grad_of"), label=attr_text(n), node=n,
+                   meta=dict(n.meta))
+        if n.op == "const":
+            G.nodes[ids[n]]["value"] = n.value
     for n in order:
         for pos, i in enumerate(n.inputs):
             if G.has_edge(ids[i], ids[n]):

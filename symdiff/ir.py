@@ -183,10 +183,49 @@ class Node:
     def argmin(self, axis=None, keepdims: bool = False): return _reduce_api().argmin(self, axis, keepdims)
     def reshape(self, *shape): return _api().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
+    # indexing and shape methods (symdiff/api_shape.py)
+    def __getitem__(self, key): return _api_shape().getitem(self, key)
+    def ravel(self): return _api_shape().ravel(self)
+    def flatten(self): return _api_shape().ravel(self)
+    def squeeze(self, axis=None): return _api_shape().squeeze(self, axis)
+    def swapaxes(self, axis1: int, axis2: int): return _api_shape().swapaxes(self, axis1, axis2)
+
+    def __len__(self) -> int:
+        """The length of the first axis, as ``len`` of a NumPy array."""
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        """Iterate over the first axis (``x[0], x[1], ...``), as NumPy does."""
+        if not self.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    # gathers, scatters, scans (symdiff/api_gather.py)
+    @property
+    def at(self):
+        """JAX-style functional updates: ``x.at[key].set(v) / .add(v) / .multiply(v) / .get()``."""
+        return _api_gather().AtIndexer(self)
+
+    def take(self, indices, axis=None): return _api_gather().take(self, indices, axis)
+    def cumsum(self, axis=None): return _api_gather().cumsum(self, axis)
+    def cumprod(self, axis=None): return _api_gather().cumprod(self, axis)
+
 
 def _api():
     from . import api
     return api
+
+
+def _api_shape():
+    from . import api_shape
+    return api_shape
+
+
+def _api_gather():
+    from . import api_gather
+    return api_gather
 
 
 def _reduce_api():

@@ -181,7 +181,7 @@ def _leaf_infer(inputs, attrs):
 def _shift(a, axes):
     """The row max used to shift softmax/log_softmax/logsumexp, or 0 where it is not finite (a row of
     -inf stays -inf, +inf stays inf; -inf entries next to +inf get probability 0): all backends do this."""
-    m = np.max(a, axis=axes, keepdims=True)
+    m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # initial: an empty row has no max (shift 0)
     return np.where(np.isfinite(m), m, np.zeros((), a.dtype))
 
 

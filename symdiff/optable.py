@@ -112,3 +112,32 @@ def op_for_sympy(expr: sp.Expr) -> Optional[str]:
     """The op whose expression has the same head as ``expr`` (exp, tanh, sigmoid, Max, ...)."""
     key = (expr.func, tuple(expr.args[1:]) if expr.func is sp.Heaviside else ())
     return SYMPY_FUNCS.get(key)
+
+
+# -- DSL functions built from ops (sd.mean, sd.mse, ...): a registry for docs and tooling -----------------------
+
+@dataclass(frozen=True)
+class DslFunction:
+    """A public DSL function that is not one op-table entry but is built from ops."""
+    name: str  # sd.<name>
+    fn: Callable
+    numpy_name: Optional[str] = None  # the NumPy equivalent ("mean", "ndarray.astype"), None: none
+    differentiable: bool = True
+    ops: tuple = ()  # the ops it builds (for the backend column of docs/dsl.md); () = table ops in general
+    doc: str = ""
+
+
+DSL_FUNCTIONS: dict[str, DslFunction] = {}
+
+
+def dsl_function(numpy_name: Optional[str] = None, differentiable: bool = True, ops: tuple = (),
+                 name: Optional[str] = None) -> Callable[[Callable], Callable]:
+    """Decorator: register a DSL function built from ops (listed in the op table of docs/dsl.md).
+
+    ``numpy_name``: its NumPy equivalent (``"var"`` for ``np.var``); ``ops``: the op names it builds."""
+    def register_fn(fn: Callable) -> Callable:
+        key = name or fn.__name__
+        doc = (fn.__doc__ or "").strip().split("\n")[0]
+        DSL_FUNCTIONS[key] = DslFunction(key, fn, numpy_name, differentiable, tuple(ops), doc)
+        return fn
+    return register_fn

@@ -127,9 +127,9 @@ def test_bad_leaves():
         sd.input("1x", (2,))
     with pytest.raises(ValueError, match="identifier"):
         sd.input("a b", (2,))
-    with pytest.raises(ValueError, match="positive integers"):
-        sd.input("x", (0, 2))
-    with pytest.raises(ValueError, match="positive integers"):
+    with pytest.raises(ValueError, match="non-negative integers"):
+        sd.input("x", (-1, 2))
+    with pytest.raises(ValueError, match="non-negative integers"):
         sd.input("x", (2.0,))
     with pytest.raises(TypeError, match="shape must be a tuple"):
         sd.input("x", None)

@@ -16,8 +16,7 @@ import symdiff as sd
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "c_demo"
-SCRIPT = shutil.which("symdiff")
-BASE_CMD = [SCRIPT] if SCRIPT else [sys.executable, "-m", "symdiff"]
+from test_cli import BASE_CMD  # the console script of the interpreter under test
 SEEDS = {"x": 1.0, "y": 2.0, "W1": 3.0, "b1": 4.0, "W2": 5.0, "b2": 6.0, "W3": 7.0, "b3": 8.0}  # as demo.c fills
 PARAMS = ["W1", "b1", "W2", "b2", "W3", "b3"]
 

@@ -69,6 +69,25 @@ class PyEmitter(Emitter):
     def index_eq(self, a, b, dtype):
         return np.dtype(dtype).type(1.0 if a == b else 0.0)
 
+    # -- index selection (slice/embed/concatenate) --
+    def isub(self, a, b):
+        return a - b
+
+    def iult(self, a, c):
+        return 0 <= a < c
+
+    def ieq(self, a, c):
+        return a == c
+
+    def pand(self, p, q):
+        return p and q
+
+    def iselect(self, p, a, b):
+        return a if p else b
+
+    def vselect(self, p, a, b, dtype):
+        return a if p else b
+
     def u32(self, v, dtype):
         return int(v) & R.MASK32
 
@@ -299,3 +318,17 @@ def test_llvm_emitter_hoists_bases_and_reads_inbounds():
     assert body.count("load ptr") == 3
     assert "getelementptr inbounds float" in body
     assert " fadd float" in body and "fadd fast" not in body and "reassoc" not in body
+
+
+# -- index selection (slice/embed/concatenate) --
+
+def test_index_selection_ops_read_in_bounds():
+    """slice / flip / embed / concatenate against NumPy; every load of a select branch (also the
+    branch not taken) is inside its buffer: indices outside a part are clamped, never wrapped."""
+    from symdiff.ops_index import concat, embed, flip, strided_slice
+    x, y = sd.input("x", (3, 4)), sd.input("y", (2, 4))
+    for out in (strided_slice(sd.exp(x), (1, 1), (1, 2), (2, 2)), flip(x, (0, 1)) + 1.0,
+                embed(x, (8, 6), (1, 2), (3, 1), -2.0), concat([x, y, x], 0) * 2.0,
+                embed(concat([y, x], 0), (6, 9), (1, 0), (1, 2), 0.5)):
+        em = check(out, **{n.name: n for n in _leaves(out)})
+        assert em.loads and all(0 <= off < node.size for node, off in em.loads), out

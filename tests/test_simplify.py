@@ -197,6 +197,32 @@ CASES: dict[str, list[Case]] = {
     ],
 }
 
+# -- index selection (symdiff/rewrites/index.py) --
+_sl = lambda x, start, step, shape: apply("slice", [x], start=start, step=step, shape=shape)  # noqa: E731
+_em = lambda x, shape, start, step, f=0.0: apply("embed", [x], shape=shape, start=start, step=step, fill=f)  # noqa: E731
+CASES.update({
+    "index_of_fill": [
+        Case("slice of zeros", lambda x, y: x[:2] * _sl(sd.broadcast_to(c(0.0), X_SHAPE), (1, 0), (1, 1), (2, 4)),
+             (), ("slice",)),
+        Case("embed of a fill with the same fill", lambda x, y: x + _em(sd.broadcast_to(c(2.0), (2, 4)), X_SHAPE, (1, 0),
+                                                                        (1, 1), 2.0), (), ("embed",)),
+        Case("concatenate of ones", lambda x, y: x * sd.concatenate([sd.broadcast_to(c(1.0), (1, 4))] * 3), (),
+             ("concatenate", "mul")),
+        Case("flip of a broadcast scalar", lambda x, y: x * sd.flip(sd.broadcast_to(sd.sum(y), X_SHAPE), 0),
+             ("broadcast_to",), ("flip",)),
+    ],
+    "slice_slice": [Case("x[1:][::2]", lambda x, y: x[1:, ::-1][::2, 1:3], ("slice",), ())],
+    "embed_embed": [Case("pad of a pad", lambda x, y: sd.pad(sd.pad(x, 1), ((0, 1), (2, 0))), ("embed",), ())],
+    "slice_of_embed": [
+        Case("the placed part", lambda x, y: sd.pad(x, 2)[2:-2, 2:-2] * y, ("mul",), ("slice", "embed")),
+        Case("only fill", lambda x, y: sd.pad(x, ((0, 2), (0, 0)), constant_values=3.0)[3:, :] + sd.sum(y), (), ("slice", "embed")),
+    ],
+    "slice_of_concatenate": [
+        Case("inside one part", lambda x, y: sd.concatenate([x, y])[4:6] * 2.0, ("slice",), ("concatenate",)),
+    ],
+    "flip_flip": [Case("flips cancel", lambda x, y: sd.flip(sd.flip(x, 0), (0, 1)) * sd.flip(sd.flip(y)), ("flip",), ())],
+})
+
 
 def _leaves(dtype="float64"):
     return sd.input("x", X_SHAPE, dtype), sd.input("y", X_SHAPE, "float64")

@@ -23,7 +23,7 @@
  *     scratch slot, the warp meets at a barrier, each lane reads its source lane's slot. Two slot banks
  *     alternate, so a slot is never overwritten before every lane has read it. All lanes of a warp must
  *     take part (full masks).
- *   - atomicAdd (really atomic: blocks may run on different host threads), the runtime API subset the
+ *   - atomicAdd, atomicCAS, atomicMax (really atomic: blocks may run on different host threads), the runtime API subset the
  *     generated launchers use (cudaMalloc = malloc, cudaMemcpy = memmove, ...), bit-cast intrinsics. Math
  *     functions (expf, tanhf, log1pf, ...) are the C library's from <math.h>.
  *
@@ -192,6 +192,25 @@ inline F sd_cpu_atomic_add_float(F *p, F v) {
 }
 inline float atomicAdd(float *p, float v) { return sd_cpu_atomic_add_float<float, uint32_t>(p, v); }
 inline double atomicAdd(double *p, double v) { return sd_cpu_atomic_add_float<double, uint64_t>(p, v); }
+/* compare-and-swap and integer maximum (scatter kernels); thread-safe like atomicAdd */
+template <typename I>
+inline I sd_cpu_atomic_cas(I *p, I expected, I desired) {
+    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected; /* the old value, as CUDA's atomicCAS */
+}
+inline unsigned int atomicCAS(unsigned int *p, unsigned int c, unsigned int v) { return sd_cpu_atomic_cas(p, c, v); }
+inline unsigned long long atomicCAS(unsigned long long *p, unsigned long long c, unsigned long long v) {
+    return sd_cpu_atomic_cas(p, c, v);
+}
+template <typename I>
+inline I sd_cpu_atomic_max(I *p, I v) {
+    I old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+    while (old < v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+    return old;
+}
+inline int atomicMax(int *p, int v) { return sd_cpu_atomic_max(p, v); }
+inline long long atomicMax(long long *p, long long v) { return sd_cpu_atomic_max(p, v); }
 
 /* ---- the thread model: coroutine blocks, barriers, warp shuffles, launches (cuda_cpu_threads.h) --- */
 #include "cuda_cpu_threads.h"

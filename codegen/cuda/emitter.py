@@ -82,6 +82,30 @@ class CudaEmitter(Emitter):
     def index_eq(self, a: str, b: str, dtype: str) -> str:
         return self.bind(CTYPE[dtype], f"({a} == {b}) ? {flit(1, dtype)} : {flit(0, dtype)}")
 
+    # -- index selection (slice/embed/concatenate) --
+    def isub(self, a: str, b: str) -> str:
+        return f"({a} - {b if IDENT.fullmatch(b) or b.isdigit() else '(' + b + ')'})"
+
+    def iult(self, a: str, c: int) -> str:
+        return self.bind("bool", f"(unsigned long long)({a}) < {int(c)}ull")
+
+    def ieq(self, a: str, c: int) -> str:
+        return self.bind("bool", f"{_operand(a)} == {int(c)}")
+
+    def pand(self, p: str, q: str) -> str:
+        return self.bind("bool", f"{p} && {q}")
+
+    def iselect(self, p: str, a: str, b: str) -> str:
+        return self.bind(self.idx, f"{p} ? {a} : {b}")
+
+    def vselect(self, p: str, a: str, b: str, dtype: str) -> str:
+        return self.bind(CTYPE[dtype], f"{p} ? {a} : {b}")
+    # -- dynamic indices (gather/scatter) --
+    def iwrap_clamp(self, i: str, n: int) -> str:
+        """``i + n`` when negative, then clamped to ``[0, n - 1]``, in 64 bits (a label may be a long long)."""
+        w = self.bind("long long", f"(long long){i} < 0 ? (long long){i} + {n}LL : (long long){i}")
+        return self.bind(self.idx, f"({self.idx})({w} < 0 ? 0LL : ({w} > {max(n - 1, 0)}LL ? {max(n - 1, 0)}LL : {w}))")
+
     def rand_uniform(self, index: str, seed: str, seed_dtype: str, step: str, step_dtype: str, stream: int,
                      dtype: str) -> str:
         """(sd_rand_bits(i, seed, step, stream)) * 2**-24: the device helper runs the hash (cuda/ir.py)."""

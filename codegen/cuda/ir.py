@@ -262,4 +262,19 @@ __device__ __forceinline__ T sd_block_allreduce(T v, T* scratch, Op op, T ident)
     __syncthreads();  // scratch may be reused after this
     return v;
 }"""),
+    "sd_atomic_mul": ((), """\
+// *p *= v atomically (scatter_mul): a compare-and-swap loop on the bit pattern
+__device__ __forceinline__ void sd_atomic_mul(float* p, float v) {
+    unsigned int* q = (unsigned int*)p;
+    unsigned int old = *q, seen;
+    do { seen = old; old = atomicCAS(q, seen, __float_as_uint(__uint_as_float(seen) * v)); } while (old != seen);
+}
+__device__ __forceinline__ void sd_atomic_mul(double* p, double v) {
+    unsigned long long* q = (unsigned long long*)p;
+    unsigned long long old = *q, seen;
+    do {
+        seen = old;
+        old = atomicCAS(q, seen, (unsigned long long)__double_as_longlong(__longlong_as_double((long long)seen) * v));
+    } while (old != seen);
+}"""),
 }

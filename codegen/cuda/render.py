@@ -45,7 +45,9 @@ import numpy as np
 from symdiff.ir import Node, toposort
 
 from symdiff.codegen.cost import Cost
-from symdiff.codegen.kernel_ir import Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel
+from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
+                                       ScanKernel, ScatterKernel)
+from symdiff.codegen.cuda.render_extra import render_scan, render_scatter
 from symdiff.codegen.cuda.host import CudaSourceAssembly
 from symdiff.codegen.cuda.emitter import cuda_eval
 from symdiff.codegen.cuda.matmul import matmul_source
@@ -436,7 +438,8 @@ class CudaRenderer(CudaSourceAssembly):
 
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
     KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
-                    MatmulKernel: _kernel_matmul}
+                    MatmulKernel: _kernel_matmul,
+                    ScatterKernel: render_scatter, ScanKernel: render_scan}  # cuda/render_extra.py
 
     def stats(self) -> list[dict]:
         out = []

@@ -91,6 +91,32 @@ class LLVMEmitter(Emitter):
     def index_eq(self, a, b, dtype: str) -> ir.Value:
         return self.b.uitofp(self.b.icmp_signed("==", a, b), lltype(dtype))
 
+    # -- index selection (slice/embed/concatenate) --
+    def isub(self, a, b) -> ir.Value:
+        return self.b.sub(a, b)
+
+    def iult(self, a, c: int) -> ir.Value:
+        return self.b.icmp_unsigned("<", a, _c(c))
+
+    def ieq(self, a, c: int) -> ir.Value:
+        return self.b.icmp_unsigned("==", a, _c(c))
+
+    def pand(self, p, q) -> ir.Value:
+        return self.b.and_(p, q)
+
+    def iselect(self, p, a, b) -> ir.Value:
+        return self.b.select(p, a, b)
+
+    def vselect(self, p, a, b, dtype: str) -> ir.Value:
+        return self.b.select(p, a, b)
+    # -- dynamic indices (gather/scatter) --
+    def iwrap_clamp(self, i, n: int) -> ir.Value:
+        # w = i < 0 ? i + n : i;  clamp(w, 0, n - 1) (selects: vectorisable, no branches)
+        b = self.b
+        w = b.select(b.icmp_signed("<", i, _c(0)), b.add(i, _c(n)), i)
+        w = b.select(b.icmp_signed("<", w, _c(0)), _c(0), w)
+        return b.select(b.icmp_signed(">", w, _c(n - 1)), _c(max(n - 1, 0)), w)
+
     # -- uint32 (rand_uniform): i32 with wraparound mul, xor, logical shift --
     def u32(self, v, dtype: str) -> ir.Value:
         w = v.type.width

@@ -5,6 +5,7 @@ identities (:mod:`.algebra`), layout identities (:mod:`.shapes`), stable forms (
 cheaper forms (:mod:`.specialize`).
 """
 from . import algebra, shapes, specialize, stabilize  # noqa: F401  (registration)
+from . import index  # noqa: F401  (registration: slice, flip, embed, concatenate)
 from .algebra import FOLD_LIMIT
 from .patterns import fill, like, one_plus, uniform
 from .registry import PHASE_NAMES, REWRITES, Rewrite, dispatch, in_phase, rewrite, rewrites_for

@@ -1,0 +1,223 @@
+"""Gathers, scatters and scans through the DSL: NumPy advanced indexing (random keys, static and dynamic),
+the documented wrap-then-clamp rule of dynamic indices on every backend, ``x.at[...]`` against NumPy's
+``np.add.at`` / ``np.multiply.at`` / assignment, gradients, the kernels they lower to, and bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from symdiff.codegen.lower import lower
+from symdiff.ir import apply
+from symdiff.ops_gather import wrap_clamp
+
+from conftest import assert_grad_ok
+
+BACKENDS = ["numpy", "llvm", "cuda-cpu"]
+SHAPE = (3, 4, 5)
+
+
+def _random_key(rng, dynamic: bool, leaves: dict, values: dict, k: int):
+    """A random NumPy key for SHAPE: per axis an int, a slice (any step), an integer array or a full slice,
+    with None and Ellipsis sprinkled in; with ``dynamic``, integer arrays become int64 input tensors."""
+    key, nkey, axis = [], [], 0
+    used_ellipsis = False
+    while axis < len(SHAPE):
+        n = SHAPE[axis]
+        kind = rng.choice(["int", "slice", "array", "array", "none", "ellipsis"])
+        if kind == "none":
+            key.append(None)
+            nkey.append(None)
+            continue
+        if kind == "ellipsis" and not used_ellipsis and axis == len(SHAPE) - 1:
+            used_ellipsis = True
+            key.append(Ellipsis)
+            nkey.append(Ellipsis)
+            break
+        if kind == "int":
+            v = int(rng.integers(-n, n))
+            key.append(v)
+            nkey.append(v)
+        elif kind == "slice":
+            s = slice(int(rng.integers(-n, n)), None if rng.random() < 0.5 else int(rng.integers(-n, n + 1)),
+                      int(rng.choice([-2, -1, 1, 2, 3])))
+            if len(range(*s.indices(n))) == 0:
+                s = slice(None, None, -1)
+            key.append(s)
+            nkey.append(s)
+        else:
+            a = rng.integers(-n, n, size=tuple(rng.integers(1, 3, size=int(rng.integers(1, 3)))))
+            a = a.reshape((1,) * int(rng.integers(0, 2)) + a.shape)  # broadcast between the arrays
+            if dynamic:
+                nm = f"i{k}_{axis}"
+                leaves[nm] = sd.input(nm, a.shape, "int64")
+                values[nm] = a
+                key.append(leaves[nm])
+            else:
+                key.append(a)
+            nkey.append(a)
+        axis += 1
+    return tuple(key), tuple(nkey)
+
+
+def _broadcastable(nkey) -> bool:
+    arrays = [np.asarray(k) for k in nkey if isinstance(k, np.ndarray)]
+    try:
+        np.broadcast_shapes(*(a.shape for a in arrays))
+        return True
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_advanced_indexing_matches_numpy_on_random_keys(dynamic):
+    rng = np.random.default_rng(7 + dynamic)
+    xv = rng.standard_normal(SHAPE)
+    x = sd.input("x", SHAPE, "float64")
+    leaves, values, outs, want = {}, {"x": xv}, [], []
+    while len(outs) < 40:
+        key, nkey = _random_key(rng, dynamic, leaves, values, len(outs))
+        if not _broadcastable(nkey):
+            continue
+        outs.append(sd.advanced_index(x, key))
+        want.append(xv[nkey])
+        assert outs[-1].shape == want[-1].shape, (nkey, outs[-1].shape, want[-1].shape)
+    backends = BACKENDS if dynamic else ["numpy", "llvm"]
+    for be in backends:  # one graph per backend
+        f = sd.compile(outs, be)
+        got = f(**{k: values[k] for k in f.input_names})
+        for g, w, o in zip(got, want, outs):
+            np.testing.assert_array_equal(g, w, err_msg=f"{be}: {o}")
+
+
+def test_boolean_masks_constant_only():
+    xv = np.arange(12.0).reshape(3, 4)
+    x = sd.input("x", (3, 4), "float64")
+    mask = xv % 3 == 1
+    outs = [sd.advanced_index(x, mask), sd.advanced_index(x, (mask[:, 0], slice(1, 3))),
+            sd.advanced_index(x, ([True, False, True],))]
+    got = sd.compile(outs, "llvm")(x=xv)
+    for g, w in zip(got, [xv[mask], xv[mask[:, 0], 1:3], xv[[True, False, True]]]):
+        np.testing.assert_array_equal(g, w)
+    with pytest.raises(IndexError, match="boolean index did not match"):
+        sd.advanced_index(x, np.ones(3, bool)[:2])
+    with pytest.raises(IndexError, match="int32/int64"):
+        sd.advanced_index(x, sd.input("m", (3,), "float64"))
+
+
+def test_dynamic_indices_wrap_once_then_clamp_identically_on_every_backend():
+    n = 5
+    iv = np.arange(-2 * n - 3, 2 * n + 4, dtype=np.int64)  # far below, negative, in range, far above
+    xv = np.arange(10.0, 10.0 + n)
+    x, i = sd.input("x", (n,), "float64"), sd.input("i", iv.shape, "int64")
+    i32 = sd.input("j", iv.shape, "int32")
+    g = sd.input("g", iv.shape, "float64")
+    outs = [sd.take(x, i), sd.take_along_axis(x, i32, 0), apply("scatter_add", [g, i], axis=0, shape=(n,)),
+            x.at[i].set(g), x.at[i].add(g)]
+    expect_idx = wrap_clamp(iv, n)
+    np.testing.assert_array_equal(expect_idx, np.clip(np.where(iv < 0, iv + n, iv), 0, n - 1))
+    assert list(expect_idx[:4]) == [0, 0, 0, 0] and list(expect_idx[-4:]) == [4, 4, 4, 4]
+    gv = np.arange(1.0, 1.0 + iv.size)
+    scat = np.zeros(n)
+    np.add.at(scat, expect_idx, gv)
+    setv = xv.copy()
+    setv[expect_idx] = gv  # NumPy assignment: the last of repeated indices wins
+    results = {}
+    for be in BACKENDS:  # one graph per backend
+        f = sd.compile(outs, be)
+        results[be] = f(x=xv, i=iv, j=iv.astype(np.int32), g=gv)
+        np.testing.assert_array_equal(results[be][0], xv[expect_idx])
+        np.testing.assert_array_equal(results[be][1], xv[expect_idx])
+        np.testing.assert_array_equal(results[be][2], scat)
+        np.testing.assert_array_equal(results[be][3], setv)
+        np.testing.assert_array_equal(results[be][4], xv + scat)
+
+
+def test_at_updates_match_numpy():
+    rng = np.random.default_rng(3)
+    xv = rng.standard_normal((4, 3))
+    x = sd.input("x", (4, 3), "float64")
+    i = sd.input("i", (4,), "int64")
+    v = sd.input("v", (4, 2), "float64")
+    iv, vv = np.array([2, 0, 2, 2]), rng.standard_normal((4, 2))
+    keys = [((i, slice(1, None)), (iv, slice(1, None))), (([2, 0, 2, 2], slice(None, 2)), ([2, 0, 2, 2], slice(None, 2)))]
+    outs, want = [], []
+    for key, nkey in keys:
+        for how in ("set", "add", "multiply"):
+            outs.append(getattr(x.at[key], how)(v))
+            y = xv.copy()
+            if how == "set":
+                y[nkey] = vv
+            else:
+                (np.add if how == "add" else np.multiply).at(y, nkey, vv)
+            want.append(y)
+    outs += [x.at[1].set(0.5), x.at[..., -1].multiply(2.0), x.at[None, 1:, ::2].add(1.0), x.at[i, 0].get()]
+    want += [np.where(np.arange(4)[:, None] == 1, 0.5, xv), xv * [1, 1, 2], xv + [[0, 0, 0]] + (np.arange(4) > 0)[:, None]
+             * [1, 0, 1], xv[iv, 0]]
+    for be in BACKENDS:
+        f = sd.compile(outs, be)
+        for k, (g, w) in enumerate(zip(f(x=xv, i=iv, v=vv), want)):
+            np.testing.assert_allclose(g, w, rtol=1e-14, err_msg=f"{be}: output {k}")
+
+
+def test_gradients_of_gathers_updates_and_scans():
+    rng = np.random.default_rng(4)
+    x, v = sd.input("x", (4, 3), "float64"), sd.input("v", (3,), "float64")
+    i = sd.input("i", (3,), "int64")
+    vals = {"x": rng.uniform(0.5, 1.5, (4, 3)), "v": rng.uniform(0.5, 1.5, 3), "i": np.array([3, -1, 0])}
+    w = sd.const(rng.standard_normal((4, 3)), "float64")
+    for y in (x.at[i, 1].set(v), x.at[[0, 0, 2], 1].multiply(v), x.at[i, 2].multiply(v),
+              sd.cumprod(x, axis=0) + sd.cumsum(x, axis=1), sd.advanced_index(x, (i, slice(None, None, -1))) ** 2):
+        loss = sd.sum(y * y * (w if y.shape == (4, 3) else 1.0))
+        assert_grad_ok(sd.check_grad(loss, [x, v] if any(n is v for n in _leaves(loss)) else [x], vals))
+
+
+def _leaves(y):
+    from symdiff.ir import leaves
+    return leaves([y])
+
+
+def test_scatter_and_scan_are_kernels_not_python():
+    x = sd.input("x", (4, 3), "float64")
+    i = sd.input("i", (5,), "int64")
+    y = sd.sum(sd.take(x, i, axis=0) ** 2) + sd.sum(sd.cumsum(x, axis=1) * sd.cumprod(x, axis=0))
+    g = sd.grad(y, x)
+    prog = lower([y, g])
+    kinds = prog.stats()["by_kind"]
+    assert kinds["scatter"] == 1 and kinds["scan"] >= 3, kinds
+    text = prog.describe()
+    assert "scatter_add of [1, 5, 3] updates" in text and "reversed cumsum along axis 1" in text
+    assert all(c.flops > 0 for k, c in zip(prog.kernels, prog.costs()) if k.kind in ("scatter", "scan"))
+    from symdiff.codegen.cuda.render import render_cuda
+    src, _ = render_cuda(prog)
+    assert "atomicAdd(&" in src and "for (int jr = 2; jr >= 0; --jr)" in src
+
+
+def test_bad_input_errors():
+    x = sd.input("x", (3, 4), "float64")
+    with pytest.raises(IndexError, match="index 4 is out of bounds for axis 1 with size 4"):
+        sd.advanced_index(x, (slice(None), [0, 4]))
+    with pytest.raises(IndexError, match="index -4 is out of bounds for axis 0 with size 3"):
+        sd.advanced_index(x, ([-4], sd.input("j", (1,), "int64")))
+    with pytest.raises(IndexError, match="out of bounds for axis 0 with size 3"):
+        sd.take(x, [3], axis=0)
+    with pytest.raises(IndexError, match="too many indices for tensor: tensor is 2-dimensional, but 3"):
+        sd.advanced_index(x, (0, sd.input("j", (1,), "int64"), 1))
+    with pytest.raises(IndexError, match="could not be broadcast together with shapes"):
+        sd.advanced_index(x, (sd.input("a", (2,), "int64"), sd.input("b", (3,), "int64")))
+    with pytest.raises(IndexError, match="only integers, slices"):
+        sd.advanced_index(x, ("a",))
+    with pytest.raises(ValueError, match="must have the rank of the tensor"):
+        sd.take_along_axis(x, sd.input("k", (3,), "int64"), 1)
+    with pytest.raises(TypeError, match="take_along: indices must be an int32/int64 tensor"):
+        apply("take_along", [x, sd.input("f", (3, 2), "float64")], axis=1)
+    with pytest.raises(ValueError, match="do not broadcast against values of shape"):
+        apply("take_along", [x, sd.input("k2", (2, 2), "int64")], axis=1)
+    with pytest.raises(ValueError, match=r"scatter_add: updates of shape \(3, 3\) do not match"):
+        apply("scatter_add", [sd.input("u", (3, 3), "float64"), sd.input("k3", (3, 2), "int64")], axis=1, shape=(3, 4))
+    with pytest.raises(ValueError, match="cumsum: axis 2 is out of bounds"):
+        sd.cumsum(x, axis=2)
+    with pytest.raises(ValueError, match="cannot be broadcast to the indexed shape"):
+        x.at[[0, 1]].set(sd.input("v", (3,), "float64"))
+    with pytest.raises(TypeError, match="cumsum: expected a float tensor, got int64"):
+        sd.cumsum(sd.input("n", (3,), "int64"))
