@@ -4,9 +4,10 @@ Declare a model with ``sd.input``/``sd.param`` and NumPy-named functions, differ
 symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
 # fill the op table first (the op modules register into symdiff.optable; the DSL is generated from it)
-from . import ops_elementwise, ops_random, ops_tensor  # noqa: F401,I001
+from . import ops_elementwise, ops_random, ops_tensor, ops_compare  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
+from .api_select import bool_operator, clip, mod, nan_to_num, select, true_divide
 from .define import define_elementwise
 from .autodiff import grad
 from .backends import list_backends
@@ -25,6 +26,7 @@ __all__ = [
     "matmul", "max", "mean", "mse", "param", "reshape", "softmax", "sum", "transpose", "define_elementwise",
     "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
     "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    "clip", "select", "nan_to_num", "mod", "true_divide",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)
