@@ -36,8 +36,9 @@ class DType(str):
     __hash__ = str.__hash__
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, str):
-            return str.__eq__(self, other)
+        if isinstance(other, str):  # a canonical name compares as a string; "f8", "double", ... as NumPy does
+            if str.__eq__(self, other) or other in DTYPES:
+                return str.__eq__(self, other)
         if other is None:
             return False
         try:
@@ -223,13 +224,20 @@ def signature(op: str, dtypes: Sequence[str], describe: Optional[Callable[[int],
 
 def numpy_wrapped(op: str, impl: Callable) -> Callable:
     """``impl`` called on operands converted to their compute dtypes, its result in the op's result dtype
-    (so a NumPy function defined on floats only, like a stable sigmoid, sees float64 for int operands)."""
+    (so a NumPy function defined on floats only, like a stable sigmoid, sees float64 for int operands).
+    Signatures are memoised per operand-dtype tuple (the interpreter calls this once per node and run)."""
+    cache: dict = {}
+
     def run(*arrays):
-        arrays = [np.asarray(a) for a in arrays]
-        ins, out = signature(op, [a.dtype.name for a in arrays])
-        args = [a if a.dtype == _NP[d] else a.astype(_NP[d]) for a, d in zip(arrays, ins)]
-        r = np.asarray(impl(*args))
-        return r if r.dtype == _NP[out] else r.astype(_NP[out])
+        arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in arrays]
+        key = tuple(a.dtype for a in arrays)
+        sig = cache.get(key)
+        if sig is None:
+            ins, out = signature(op, [d.name for d in key])
+            sig = cache[key] = ([None if d == _NP[c] else _NP[c] for d, c in zip(key, ins)], _NP[out])
+        conv, out = sig
+        r = impl(*[a if c is None else a.astype(c) for a, c in zip(arrays, conv)])
+        return r if getattr(r, "dtype", None) == out else np.asarray(r, dtype=out)
     run.__name__ = getattr(impl, "__name__", op)
     run.__wrapped__ = impl
     return run
