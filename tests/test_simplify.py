@@ -197,6 +197,18 @@ CASES: dict[str, list[Case]] = {
     ],
 }
 
+# identities of where (symdiff/rewrites/select.py)
+CASES.update({
+    "where_same": [Case("where(c, x, x)", lambda x, y: sd.where(x > y, x, x) * y, ("mul",), ("where",))],
+    "where_const_condition": [
+        Case("where(True, x, y)", lambda x, y: sd.where(sd.const(True, "bool"), x, y), (), ("where",)),
+        Case("where(0.0, x, y)", lambda x, y: sd.where(c(np.zeros(4)), x, y) * 2.0, ("mul",), ("where",))],
+    "where_not": [Case("where(~c, x, y)", lambda x, y: sd.where(~(x > y), x, y), ("where",), ("logical_not",))],
+    "mul_indicator": [
+        Case("g * where(c, 1, 0)", lambda x, y: sd.exp(x) * sd.where(x > y, 1.0, 0.0), ("where", "exp"), ("mul",)),
+        Case("where(c, 0, 1) * g", lambda x, y: sd.where(x > 0.5, 0.0, 1.0) * sd.log(y), ("where", "log"), ("mul",))],
+})
+
 
 def _leaves(dtype="float64"):
     return sd.input("x", X_SHAPE, dtype), sd.input("y", X_SHAPE, "float64")
