@@ -85,6 +85,8 @@ def _is_scalar(v) -> bool:
 def _ew(op: str, *args: TensorLike) -> Node:
     """apply(op) with NumPy 2 promotion: Python scalars are weak and become constants of the dtype their
     operand group promotes to (``x32 * 2`` is float32, ``i32 + 1`` int32, ``i32 + 0.5`` float64)."""
+    if all(isinstance(a, Node) for a in args):
+        return apply(op, args)
     args = [a if isinstance(a, Node) or _is_scalar(a) else as_tensor(a) for a in args]
     rule_accepts_bool = _dt.RULE_KINDS[_dt.rule_of(op)][0]
     out = list(args)

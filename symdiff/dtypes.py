@@ -81,6 +81,8 @@ DTYPES: dict = {name: DType(name) for name in ALL_DTYPES}  # name -> the one DTy
 
 def as_dtype(dtype) -> DType:
     """The DType of an already-valid dtype name (cheap: a dict lookup); else :func:`normalize`."""
+    if type(dtype) is DType:
+        return dtype
     d = DTYPES.get(dtype) if isinstance(dtype, str) else None
     return d if d is not None else DTYPES[normalize(dtype)]
 
@@ -189,6 +191,7 @@ def set_rule(op: str, rule: str) -> None:
     if rule not in RULE_KINDS:
         raise ValueError(f"op {op!r}: dtype rule must be one of {sorted(RULE_KINDS)}, got {rule!r}")
     RULES[op] = rule
+    _SIGNATURES.clear()
 
 
 def rule_of(op: str) -> str:
@@ -203,7 +206,18 @@ def value_groups(op: str, arity: int) -> list:
 def signature(op: str, dtypes: Sequence[str], describe: Optional[Callable[[int], str]] = None) -> tuple:
     """(operand compute dtypes, result dtype) of elementwise ``op`` over operands of ``dtypes``.
 
-    ``describe(i)`` names operand i in the TypeError a bool operand of a numeric op raises."""
+    ``describe(i)`` names operand i in the TypeError a bool operand of a numeric op raises. Memoised."""
+    key = (op, tuple(dtypes))
+    hit = _SIGNATURES.get(key)
+    if hit is None:
+        hit = _SIGNATURES[key] = _signature(op, dtypes, describe)
+    return hit
+
+
+_SIGNATURES: dict = {}  # (op, operand dtypes) -> signature(...)
+
+
+def _signature(op: str, dtypes: Sequence[str], describe: Optional[Callable[[int], str]]) -> tuple:
     accepts_bool, conv, result = RULE_KINDS[rule_of(op)]
     if not accepts_bool:
         for i, d in enumerate(dtypes):

@@ -74,10 +74,14 @@ def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
         raise ValueError(f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together") from None
 
 
+def _describe(n) -> str:
+    """An operand in error messages: 'mask' (bool[3]), or <greater node> (bool[3]) when unnamed."""
+    return f"{n.name!r} ({n.dtype}{list(n.shape)})" if n.name else f"<{n.op} node> ({n.dtype}{list(n.shape)})"
+
+
 def _elementwise_infer(name: str):
     def infer(inputs, attrs):
-        _ins, out = _dt.signature(name, [i.dtype for i in inputs],
-                                  lambda k: f"{inputs[k].name or inputs[k].op!r} ({inputs[k].dtype}{list(inputs[k].shape)})")
+        _ins, out = _dt.signature(name, [i.dtype for i in inputs], lambda k: _describe(inputs[k]))
         return broadcast_shapes(name, *(i.shape for i in inputs)), out
     return infer
 
