@@ -247,3 +247,21 @@ def test_exported_library_takes_and_returns_bool_and_int_arrays(tmp_path):
     for g, w in zip(got, sd.compile(outs, "numpy")(**vals)):
         assert g.dtype == w.dtype
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bool_and_int_leaves_check_their_arguments(backend):
+    m, x, k = sd.input("m", (3,), "bool"), sd.input("x", (3,), "float32"), sd.input("k", (3,), "int32")
+    f = sd.compile([sd.where(m, x, k), ~m], backend)
+    ok = {"m": np.array([1, 0, 1], bool), "x": np.full(3, 2.0, np.float32), "k": np.arange(3, dtype=np.int32)}
+    sel, inv = f(**ok)
+    assert sel.dtype == np.float64 and inv.dtype == np.bool_
+    np.testing.assert_array_equal(sel, [2.0, 1.0, 2.0])
+    np.testing.assert_array_equal(inv, [False, True, False])
+    with pytest.raises(TypeError, match=r"input 'm': expected a bool array \(a mask\) of shape \(3,\), got dtype int64"):
+        f(**{**ok, "m": np.array([1, 0, 1])})
+    with pytest.raises(TypeError, match=r"input 'x': expected a numeric array of dtype float32, got dtype bool"):
+        f(**{**ok, "x": ok["m"]})
+    assert f(**{**ok, "k": [5, 6, 7]})[0][1] == 6.0  # a list of Python ints into an int32 leaf
+    with pytest.raises(ValueError, match=r"input 'k': value 4294967296 does not fit in int32"):
+        f(**{**ok, "k": np.array([0, 2 ** 32, 1])})
