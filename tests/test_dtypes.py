@@ -265,3 +265,10 @@ def test_bool_and_int_leaves_check_their_arguments(backend):
     assert f(**{**ok, "k": [5, 6, 7]})[0][1] == 6.0  # a list of Python ints into an int32 leaf
     with pytest.raises(ValueError, match=r"input 'k': value 4294967296 does not fit in int32"):
         f(**{**ok, "k": np.array([0, 2 ** 32, 1])})
+
+
+def test_simplifier_folds_int64_constants_exactly():
+    k = sd.input("k", (2,), "int64")
+    out = k + sd.const(np.array(2 ** 60 + 1), "int64") * 1 + (sd.const(np.array(2 ** 62 + 3), "int64") - 1)
+    got = sd.compile(out, "numpy")(k=np.array([1, 2]))
+    np.testing.assert_array_equal(got, np.array([1, 2]) + (2 ** 60 + 1) + (2 ** 62 + 2))
