@@ -272,3 +272,13 @@ def test_simplifier_folds_int64_constants_exactly():
     out = k + sd.const(np.array(2 ** 60 + 1), "int64") * 1 + (sd.const(np.array(2 ** 62 + 3), "int64") - 1)
     got = sd.compile(out, "numpy")(k=np.array([1, 2]))
     np.testing.assert_array_equal(got, np.array([1, 2]) + (2 ** 60 + 1) + (2 ** 62 + 2))
+
+
+@pytest.mark.skipif(__import__("shutil").which("nvcc") is None, reason="nvcc is needed to check the device code")
+def test_cuda_device_code_of_every_dtype_compiles_with_nvcc():
+    from symdiff.codegen.cuda import backend as cb
+    from symdiff.codegen.cuda.render import render_cuda
+    from symdiff.codegen.lower import lower
+    source, _header = render_cuda(lower(sd.simplify(list(_graph().values()))))
+    rc, log = cb.nvcc_ptx(source)
+    assert rc == 0, log[-3000:]

@@ -75,16 +75,16 @@ __device__ __forceinline__ {T} sd_divmod({T} a, {T} b, {T}* modulus) {{
     if (!b) {{ *modulus = mod; return a / b; }}
     {T} div = (a - mod) / b;
     if (mod) {{
-        if ((b < 0) != (mod < 0)) {{ mod += b; div -= 1; }}
+        if ((b < 0) != (mod < 0)) {{ mod += b; div -= ({T})1; }}
     }} else {{
-        mod = copysign{f}(0, b);
+        mod = copysign{f}(({T})0, b);
     }}
     {T} floordiv;
     if (div) {{
         floordiv = floor{f}(div);
-        if (div - floordiv > ({T})0.5) floordiv += 1;
+        if (div - floordiv > ({T})0.5) floordiv += ({T})1;
     }} else {{
-        floordiv = copysign{f}(0, a / b);
+        floordiv = copysign{f}(({T})0, a / b);
     }}
     *modulus = mod;
     return floordiv;
