@@ -43,6 +43,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Optional, Sequence
 
+from symdiff import dtypes as _dt
 from symdiff import ops_random as R
 from symdiff.ir import Node
 from symdiff.optable import OPS
@@ -273,9 +274,13 @@ class PointEval:
         if op == "const":
             return em.const(n.value.reshape(-1)[0].item(), n.dtype)
         if op == "broadcast_to" or op == "eq" or OPS[op].elementwise:
-            args = [self.convert(self.ev(i, self.broadcast_point(i.shape, n.shape, point)), i.dtype, n.dtype)
-                    for i in n.inputs]
-            return args[0] if op == "broadcast_to" else em.scalar(op, args, n.dtype)
+            # operands in the op's compute dtypes (symdiff/dtypes.py: a comparison of int32 and float32
+            # compares in float64, where(c, a, b) reads c as bool); the rule gets the last operand's dtype
+            cdts = ([n.dtype] * len(n.inputs) if op in ("broadcast_to", "eq")
+                    else _dt.signature(op, [i.dtype for i in n.inputs])[0])
+            args = [self.convert(self.ev(i, self.broadcast_point(i.shape, n.shape, point)), i.dtype, c)
+                    for i, c in zip(n.inputs, cdts)]
+            return args[0] if op == "broadcast_to" else em.scalar(op, args, cdts[-1] if cdts else n.dtype)
         if op == "cast":
             (x,) = n.inputs
             return self.convert(self.ev(x, point), x.dtype, n.dtype)

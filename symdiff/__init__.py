@@ -4,7 +4,7 @@ Declare a model with ``sd.input``/``sd.param`` and NumPy-named functions, differ
 symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
 # fill the op table first (the op modules register into symdiff.optable; the DSL is generated from it)
-from . import ops_elementwise, ops_random, ops_tensor, ops_reduce  # noqa: F401,I001
+from . import ops_elementwise, ops_random, ops_tensor, ops_compare, ops_reduce  # noqa: F401,I001
 from . import ops_gather, ops_index  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
@@ -17,6 +17,7 @@ from .api_creation import (arange, eye, full, full_like, identity, linspace, one
                            zeros_like)
 from .api_reduce import amax, amin, argmax, argmin, average, min, norm, prod, std, var
 from . import linalg
+from .api_select import bool_operator, clip, mod, nan_to_num, select, true_divide
 from .define import define_elementwise
 from .autodiff import grad
 from .backends import list_backends
@@ -39,6 +40,7 @@ __all__ = [
     "arange", "eye", "full", "full_like", "identity", "linspace", "ones", "ones_like", "zeros", "zeros_like",
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
     "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    "clip", "select", "nan_to_num", "mod", "true_divide",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

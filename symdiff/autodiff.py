@@ -50,7 +50,9 @@ def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Nod
     if y.shape != ():
         raise ValueError(f"grad: y must be a scalar tensor, got shape {y.shape} (reduce it first, e.g. sd.sum)")
     if y.dtype not in ("float32", "float64"):
-        raise TypeError(f"grad: y must be a float tensor, got {y.dtype}")
+        raise TypeError(f"grad: output {_label(y)} is a {y.dtype} tensor; integer and bool results are not "
+                        f"differentiable (cast a float result instead, e.g. differentiate the float value before "
+                        f"the comparison or .astype)")
     if simplify:  # differentiate the stabilized forward graph (log(sigmoid(x)) -> -softplus(-x), ...):
         from .simplify import simplify as _simplify  # its derivative stays finite where the naive one is 0 * inf
         y = _simplify(y)
@@ -66,8 +68,8 @@ def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Nod
     # nodes on a path from some wrt leaf to y: only those need cotangents
     depends: set[Node] = set()
     targets = set(wrt)
-    for n in order:
-        if n in targets or any(i in depends for i in n.inputs):
+    for n in order:  # gradients do not flow through int/bool values (comparisons, casts to int, labels)
+        if n in targets or (n.dtype in ("float32", "float64") and any(i in depends for i in n.inputs)):
             depends.add(n)
 
     contribs: dict[Node, list[Node]] = {y: [const(1.0, y.dtype)]}

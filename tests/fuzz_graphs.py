@@ -34,6 +34,7 @@ SMOOTH_UNARY = ("neg", "square", "exp", "expm1", "sin", "cos", "tanh", "sigmoid"
 KINK_UNARY = ("abs", "relu", "sign", "step", "heaviside")
 DOMAIN_UNARY = ("sqrt", "log", "log1p")
 BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+COMPARE = ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal")
 # Special leaf entries for the special-value fuzzing: non-finite values, signed zeros, denormals and the
 # exp overflow/underflow points. Huge *finite* values (near the dtype's max) are left out here: whether
 # a sum of them overflows to inf, or meets an inf of the other sign (NaN), depends on the summation
@@ -213,7 +214,9 @@ class Builder:
     # -- ops --------------------------------------------------------------------------------------------------
     def step(self) -> None:
         kind = self.ch.choice(("unary", "unary", "binary", "binary", "binary", "reduce", "shape", "shape",
-                               "matmul", "axis", "special"))
+                               "matmul", "axis", "special", "select"))
+        if kind == "select":
+            return self.op_select(self.pick(), self.ch.choice(("compare", "compare", "mod")))
         getattr(self, "op_" + kind)()
 
     def op_unary(self) -> None:
@@ -360,8 +363,10 @@ class Builder:
 
     def op_special(self) -> None:
         x = self.pick()
-        kind = self.ch.choice(("cross_entropy", "pick", "one_hot", "rand", "eq", "const"))
+        kind = self.ch.choice(("cross_entropy", "pick", "one_hot", "rand", "eq", "const", "compare", "mod"))
         b = self.bound[x]
+        if kind in ("compare", "mod"):
+            return self.op_select(x, kind)
         if kind in ("cross_entropy", "pick", "one_hot"):
             if x.ndim != 2:
                 x = sd.reshape(x, (-1, x.shape[-1])) if x.ndim > 2 else sd.reshape(x, (1, x.size))
@@ -395,6 +400,29 @@ class Builder:
         c = self.const(self.broadcast_partner(x.shape), x.dtype)
         y = c - x if self.ch.coin(0.5) else x * c
         return self.add(y, b * 2 + 2, "const")
+
+    def op_select(self, x: Node, kind: str) -> Node:
+        """Comparisons, logical ops and predicates selecting with where (bool edges carry no gradient, and
+        stop_gradient only wraps a locally constant mask), or a floor division / remainder by a constant."""
+        b = self.bound[x]
+        if kind == "mod":
+            op, d = self.ch.choice(("floor_divide", "remainder", "fmod")), self.ch.choice((1.5, -1.25, 0.75))
+            y = apply(op, [x, sd.as_tensor(d, x)])
+            return self.add(y, b / abs(d) + 1 if op == "floor_divide" else abs(d), op)
+        o = self.other(x)
+        a, c = (x, o) if self.ch.coin(0.5) else (o, x)
+        cond = apply(self.ch.choice(COMPARE), [a, c])
+        variant = self.ch.int(0, 3)
+        if variant == 1:
+            pred = (apply(self.ch.choice(("isfinite", "isnan", "isinf")), [x]) if self.ch.coin(0.5)
+                    else apply(self.ch.choice(COMPARE), [x, sd.as_tensor(0.5, x)]))
+            cond = apply(self.ch.choice(("logical_and", "logical_or", "logical_xor")), [cond, pred])
+        elif variant == 2:
+            cond = apply("logical_not", [cond])
+        if variant == 3:
+            y = x * apply("stop_gradient", [sd.where(cond, 1.5, -0.5)])
+            return self.add(y, 1.5 * b, "stop_gradient")
+        return self.add(apply("where", [cond, a, c]), max(b, self.bound[o]), "where")
 
     # -- the whole graph ---------------------------------------------------------------------------------------
     def build(self) -> FuzzCase:

@@ -14,13 +14,14 @@ from symdiff import ops_random as R
 from symdiff.ir import Node
 
 from symdiff.codegen.kernel_ir import Buffer
+from symdiff.codegen.cuda import dtype_rules
 from symdiff.codegen.cuda.literals import flit, math_suffix  # noqa: F401  (re-exported)
 from symdiff.codegen.cuda.scalar_rules import SPECIAL, scalar_expr  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from symdiff.codegen.cuda.render import CudaRenderer
 
-CTYPE = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long"}
+CTYPE = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
 BLOCK = 256  # threads per block of grid-stride kernels
 MAX_GRID = 1024  # blocks of grid-stride kernels (enough to fill an H100: 132 SMs x 8 blocks of 256)
 MAX_PARTIAL_BLOCKS = 256  # blocks of a loop kernel with fused total reductions (one partial each)
@@ -278,3 +279,4 @@ __device__ __forceinline__ void sd_atomic_mul(double* p, double v) {
     } while (old != seen);
 }"""),
 }
+HELPERS.update(dtype_rules.HELPERS)  # integer / NumPy floor division (cuda/dtype_rules.py)

@@ -136,7 +136,8 @@ class Renderer:
         g = ir.GlobalVariable(self.mod, ty, name=f"const{buf.id}")
         g.global_constant = True
         g.linkage = "internal"
-        g.initializer = ir.Constant(ty, [ir.Constant(lltype(buf.dtype), v.item()) for v in arr])
+        g.initializer = ir.Constant(ty, [ir.Constant(lltype(buf.dtype), int(v) if buf.dtype == "bool" else v.item())
+                                         for v in arr])
         return g
 
     def _dispatch(self, fn: ir.Function, tasks: int) -> None:
