@@ -21,6 +21,7 @@ Counting rules (one run of a kernel):
 - a ScatterKernel over u updates into an output of m elements: u * (w + 1) (one combine per
   update; the identity fill of the output is data movement).
 - a ScanKernel over an input of n elements: n * (w + 1) (one combine per element).
+- a SortKernel over rows of L elements (n in all): n * L comparisons (its input is materialised).
 - bytes: every buffer a kernel loads (or stores) counted once, its whole size: the compulsory
   traffic, a lower bound on what reaches DRAM.
 """
@@ -157,6 +158,11 @@ def scan_cost(k, where) -> Cost:
     return Cost(x.size * (f + 1), x.size * s, *_traffic(k, where))
 
 
+def sort_cost(k, where) -> Cost:
+    x = k.node.inputs[0]
+    return Cost(x.size * x.shape[k.axis], 0, *_traffic(k, where))
+
+
 def program_cost(program) -> Cost:
     """The sum over a Program's kernels (the numbers ``Program.stats()`` reports)."""
     total = Cost()
@@ -166,4 +172,4 @@ def program_cost(program) -> Cost:
 
 
 __all__ = ["Cost", "cost_class", "op_cost", "point_cost", "program_cost", "loop_cost", "reduce_cost", "row_cost",
-           "matmul_cost", "scatter_cost", "scan_cost", "CLASS_COST", "INDEX_OPS", "ROW_WORK"]
+           "matmul_cost", "scatter_cost", "scan_cost", "sort_cost", "CLASS_COST", "INDEX_OPS", "ROW_WORK"]

@@ -21,7 +21,7 @@ from symdiff.sympy_bridge import to_graph, value_expr
 KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "broadcast_to", "transpose",
                         "matmul", "cast", "softmax", "log_softmax", "logsumexp", "pick", "one_hot",
                         "rand_uniform"}) | {"take_along", "scatter_add", "scatter_mul", "scatter_max", "cumsum",
-                                           "cumprod"}  # symdiff/ops_gather.py
+                                           "cumprod", "argsort"}  # symdiff/ops_gather.py
 
 
 class UnsupportedOpError(NotImplementedError):

@@ -18,6 +18,8 @@ Kernels (immutable; each states what it reads, writes and costs):
 - :class:`ScatterKernel`: ``scatter_add``/``scatter_mul``/``scatter_max``: fill the output with the
   identity, then combine each update into the position its (wrapped, clamped) index names.
 - :class:`ScanKernel`: ``cumsum``/``cumprod`` along one axis (a loop along it per row).
+- :class:`SortKernel`: ``argsort`` along one axis: per row, each element's rank (how many elements
+  come before it, ties by index) is where its index is written (O(L^2) comparisons per row of L).
 
 Renderers dispatch on the kernel's type and keep what they learn (GEMM plans, launch configurations)
 in their own records: nothing writes into a Program once lowering has built it.
@@ -269,7 +271,24 @@ class ScanKernel(NodeKernel):
         return f"{way}{n.op} along axis {self.axis} of {list(n.shape)} tasks={self.tasks} -> buf{self.out.id}"
 
 
-KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel, ScatterKernel, ScanKernel)
+@dataclass(frozen=True, eq=False)
+class SortKernel(NodeKernel):
+    node: Node  # argsort (its input is materialised: read at every pair of a row)
+    out: Buffer
+    axis: int
+    tasks: int = 1
+
+    kind: ClassVar[str] = "sort"
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.sort_cost(self, where)
+
+    def describe(self) -> str:
+        return (f"argsort along axis {self.axis} of {list(self.node.shape)} (rank by counting) tasks={self.tasks} "
+                f"-> buf{self.out.id}")
+
+
+KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel, ScatterKernel, ScanKernel, SortKernel)
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from symdiff.ir import Node, apply, rebuild, toposort
-from symdiff.ops_gather import SCAN_OPS, SCATTER_OPS
+from symdiff.ops_gather import SCAN_OPS, SCATTER_OPS, SORT_OPS
 from symdiff.ops_tensor import reshape as _reshape
 from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
@@ -26,10 +26,11 @@ from symdiff.signature import Signature
 
 from symdiff.codegen.expand import expand_composites
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
-                                       ScanKernel, ScatterKernel)
+                                       ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.target import Target, host_target
 
-BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"} | set(SCATTER_OPS) | set(SCAN_OPS)
+BUFFER_OPS = {"matmul", "sum", "max", "softmax", "log_softmax", "logsumexp"} | set(SCATTER_OPS) | set(SCAN_OPS) \
+    | set(SORT_OPS)
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
 PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
 ALIGN = 64
@@ -105,7 +106,7 @@ class Lowering:
             if n.op == "matmul":
                 for opnd in n.inputs:
                     mat.add(opnd.inputs[0] if self._is_t(opnd) else opnd)
-            if n.op == "pick":
+            if n.op == "pick" or n.op in SORT_OPS:
                 mat.add(n.inputs[0])
         for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
             if n.op == "matmul" and len(self.users[n]) == 1 and n not in mat_outputs:
@@ -227,6 +228,9 @@ class Lowering:
             elif n.op in SCAN_OPS:  # a loop along the axis per row; rows split over tasks
                 axis = n.attrs["axis"]
                 kernels.append(ScanKernel(n, out, axis, tasks(n.shape) if axis != 0 else 1))
+            elif n.op in SORT_OPS:
+                axis = n.attrs["axis"]
+                kernels.append(SortKernel(n, out, axis, tasks(n.shape) if axis != 0 else 1))
             else:
                 kernels.append(LoopKernel(n.shape, ((n, out),), (), tasks(n.shape)))
         for o, b in copies:

@@ -8,7 +8,8 @@ from . import ops_elementwise, ops_random, ops_tensor  # noqa: F401,I001
 from . import ops_gather  # noqa: F401
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
-from .api_gather import advanced_index, cumprod, cumsum, take, take_along_axis
+from .api_gather import (advanced_index, argpartition, argsort, cumprod, cumsum, partition, sort, take,
+                         take_along_axis)
 from .define import define_elementwise
 from .autodiff import grad
 from .backends import list_backends
@@ -27,7 +28,7 @@ __all__ = [
     "matmul", "max", "mean", "mse", "param", "reshape", "softmax", "sum", "transpose", "define_elementwise",
     "grad", "check_grad", "GradCheckError", "GradReport", "compile", "CompiledFunction", "list_backends",
     "to_networkx", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
-    "advanced_index", "cumprod", "cumsum", "take", "take_along_axis",
+    "advanced_index", "argpartition", "argsort", "cumprod", "cumsum", "partition", "sort", "take", "take_along_axis",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

@@ -10,6 +10,7 @@ import numpy as np
 import symdiff as sd
 from symdiff.ir import apply
 
+from conftest import distinct
 from test_ops import Case
 
 
@@ -53,6 +54,10 @@ CASES: dict = {
                         lambda x, p, i: apply("take_along", [x, apply("scatter_max", [p, i], axis=1, shape=(1, 3),
                                                                         fill=-5)], axis=1),
                         lambda x, p, i: x[:, [4, 1, 5]]),  # maxima [4, -5 (fill), 9] wrapped/clamped into 6
+    # sorted values through the permutation: the gradient is the scatter of the cotangent by argsort
+    "argsort": Case(lambda r: {"x": distinct(r, (3, 4))},
+                    lambda x: apply("take_along", [x, apply("argsort", [x], axis=0)], axis=0),
+                    lambda x: np.sort(x, axis=0)),
     "cumsum": Case(lambda r: {"x": r.standard_normal((3, 4))},
                    lambda x: apply("cumsum", [x], axis=0, reverse=True),
                    lambda x: np.stack([x[k:].sum(axis=0) for k in range(3)])),
@@ -91,6 +96,9 @@ API_CASES: dict = {
     "at_static": Case(lambda r: {"x": r.standard_normal((4, 3)), "v": r.standard_normal((2, 3))},
                       lambda x, v: x.at[[3, 0, 3], :].add(sd.advanced_index(v, [0, 1, 1])).at[1:3].set(v),
                       lambda x, v: _static_at_ref(x, v)),
+    "sort": Case(lambda r: {"x": distinct(r, (2, 5))}, lambda x: sd.sort(x), lambda x: np.sort(x)),
+    "partition": Case(lambda r: {"x": distinct(r, (5, 2))}, lambda x: sd.partition(x, 1, axis=0),
+                      lambda x: np.sort(x, axis=0)),  # a valid partition (see sd.partition)
     "cumsum": Case(lambda r: {"x": r.standard_normal((2, 3))}, lambda x: sd.cumsum(x), lambda x: np.cumsum(x)),
     "cumprod": Case(lambda r: {"x": _away(r, (2, 3))}, lambda x: x.cumprod(axis=-1),
                     lambda x: np.cumprod(x, axis=-1)),

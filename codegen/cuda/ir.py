@@ -264,4 +264,12 @@ __device__ __forceinline__ void sd_atomic_mul(double* p, double v) {
         old = atomicCAS(q, seen, (unsigned long long)__double_as_longlong(__longlong_as_double((long long)seen) * v));
     } while (old != seen);
 }"""),
+    "sd_sorts_before": ((), """\
+// (a, ia) sorts before (b, ib): a < b with NaN greatest, ties (equal, or both NaN) by index: a stable order
+template <typename T, typename I>
+__device__ __forceinline__ int sd_sorts_before(T a, I ia, T b, I ib) {
+    const bool an = a != a, bn = b != b;
+    const bool lt = a < b || (bn && !an), gt = a > b || (an && !bn);
+    return (lt || (!gt && ia < ib)) ? 1 : 0;
+}"""),
 }

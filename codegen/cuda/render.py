@@ -46,8 +46,8 @@ from symdiff.ir import Node, toposort
 
 from symdiff.codegen.cost import Cost
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
-                                       ScanKernel, ScatterKernel)
-from symdiff.codegen.cuda.render_extra import render_scan, render_scatter
+                                       ScanKernel, ScatterKernel, SortKernel)
+from symdiff.codegen.cuda.render_extra import render_scan, render_scatter, render_sort
 from symdiff.codegen.cuda.host import CudaSourceAssembly
 from symdiff.codegen.cuda.emitter import cuda_eval
 from symdiff.codegen.cuda.ir import (
@@ -513,7 +513,8 @@ for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
     KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
                     MatmulKernel: _kernel_matmul,
-                    ScatterKernel: render_scatter, ScanKernel: render_scan}  # cuda/render_extra.py
+                    ScatterKernel: render_scatter, ScanKernel: render_scan,
+                    SortKernel: render_sort}  # cuda/render_extra.py
 
     def stats(self) -> list[dict]:
         out = []

@@ -1,4 +1,5 @@
-"""LLVM rendering of the scatter and scan kernels (``ScatterKernel``, ``ScanKernel``; symdiff/ops_gather.py).
+"""LLVM rendering of the scatter, scan and sort kernels (``ScatterKernel``, ``ScanKernel``, ``SortKernel``;
+symdiff/ops_gather.py).
 
 Both are loops in the generated code, dispatched by ``llvm/render.py``'s kernel table; each function
 takes the :class:`~symdiff.codegen.llvm.render.Renderer` and the kernel.
@@ -8,6 +9,9 @@ takes the :class:`~symdiff.codegen.llvm.render.Renderer` and the kernel.
   so repeated indices combine in a fixed order (deterministic); the updates are evaluated inline.
 - scan: per row (the other axes; rows split over tasks), a loop along the axis carrying the running
   sum / product in a stack slot (``reverse`` walks from the end); each prefix is stored as it is formed.
+- sort (argsort): per row, element j's rank is the number of elements k that sort before it --
+  ``x_k < x_j``, NaN last, ties by index (so the result is the stable permutation) -- and ``j`` is stored
+  at that rank: branch-free O(L^2) comparisons per row of L, rows split over tasks.
 """
 from __future__ import annotations
 
@@ -16,11 +20,11 @@ from typing import Callable
 import numpy as np
 from llvmlite import ir
 
-from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel
+from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel, SortKernel
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.types import I64, PTR, lltype
 
-__all__ = ["render_scatter", "render_scan", "COMBINE"]
+__all__ = ["render_scatter", "render_scan", "render_sort", "COMBINE"]
 
 
 def _c(v: int) -> ir.Constant:
@@ -94,7 +98,6 @@ def render_scan(r, k: ScanKernel) -> None:
     fn, b = r._task_fn(n.op)
     ctx, begin, end = fn.args
     acc = _slot(b, ty)
-    rows = [s for d, s in enumerate(n.shape) if d != axis]
 
     def row(opoint: list) -> None:
         b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), acc)
@@ -106,10 +109,53 @@ def render_scan(r, k: ScanKernel) -> None:
             b.store(a, acc)
             b.store(a, ev.store_ref(out, n, pt))
 
+    _rows(r, b, k, begin, end, n.shape, axis, row)
+    b.ret_void()
+    r._dispatch(fn, k.tasks)
+
+
+def _rows(r, b: ir.IRBuilder, k, begin, end, shape: tuple, axis: int, row: Callable[[list], None]) -> None:
+    """``row(point without the axis)`` for each row of this task's share (the outermost other axis split)."""
+    rows = [s for d, s in enumerate(shape) if d != axis]
     if rows:
         lo, hi = r._task_bounds(b, begin, end, rows[0], k.tasks)
         _nest(b, [(lo, hi)] + [(_c(0), _c(s)) for s in rows[1:]], row, "o")
     else:
         row([])
+
+
+def _sorts_before(b: ir.IRBuilder, xk, xj, k, j) -> ir.Value:
+    """(x_k, k) precedes (x_j, j): x_k < x_j with NaN greatest, ties (equal, or both NaN) by index."""
+    nan_k, nan_j = b.fcmp_unordered("uno", xk, xk), b.fcmp_unordered("uno", xj, xj)
+    lt = b.or_(b.fcmp_ordered("<", xk, xj), b.and_(nan_j, b.not_(nan_k)))
+    gt = b.or_(b.fcmp_ordered(">", xk, xj), b.and_(nan_k, b.not_(nan_j)))
+    return b.or_(lt, b.and_(b.not_(gt), b.icmp_signed("<", k, j)))
+
+
+def render_sort(r, k: SortKernel) -> None:
+    n, out, axis = k.node, k.out, k.axis
+    (x,) = n.inputs
+    L = n.shape[axis]
+    fn, b = r._task_fn(n.op)
+    ctx, begin, end = fn.args
+    cnt = _slot(b, I64)
+
+    def at(opoint: list, i) -> list:
+        pt = list(opoint)
+        pt.insert(axis, i)
+        return pt
+
+    def row(opoint: list) -> None:
+        with counted_loop(b, _c(0), _c(L), 1, "j") as j:
+            ev = r.make_eval(fn, b, ctx)
+            xj = ev(x, at(opoint, j))
+            b.store(_c(0), cnt)
+            with counted_loop(b, _c(0), _c(L), 1, "k") as kk:
+                xk = r.make_eval(fn, b, ctx)(x, at(opoint, kk))
+                b.store(b.add(b.load(cnt, typ=I64), b.zext(_sorts_before(b, xk, xj, kk, j), I64)), cnt)
+            ptr = ev.store_ref(out, n, at(opoint, b.load(cnt, typ=I64)))
+            b.store(j if lltype(n.dtype) == I64 else b.trunc(j, lltype(n.dtype)), ptr)
+
+    _rows(r, b, k, begin, end, n.shape, axis, row)
     b.ret_void()
     r._dispatch(fn, k.tasks)
