@@ -239,7 +239,8 @@ class MatmulKernel(NodeKernel):
 class ScatterKernel(NodeKernel):
     node: Node  # scatter_add / scatter_mul / scatter_max (updates g, indices idx)
     out: Buffer
-    tasks: int = 1  # serial (updates may collide); CUDA uses atomics
+    tasks: int = 1  # LLVM: tasks split ``par_axis`` (updates of different rows never collide); CUDA: atomics
+    par_axis: Optional[int] = None  # an axis (not the scattered one) the output and the updates share
 
     kind: ClassVar[str] = "scatter"
 
@@ -250,7 +251,7 @@ class ScatterKernel(NodeKernel):
         n = self.node
         g, idx = n.inputs
         return (f"{n.op} of {list(g.shape)} updates by {_label(idx)} along axis {n.attrs['axis']} "
-                f"into {list(n.shape)} -> buf{self.out.id}")
+                f"into {list(n.shape)} tasks={self.tasks} -> buf{self.out.id}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -223,8 +223,8 @@ class Lowering:
                 if axes is not None and len(axes) != 1:
                     raise NotImplementedError("logsumexp over several axes is not lowered yet; reshape first")
                 kernels.append(RowKernel(n, out, axis, tasks(n.inputs[0].shape) if axis != 0 else 1))
-            elif n.op in SCATTER_OPS:  # fill, then combine the updates serially (CUDA: atomics)
-                kernels.append(ScatterKernel(n, out))
+            elif n.op in SCATTER_OPS:  # fill, then combine the updates in order (CUDA: atomics)
+                kernels.append(_scatter_kernel(n, out, self.target.loop_tasks))
             elif n.op in SCAN_OPS:  # a loop along the axis per row; rows split over tasks
                 axis = n.attrs["axis"]
                 kernels.append(ScanKernel(n, out, axis, tasks(n.shape) if axis != 0 else 1))
@@ -245,6 +245,17 @@ class Lowering:
         temps = tuple(move(b) for b in bufs if b.kind == "temp")
         return Program(tuple(inputs), tuple(outputs), temps, tuple(consts), tuple(kernels), MappingProxyType(where),
                        ws, tuple(self.outputs), self.target)
+
+
+def _scatter_kernel(n: Node, out: Buffer, max_tasks: int) -> ScatterKernel:
+    """Updates at different coordinates of an axis the output shares with them (not the scattered axis,
+    not broadcast) never collide: the longest such axis is split over tasks; none: one serial task."""
+    g = n.inputs[0]
+    shared = [d for d in range(n.ndim) if d != n.attrs["axis"] and n.shape[d] == g.shape[d] > 1]
+    if not shared or g.size < PAR_MIN_ELEMS:
+        return ScatterKernel(n, out)
+    p = max(shared, key=lambda d: n.shape[d])
+    return ScatterKernel(n, out, int(min(n.shape[p], max_tasks)), p)
 
 
 def _fuse(kernels: list, where) -> list:

@@ -4,9 +4,10 @@ symdiff/ops_gather.py).
 Both are loops in the generated code, dispatched by ``llvm/render.py``'s kernel table; each function
 takes the :class:`~symdiff.codegen.llvm.render.Renderer` and the kernel.
 
-- scatter: one task: fill the output with the combine's identity, then walk the updates in row-major
-  order and combine each into the position its index names (wrap once, clamp: ``iwrap_clamp``). Serial,
-  so repeated indices combine in a fixed order (deterministic); the updates are evaluated inline.
+- scatter: fill the output with the combine's identity, then walk the updates in row-major order and
+  combine each into the position its index names (wrap once, clamp: ``iwrap_clamp``); the updates are
+  evaluated inline. Tasks split ``par_axis``, an axis whose updates never collide (lowering picks it), so
+  repeated indices always combine in the same order (deterministic).
 - scan: per row (the other axes; rows split over tasks), a loop along the axis carrying the running
   sum / product in a stack slot (``reverse`` walks from the end); each prefix is stored as it is formed.
 - sort (argsort): per row, element j's rank is the number of elements k that sort before it --
@@ -70,10 +71,15 @@ def render_scatter(r, k: ScatterKernel) -> None:
     ty = lltype(n.dtype)
     combine, ident = COMBINE[n.op]
     fn, b = r._task_fn(n.op)
-    ctx = fn.args[0]
-    optr = r._ptr(b, ctx, out.id)
-    with counted_loop(b, _c(0), _c(out.size), 1, "fill") as i:
-        b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), b.gep(optr, [i], source_etype=ty, inbounds=True))
+    ctx, begin, end = fn.args
+    p = k.par_axis  # this task's share of axis p (in its row-major place), or everything
+    lo_hi = r._task_bounds(b, begin, end, shape[p], k.tasks) if p is not None else None
+
+    def nest(dims: tuple, body: Callable[[list], None], name: str) -> None:
+        _nest(b, [lo_hi if d == p else (_c(0), _c(s)) for d, s in enumerate(dims)], body, name)
+
+    def fill(point: list) -> None:
+        b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), r.make_eval(fn, b, ctx).store_ref(out, n, point))
 
     def update(point: list) -> None:
         ev = r.make_eval(fn, b, ctx)
@@ -81,11 +87,12 @@ def render_scatter(r, k: ScatterKernel) -> None:
         i = ev.em.to_index(ev(idx, ev.broadcast_point(idx.shape, g.shape, point)), idx.dtype)
         target = ev.broadcast_point(shape, g.shape, point)
         target[axis] = ev.em.iwrap_clamp(i, shape[axis])
-        p = ev.store_ref(out, n, target)
-        b.store(combine(b, b.load(p, typ=ty), v), p)
-    _nest(b, [(_c(0), _c(s)) for s in g.shape], update, "u")
+        ptr = ev.store_ref(out, n, target)
+        b.store(combine(b, b.load(ptr, typ=ty), v), ptr)
+    nest(shape, fill, "f")
+    nest(g.shape, update, "u")
     b.ret_void()
-    r._dispatch(fn, 1)
+    r._dispatch(fn, k.tasks)
 
 
 def render_scan(r, k: ScanKernel) -> None:
