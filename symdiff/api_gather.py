@@ -33,6 +33,7 @@ from . import dtypes as _dt
 from .api import TensorLike, as_tensor
 from .ir import Node, apply, const
 from .ops_gather import cumsum as _cumsum
+from .ops_gather import gather_shape
 from .ops_gather import scatter_add as _scatter_add
 from .ops_gather import take_along as _take_along
 from .ops_tensor import broadcast_to, cast, reshape, transpose
@@ -98,13 +99,17 @@ class Gather:
         return x
 
     def shapes(self) -> list:
-        """The shape before each step (and the final one)."""
-        shapes, s = [self.in_shape], self.in_shape
-        probe = Node("input", (), {"name": "gather_probe"}, s, "float64")  # shapes only: never compiled
-        x = probe
+        """The shape before each step, and the final one."""
+        shapes = [tuple(self.in_shape)]
         for step in self.steps:
-            x = Gather(x.shape, (step,)).apply(x)
-            shapes.append(x.shape)
+            s = shapes[-1]
+            if step[0] == "reshape":
+                s = tuple(step[1])
+            elif step[0] == "transpose":
+                s = tuple(s[p] for p in step[1])
+            else:
+                s = gather_shape("take_along", s, step[1].shape, step[2])
+            shapes.append(s)
         return shapes
 
     def transpose_apply(self, v: Node, op: str = "scatter_add", fill: Optional[int] = None) -> Node:

@@ -260,3 +260,23 @@ def test_sort_argsort_partition():
         sd.partition(x, 6)
     with pytest.raises(ValueError, match="argsort: axis 2 is out of bounds"):
         sd.argsort(x, axis=2)
+
+
+def test_parallel_scatter_scan_and_sort_tasks_match_numpy():
+    """Domains past the parallel threshold split over tasks: the scatter over an axis its updates never
+    collide on (repeated row ids still sum within a task), scans and sorts over rows."""
+    rng = np.random.default_rng(6)
+    E, ids = sd.input("E", (40, 64), "float64"), sd.input("ids", (520,), "int64")
+    x = sd.input("x", (600, 60), "float64")
+    y = sd.sum(sd.take(E, ids, axis=0) ** 2)
+    outs = [sd.grad(y, E), sd.cumsum(x, axis=1), sd.sort(x, axis=1)]
+    f = sd.compile(outs, "llvm", num_threads=2)
+    tasks = {k.kind: k.tasks for k in f.program.kernels if k.kind in ("scatter", "scan", "sort")}
+    assert tasks["scatter"] > 1 and tasks["scan"] > 1 and tasks["sort"] > 1, tasks
+    vals = {"E": rng.standard_normal((40, 64)), "ids": rng.integers(-40, 40, 520), "x": rng.standard_normal((600, 60))}
+    grad = np.zeros((40, 64))
+    np.add.at(grad, vals["ids"], 2 * vals["E"][vals["ids"]])
+    got = f(**vals)
+    np.testing.assert_allclose(got[0], grad, rtol=1e-12)
+    np.testing.assert_allclose(got[1], np.cumsum(vals["x"], axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(got[2], np.sort(vals["x"], axis=1))
