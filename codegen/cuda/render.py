@@ -25,8 +25,8 @@ partial results of multi-block reductions).
 Kernels evaluate graph nodes *at a point* with the same evaluator as the LLVM renderer: materialised
 nodes are loaded from their buffers, the others (elementwise chains, broadcasts, transposes, reshapes,
 pick, one_hot, rand_uniform) are computed inline, so forward and backward elementwise chains fuse into
-one pass. Every kernel is deterministic: reductions combine per-block partial results in a fixed order in a
-second pass instead of using atomics.
+one pass. Every kernel but the scatters (atomics, ``cuda/render_extra.py``) is deterministic: reductions
+combine per-block partial results in a fixed order in a second pass instead of using atomics.
 
 Building blocks (statement tree, scalar rules, device helpers) live in ``cuda/ir.py``; the point
 evaluator is the shared one (``codegen/pointeval.py``) over the C emitter of ``cuda/emitter.py``.
