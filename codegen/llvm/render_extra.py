@@ -89,7 +89,12 @@ def render_scatter(r, k: ScatterKernel) -> None:
         target[axis] = ev.em.iwrap_clamp(i, shape[axis])
         ptr = ev.store_ref(out, n, target)
         b.store(combine(b, b.load(ptr, typ=ty), v), ptr)
-    nest(shape, fill, "f")
+    if p is None:  # one task: a flat fill
+        optr = r._ptr(b, ctx, out.id)
+        with counted_loop(b, _c(0), _c(out.size), 1, "fill") as i:
+            b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), b.gep(optr, [i], source_etype=ty, inbounds=True))
+    else:
+        nest(shape, fill, "f")
     nest(g.shape, update, "u")
     b.ret_void()
     r._dispatch(fn, k.tasks)
