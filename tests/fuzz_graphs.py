@@ -3,7 +3,8 @@
 ``Builder`` grows a random well-typed graph from the whole op table -- elementwise unary/binary ops with
 NumPy broadcasting (size-1 and added axes), reductions over random axes with and without keepdims,
 max/logsumexp/softmax/log_softmax, matmul of 1-D/2-D operands, reshape/transpose/broadcast_to/cast,
-cross_entropy/pick/one_hot on integer labels, rand_uniform masks, eq masks, constants -- with fan-out
+cross_entropy/pick/one_hot on integer labels, rand_uniform masks, eq masks, constants, gathers/scatters on
+integer index leaves (negative and out-of-range entries: wrapped, clamped), cumsum/cumprod, sort -- with fan-out
 (nodes reused) and several outputs. Domains are kept valid by construction (log/sqrt/pow/div get
 positive or bounded-away operands) and magnitudes by a running bound (large values are rescaled before
 exp and friends). Choices come from hypothesis (``HypChooser``, shrinkable) or a seeded
@@ -213,7 +214,7 @@ class Builder:
     # -- ops --------------------------------------------------------------------------------------------------
     def step(self) -> None:
         kind = self.ch.choice(("unary", "unary", "binary", "binary", "binary", "reduce", "shape", "shape",
-                               "matmul", "axis", "special"))
+                               "matmul", "axis", "special", "gather"))
         getattr(self, "op_" + kind)()
 
     def op_unary(self) -> None:
@@ -395,6 +396,42 @@ class Builder:
         c = self.const(self.broadcast_partner(x.shape), x.dtype)
         y = c - x if self.ch.coin(0.5) else x * c
         return self.add(y, b * 2 + 2, "const")
+
+    def indices(self, shape: tuple, n: int) -> Node:
+        """An integer leaf of indices into an axis of length n, some negative, some out of range."""
+        name = f"idx{self.n_leaves}"
+        self.n_leaves += 1
+        dt = self.ch.choice(("int32", "int64"))
+        self.values[name] = self.rng.integers(-n - 2, n + 2, shape).astype(dt)
+        return sd.input(name, shape, dt)
+
+    def op_gather(self) -> None:
+        x = self.pick()
+        b = self.bound[x]
+        if x.ndim == 0:
+            x = sd.reshape(x, (1,))
+        kind = self.ch.choice(("take", "at_add", "at_set", "at_multiply", "cumsum", "cumprod", "sort"))
+        axis = self.ch.int(0, x.ndim - 1)
+        n = x.shape[axis]
+        if kind == "take":
+            i = self.indices(tuple(self.ch.choice(self.dims) for _ in range(self.ch.int(0, 2))), n)
+            return self.add(sd.take(x, i, axis=axis), b, kind)
+        if kind.startswith("at_"):  # rows of x at (repeated) dynamic indices
+            k = self.ch.choice(self.dims[2:])
+            i = self.indices((k,), x.shape[0])
+            v_shape = ((k,) if self.ch.coin(0.6) else ()) + x.shape[1:]
+            if kind == "at_multiply":
+                v, vb = self.positive(self.leaf(v_shape), 0.5)
+                return self.add(x.at[i].multiply(v), b * vb ** k, kind)
+            v = self.leaf(v_shape)
+            y = x.at[i].add(v) if kind == "at_add" else x.at[i].set(v)
+            return self.add(y, b + 2.0 * k, kind)
+        if kind == "cumsum":
+            return self.add(sd.cumsum(x, axis=axis), b * n, kind)
+        if kind == "cumprod":  # factors in (0.5, 1.5): no zeros (its gradient divides by them)
+            return self.add(sd.cumprod(sd.sigmoid(x) + 0.5, axis=axis), 1.5 ** n, kind)
+        s = sd.sort(self.leaf(x.shape), axis=axis)  # a fresh leaf: no ties (a tie is a kink of sort)
+        return self.add(s * x, 2.0 * b, kind)
 
     # -- the whole graph ---------------------------------------------------------------------------------------
     def build(self) -> FuzzCase:
