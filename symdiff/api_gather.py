@@ -1,5 +1,6 @@
-"""The DSL of gathers, scatters and cumulative ops: ``take``, ``take_along_axis``, NumPy advanced
-(integer-array) indexing, JAX's functional updates ``x.at[key].set/add/multiply/get`` and ``cumsum``/``cumprod``.
+"""The DSL of gathers, scatters, scans and sorts: ``take``, ``take_along_axis``, NumPy advanced (integer-array)
+indexing, JAX's functional updates ``x.at[key].set/add/multiply/get``, ``cumsum``/``cumprod`` and
+``sort``/``argsort``/``partition``/``argpartition``.
 
 Every index expression becomes a short chain of ``take_along`` gathers (point ops: they fuse into the
 kernels that read them), reshapes and transposes: :class:`Gather` records the chain, so a functional
@@ -50,7 +51,7 @@ def _is_dynamic(v: Any) -> bool:
 
 
 def _check_dynamic(op: str, v: Node) -> Node:
-    if v.dtype == "bool" or str(v.dtype) == "bool":
+    if str(v.dtype) == "bool":  # a mask tensor (dtype "bool"): its nonzero count is only known at run time
         raise IndexError(f"{op}: a boolean tensor index has a data-dependent result shape (tensor {v.name or v.op!r} "
                          f"{list(v.shape)}); use sd.where(mask, x, other) or a constant NumPy mask")
     if v.dtype not in _dt.INT_DTYPES:
