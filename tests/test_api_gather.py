@@ -206,11 +206,17 @@ def sorts(name):
     xv = np.array([[3.0, 1.0, 2.0, 1.0, np.nan, 0.0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],
                    [1.0, 1.0, np.nan, -1.0, 1.0, 2.0]])
     x = sd.input(f"{name}_x", xv.shape, "float64")
+    # long rows take the heap-sort paths (llvm from 33 elements, cuda from 1024): ties and NaNs there too
+    lv = np.round(np.random.default_rng(8).standard_normal((2, 1030)), 1)
+    lv[:, ::97] = np.nan
+    long_rows = sd.input(f"{name}_long", lv.shape, "float64")
     outs = [sd.sort(x), sd.argsort(x, axis=0), sd.sort(x, axis=None), sd.argsort(x), sd.partition(x, [1, 4]),
-            sd.argpartition(x, 2, axis=0)]
+            sd.argpartition(x, 2, axis=0), sd.argsort(long_rows),
+            sd.argsort(sd.advanced_index(long_rows, (slice(None), slice(0, 40))))]
     want = [np.sort(xv), np.argsort(xv, axis=0, kind="stable"), np.sort(xv, axis=None),
-            np.argsort(xv, kind="stable"), np.sort(xv), np.argsort(xv, axis=0, kind="stable")]
-    return outs, {x.name: xv}, want
+            np.argsort(xv, kind="stable"), np.sort(xv), np.argsort(xv, axis=0, kind="stable"),
+            np.argsort(lv, kind="stable"), np.argsort(lv[:, :40], kind="stable")]
+    return outs, {x.name: xv, long_rows.name: lv}, want
 
 
 def test_sort_argsort_partition(results):
@@ -342,7 +348,7 @@ def test_nvcc_compiles_the_scatter_scan_and_sort_kernels():
         x, v = sd.input(f"x_{dt}", (4, 3), dt), sd.input(f"v_{dt}", (3,), dt)
         i = sd.input(f"i_{dt}", (3,), "int64")
         outs += [x.at[i, 1].set(v), x.at[i, 2].multiply(v), sd.cumprod(x, 0), sd.cumsum(x, 1), sd.sort(x),
-                 sd.grad(sd.sum(sd.take(x, i, axis=0) ** 2), x)]
+                 sd.grad(sd.sum(sd.take(x, i, axis=0) ** 2), x), sd.sort(sd.input(f"l_{dt}", (2, 1100), dt))]
     src = render_cuda(lower(outs), "sd_entry")[0]
-    assert "atomicMax(&" in src and "sd_atomic_mul(&" in src and "sd_sorts_before(" in src
+    assert "atomicMax(&" in src and "sd_atomic_mul(&" in src and "sd_sorts_before(" in src and "sd_heap_argsort(" in src
     assert cb.nvcc_ptx(src, "sm_90") == (0, "")

@@ -10,9 +10,10 @@ takes the :class:`~symdiff.codegen.llvm.render.Renderer` and the kernel.
   repeated indices always combine in the same order (deterministic).
 - scan: per row (the other axes; rows split over tasks), a loop along the axis carrying the running
   sum / product in a stack slot (``reverse`` walks from the end); each prefix is stored as it is formed.
-- sort (argsort): per row, element j's rank is the number of elements k that sort before it --
-  ``x_k < x_j``, NaN last, ties by index (so the result is the stable permutation) -- and ``j`` is stored
-  at that rank: branch-free O(L^2) comparisons per row of L, rows split over tasks.
+- sort (argsort): the order is ``x_k < x_j``, NaN last, ties by index (so the result is the stable
+  permutation). Rows of up to ``HEAP_MIN_ROW - 1`` elements: element j's rank is the number of elements
+  that sort before it, and ``j`` is stored at that rank (branch-free O(L^2) comparisons). Longer rows: an
+  in-place heap sort of the row's indices in the output (O(L log L)). Rows are split over tasks.
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel, SortKernel
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.types import I64, PTR, lltype
 
-__all__ = ["render_scatter", "render_scan", "render_sort", "COMBINE"]
+__all__ = ["render_scatter", "render_scan", "render_sort", "COMBINE", "HEAP_MIN_ROW"]
+
+HEAP_MIN_ROW = 33  # argsort rows at least this long are heap-sorted; shorter ones ranked by counting
 
 
 def _c(v: int) -> ir.Constant:
@@ -144,6 +147,64 @@ def _sorts_before(b: ir.IRBuilder, xk, xj, k, j) -> ir.Value:
     return b.or_(lt, b.and_(b.not_(gt), b.icmp_signed("<", k, j)))
 
 
+def _heap_sort_row(r, fn, b: ir.IRBuilder, ctx, k: SortKernel, opoint: list, slots: tuple) -> None:
+    """Heap sort of one row's indices, in place in the output (a max-heap under ``_sorts_before``)."""
+    n, out, axis = k.node, k.out, k.axis
+    (x,) = n.inputs
+    L = n.shape[axis]
+    root_s, = slots
+
+    def at(i) -> list:
+        pt = list(opoint)
+        pt.insert(axis, i)
+        return pt
+
+    def ref(pos):
+        return r.make_eval(fn, b, ctx).store_ref(out, n, at(pos))
+
+    def get(pos):
+        return b.load(ref(pos), typ=I64)
+
+    def before(a, c):  # row entries a, c (indices along the axis): a sorts before c
+        ev = r.make_eval(fn, b, ctx)
+        return _sorts_before(b, ev(x, at(a)), ev(x, at(c)), a, c)
+
+    def sift(root, end) -> None:  # sift entry `root` down the heap of entries [0, end)
+        b.store(root, root_s)
+        hdr, body, swap, done = (fn.append_basic_block(f"sift.{t}") for t in ("hdr", "body", "swap", "done"))
+        b.branch(hdr)
+        b.position_at_end(hdr)
+        child = b.add(b.mul(b.load(root_s, typ=I64), _c(2)), _c(1))
+        b.cbranch(b.icmp_signed("<", child, end), body, done)
+        b.position_at_end(body)
+        rt = b.load(root_s, typ=I64)
+        right = b.add(child, _c(1))
+        has_r = b.icmp_signed("<", right, end)
+        rpos = b.select(has_r, right, child)  # never read past the heap
+        ic, ir_ = get(child), get(rpos)
+        take_r = b.and_(has_r, before(ic, ir_))
+        big, ib = b.select(take_r, rpos, child), b.select(take_r, ir_, ic)
+        iroot = get(rt)
+        b.cbranch(before(iroot, ib), swap, done)
+        b.position_at_end(swap)
+        b.store(ib, ref(rt))
+        b.store(iroot, ref(big))
+        b.store(big, root_s)
+        b.branch(hdr)
+        b.position_at_end(done)
+
+    with counted_loop(b, _c(0), _c(L), 1, "h") as j:
+        b.store(j, ref(j))
+    with counted_loop(b, _c(0), _c(L // 2), 1, "hb") as t:  # heapify: roots L/2-1 .. 0
+        sift(b.sub(_c(L // 2 - 1), t), _c(L))
+    with counted_loop(b, _c(0), _c(L - 1), 1, "he") as t:  # move the largest behind the heap, L-1 .. 1
+        end = b.sub(_c(L - 1), t)
+        i0, ie = get(_c(0)), get(end)
+        b.store(ie, ref(_c(0)))
+        b.store(i0, ref(end))
+        sift(_c(0), end)
+
+
 def render_sort(r, k: SortKernel) -> None:
     n, out, axis = k.node, k.out, k.axis
     (x,) = n.inputs
@@ -157,7 +218,7 @@ def render_sort(r, k: SortKernel) -> None:
         pt.insert(axis, i)
         return pt
 
-    def row(opoint: list) -> None:
+    def rank_row(opoint: list) -> None:
         with counted_loop(b, _c(0), _c(L), 1, "j") as j:
             ev = r.make_eval(fn, b, ctx)
             xj = ev(x, at(opoint, j))
@@ -168,6 +229,8 @@ def render_sort(r, k: SortKernel) -> None:
             ptr = ev.store_ref(out, n, at(opoint, b.load(cnt, typ=I64)))
             b.store(j if lltype(n.dtype) == I64 else b.trunc(j, lltype(n.dtype)), ptr)
 
-    _rows(r, b, k, begin, end, n.shape, axis, row)
+    heap = L >= HEAP_MIN_ROW and lltype(n.dtype) == I64
+    _rows(r, b, k, begin, end, n.shape, axis,
+          (lambda op: _heap_sort_row(r, fn, b, ctx, k, op, (cnt,))) if heap else rank_row)
     b.ret_void()
     r._dispatch(fn, k.tasks)
