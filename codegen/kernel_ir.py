@@ -18,8 +18,8 @@ Kernels (immutable; each states what it reads, writes and costs):
 - :class:`ScatterKernel`: ``scatter_add``/``scatter_mul``/``scatter_max``: fill the output with the
   identity, then combine each update into the position its (wrapped, clamped) index names.
 - :class:`ScanKernel`: ``cumsum``/``cumprod`` along one axis (a loop along it per row).
-- :class:`SortKernel`: ``argsort`` along one axis: per row, each element's rank (how many elements
-  come before it, ties by index) is where its index is written (O(L^2) comparisons per row of L).
+- :class:`SortKernel`: ``argsort`` along one axis (stable, NaN last): short rows rank each element by
+  counting (O(L^2)), long rows are heap-sorted in place (O(L log L)); see the renderers' ``render_extra``.
 
 Renderers dispatch on the kernel's type and keep what they learn (GEMM plans, launch configurations)
 in their own records: nothing writes into a Program once lowering has built it.
