@@ -12,12 +12,13 @@ from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d,
                         dstack, expand_dims, flatten, flip, fliplr, flipud, hsplit, hstack, moveaxis, ravel, rollaxis,
                         split, squeeze, stack, swapaxes, vsplit, vstack)
 from .api_arrange import (array, asarray, cross, diagonal, diff, pad, repeat, roll, rot90, tile, trace, tril, triu)
-from .api_gather import advanced_index, cumprod, cumsum, take, take_along_axis
 from .api_creation import (arange, eye, full, full_like, identity, linspace, ones, ones_like, zeros,
                            zeros_like)
 from .api_reduce import amax, amin, argmax, argmin, average, min, norm, prod, std, var
 from . import linalg
 from .api_select import bool_operator, clip, mod, nan_to_num, select, true_divide
+from .api_gather import (advanced_index, argpartition, argsort, cumprod, cumsum, partition, sort, take,
+                         take_along_axis)
 from .define import define_elementwise
 from .autodiff import grad
 from .backends import list_backends
@@ -41,6 +42,7 @@ __all__ = [
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
     "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
     "clip", "select", "nan_to_num", "mod", "true_divide",
+    "argpartition", "argsort", "partition", "sort",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)
