@@ -64,7 +64,8 @@ def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Nod
         if not w.is_leaf:
             raise ValueError(f"grad: can only differentiate with respect to sd.input/sd.param leaves, got a {w.op} node")
         if w.dtype not in ("float32", "float64"):
-            raise TypeError(f"grad: cannot differentiate with respect to integer tensor {w.name!r} ({w.dtype})")
+            kind = "bool" if w.dtype == "bool" else "integer"
+            raise TypeError(f"grad: cannot differentiate with respect to {kind} tensor {w.name!r} ({w.dtype})")
     # nodes on a path from some wrt leaf to y: only those need cotangents
     depends: set[Node] = set()
     targets = set(wrt)
