@@ -26,8 +26,9 @@ What an emitter must implement (a third backend gets the evaluator for free):
   no-op for SSA backends), ``key(i)`` (a hashable identity of an index value, for memoisation);
 - ``load(buf, offset, node)``: element ``offset`` of buffer ``buf`` (``node`` names it, for comments);
   ``store_ref(buf, offset)``: what a renderer stores into (a pointer, an lvalue);
-- ``const(value, dtype)``, ``cast(v, src, dst)`` (int->float, float->float), ``scalar(op, args, dtype)``
-  (the backend's scalar rule of an elementwise op), ``to_index(v, dtype)`` (a loaded integer label as an
+- ``const(value, dtype)``, ``cast(v, src, dst)`` (between any two of bool/int32/int64/float32/float64:
+  numpy's astype), ``scalar(op, args, dtype)`` (the backend's scalar rule of an elementwise op; ``dtype`` is the
+  operands' compute dtype from ``symdiff/dtypes.py``, a comparison's result is a bool), ``to_index(v, dtype)`` (a loaded integer label as an
   index), ``index_eq(a, b, dtype)`` (1.0 where two indices are equal, else 0.0, in float ``dtype``);
 - for the index selections: ``isub(a, b)``, predicates ``iult(a, c)`` (unsigned ``a < c``), ``ieq(a, c)``,
   ``pand(p, q)``, and ``iselect(p, a, b)`` (indices) / ``vselect(p, a, b, dtype)`` (values);

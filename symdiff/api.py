@@ -38,7 +38,7 @@ def _leaf(kind: str, name: str, shape, dtype, meta: Optional[dict] = None) -> No
 
 
 def input(name: str, shape, dtype: str = "float32") -> Node:  # noqa: A001 - the DSL's public name
-    """A named input leaf (data, labels: int32/int64)."""
+    """A named input leaf (data; integers: int32/int64 (labels, counts); masks: bool)."""
     return _leaf("input", name, shape, dtype)
 
 

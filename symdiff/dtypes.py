@@ -43,7 +43,7 @@ class DType(str):
             return False
         try:
             return _NP[str(self)] == np.dtype(other)
-        except TypeError:
+        except (TypeError, ValueError):
             return NotImplemented
 
     def __ne__(self, other: object) -> bool:

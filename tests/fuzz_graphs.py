@@ -426,8 +426,8 @@ class Builder:
             pred = (apply(self.ch.choice(("isfinite", "isnan", "isinf")), [x]) if self.ch.coin(0.5)
                     else apply(self.ch.choice(COMPARE), [x, sd.as_tensor(0.5, x)]))
             cond = apply(self.ch.choice(("logical_and", "logical_or", "logical_xor")), [cond, pred])
-        elif variant == 2:
-            cond = apply("logical_not", [cond])
+        elif variant == 2:  # (where(~c, a, b) alone simplifies to where(c, b, a))
+            cond = apply("logical_and", [apply("logical_not", [cond]), apply("isfinite", [x])])
         if variant == 3:
             y = x * apply("stop_gradient", [sd.where(cond, 1.5, -0.5)])
             return self.add(y, 1.5 * b, "stop_gradient")

@@ -81,7 +81,8 @@ class LLVMEmitter(Emitter):
         return self.b.sext(v, I64) if v.type != I64 else v
 
     def index_eq(self, a, b, dtype: str) -> ir.Value:
-        return self.b.uitofp(self.b.icmp_signed("==", a, b), lltype(dtype))
+        c = self.b.icmp_signed("==", a, b)
+        return self.b.uitofp(c, lltype(dtype)) if dtype.startswith("float") else self.b.zext(c, lltype(dtype))
 
     # -- index selection (slice/embed/concatenate) --
     def isub(self, a, b) -> ir.Value:
