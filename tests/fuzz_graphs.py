@@ -423,7 +423,7 @@ class Builder:
         cond = apply(self.ch.choice(COMPARE), [a, c])
         variant = self.ch.int(0, 3)
         if variant == 1:
-            pred = (apply(self.ch.choice(("isfinite", "isnan", "isinf")), [x]) if self.ch.coin(0.5)
+            pred = (apply(self.ch.choice(("isfinite", "isnan", "isinf", "isinf")), [x]) if self.ch.coin(0.5)
                     else apply(self.ch.choice(COMPARE), [x, sd.as_tensor(0.5, x)]))
             cond = apply(self.ch.choice(("logical_and", "logical_or", "logical_xor")), [cond, pred])
         elif variant == 2:  # (where(~c, a, b) alone simplifies to where(c, b, a))
