@@ -21,6 +21,8 @@ Counting rules (one run of a kernel):
 - a ScatterKernel over u updates into an output of m elements: u * (w + 1) (one combine per
   update; the identity fill of the output is data movement).
 - a ScanKernel over an input of n elements: n * (w + 1) (one combine per element).
+- a SortKernel over rows of L elements (n in all; its input is materialised): short rows n * L
+  comparisons (the counting rank), long rows (heap sort) about 2 n log2(L).
 - bytes: every buffer a kernel loads (or stores) counted once, its whole size: the compulsory
   traffic, a lower bound on what reaches DRAM.
 """
@@ -157,6 +159,16 @@ def scan_cost(k, where) -> Cost:
     return Cost(x.size * (f + 1), x.size * s, *_traffic(k, where))
 
 
+SORT_HEAP_MIN_ROW = 33  # rows at least this long are heap-sorted (codegen/llvm/render_extra.py)
+
+
+def sort_cost(k, where) -> Cost:
+    x = k.node.inputs[0]
+    L = x.shape[k.axis]
+    per = L if L < SORT_HEAP_MIN_ROW else 2 * max(1, int(np.log2(L)))
+    return Cost(x.size * per, 0, *_traffic(k, where))
+
+
 def program_cost(program) -> Cost:
     """The sum over a Program's kernels (the numbers ``Program.stats()`` reports)."""
     total = Cost()
@@ -166,4 +178,4 @@ def program_cost(program) -> Cost:
 
 
 __all__ = ["Cost", "cost_class", "op_cost", "point_cost", "program_cost", "loop_cost", "reduce_cost", "row_cost",
-           "matmul_cost", "scatter_cost", "scan_cost", "CLASS_COST", "INDEX_OPS", "ROW_WORK"]
+           "matmul_cost", "scatter_cost", "scan_cost", "sort_cost", "CLASS_COST", "INDEX_OPS", "ROW_WORK"]

@@ -23,7 +23,7 @@ KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "bro
                         "matmul", "cast", "softmax", "log_softmax", "logsumexp", "pick", "one_hot",
                         "rand_uniform", "prod"}) | frozenset(TENSOR_EXPANSIONS) \
     | {"slice", "flip", "embed", "concatenate"} \
-    | {"take_along", "scatter_add", "scatter_mul", "scatter_max", "cumsum", "cumprod"}  # ops_gather.py
+    | {"take_along", "scatter_add", "scatter_mul", "scatter_max", "cumsum", "cumprod", "argsort"}  # ops_gather.py
 # TENSOR_EXPANSIONS (argmax, argmin): tensor ops that expand_composites rewrites into the ops above
 
 

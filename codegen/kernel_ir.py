@@ -20,6 +20,8 @@ Kernels (immutable; each states what it reads, writes and costs):
 - :class:`ScanKernel`: ``cumsum``/``cumprod`` along one axis (a loop along it per row).
 - :class:`MatmulKernel`: C = op(A) @ op(B) (+ bias), transposed operands read in place; batched
   (a loop over the batch entries around the GEMM, broadcast operands read with batch stride 0).
+- :class:`SortKernel`: ``argsort`` along one axis (stable, NaN last): short rows rank each element by
+  counting (O(L^2)), long rows are heap-sorted in place (O(L log L)); see the renderers' ``render_extra``.
 
 Renderers dispatch on the kernel's type and keep what they learn (GEMM plans, launch configurations)
 in their own records: nothing writes into a Program once lowering has built it.
@@ -257,7 +259,8 @@ class MatmulKernel(NodeKernel):
 class ScatterKernel(NodeKernel):
     node: Node  # scatter_add / scatter_mul / scatter_max (updates g, indices idx)
     out: Buffer
-    tasks: int = 1  # serial (updates may collide); CUDA uses atomics
+    tasks: int = 1  # LLVM: tasks split ``par_axis`` (updates of different rows never collide); CUDA: atomics
+    par_axis: Optional[int] = None  # an axis (not the scattered one) the output and the updates share
 
     kind: ClassVar[str] = "scatter"
 
@@ -268,7 +271,7 @@ class ScatterKernel(NodeKernel):
         n = self.node
         g, idx = n.inputs
         return (f"{n.op} of {list(g.shape)} updates by {_label(idx)} along axis {n.attrs['axis']} "
-                f"into {list(n.shape)} -> buf{self.out.id}")
+                f"into {list(n.shape)} tasks={self.tasks} -> buf{self.out.id}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,7 +292,24 @@ class ScanKernel(NodeKernel):
         return f"{way}{n.op} along axis {self.axis} of {list(n.shape)} tasks={self.tasks} -> buf{self.out.id}"
 
 
-KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel, ScatterKernel, ScanKernel)
+@dataclass(frozen=True, eq=False)
+class SortKernel(NodeKernel):
+    node: Node  # argsort (its input is materialised: read at every pair of a row)
+    out: Buffer
+    axis: int
+    tasks: int = 1
+
+    kind: ClassVar[str] = "sort"
+
+    def cost(self, where: dict) -> "_cost.Cost":
+        return _cost.sort_cost(self, where)
+
+    def describe(self) -> str:
+        return (f"argsort along axis {self.axis} of {list(self.node.shape)} (rank by counting) tasks={self.tasks} "
+                f"-> buf{self.out.id}")
+
+
+KERNEL_TYPES = (LoopKernel, ReduceKernel, RowKernel, MatmulKernel, ScatterKernel, ScanKernel, SortKernel)
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from symdiff.ir import Node, apply, rebuild, toposort
-from symdiff.ops_gather import SCAN_OPS, SCATTER_OPS
+from symdiff.ops_gather import SCAN_OPS, SCATTER_OPS, SORT_OPS
 from symdiff.ops_tensor import reshape as _reshape
 from symdiff.ops_tensor import transpose as _transpose
 from symdiff.optable import OPS
@@ -26,10 +26,11 @@ from symdiff.signature import Signature
 
 from symdiff.codegen.expand import expand_composites
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
-                                       ScanKernel, ScatterKernel)
+                                       ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.target import Target, host_target
 
-BUFFER_OPS = {"matmul", "sum", "max", "prod", "softmax", "log_softmax", "logsumexp"} | set(SCATTER_OPS) | set(SCAN_OPS)
+BUFFER_OPS = {"matmul", "sum", "max", "prod", "softmax", "log_softmax", "logsumexp"} | set(SCATTER_OPS) \
+    | set(SCAN_OPS) | set(SORT_OPS)
 REDUCE_OPS = ("sum", "max", "prod")  # ReduceKernel / LoopKernel accumulators
 ROW_OPS = {"softmax", "log_softmax", "logsumexp"}
 PAR_MIN_ELEMS = 1 << 15  # below this, a parallel dispatch costs more than it saves (measured: ~2-4 us)
@@ -141,7 +142,7 @@ class Lowering:
             if n.op == "matmul":
                 for opnd in n.inputs:
                     mat.add(opnd.inputs[0] if self._is_t(opnd) else opnd)
-            if n.op == "pick":
+            if n.op == "pick" or n.op in SORT_OPS:
                 mat.add(n.inputs[0])
         mat.update(self.concat_groups)
         cost_memo: dict = {}
@@ -267,11 +268,14 @@ class Lowering:
                 if axes is not None and len(axes) != 1:
                     raise NotImplementedError("logsumexp over several axes is not lowered yet; reshape first")
                 kernels.append(RowKernel(n, out, axis, tasks(n.inputs[0].shape) if axis != 0 else 1))
-            elif n.op in SCATTER_OPS:  # fill, then combine the updates serially (CUDA: atomics)
-                kernels.append(ScatterKernel(n, out))
+            elif n.op in SCATTER_OPS:  # fill, then combine the updates in order (CUDA: atomics)
+                kernels.append(_scatter_kernel(n, out, self.target.loop_tasks))
             elif n.op in SCAN_OPS:  # a loop along the axis per row; rows split over tasks
                 axis = n.attrs["axis"]
                 kernels.append(ScanKernel(n, out, axis, tasks(n.shape) if axis != 0 else 1))
+            elif n.op in SORT_OPS:
+                axis = n.attrs["axis"]
+                kernels.append(SortKernel(n, out, axis, tasks(n.shape) if axis != 0 else 1))
             else:
                 kernels.append(LoopKernel(n.shape, ((n, out),), (), tasks(n.shape)))
         for o, b in copies:
@@ -304,6 +308,17 @@ def _batch_strides(mm: Node) -> tuple:
             acc *= x.shape[d]
         out.append(tuple(st))
     return batch, out[0], out[1]
+
+
+def _scatter_kernel(n: Node, out: Buffer, max_tasks: int) -> ScatterKernel:
+    """Updates at different coordinates of an axis the output shares with them (not the scattered axis,
+    not broadcast) never collide: the longest such axis is split over tasks; none: one serial task."""
+    g = n.inputs[0]
+    shared = [d for d in range(n.ndim) if d != n.attrs["axis"] and n.shape[d] == g.shape[d] > 1]
+    if not shared or g.size < PAR_MIN_ELEMS:
+        return ScatterKernel(n, out)
+    p = max(shared, key=lambda d: n.shape[d])
+    return ScatterKernel(n, out, int(min(n.shape[p], max_tasks)), p)
 
 
 def _fuse(kernels: list, where) -> list:

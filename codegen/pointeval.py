@@ -26,8 +26,9 @@ What an emitter must implement (a third backend gets the evaluator for free):
   no-op for SSA backends), ``key(i)`` (a hashable identity of an index value, for memoisation);
 - ``load(buf, offset, node)``: element ``offset`` of buffer ``buf`` (``node`` names it, for comments);
   ``store_ref(buf, offset)``: what a renderer stores into (a pointer, an lvalue);
-- ``const(value, dtype)``, ``cast(v, src, dst)`` (int->float, float->float), ``scalar(op, args, dtype)``
-  (the backend's scalar rule of an elementwise op), ``to_index(v, dtype)`` (a loaded integer label as an
+- ``const(value, dtype)``, ``cast(v, src, dst)`` (between any two of bool/int32/int64/float32/float64:
+  numpy's astype), ``scalar(op, args, dtype)`` (the backend's scalar rule of an elementwise op; ``dtype`` is the
+  operands' compute dtype from ``symdiff/dtypes.py``, a comparison's result is a bool), ``to_index(v, dtype)`` (a loaded integer label as an
   index), ``index_eq(a, b, dtype)`` (1.0 where two indices are equal, else 0.0, in float ``dtype``);
 - for the index selections: ``isub(a, b)``, predicates ``iult(a, c)`` (unsigned ``a < c``), ``ieq(a, c)``,
   ``pand(p, q)``, and ``iselect(p, a, b)`` (indices) / ``vselect(p, a, b, dtype)`` (values);
@@ -43,6 +44,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Optional, Sequence
 
+from symdiff import dtypes as _dt
 from symdiff import ops_random as R
 from symdiff.ir import Node
 from symdiff.optable import OPS
@@ -273,9 +275,13 @@ class PointEval:
         if op == "const":
             return em.const(n.value.reshape(-1)[0].item(), n.dtype)
         if op == "broadcast_to" or op == "eq" or OPS[op].elementwise:
-            args = [self.convert(self.ev(i, self.broadcast_point(i.shape, n.shape, point)), i.dtype, n.dtype)
-                    for i in n.inputs]
-            return args[0] if op == "broadcast_to" else em.scalar(op, args, n.dtype)
+            # operands in the op's compute dtypes (symdiff/dtypes.py: a comparison of int32 and float32
+            # compares in float64, where(c, a, b) reads c as bool); the rule gets the last operand's dtype
+            cdts = ([n.dtype] * len(n.inputs) if op in ("broadcast_to", "eq")
+                    else _dt.signature(op, [i.dtype for i in n.inputs])[0])
+            args = [self.convert(self.ev(i, self.broadcast_point(i.shape, n.shape, point)), i.dtype, c)
+                    for i, c in zip(n.inputs, cdts)]
+            return args[0] if op == "broadcast_to" else em.scalar(op, args, cdts[-1] if cdts else n.dtype)
         if op == "cast":
             (x,) = n.inputs
             return self.convert(self.ev(x, point), x.dtype, n.dtype)

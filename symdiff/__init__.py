@@ -4,7 +4,7 @@ Declare a model with ``sd.input``/``sd.param`` and NumPy-named functions, differ
 symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
 # fill the op table first (the op modules register into symdiff.optable; the DSL is generated from it)
-from . import ops_elementwise, ops_random, ops_tensor, ops_reduce  # noqa: F401,I001
+from . import ops_elementwise, ops_random, ops_tensor, ops_compare, ops_reduce  # noqa: F401,I001
 from . import ops_gather, ops_index  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
@@ -12,12 +12,14 @@ from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d,
                         dstack, expand_dims, flatten, flip, fliplr, flipud, hsplit, hstack, moveaxis, ravel, rollaxis,
                         split, squeeze, stack, swapaxes, vsplit, vstack)
 from .api_arrange import (array, asarray, cross, diagonal, diff, pad, repeat, roll, rot90, tile, trace, tril, triu)
-from .api_gather import advanced_index, cumprod, cumsum, take, take_along_axis
 from .api_creation import (arange, eye, full, full_like, identity, linspace, ones, ones_like, zeros,
                            zeros_like)
-from .api_reduce import amax, amin, argmax, argmin, average, min, norm, prod, std, var
+from .api_reduce import all, amax, amin, any, argmax, argmin, average, min, nanmean, nansum, norm, prod, std, var
 from .api_products import dot, einsum, inner, kron, matrix_transpose, outer, tensordot, vdot
 from . import linalg
+from .api_select import bool_operator, clip, mod, nan_to_num, select, true_divide
+from .api_gather import (advanced_index, argpartition, argsort, cumprod, cumsum, partition, sort, take,
+                         take_along_axis)
 from .define import define_elementwise
 from .autodiff import grad
 from .backends import list_backends
@@ -39,8 +41,11 @@ __all__ = [
     "advanced_index", "cumprod", "cumsum", "take", "take_along_axis",
     "arange", "eye", "full", "full_like", "identity", "linspace", "ones", "ones_like", "zeros", "zeros_like",
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
+    "all", "any", "nansum", "nanmean",
     "dot", "einsum", "inner", "kron", "matrix_transpose", "outer", "tensordot", "vdot",
     "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    "clip", "select", "nan_to_num", "mod", "true_divide",
+    "argpartition", "argsort", "partition", "sort",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

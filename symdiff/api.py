@@ -38,7 +38,7 @@ def _leaf(kind: str, name: str, shape, dtype, meta: Optional[dict] = None) -> No
 
 
 def input(name: str, shape, dtype: str = "float32") -> Node:  # noqa: A001 - the DSL's public name
-    """A named input leaf (data, labels: int32/int64)."""
+    """A named input leaf (data; integers: int32/int64 (labels, counts); masks: bool)."""
     return _leaf("input", name, shape, dtype)
 
 
@@ -54,7 +54,9 @@ def param(name: str, shape, dtype: str = "float32", init: Any = None) -> Node:
 
 @dsl_function(numpy_name="asarray", ops=("const",))
 def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
-    """Wrap Python scalars / arrays as constants. Python scalars are weakly typed (take ``like``'s dtype)."""
+    """Wrap Python scalars / arrays as constants. Python scalars are weakly typed (take ``like``'s dtype
+    when it is a float; elementwise functions apply NumPy 2's weak-scalar rules, see ``symdiff/dtypes.py``).
+    Arrays keep their dtype (bool, int32, int64, float32, float64; other ints -> int64, floats -> float64)."""
     if isinstance(v, Node):
         return v
     if isinstance(v, (list, tuple)) and _holds_node(v):  # [a, b] of tensors: stacked, as np.asarray would
@@ -70,8 +72,18 @@ def as_tensor(v: TensorLike, like: Optional[Node] = None) -> Node:
     arr = np.asarray(v)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"cannot use an array of dtype {arr.dtype} as a tensor")
-    dt = arr.dtype.name if arr.dtype.name in _dt.FLOAT_DTYPES else "float64"
-    return const(arr, dt)
+    return const(arr, _array_dtype(arr.dtype))
+
+
+def _array_dtype(d: np.dtype) -> str:
+    if d.name in _dt.ALL_DTYPES:
+        return d.name
+    return {"b": "bool", "i": "int64", "u": "int64"}.get(d.kind, "float64")
+
+
+def _is_scalar(v) -> bool:
+    """A Python scalar (weakly typed under NEP 50); NumPy scalars and arrays are strongly typed."""
+    return isinstance(v, numbers.Number) and not isinstance(v, (np.generic, complex))
 
 
 def _holds_node(v: Any) -> bool:
@@ -79,8 +91,26 @@ def _holds_node(v: Any) -> bool:
 
 
 def _ew(op: str, *args: TensorLike) -> Node:
-    like = next((a for a in args if isinstance(a, Node)), None)
-    return apply(op, [as_tensor(a, like) for a in args])
+    """apply(op) with NumPy 2 promotion: Python scalars are weak and become constants of the dtype their
+    operand group promotes to (``x32 * 2`` is float32, ``i32 + 1`` int32, ``i32 + 0.5`` float64)."""
+    if all(isinstance(a, Node) for a in args):
+        return apply(op, args)
+    args = [a if isinstance(a, Node) or _is_scalar(a) else as_tensor(a) for a in args]
+    rule_accepts_bool = _dt.RULE_KINDS[_dt.rule_of(op)][0]
+    out = list(args)
+    for group in _dt.value_groups(op, len(args)):
+        weak = [_dt.scalar_kind(args[i]) for i in group if not isinstance(args[i], Node)]
+        if not weak:
+            continue
+        if "b" in weak and not rule_accepts_bool:
+            v = next(args[i] for i in group if isinstance(args[i], bool))
+            raise TypeError(f"cannot use {v!r} ({type(v).__name__}) as a tensor in {op} (arithmetic needs a number)")
+        dt = _dt.result_type([args[i].dtype for i in group if isinstance(args[i], Node)], weak)
+        for i in group:
+            if not isinstance(args[i], Node):
+                _dt.check_scalar_fits(op, args[i], dt)
+                out[i] = const(args[i], dt)
+    return apply(op, out)
 
 
 def elementwise_function(op: str, name: Optional[str] = None) -> Callable[..., Node]:
@@ -185,9 +215,10 @@ def broadcast_to(x: TensorLike, shape) -> Node:
 
 
 @dsl_function(numpy_name="ndarray.astype", ops=("cast",))
-def astype(x: Node, dtype: str) -> Node:
-    """Cast to another float dtype."""
-    return _cast(x, _dt.normalize(dtype))
+def astype(x: TensorLike, dtype) -> Node:
+    """Cast to another dtype (NumPy's ``astype``): float -> int truncates toward zero, -> bool is ``x != 0``
+    (NaN is true), bool -> number is 0/1. A float out of the integer range casts to an unspecified value."""
+    return _cast(as_tensor(x), _dt.normalize(dtype))
 
 
 def matmul(a: TensorLike, b: TensorLike) -> Node:

@@ -1,5 +1,6 @@
-"""The DSL of gathers, scatters and cumulative ops: ``take``, ``take_along_axis``, NumPy advanced
-(integer-array) indexing, JAX's functional updates ``x.at[key].set/add/multiply/get`` and ``cumsum``/``cumprod``.
+"""The DSL of gathers, scatters, scans and sorts: ``take``, ``take_along_axis``, NumPy advanced (integer-array)
+indexing, JAX's functional updates ``x.at[key].set/add/multiply/get``, ``cumsum``/``cumprod`` and
+``sort``/``argsort``/``partition``/``argpartition``.
 
 Every index expression becomes a short chain of ``take_along`` gathers (point ops: they fuse into the
 kernels that read them), reshapes and transposes: :class:`Gather` records the chain, so a functional
@@ -33,11 +34,13 @@ from . import dtypes as _dt
 from .api import TensorLike, as_tensor
 from .ir import Node, apply, const
 from .ops_gather import cumsum as _cumsum
+from .ops_gather import gather_shape
 from .ops_gather import scatter_add as _scatter_add
 from .ops_gather import take_along as _take_along
 from .ops_tensor import broadcast_to, cast, reshape, transpose
 
-__all__ = ["take", "take_along_axis", "advanced_index", "cumsum", "cumprod", "AtIndexer", "AtUpdate", "Gather",
+__all__ = ["take", "take_along_axis", "advanced_index", "cumsum", "cumprod", "sort", "argsort", "partition",
+           "argpartition", "AtIndexer", "AtUpdate", "Gather",
            "gather_of"]
 
 
@@ -48,7 +51,7 @@ def _is_dynamic(v: Any) -> bool:
 
 
 def _check_dynamic(op: str, v: Node) -> Node:
-    if v.dtype == "bool" or str(v.dtype) == "bool":
+    if str(v.dtype) == "bool":  # a mask tensor (dtype "bool"): its nonzero count is only known at run time
         raise IndexError(f"{op}: a boolean tensor index has a data-dependent result shape (tensor {v.name or v.op!r} "
                          f"{list(v.shape)}); use sd.where(mask, x, other) or a constant NumPy mask")
     if v.dtype not in _dt.INT_DTYPES:
@@ -97,13 +100,17 @@ class Gather:
         return x
 
     def shapes(self) -> list:
-        """The shape before each step (and the final one)."""
-        shapes, s = [self.in_shape], self.in_shape
-        probe = Node("input", (), {"name": "gather_probe"}, s, "float64")  # shapes only: never compiled
-        x = probe
+        """The shape before each step, and the final one."""
+        shapes = [tuple(self.in_shape)]
         for step in self.steps:
-            x = Gather(x.shape, (step,)).apply(x)
-            shapes.append(x.shape)
+            s = shapes[-1]
+            if step[0] == "reshape":
+                s = tuple(step[1])
+            elif step[0] == "transpose":
+                s = tuple(s[p] for p in step[1])
+            else:
+                s = gather_shape("take_along", s, step[1].shape, step[2])
+            shapes.append(s)
         return shapes
 
     def transpose_apply(self, v: Node, op: str = "scatter_add", fill: Optional[int] = None) -> Node:
@@ -314,6 +321,53 @@ def cumprod(x: TensorLike, axis: Optional[int] = None) -> Node:
     return apply("cumprod", [x], axis=int(axis) % x.ndim, reverse=False)
 
 
+def _sort_axis(op: str, x: Node, axis: Optional[int]) -> tuple[Node, int]:
+    if axis is None:
+        return reshape(x, (x.size,)), 0
+    if not isinstance(axis, numbers.Integral) or not -x.ndim <= axis < max(x.ndim, 1):
+        raise ValueError(f"{op}: axis {axis!r} is out of bounds for a tensor of rank {x.ndim} (shape {x.shape})")
+    if x.ndim == 0:
+        raise ValueError(f"{op}: cannot sort a 0-d tensor along an axis; use axis=None")
+    return x, int(axis) % x.ndim
+
+
+def argsort(x: TensorLike, axis: Optional[int] = -1) -> Node:
+    """The int64 permutation that sorts ``x`` along ``axis`` (None: the flattened ``x``), as
+    ``np.argsort(kind="stable")``: ties keep their order, NaNs go last. Not differentiable (an index)."""
+    x, axis = _sort_axis("argsort", as_tensor(x), axis)
+    return apply("argsort", [x], axis=axis)
+
+
+def sort(x: TensorLike, axis: Optional[int] = -1) -> Node:
+    """``x`` sorted along ``axis`` (None: flattened), as ``np.sort``; NaNs last. The gradient flows back
+    through the sorting permutation (a scatter of the cotangent by ``argsort``)."""
+    x, axis = _sort_axis("sort", as_tensor(x), axis)
+    return _take_along(x, apply("argsort", [x], axis=axis), axis)
+
+
+def _kth(op: str, x: Node, kth: Any, axis: int) -> None:
+    n = x.shape[axis]
+    for k in np.atleast_1d(np.asarray(kth)).reshape(-1):
+        if not isinstance(k.item(), int) or not -n <= int(k) < n:
+            raise ValueError(f"{op}: kth(={k}) out of bounds for axis {axis} of length {n} (shape {x.shape})")
+
+
+def partition(x: TensorLike, kth: Any, axis: Optional[int] = -1) -> Node:
+    """``np.partition``: along ``axis`` the element at each ``kth`` position is the one a sort would put
+    there, smaller ones before, larger ones after. NumPy leaves the order inside the two parts undefined;
+    here they are sorted (the result is ``sort(x)``), which satisfies that contract. Differentiable as sort."""
+    x, ax = _sort_axis("partition", as_tensor(x), axis)
+    _kth("partition", x, kth, ax)
+    return sort(x, ax)
+
+
+def argpartition(x: TensorLike, kth: Any, axis: Optional[int] = -1) -> Node:
+    """``np.argpartition``: the indices that partition ``x`` (here: the stable sorting permutation)."""
+    x, ax = _sort_axis("argpartition", as_tensor(x), axis)
+    _kth("argpartition", x, kth, ax)
+    return argsort(x, ax)
+
+
 # -- functional updates: x.at[key] ----------------------------------------------------------------------------
 
 class AtIndexer:
@@ -370,20 +424,17 @@ class AtUpdate:
     def set(self, v: TensorLike) -> Node:
         v = self._v(v, "set")
         dt = self.x.dtype
-        if self.static:  # last occurrence of each position wins; computed now
+        if self.static:  # the last occurrence of each position wins; computed now
             flat = self._flat()
             last = np.zeros(flat.size, bool)
             _, first_rev = np.unique(flat[::-1], return_index=True)
             last[flat.size - 1 - first_rev] = True
-            hit = np.zeros(self.x.size, bool)
-            hit[flat] = True
             winner = const(last.reshape(self.out_shape).astype(dt), dt)
-            keep = const((~hit).reshape(self.x.shape).astype(dt), dt)
         else:  # the largest row-major position sent to each target wins: a scatter_max of positions
             pos = const(np.arange(int(np.prod(self.out_shape, dtype=np.int64)), dtype=np.int64)
                         .reshape(self.out_shape), "int64")
-            best = self.g.transpose_apply(pos, "scatter_max", fill=-1)
-            back = cast(self.g.apply(best), "float64")
+            back = cast(self.g.apply(self.g.transpose_apply(pos, "scatter_max", fill=-1)), "float64")
             winner = cast(apply("eq", [back, cast(pos, "float64")]), dt)
-            keep = cast(apply("eq", [cast(best, "float64"), const(-1.0, "float64")]), dt)
+        # one winner per written position: scattering the winner mask marks exactly the positions hit
+        keep = apply("sub", [const(1.0, dt), self.g.transpose_apply(winner)])
         return apply("add", [apply("mul", [self.x, keep]), self.g.transpose_apply(apply("mul", [v, winner]))])

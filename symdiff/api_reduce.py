@@ -8,6 +8,7 @@ follows JAX's at singular points: the 2-norm / Frobenius norm of an all-zero inp
 """
 from __future__ import annotations
 
+import builtins
 import numbers
 from typing import Optional
 
@@ -20,7 +21,8 @@ from .optable import dsl_function
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import reshape as _reshape
 
-__all__ = ["min", "amin", "amax", "prod", "var", "std", "argmax", "argmin", "average", "norm"]
+__all__ = ["min", "amin", "amax", "prod", "var", "std", "argmax", "argmin", "average", "norm", "all", "any",
+           "nansum", "nanmean"]
 
 def axes_of(op: str, x: Node, axis) -> tuple:
     """``axis`` (None, an int or a tuple, negatives allowed) as sorted non-negative axes of ``x``."""
@@ -36,7 +38,7 @@ def min(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
     """Minimum over ``axis`` as ``-max(-x)``: its gradient is shared equally between tied minima."""
     x = as_tensor(x)
     axes = axes_of("min", x, axis)
-    if any(x.shape[a] == 0 for a in axes):
+    if builtins.any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"min: zero-size reduction over axes {axes} of shape {x.shape} has no identity")
     return _api.negative(apply("max", [_api.negative(x)], axes=axes, keepdims=bool(keepdims)))
 
@@ -193,3 +195,45 @@ def norm(x: TensorLike, ord=None, axis=None, keepdims: bool = False) -> Node:
     if ord is None or ord == "fro":
         return _matrix_norm(x, ord, axes, keepdims)
     return _matrix_norm(x, ord, ordered, keepdims)
+
+
+# -- truth-value and NaN-skipping reductions --------------------------------------------------------------------
+
+def _truth_count(op: str, x: TensorLike, axis, keepdims: bool) -> tuple:
+    """(number of true entries over the axes as float64, the count of entries, axes): an entry is true when
+    it is != 0 (NaN is true), as NumPy's ``bool(x)``."""
+    x = as_tensor(x)
+    axes = axes_of(op, x, axis)
+    t = _api.astype(_api.astype(x, "bool"), "float64")
+    return _api.sum(t, axes, keepdims), _count(x, axes)
+
+
+@dsl_function(numpy_name="all", differentiable=False, ops=("cast", "sum", "equal"))
+def all(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
+    """True (bool) where every entry over ``axis`` is true (!= 0), as ``np.all``; an empty reduction is True."""
+    n, count = _truth_count("all", x, axis, keepdims)
+    return _api.equal(n, float(count))
+
+
+@dsl_function(numpy_name="any", differentiable=False, ops=("cast", "sum", "greater"))
+def any(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
+    """True (bool) where some entry over ``axis`` is true (!= 0), as ``np.any``; an empty reduction is False."""
+    n, _ = _truth_count("any", x, axis, keepdims)
+    return _api.greater(n, 0.0)
+
+
+@dsl_function(numpy_name="nansum", ops=("isnan", "where", "sum"))
+def nansum(x: TensorLike, axis=None, keepdims: bool = False) -> Node:
+    """Sum over ``axis`` treating NaN as 0, as ``np.nansum`` (NaN entries get a zero gradient)."""
+    x = as_tensor(x)
+    return _api.sum(_api.where(_api.isnan(x), 0.0, x), axis, keepdims)
+
+
+@dsl_function(numpy_name="nanmean", ops=("isnan", "where", "sum", "div"))
+def nanmean(x: TensorLike, axis=None, keepdims: bool = False) -> Node:
+    """Mean over ``axis`` of the non-NaN entries, as ``np.nanmean`` (an all-NaN slice gives NaN)."""
+    x = as_tensor(x)
+    nan = _api.isnan(x)
+    kept = _api.sum(_api.astype(_api.logical_not(nan), x.dtype), axis, keepdims)
+    return _api.divide(_api.sum(_api.where(nan, 0.0, x), axis, keepdims), kept)
+

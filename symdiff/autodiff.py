@@ -50,7 +50,10 @@ def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Nod
     if y.shape != ():
         raise ValueError(f"grad: y must be a scalar tensor, got shape {y.shape} (reduce it first, e.g. sd.sum)")
     if y.dtype not in ("float32", "float64"):
-        raise TypeError(f"grad: y must be a float tensor, got {y.dtype}")
+        kind = "a bool" if y.dtype == "bool" else "an integer"
+        raise TypeError(f"grad: output {_label(y)!r} ({y.dtype}{list(y.shape)}) is {kind} tensor; integer and bool "
+                        f"results are not differentiable (differentiate the float value before the comparison or "
+                        f"cast)")
     if simplify:  # differentiate the stabilized forward graph (log(sigmoid(x)) -> -softplus(-x), ...):
         from .simplify import simplify as _simplify  # its derivative stays finite where the naive one is 0 * inf
         y = _simplify(y)
@@ -62,12 +65,13 @@ def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Nod
         if not w.is_leaf:
             raise ValueError(f"grad: can only differentiate with respect to sd.input/sd.param leaves, got a {w.op} node")
         if w.dtype not in ("float32", "float64"):
-            raise TypeError(f"grad: cannot differentiate with respect to integer tensor {w.name!r} ({w.dtype})")
+            kind = "bool" if w.dtype == "bool" else "integer"
+            raise TypeError(f"grad: cannot differentiate with respect to {kind} tensor {w.name!r} ({w.dtype})")
     # nodes on a path from some wrt leaf to y: only those need cotangents
     depends: set[Node] = set()
     targets = set(wrt)
-    for n in order:
-        if n in targets or any(i in depends for i in n.inputs):
+    for n in order:  # gradients do not flow through int/bool values (comparisons, casts to int, labels)
+        if n in targets or (n.dtype in ("float32", "float64") and any(i in depends for i in n.inputs)):
             depends.add(n)
 
     contribs: dict[Node, list[Node]] = {y: [const(1.0, y.dtype)]}

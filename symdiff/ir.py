@@ -8,8 +8,9 @@ Interning: every node carries a structural digest (op, attributes, shape, dtype 
 its inputs), and construction returns the one live node with that digest when there is one (a weak-value
 table, see docs/architecture.md "Node identity and interning"). So identity *is* structure: ``a is b``
 exactly when ``a`` and ``b`` are structurally equal, hashing uses the digest, and common-subexpression
-elimination falls out of building a graph. ``==``/``!=`` between nodes are not structural equality (they
-raise, for now; they are reserved for elementwise comparison): compare nodes with ``is``.
+elimination falls out of building a graph. ``==``/``!=`` between tensors are *elementwise comparisons*
+(``sd.equal`` / ``sd.not_equal``: they build a bool node, as NumPy), not structural equality: compare
+nodes with ``is`` (and never test ``node in list_of_nodes``: that calls ``==``; use sets, dicts or ``is``).
 
 ``meta`` (leaf ``init``, display names, ``grad_of``) is per-structure annotation, not part of the digest:
 creating a node that is already live with explicit ``meta`` updates the shared node's keys (the latest
@@ -42,9 +43,6 @@ def _freeze(v: Any) -> Any:
 
 _INTERNED: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary()  # digest -> live node
 _INTERN_LOCK = threading.Lock()  # makes lookup-or-insert atomic (two threads building one graph get one node)
-
-_EQ_MESSAGE = ("use `is` to compare graph nodes (identity is structural: nodes are interned); `==`/`!=` on "
-               "symdiff tensors are reserved for elementwise comparison and not defined yet")
 
 
 def digest_of(op: str, inputs: Sequence["Node"], attrs: dict, shape: tuple, dtype: str) -> str:
@@ -86,6 +84,7 @@ class Node:
         inputs = tuple(inputs)
         attrs = dict(attrs)
         shape = tuple(int(s) for s in shape)
+        dtype = _dt.as_dtype(dtype)
         digest = digest_of(op, inputs, attrs, shape, dtype)
         with _INTERN_LOCK:
             node = _INTERNED.get(digest)
@@ -113,14 +112,15 @@ class Node:
     def __hash__(self) -> int:
         return self._hash
 
-    def __eq__(self, other: object):
-        raise TypeError(_EQ_MESSAGE)
+    def __eq__(self, other: object):  # elementwise (sd.equal); compare nodes themselves with `is`
+        return _api().equal(self, other) if _tensor_like(other) else NotImplemented
 
     def __ne__(self, other: object):
-        raise TypeError(_EQ_MESSAGE)
+        return _api().not_equal(self, other) if _tensor_like(other) else NotImplemented
 
     def __bool__(self) -> bool:
-        raise TypeError("a symbolic tensor has no truth value (did you mean sd.maximum / comparisons on arrays?)")
+        raise TypeError("a symbolic tensor has no truth value: `==`, `<`, ... build elementwise comparisons "
+                        "(use sd.where to select with one, and `is` to compare graph nodes)")
 
     # -- properties -----------------------------------------------------------------------------------
     @property
@@ -171,6 +171,25 @@ class Node:
     def __rmatmul__(self, o): return _api().matmul(o, self)
     def __neg__(self): return _api().negative(self)
     def __pos__(self): return self
+    def __abs__(self): return _api().abs(self)
+    def __floordiv__(self, o): return _api().floor_divide(self, o)
+    def __rfloordiv__(self, o): return _api().floor_divide(o, self)
+    def __mod__(self, o): return _api().remainder(self, o)
+    def __rmod__(self, o): return _api().remainder(o, self)
+    def __lt__(self, o): return _api().less(self, o)
+    def __le__(self, o): return _api().less_equal(self, o)
+    def __gt__(self, o): return _api().greater(self, o)
+    def __ge__(self, o): return _api().greater_equal(self, o)
+    def __and__(self, o): return _sel().bool_operator("&", self, o)
+    def __rand__(self, o): return _sel().bool_operator("&", o, self)
+    def __or__(self, o): return _sel().bool_operator("|", self, o)
+    def __ror__(self, o): return _sel().bool_operator("|", o, self)
+    def __xor__(self, o): return _sel().bool_operator("^", self, o)
+    def __rxor__(self, o): return _sel().bool_operator("^", o, self)
+    def __invert__(self): return _sel().bool_operator("~", self)
+
+    def astype(self, dtype): return _api().astype(self, dtype)
+    def clip(self, min=None, max=None): return _sel().clip(self, min, max)  # noqa: A002 - NumPy's names
 
     def sum(self, axis=None, keepdims: bool = False): return _api().sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims: bool = False): return _api().mean(self, axis, keepdims)
@@ -181,6 +200,8 @@ class Node:
     def std(self, axis=None, ddof: int = 0, keepdims: bool = False): return _reduce_api().std(self, axis, ddof, keepdims)
     def argmax(self, axis=None, keepdims: bool = False): return _reduce_api().argmax(self, axis, keepdims)
     def argmin(self, axis=None, keepdims: bool = False): return _reduce_api().argmin(self, axis, keepdims)
+    def all(self, axis=None, keepdims: bool = False): return _reduce_api().all(self, axis, keepdims)
+    def any(self, axis=None, keepdims: bool = False): return _reduce_api().any(self, axis, keepdims)
     def reshape(self, *shape): return _api().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     # indexing and shape methods (symdiff/api_shape.py)
@@ -231,6 +252,14 @@ def _api_gather():
 def _reduce_api():
     from . import api_reduce
     return api_reduce
+def _sel():
+    from . import api_select
+    return api_select
+
+
+def _tensor_like(v: object) -> bool:
+    """Operands `==`/`!=` compare elementwise with (anything else: NotImplemented, so `node == None` is False)."""
+    return isinstance(v, (Node, int, float, np.ndarray, np.generic, list, tuple)) and not isinstance(v, (str, bytes))
 
 
 Tensor = Node  # the public name in docs

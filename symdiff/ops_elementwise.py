@@ -10,6 +10,7 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
+from . import dtypes as _dt
 from .optable import X, elementwise
 
 
@@ -79,3 +80,8 @@ elementwise("relu", relu(x), lambda a: np.maximum(a, np.zeros((), a.dtype)), "ch
             "max(x, 0); derivative 0 at x = 0")
 elementwise("heaviside", sp.Heaviside(x), lambda a: np.heaviside(a, np.asarray(0.5, a.dtype)), "cheap")  # H(0) = 1/2
 elementwise("step", sp.Heaviside(x, 0), lambda a: np.heaviside(a, np.zeros((), a.dtype)), "cheap")  # H(0) = 0
+
+# integer-closed ops (NumPy keeps int32/int64 operands integers; symdiff/dtypes.py "numeric"); every other
+# elementwise op computes in floats (ints promote to float64) and rejects bool operands
+for _op in ("add", "sub", "mul", "neg", "square", "abs", "sign", "maximum", "minimum"):
+    _dt.set_rule(_op, "numeric")

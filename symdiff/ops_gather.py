@@ -13,6 +13,9 @@ nearest end of the axis (so ``-n - 5`` reads element 0 and ``n + 5`` reads eleme
   ``g[p]`` added at the position ``take_along`` reads for ``p`` (repeated indices sum).
   ``scatter_mul`` multiplies instead (ones, then the product of the values sent to a position);
   ``scatter_max`` keeps the largest (integer tensors only; positions nobody writes hold ``fill``).
+- ``argsort(x, axis)``: the int64 permutation that sorts ``x`` along ``axis``, stable (ties keep their
+  order) with NaNs last, as ``np.argsort(kind="stable")``; ``sort(x) = take_along(x, argsort(x))``, so the
+  gradient of a sort is the scatter of the cotangent by the permutation.
 - ``cumsum(x, axis, reverse)`` / ``cumprod(x, axis, reverse)``: inclusive scans along ``axis``;
   ``reverse=True`` scans from the end (``out[i] = sum(x[i:])``), which is the VJP of the forward scan.
 """
@@ -24,10 +27,11 @@ from . import dtypes as _dt
 from .ir import Node, apply
 from .optable import OpDef, register
 
-__all__ = ["wrap_clamp", "gather_shape", "take_along", "scatter_add", "cumsum", "SCATTER_OPS", "SCAN_OPS"]
+__all__ = ["wrap_clamp", "gather_shape", "take_along", "scatter_add", "cumsum", "SCATTER_OPS", "SCAN_OPS", "SORT_OPS"]
 
 SCATTER_OPS = ("scatter_add", "scatter_mul", "scatter_max")  # combine rule per op: see the kernel renderers
 SCAN_OPS = ("cumsum", "cumprod")
+SORT_OPS = ("argsort",)
 
 
 def wrap_clamp(idx: np.ndarray, n: int) -> np.ndarray:
@@ -117,6 +121,15 @@ def _scan_infer(op):
     return infer
 
 
+def _argsort_infer(inputs, attrs):
+    (x,) = inputs
+    if not _dt.is_float(x.dtype):
+        raise TypeError(f"argsort: expected a float tensor, got {x.dtype} tensor {x.name or x.op!r}")
+    if not 0 <= attrs["axis"] < x.ndim:
+        raise ValueError(f"argsort: axis {attrs['axis']} is out of bounds for a tensor of rank {x.ndim} (shape {x.shape})")
+    return x.shape, "int64"
+
+
 # -- numpy implementations -----------------------------------------------------------------------------------
 
 def _take_along_np(a, idx, axis):
@@ -187,6 +200,9 @@ register(OpDef("scatter_mul", _scatter_infer("scatter_mul"), _scatter_np(np.mult
 register(OpDef("scatter_max", _scatter_infer("scatter_max"), _scatter_np(np.maximum, lambda dt: np.iinfo(dt).min),
                arity=2, differentiable=False, cost_class="cheap",
                doc="integer scatter keeping the largest value per position (attr fill: value of untouched ones)"))
+register(OpDef("argsort", _argsort_infer, lambda a, axis: np.argsort(a, axis=axis, kind="stable").astype(np.int64),
+               arity=1, differentiable=False, cost_class="cheap",
+               doc="argsort(x, axis): the stable sorting permutation along axis (NaN last), int64"))
 register(OpDef("cumsum", _scan_infer("cumsum"), _scan_np(np.cumsum), _cumsum_vjp, cost_class="cheap",
                doc="inclusive cumulative sum along axis (reverse: from the end)"))
 register(OpDef("cumprod", _scan_infer("cumprod"), _scan_np(np.cumprod), _cumprod_vjp, cost_class="cheap",

@@ -74,26 +74,32 @@ def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
         raise ValueError(f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together") from None
 
 
+def _describe(n) -> str:
+    """An operand in error messages: 'mask' (bool[3]), or <greater node> (bool[3]) when unnamed."""
+    return f"{n.name!r} ({n.dtype}{list(n.shape)})" if n.name else f"<{n.op} node> ({n.dtype}{list(n.shape)})"
+
+
 def _elementwise_infer(name: str):
     def infer(inputs, attrs):
-        for i in inputs:
-            if not _dt.is_float(i.dtype):
-                raise TypeError(f"{name}: integer tensor {i.name or i.op!r} ({i.dtype}) can only be used as labels "
-                                f"(cross_entropy); arithmetic needs float32/float64")
-        return broadcast_shapes(name, *(i.shape for i in inputs)), _dt.promote(*(i.dtype for i in inputs))
+        _ins, out = _dt.signature(name, [i.dtype for i in inputs], lambda k: _describe(inputs[k]))
+        return broadcast_shapes(name, *(i.shape for i in inputs)), out
     return infer
 
 
 def elementwise(name: str, expr: sp.Expr, impl: Callable, cost_class: str = "cheap", api: Optional[str] = None,
-                doc: str = "", arity: Optional[int] = None) -> OpDef:
+                doc: str = "", arity: Optional[int] = None, dtypes: str = "float") -> OpDef:
     """Register an elementwise op defined by a SymPy expression of X[0], X[1], ...
 
     ``api``: the DSL name of the generated function (``sd.<api>``); None keeps the op internal.
-    ``arity``: default one more than the highest operand symbol used."""
+    ``arity``: default one more than the highest operand symbol used.
+    ``dtypes``: the dtype rule (``symdiff/dtypes.py`` RULE_KINDS): "float" (default: ints promote to
+    float64, bool is an error), "numeric" (ints stay ints), "compare", "logical", "predicate", "any", "where".
+    ``impl`` sees its operands converted to the rule's compute dtypes."""
     if arity is None:
         arity = max(int(str(s)[1:]) for s in expr.free_symbols) + 1 if expr.free_symbols else 0
-    op = register(OpDef(name, _elementwise_infer(name), impl, expr=expr, arity=arity, doc=doc,
-                        cost_class=cost_class, api=api))
+    _dt.set_rule(name, dtypes)
+    op = register(OpDef(name, _elementwise_infer(name), _dt.numpy_wrapped(name, impl), expr=expr, arity=arity,
+                        doc=doc, cost_class=cost_class, api=api))
     if _is_head(expr) and all(a in X for a in _head_args(expr)):
         key = (expr.func, tuple(expr.args[1:]) if expr.func is sp.Heaviside else ())
         SYMPY_FUNCS.setdefault(key, name)

@@ -164,6 +164,8 @@ def _raise_kind_or_shape(spec: LeafSpec, arr: np.ndarray, prefix: str) -> None:
     if kind not in ACCEPTED_KINDS[want.kind]:
         if want.kind in "iu" and kind == "f":
             raise TypeError(f"{where}: labels must be integers ({spec.dtype}), got {arr.dtype}")
+        if want.kind == "b":
+            raise TypeError(f"{where}: expected a bool array (a mask) of shape {spec.shape}, got dtype {arr.dtype}")
         raise TypeError(f"{where}: expected a numeric array of dtype {spec.dtype}, got dtype {arr.dtype}")
     raise ValueError(f"{where}: expected shape {spec.shape}, got {arr.shape}")
 

@@ -121,6 +121,8 @@ def to_graph(expr: sp.Expr, env: dict, dtype: str) -> Node:
         if op is None:
             raise NotImplementedError(f"no op for SymPy expression {e} ({e.func})")
         args = [conv(a) for a in (e.args[:1] if e.func is sp.Heaviside else e.args)]
+        if len(args) == OPS[op].arity:  # (where(c, a, b) is ternary)
+            return apply(op, args)
         out = args[0]
         for a in args[1:]:  # Max/Min may be n-ary
             out = apply(op, [out, a])

@@ -10,6 +10,7 @@ import numpy as np
 import symdiff as sd
 from symdiff.ir import apply
 
+from conftest import distinct
 from test_ops import Case
 
 
@@ -53,6 +54,10 @@ CASES: dict = {
                         lambda x, p, i: apply("take_along", [x, apply("scatter_max", [p, i], axis=1, shape=(1, 3),
                                                                         fill=-5)], axis=1),
                         lambda x, p, i: x[:, [4, 1, 5]]),  # maxima [4, -5 (fill), 9] wrapped/clamped into 6
+    # sorted values through the permutation: the gradient is the scatter of the cotangent by argsort
+    "argsort": Case(lambda r: {"x": distinct(r, (3, 4))},
+                    lambda x: apply("take_along", [x, apply("argsort", [x], axis=0)], axis=0),
+                    lambda x: np.sort(x, axis=0)),
     "cumsum": Case(lambda r: {"x": r.standard_normal((3, 4))},
                    lambda x: apply("cumsum", [x], axis=0, reverse=True),
                    lambda x: np.stack([x[k:].sum(axis=0) for k in range(3)])),
@@ -75,22 +80,32 @@ def _at_gen(r):
     return {"x": r.standard_normal((4, 3)), "v": _away(r, (3,)), "i": np.array([1, -1, 1])}
 
 
+# run on every backend by the op suite (forward, gradient, Hessian-vector product); each compiles into the shared
+# op graph, so only functions whose graphs differ in kind are here -- the rest are API_NUMPY_CASES
 API_CASES: dict = {
-    "take": Case(lambda r: {"x": r.standard_normal((3, 4)), "i": np.array([[2, 0], [-1, 1]])},
-                 lambda x, i: sd.take(x, i, axis=1), lambda x, i: np.take(x, i, axis=1)),
-    "take_along_axis": Case(lambda r: {"x": r.standard_normal((3, 4)), "i": np.array([[2, 0, 1, 1], [0, 0, 2, 1]])},
-                            lambda x, i: sd.take_along_axis(x, i, axis=0),
-                            lambda x, i: np.take_along_axis(x, i, axis=0)),
     # integer tensor + slice + constant list: the indexed axes are not adjacent, so their dims go first
     "advanced_index": Case(lambda r: {"x": r.standard_normal((3, 4, 2)), "i": np.array([2, 0, 2])},
                            lambda x, i: sd.advanced_index(x, (i, slice(None, None, -2), [1, 0, 1])),
                            lambda x, i: x[i, ::-2, [1, 0, 1]]),
     "at_set": Case(_at_gen, lambda x, v, i: x.at[i, 2].set(v), _at_ref("set")),
-    "at_add": Case(_at_gen, lambda x, v, i: x.at[i, 2].add(v), _at_ref("add")),
+}
+
+# checked against their reference on the numpy backend (tests/test_api_gather.py); the ops they build on are
+# in CASES above, and tests/test_api_gather.py runs the functions themselves on every backend
+API_NUMPY_CASES: dict = {
+    "sort": Case(lambda r: {"x": distinct(r, (2, 5))}, lambda x: sd.sort(x), lambda x: np.sort(x)),
     "at_multiply": Case(_at_gen, lambda x, v, i: x.at[i, 2].multiply(v), _at_ref("mul")),
+    "take": Case(lambda r: {"x": r.standard_normal((3, 4)), "i": np.array([[2, 0], [-1, 1]])},
+                 lambda x, i: sd.take(x, i, axis=1), lambda x, i: np.take(x, i, axis=1)),
+    "take_along_axis": Case(lambda r: {"x": r.standard_normal((3, 4)), "i": np.array([[2, 0, 1, 1], [0, 0, 2, 1]])},
+                            lambda x, i: sd.take_along_axis(x, i, axis=0),
+                            lambda x, i: np.take_along_axis(x, i, axis=0)),
+    "at_add": Case(_at_gen, lambda x, v, i: x.at[i, 2].add(v), _at_ref("add")),
     "at_static": Case(lambda r: {"x": r.standard_normal((4, 3)), "v": r.standard_normal((2, 3))},
                       lambda x, v: x.at[[3, 0, 3], :].add(sd.advanced_index(v, [0, 1, 1])).at[1:3].set(v),
                       lambda x, v: _static_at_ref(x, v)),
+    "partition": Case(lambda r: {"x": distinct(r, (5, 2))}, lambda x: sd.partition(x, 1, axis=0),
+                      lambda x: np.sort(x, axis=0)),  # a valid partition (see sd.partition)
     "cumsum": Case(lambda r: {"x": r.standard_normal((2, 3))}, lambda x: sd.cumsum(x), lambda x: np.cumsum(x)),
     "cumprod": Case(lambda r: {"x": _away(r, (2, 3))}, lambda x: x.cumprod(axis=-1),
                     lambda x: np.cumprod(x, axis=-1)),

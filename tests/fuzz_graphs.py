@@ -3,7 +3,8 @@
 ``Builder`` grows a random well-typed graph from the whole op table -- elementwise unary/binary ops with
 NumPy broadcasting (size-1 and added axes), reductions over random axes with and without keepdims,
 max/logsumexp/softmax/log_softmax, matmul of 1-D/2-D operands, reshape/transpose/broadcast_to/cast,
-cross_entropy/pick/one_hot on integer labels, rand_uniform masks, eq masks, constants -- with fan-out
+cross_entropy/pick/one_hot on integer labels, rand_uniform masks, eq masks, constants, gathers/scatters on
+integer index leaves (negative and out-of-range entries: wrapped, clamped), cumsum/cumprod, sort -- with fan-out
 (nodes reused) and several outputs. Domains are kept valid by construction (log/sqrt/pow/div get
 positive or bounded-away operands) and magnitudes by a running bound (large values are rescaled before
 exp and friends). Choices come from hypothesis (``HypChooser``, shrinkable) or a seeded
@@ -34,6 +35,7 @@ SMOOTH_UNARY = ("neg", "square", "exp", "expm1", "sin", "cos", "tanh", "sigmoid"
 KINK_UNARY = ("abs", "relu", "sign", "step", "heaviside")
 DOMAIN_UNARY = ("sqrt", "log", "log1p")
 BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+COMPARE = ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal")
 # Special leaf entries for the special-value fuzzing: non-finite values, signed zeros, denormals and the
 # exp overflow/underflow points. Huge *finite* values (near the dtype's max) are left out here: whether
 # a sum of them overflows to inf, or meets an inf of the other sign (NaN), depends on the summation
@@ -213,7 +215,9 @@ class Builder:
     # -- ops --------------------------------------------------------------------------------------------------
     def step(self) -> None:
         kind = self.ch.choice(("unary", "unary", "binary", "binary", "binary", "reduce", "shape", "shape",
-                               "matmul", "axis", "special"))
+                               "matmul", "axis", "special", "select", "gather", "index"))
+        if kind == "select":
+            return self.op_select(self.pick(), self.ch.choice(("compare", "compare", "mod")))
         getattr(self, "op_" + kind)()
 
     def op_unary(self) -> None:
@@ -271,10 +275,18 @@ class Builder:
 
     def op_reduce(self) -> None:
         x = self.pick()
-        op = self.ch.choice(("sum", "sum", "mean", "max", "logsumexp"))
+        op = self.ch.choice(("sum", "sum", "mean", "max", "logsumexp", "prod", "min", "argmax"))
         ax = self.axes(x)
         keep = self.ch.coin(0.4)
         b = self.bound[x]
+        if op == "prod":  # factors in (0.5, 1.5): no zeros, a bounded product
+            y = sd.prod(sd.sigmoid(x) + 0.5, axis=ax, keepdims=keep)
+            return self.add(y, 1.5 ** max(x.size, 1), op)
+        if op == "argmax":  # an int64 index (no gradient), used as a float weight
+            f = self.ch.choice((sd.argmax, sd.argmin))
+            one = ax if isinstance(ax, int) else ax[0] if ax is not None and len(ax) == 1 else None
+            a = f(x, axis=one, keepdims=one is not None)  # one axis (kept: broadcasts against x) or all
+            return self.add(x * sd.astype(a, x.dtype) * 0.25, b * 0.25 * max(x.size, 1), "argmax")
         if op == "logsumexp":
             if x.ndim == 0:
                 ax = None
@@ -360,8 +372,10 @@ class Builder:
 
     def op_special(self) -> None:
         x = self.pick()
-        kind = self.ch.choice(("cross_entropy", "pick", "one_hot", "rand", "eq", "const"))
+        kind = self.ch.choice(("cross_entropy", "pick", "one_hot", "rand", "eq", "const", "compare", "mod"))
         b = self.bound[x]
+        if kind in ("compare", "mod"):
+            return self.op_select(x, kind)
         if kind in ("cross_entropy", "pick", "one_hot"):
             if x.ndim != 2:
                 x = sd.reshape(x, (-1, x.shape[-1])) if x.ndim > 2 else sd.reshape(x, (1, x.size))
@@ -395,6 +409,97 @@ class Builder:
         c = self.const(self.broadcast_partner(x.shape), x.dtype)
         y = c - x if self.ch.coin(0.5) else x * c
         return self.add(y, b * 2 + 2, "const")
+
+    def op_select(self, x: Node, kind: str) -> Node:
+        """Comparisons, logical ops and predicates selecting with where (bool edges carry no gradient, and
+        stop_gradient only wraps a locally constant mask), or a floor division / remainder by a constant."""
+        b = self.bound[x]
+        if kind == "mod":
+            op, d = self.ch.choice(("floor_divide", "remainder", "fmod")), self.ch.choice((1.5, -1.25, 0.75))
+            y = apply(op, [x, sd.as_tensor(d, x)])
+            return self.add(y, b / abs(d) + 1 if op == "floor_divide" else abs(d), op)
+        o = self.other(x)
+        a, c = (x, o) if self.ch.coin(0.5) else (o, x)
+        cond = apply(self.ch.choice(COMPARE), [a, c])
+        variant = self.ch.int(0, 3)
+        if variant == 1:
+            pred = (apply(self.ch.choice(("isfinite", "isnan", "isinf", "isinf")), [x]) if self.ch.coin(0.5)
+                    else apply(self.ch.choice(COMPARE), [x, sd.as_tensor(0.5, x)]))
+            cond = apply(self.ch.choice(("logical_and", "logical_or", "logical_xor")), [cond, pred])
+        elif variant == 2:  # (where(~c, a, b) alone simplifies to where(c, b, a))
+            cond = apply("logical_and", [apply("logical_not", [cond]), apply("isfinite", [x])])
+        if variant == 3:
+            y = x * apply("stop_gradient", [sd.where(cond, 1.5, -0.5)])
+            return self.add(y, 1.5 * b, "stop_gradient")
+        return self.add(apply("where", [cond, a, c]), max(b, self.bound[o]), "where")
+
+    def indices(self, shape: tuple, n: int) -> Node:
+        """An integer leaf of indices into an axis of length n, some negative, some out of range."""
+        name = f"idx{self.n_leaves}"
+        self.n_leaves += 1
+        dt = self.ch.choice(("int32", "int64"))
+        self.values[name] = self.rng.integers(-n - 2, n + 2, shape).astype(dt)
+        return sd.input(name, shape, dt)
+
+    def op_gather(self) -> None:
+        x = self.pick()
+        b = self.bound[x]
+        if x.ndim == 0:
+            x = sd.reshape(x, (1,))
+        kind = self.ch.choice(("take", "at_add", "at_set", "at_multiply", "cumsum", "cumprod", "sort"))
+        axis = self.ch.int(0, x.ndim - 1)
+        n = x.shape[axis]
+        if kind == "take":
+            i = self.indices(tuple(self.ch.choice(self.dims) for _ in range(self.ch.int(0, 2))), n)
+            return self.add(sd.take(x, i, axis=axis), b, kind)
+        if kind.startswith("at_"):  # rows of x at (repeated) dynamic indices
+            k = self.ch.choice(self.dims[2:])
+            i = self.indices((k,), x.shape[0])
+            v_shape = ((k,) if self.ch.coin(0.6) else ()) + x.shape[1:]
+            if kind == "at_multiply":
+                v, vb = self.positive(self.leaf(v_shape), 0.5)
+                return self.add(x.at[i].multiply(v), b * vb ** k, kind)
+            v = self.leaf(v_shape)
+            y = x.at[i].add(v) if kind == "at_add" else x.at[i].set(v)
+            return self.add(y, b + 2.0 * k, kind)
+        if kind == "cumsum":
+            return self.add(sd.cumsum(x, axis=axis), b * n, kind)
+        if kind == "cumprod":  # factors in (0.5, 1.5): no zeros (its gradient divides by them)
+            return self.add(sd.cumprod(sd.sigmoid(x) + 0.5, axis=axis), 1.5 ** n, kind)
+        s = sd.sort(self.leaf(x.shape), axis=axis)  # a fresh leaf: no ties (a tie is a kink of sort)
+        return self.add(s * x, 2.0 * b, kind)
+
+    def op_index(self) -> None:
+        """Static indexing and joining: slices with steps (negative too), integer indices, flips, pads and
+        concatenations (index-mapping ops computed inline; their VJPs are each other)."""
+        x = self.pick()
+        b = self.bound[x]
+        if x.ndim == 0:
+            x = sd.reshape(x, (1,))
+        axis = self.ch.int(0, x.ndim - 1)
+        n = x.shape[axis]
+        kind = self.ch.choice(("slice", "slice", "int", "flip", "pad", "concatenate"))
+        key = [slice(None)] * x.ndim
+        if kind == "slice":
+            lo, step = self.ch.int(0, max(n - 1, 0)), self.ch.choice((1, 1, 2, -1, -2))
+            key[axis] = slice(lo, None, step) if step > 0 else slice(None, lo if lo else None, step)
+            y = x[tuple(key)]
+            if y.size == 0:
+                y = x
+            return self.add(y, b, kind)
+        if kind == "int":
+            key[axis] = self.ch.int(-n, n - 1)
+            return self.add(x[tuple(key)], b, kind)
+        if kind == "flip":
+            return self.add(sd.flip(x, axis), b, kind)
+        if kind == "pad":
+            width = [(0, 0)] * x.ndim
+            width[axis] = (self.ch.int(0, 2), self.ch.int(1, 2))
+            mode = self.ch.choice(("constant", "edge", "reflect" if n > 2 else "edge"))
+            return self.add(sd.pad(x, width, mode=mode), b, kind)
+        o = self.leaf(x.shape[:axis] + (self.ch.choice(self.dims[1:]),) + x.shape[axis + 1:])
+        parts = [x, o] if self.ch.coin(0.5) else [o, x, o * 0.5]
+        return self.add(sd.concatenate(parts, axis=axis), max(b, 1.0), kind)
 
     # -- the whole graph ---------------------------------------------------------------------------------------
     def build(self) -> FuzzCase:

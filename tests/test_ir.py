@@ -1,4 +1,4 @@
-"""The graph IR: interned nodes (identity is structure), weak cleanup, thread-safe creation, `==` reserved,
+"""The graph IR: interned nodes (identity is structure), weak cleanup, thread-safe creation, `==` elementwise,
 pickling/copying return the interned node."""
 from __future__ import annotations
 
@@ -110,15 +110,19 @@ def test_threads_building_the_same_graph_get_the_same_objects():
         assert len(nodes) == len(order) and all(p is q for p, q in zip(nodes, order))
 
 
-# -- == / != are reserved for elementwise comparison -------------------------------------------------------------
+# -- == / != are elementwise comparisons (bool nodes), not structural equality --------------------------------------
 
-@pytest.mark.parametrize("compare", [lambda a, b: a == b, lambda a, b: a != b, lambda a, b: a == 1.0,
-                                     lambda a, b: 1.0 == a, lambda a, b: a != 0])
-def test_comparisons_raise(compare):
+@pytest.mark.parametrize("compare, op", [(lambda a, b: a == b, "equal"), (lambda a, b: a != b, "not_equal"),
+                                         (lambda a, b: a == 1.0, "equal"), (lambda a, b: 1.0 == a, "equal"),
+                                         (lambda a, b: a != 0, "not_equal")])
+def test_comparisons_build_elementwise_nodes(compare, op):
     a = sd.input(_fresh(), (3,), "float64")
     b = sd.exp(a)
-    with pytest.raises(TypeError, match="use `is` to compare graph nodes"):
-        compare(a, b)
+    out = compare(a, b)
+    assert out.op == op and out.dtype == "bool" and out.shape == (3,)
+    with pytest.raises(TypeError, match="no truth value"):
+        bool(out)
+    assert (a == None) is False and (a != "text") is True  # noqa: E711 - not tensors: plain identity semantics
 
 
 def test_membership_by_identity_and_dicts_still_work():

@@ -90,6 +90,14 @@ def _compiled_graph():
     refs += [np.argmax(ARG_NAN, axis=1), np.argmin(ARG_NAN, axis=1), np.argmax(ARG_NAN),
              np.argmin(ARG_NAN, axis=0, keepdims=True)]
     tols += [(0, 0)] * 4
+    x = sd.input("tv", (2, 3), "float64")  # truth values and NaN-skipping reductions
+    tv = np.array([[0.0, 1.0, np.nan], [2.0, 0.0, 3.0]])
+    vals["tv"] = tv
+    outs += [sd.all(x, axis=1), sd.any(x, axis=0, keepdims=True), x.all(), x.any(), sd.nansum(x, axis=1),
+             sd.nanmean(x), sd.nanmean(x, axis=0), sd.any(sd.astype(x, "bool"), axis=1)]
+    refs += [np.all(tv, axis=1), np.any(tv, axis=0, keepdims=True), tv.all(), tv.any(), np.nansum(tv, axis=1),
+             np.nanmean(tv), np.nanmean(tv, axis=0), np.any(tv.astype(bool), axis=1)]
+    tols += [(0, 0)] * 4 + [(1e-14, 0)] * 3 + [(0, 0)]
     return outs, refs, tols, vals
 
 
@@ -191,6 +199,20 @@ def test_average_returned_and_norm_gradient_at_zero():
     assert np.all(np.isnan(g2))  # as jax.numpy.linalg.norm: d sqrt(u) at 0 is inf, times 0
     np.testing.assert_array_equal(g1, zero)
     np.testing.assert_array_equal(ginf, zero)
+
+
+def test_nan_reductions_gradient_and_empty_truth_values():
+    x = sd.input("x", (2, 3), "float64")
+    xv = np.array([[0.5, np.nan, -1.0], [np.nan, np.nan, 2.0]])
+    w = np.array([1.0, -2.0])
+    for f, want in ((sd.nansum, [[1, 0, 1], [0, 0, -2]]), (sd.nanmean, [[0.5, 0, 0.5], [0, 0, -2]])):
+        g = sd.grad(sd.sum(f(x, axis=1) * sd.const(w)), x)
+        np.testing.assert_allclose(sd.compile(g, "numpy")(x=xv), want)
+    e = sd.input("e", (0, 2), "float64")
+    got = sd.compile([sd.all(e, axis=0), sd.any(e), sd.all(e)], "numpy")(e=np.zeros((0, 2)))
+    assert [g.dtype for g in got] == [np.bool_] * 3
+    np.testing.assert_array_equal(got[0], [True, True])
+    assert not got[1] and got[2]
 
 
 def test_prod_gradient_with_zeros_and_min_ties():

@@ -221,6 +221,15 @@ CASES.update({
         Case("inside one part", lambda x, y: sd.concatenate([x, y])[4:6] * 2.0, ("slice",), ("concatenate",)),
     ],
     "flip_flip": [Case("flips cancel", lambda x, y: sd.flip(sd.flip(x, 0), (0, 1)) * sd.flip(sd.flip(y)), ("flip",), ())],
+    # identities of where (symdiff/rewrites/select.py)
+    "where_same": [Case("where(c, x, x)", lambda x, y: sd.where(x > y, x, x) * y, ("mul",), ("where",))],
+    "where_const_condition": [
+        Case("where(True, x, y)", lambda x, y: sd.where(sd.const(True, "bool"), x, y), (), ("where",)),
+        Case("where(0.0, x, y)", lambda x, y: sd.where(c(np.zeros(4)), x, y) * 2.0, ("mul",), ("where",))],
+    "where_not": [Case("where(~c, x, y)", lambda x, y: sd.where(~(x > y), x, y), ("where",), ("logical_not",))],
+    "mul_indicator": [
+        Case("g * where(c, 1, 0)", lambda x, y: sd.exp(x) * sd.where(x > y, 1.0, 0.0), ("where", "exp"), ("mul",)),
+        Case("where(c, 0, 1) * g", lambda x, y: sd.where(x > 0.5, 0.0, 1.0) * sd.log(y), ("where", "log"), ("mul",))],
 })
 
 

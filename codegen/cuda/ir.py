@@ -14,13 +14,14 @@ from symdiff import ops_random as R
 from symdiff.ir import Node
 
 from symdiff.codegen.kernel_ir import Buffer
+from symdiff.codegen.cuda import dtype_rules
 from symdiff.codegen.cuda.literals import flit, math_suffix  # noqa: F401  (re-exported)
 from symdiff.codegen.cuda.scalar_rules import SPECIAL, scalar_expr  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from symdiff.codegen.cuda.render import CudaRenderer
 
-CTYPE = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long"}
+CTYPE = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
 BLOCK = 256  # threads per block of grid-stride kernels
 MAX_GRID = 1024  # blocks of grid-stride kernels (enough to fill an H100: 132 SMs x 8 blocks of 256)
 MAX_PARTIAL_BLOCKS = 256  # blocks of a loop kernel with fused total reductions (one partial each)
@@ -277,4 +278,44 @@ __device__ __forceinline__ void sd_atomic_mul(double* p, double v) {
         old = atomicCAS(q, seen, (unsigned long long)__double_as_longlong(__longlong_as_double((long long)seen) * v));
     } while (old != seen);
 }"""),
+    "sd_sorts_before": ((), """\
+// (a, ia) sorts before (b, ib): a < b with NaN greatest, ties (equal, or both NaN) by index: a stable order
+template <typename T, typename I>
+__device__ __forceinline__ int sd_sorts_before(T a, I ia, T b, I ib) {
+    const bool an = a != a, bn = b != b;
+    const bool lt = a < b || (bn && !an), gt = a > b || (an && !bn);
+    return (lt || (!gt && ia < ib)) ? 1 : 0;
+}"""),
+    "sd_heap_argsort": (("sd_sorts_before",), """\
+// argsort of one long row in place in o (a max-heap under sd_sorts_before): entry j of the row is at
+// base + j * st in both x and o; O(L log L) for one thread
+template <typename T, typename I>
+__device__ void sd_heap_sift(const T* x, long long* o, I base, I st, I root, I end) {
+    for (;;) {
+        I child = 2 * root + 1;
+        if (child >= end) return;
+        long long ic = o[base + child * st];
+        if (child + 1 < end) {
+            const long long ir = o[base + (child + 1) * st];
+            if (sd_sorts_before(x[base + ic * st], ic, x[base + ir * st], ir)) { child += 1; ic = ir; }
+        }
+        const long long it = o[base + root * st];
+        if (!sd_sorts_before(x[base + it * st], it, x[base + ic * st], ic)) return;
+        o[base + root * st] = ic;
+        o[base + child * st] = it;
+        root = child;
+    }
 }
+template <typename T, typename I>
+__device__ void sd_heap_argsort(const T* x, long long* o, I base, I st, I L) {
+    for (I j = 0; j < L; ++j) o[base + j * st] = j;
+    for (I s = L / 2 - 1; s >= 0; --s) sd_heap_sift(x, o, base, st, s, L);
+    for (I e = L - 1; e > 0; --e) {
+        const long long t = o[base];
+        o[base] = o[base + e * st];
+        o[base + e * st] = t;
+        sd_heap_sift(x, o, base, st, (I)0, e);
+    }
+}"""),
+}
+HELPERS.update(dtype_rules.HELPERS)  # integer / NumPy floor division (cuda/dtype_rules.py)

@@ -8,6 +8,8 @@ import numpy as np
 
 def flit(v, dtype: str) -> str:
     """A C literal of value v in dtype (negative values parenthesised)."""
+    if dtype == "bool":
+        return "true" if v else "false"
     if dtype in ("int32", "int64"):
         v = int(v)
         if dtype == "int64" and v == -(2 ** 63):

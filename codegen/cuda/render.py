@@ -25,8 +25,8 @@ partial results of multi-block reductions).
 Kernels evaluate graph nodes *at a point* with the same evaluator as the LLVM renderer: materialised
 nodes are loaded from their buffers, the others (elementwise chains, broadcasts, transposes, reshapes,
 pick, one_hot, rand_uniform) are computed inline, so forward and backward elementwise chains fuse into
-one pass. Every kernel is deterministic: reductions combine per-block partial results in a fixed order in a
-second pass instead of using atomics.
+one pass. Every kernel but the scatters (atomics, ``cuda/render_extra.py``) is deterministic: reductions
+combine per-block partial results in a fixed order in a second pass instead of using atomics.
 
 Building blocks (statement tree, scalar rules, device helpers) live in ``cuda/ir.py``; the point
 evaluator is the shared one (``codegen/pointeval.py``) over the C emitter of ``cuda/emitter.py``.
@@ -46,8 +46,8 @@ from symdiff.ir import Node, toposort
 
 from symdiff.codegen.cost import Cost
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
-                                       ScanKernel, ScatterKernel)
-from symdiff.codegen.cuda.render_extra import render_scan, render_scatter
+                                       ScanKernel, ScatterKernel, SortKernel)
+from symdiff.codegen.cuda.render_extra import render_scan, render_scatter, render_sort
 from symdiff.codegen.cuda.host import CudaSourceAssembly
 from symdiff.codegen.cuda.emitter import cuda_eval
 from symdiff.codegen.cuda.matmul import matmul_source
@@ -439,7 +439,8 @@ class CudaRenderer(CudaSourceAssembly):
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
     KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
                     MatmulKernel: _kernel_matmul,
-                    ScatterKernel: render_scatter, ScanKernel: render_scan}  # cuda/render_extra.py
+                    ScatterKernel: render_scatter, ScanKernel: render_scan,
+                    SortKernel: render_sort}  # cuda/render_extra.py
 
     def stats(self) -> list[dict]:
         out = []

@@ -1,4 +1,5 @@
-"""CUDA C rendering of the scatter and scan kernels (``ScatterKernel``, ``ScanKernel``; symdiff/ops_gather.py).
+"""CUDA C rendering of the scatter, scan and sort kernels (``ScatterKernel``, ``ScanKernel``, ``SortKernel``;
+symdiff/ops_gather.py).
 
 Each function takes the :class:`~symdiff.codegen.cuda.render.CudaRenderer`, the IR kernel's index and the
 kernel, and records its generated kernels through the renderer (``_add``), dispatched from
@@ -11,6 +12,10 @@ kernel, and records its generated kernels through the renderer (``_add``), dispa
   updates are summed is not fixed on a GPU (rounding may differ between runs; integer results are exact).
 - scan: a thread per row (grid-stride over the rows), a sequential loop along the axis carrying the
   running sum / product (``reverse`` walks from the end).
+- sort (argsort): rows shorter than ``HEAP_MIN_ROW``: a thread per element (grid-stride): its rank in its
+  row is the number of elements that sort before it (``sd_sorts_before``: NaN last, ties by index, i.e.
+  the stable order); it writes its index at that rank (O(L) comparisons per element, no
+  synchronisation). Longer rows: a thread per row heap-sorts the row's indices in place (``sd_heap_argsort``).
 """
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ from symdiff.codegen.cost import Cost
 from symdiff.codegen.cuda.emitter import cuda_eval
 from symdiff.codegen.cuda.ir import (CTYPE, MAX_GRID, Block, KernelCtx, Stmt, block_threads, ceil_div, flit,
                                      node_label, prod_shape)
-from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel
+from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel, SortKernel
+from symdiff.codegen.pointeval import strides
 
-__all__ = ["render_scatter", "render_scan", "ATOMIC", "IDENTITY"]
+__all__ = ["render_scatter", "render_scan", "render_sort", "ATOMIC", "IDENTITY", "HEAP_MIN_ROW"]
+
+HEAP_MIN_ROW = 1024  # argsort rows at least this long: a thread per row heap-sorts it
 
 # op -> the atomic statement combining value v into the lvalue p
 ATOMIC = {
@@ -105,3 +113,56 @@ def render_scan(r, ki: int, k: ScanKernel) -> None:
            [f"{n.op} along axis {axis} {way}of {node_label(x)} {list(x.shape)} -> {r.buf_name(out)} "
             f"({ROWS} rows of {L})", "a thread per row (grid-stride), sequential along the axis"],
            (grid,), (nt,), [loop], 0)
+
+
+def render_sort(r, ki: int, k: SortKernel) -> None:
+    n, out, axis = k.node, k.out, k.axis
+    (x,) = n.inputs
+    I = r.idx
+    L = n.shape[axis]
+    kc = KernelCtx(r)
+    if L >= HEAP_MIN_ROW:
+        return _heap_sort(r, ki, k, kc)
+    N = prod_shape(n.shape)
+    grid, nt = _grid(N)
+    loop = Block(r._grid_loop("i", N), count=N / (grid * nt))
+    point = r._coords(loop.body, "i", n.shape, [f"d{a}" for a in range(n.ndim)])
+    ev = cuda_eval(kc, loop.body, I, flat=("i", n.shape, point))
+    j = point[axis]
+    xj = ev.ev(x, point)
+    loop.body.append(Stmt(f"{I} rank = 0;"))
+    inner = Block(f"for ({I} kk = 0; kk < {L}; ++kk) {{", count=L)
+    loop.body.append(inner)
+    pk = list(point)
+    pk[axis] = "kk"
+    evk = cuda_eval(kc, inner.body, I)
+    inner.body.append(Stmt(f"rank += sd_sorts_before({evk.ev(x, pk)}, kk, {xj}, ({I}){j});", flops=1))
+    pr = list(point)
+    pr[axis] = "rank"
+    loop.body.append(Stmt(f"{kc.buf(out, write=True)}[{ev.offset(n.shape, pr)}] = ({CTYPE[n.dtype]}){j};"))
+    r._add(kc, f"k{ki}_{n.op}", ki, "sort",
+           [f"{n.op} along axis {axis} of {node_label(x)} {list(x.shape)} -> {r.buf_name(out)} (rows of {L})",
+            "a thread per element: its rank (elements sorting before it) is where its index goes"],
+           (grid,), (nt,), [loop], 0)
+
+
+def _heap_sort(r, ki: int, k: SortKernel, kc: KernelCtx) -> None:
+    n, out, axis = k.node, k.out, k.axis
+    (x,) = n.inputs
+    I = r.idx
+    L = n.shape[axis]
+    odims = [d for d in range(n.ndim) if d != axis]
+    oshape = tuple(n.shape[d] for d in odims)
+    ROWS = prod_shape(oshape)
+    grid, nt = _grid(ROWS)
+    loop = Block(r._grid_loop("row", ROWS), count=ROWS / (grid * nt))
+    opoint = list(r._coords(loop.body, "row", oshape, [f"o{d}" for d in odims]))
+    opoint.insert(axis, "0")
+    ev = cuda_eval(kc, loop.body, I)
+    st = strides(n.shape)[axis]
+    xb, ob = kc.buf(r.p.where[x]), kc.buf(out, write=True)
+    loop.body.append(Stmt(f"sd_heap_argsort({xb}, {ob}, ({I})({ev.offset(n.shape, opoint)}), ({I}){st}, ({I}){L});",
+                          flops=int(2 * L * max(1, int(np.log2(L))))))
+    r._add(kc, f"k{ki}_{n.op}", ki, "sort",
+           [f"{n.op} along axis {axis} of {node_label(x)} {list(x.shape)} -> {r.buf_name(out)} ({ROWS} rows of {L})",
+            "a thread per row: heap sort of the row's indices in place (O(L log L))"], (grid,), (nt,), [loop], 0)

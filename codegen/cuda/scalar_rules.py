@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from symdiff.codegen.cuda import dtype_rules
 from symdiff.codegen.cuda.literals import flit, math_suffix
 
 Rule = Callable[[list, str], str]  # rule(args, dtype) -> C expression
@@ -42,9 +43,16 @@ SCALAR_RULES: dict[str, Rule] = {
 }
 
 
+# ops defined for every dtype (comparisons, logical, where, floor_divide, ...: cuda/dtype_rules.py); integer and
+# bool operands use INT_RULES (the integer versions of the arithmetic primitives) instead of the float table
+SCALAR_RULES.update(dtype_rules.ANY_DTYPE_RULES)
+INT_RULES: dict[str, Rule] = {**dtype_rules.INT_RULES, **dtype_rules.ANY_DTYPE_RULES}
+SPECIAL |= dtype_rules.SPECIAL
+
+
 def scalar_expr(op: str, a: list, dtype: str) -> str:
-    """One elementwise op on scalar C expressions, by table lookup."""
-    rule = SCALAR_RULES.get(op)
+    """One elementwise op on scalar C expressions, by table lookup (``dtype``: the operands' compute dtype)."""
+    rule = (SCALAR_RULES if dtype in ("float32", "float64") else INT_RULES).get(op)
     if rule is None or op in UNSUPPORTED:
-        raise NotImplementedError(f"backend 'cuda' has no scalar rule for op {op!r}")
+        raise NotImplementedError(f"backend 'cuda' has no scalar rule for op {op!r} on {dtype} operands")
     return rule(a, dtype)

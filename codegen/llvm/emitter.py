@@ -15,19 +15,11 @@ from symdiff import ops_random as R
 from symdiff.ir import Node
 
 from symdiff.codegen.kernel_ir import Buffer
+from symdiff.codegen.llvm import dtype_rules
 from symdiff.codegen.llvm.types import I32, I64, PTR, lltype
 from symdiff.codegen.pointeval import Emitter
 
 __all__ = ["LLVMEmitter"]
-
-# cast(src, dst) by (source is int, destination is int): one conversion instruction each
-_CASTS: dict = {
-    (True, False): lambda b, v, src, dst: b.sitofp(v, lltype(dst)),
-    (False, False): lambda b, v, src, dst: b.fpext(v, lltype(dst)) if dst == "float64" else b.fptrunc(v, lltype(dst)),
-    (True, True): lambda b, v, src, dst: b.sext(v, lltype(dst)) if dst == "int64" else b.trunc(v, lltype(dst)),
-    (False, True): lambda b, v, src, dst: b.fptosi(v, lltype(dst)),
-}
-
 
 def _c(v: int) -> ir.Constant:
     return ir.Constant(I64, int(v))
@@ -77,10 +69,10 @@ class LLVMEmitter(Emitter):
 
     # -- scalars --
     def const(self, value: Any, dtype: str) -> ir.Constant:
-        return ir.Constant(lltype(dtype), value)
+        return ir.Constant(lltype(dtype), int(value) if dtype == "bool" else value)
 
     def cast(self, v, src: str, dst: str) -> ir.Value:
-        return _CASTS[(src.startswith("int"), dst.startswith("int"))](self.b, v, src, dst)
+        return dtype_rules.cast(self.b, v, src, dst)  # bool is an i8 0/1 (llvm/dtype_rules.py)
 
     def scalar(self, op: str, args: list, dtype: str) -> ir.Value:
         return self.scalar_rule(self.b, op, args, dtype)
@@ -89,7 +81,8 @@ class LLVMEmitter(Emitter):
         return self.b.sext(v, I64) if v.type != I64 else v
 
     def index_eq(self, a, b, dtype: str) -> ir.Value:
-        return self.b.uitofp(self.b.icmp_signed("==", a, b), lltype(dtype))
+        c = self.b.icmp_signed("==", a, b)
+        return self.b.uitofp(c, lltype(dtype)) if dtype.startswith("float") else self.b.zext(c, lltype(dtype))
 
     # -- index selection (slice/embed/concatenate) --
     def isub(self, a, b) -> ir.Value:

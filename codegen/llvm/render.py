@@ -22,14 +22,14 @@ import numpy as np
 from llvmlite import ir
 
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
-                                       ScanKernel, ScatterKernel)
+                                       ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
 from symdiff.codegen.llvm.jit import new_module
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
-from symdiff.codegen.llvm.render_extra import render_scan, render_scatter
+from symdiff.codegen.llvm.render_extra import render_scan, render_scatter, render_sort
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.pointeval import PointEval
 from symdiff.codegen.target import Target, host_target
@@ -136,7 +136,8 @@ class Renderer:
         g = ir.GlobalVariable(self.mod, ty, name=f"const{buf.id}")
         g.global_constant = True
         g.linkage = "internal"
-        g.initializer = ir.Constant(ty, [ir.Constant(lltype(buf.dtype), v.item()) for v in arr])
+        g.initializer = ir.Constant(ty, [ir.Constant(lltype(buf.dtype), int(v) if buf.dtype == "bool" else v.item())
+                                         for v in arr])
         return g
 
     def _dispatch(self, fn: ir.Function, tasks: int) -> None:
@@ -414,7 +415,8 @@ class Renderer:
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
     KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
                     MatmulKernel: _kernel_matmul,
-                    ScatterKernel: render_scatter, ScanKernel: render_scan}  # llvm/render_extra.py
+                    ScatterKernel: render_scatter, ScanKernel: render_scan,
+                    SortKernel: render_sort}  # llvm/render_extra.py
 
 
 def _dtype_of(v) -> str:

@@ -1,13 +1,19 @@
-"""LLVM rendering of the scatter and scan kernels (``ScatterKernel``, ``ScanKernel``; symdiff/ops_gather.py).
+"""LLVM rendering of the scatter, scan and sort kernels (``ScatterKernel``, ``ScanKernel``, ``SortKernel``;
+symdiff/ops_gather.py).
 
 Both are loops in the generated code, dispatched by ``llvm/render.py``'s kernel table; each function
 takes the :class:`~symdiff.codegen.llvm.render.Renderer` and the kernel.
 
-- scatter: one task: fill the output with the combine's identity, then walk the updates in row-major
-  order and combine each into the position its index names (wrap once, clamp: ``iwrap_clamp``). Serial,
-  so repeated indices combine in a fixed order (deterministic); the updates are evaluated inline.
+- scatter: fill the output with the combine's identity, then walk the updates in row-major order and
+  combine each into the position its index names (wrap once, clamp: ``iwrap_clamp``); the updates are
+  evaluated inline. Tasks split ``par_axis``, an axis whose updates never collide (lowering picks it), so
+  repeated indices always combine in the same order (deterministic).
 - scan: per row (the other axes; rows split over tasks), a loop along the axis carrying the running
   sum / product in a stack slot (``reverse`` walks from the end); each prefix is stored as it is formed.
+- sort (argsort): the order is ``x_k < x_j``, NaN last, ties by index (so the result is the stable
+  permutation). Rows of up to ``HEAP_MIN_ROW - 1`` elements: element j's rank is the number of elements
+  that sort before it, and ``j`` is stored at that rank (branch-free O(L^2) comparisons). Longer rows: an
+  in-place heap sort of the row's indices in the output (O(L log L)). Rows are split over tasks.
 """
 from __future__ import annotations
 
@@ -16,11 +22,13 @@ from typing import Callable
 import numpy as np
 from llvmlite import ir
 
-from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel
+from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel, SortKernel
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.types import I64, PTR, lltype
 
-__all__ = ["render_scatter", "render_scan", "COMBINE"]
+__all__ = ["render_scatter", "render_scan", "render_sort", "COMBINE", "HEAP_MIN_ROW"]
+
+HEAP_MIN_ROW = 33  # argsort rows at least this long are heap-sorted; shorter ones ranked by counting
 
 
 def _c(v: int) -> ir.Constant:
@@ -66,10 +74,15 @@ def render_scatter(r, k: ScatterKernel) -> None:
     ty = lltype(n.dtype)
     combine, ident = COMBINE[n.op]
     fn, b = r._task_fn(n.op)
-    ctx = fn.args[0]
-    optr = r._ptr(b, ctx, out.id)
-    with counted_loop(b, _c(0), _c(out.size), 1, "fill") as i:
-        b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), b.gep(optr, [i], source_etype=ty, inbounds=True))
+    ctx, begin, end = fn.args
+    p = k.par_axis  # this task's share of axis p (in its row-major place), or everything
+    lo_hi = r._task_bounds(b, begin, end, shape[p], k.tasks) if p is not None else None
+
+    def nest(dims: tuple, body: Callable[[list], None], name: str) -> None:
+        _nest(b, [lo_hi if d == p else (_c(0), _c(s)) for d, s in enumerate(dims)], body, name)
+
+    def fill(point: list) -> None:
+        b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), r.make_eval(fn, b, ctx).store_ref(out, n, point))
 
     def update(point: list) -> None:
         ev = r.make_eval(fn, b, ctx)
@@ -77,11 +90,17 @@ def render_scatter(r, k: ScatterKernel) -> None:
         i = ev.em.to_index(ev(idx, ev.broadcast_point(idx.shape, g.shape, point)), idx.dtype)
         target = ev.broadcast_point(shape, g.shape, point)
         target[axis] = ev.em.iwrap_clamp(i, shape[axis])
-        p = ev.store_ref(out, n, target)
-        b.store(combine(b, b.load(p, typ=ty), v), p)
-    _nest(b, [(_c(0), _c(s)) for s in g.shape], update, "u")
+        ptr = ev.store_ref(out, n, target)
+        b.store(combine(b, b.load(ptr, typ=ty), v), ptr)
+    if p is None:  # one task: a flat fill
+        optr = r._ptr(b, ctx, out.id)
+        with counted_loop(b, _c(0), _c(out.size), 1, "fill") as i:
+            b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), b.gep(optr, [i], source_etype=ty, inbounds=True))
+    else:
+        nest(shape, fill, "f")
+    nest(g.shape, update, "u")
     b.ret_void()
-    r._dispatch(fn, 1)
+    r._dispatch(fn, k.tasks)
 
 
 def render_scan(r, k: ScanKernel) -> None:
@@ -94,7 +113,6 @@ def render_scan(r, k: ScanKernel) -> None:
     fn, b = r._task_fn(n.op)
     ctx, begin, end = fn.args
     acc = _slot(b, ty)
-    rows = [s for d, s in enumerate(n.shape) if d != axis]
 
     def row(opoint: list) -> None:
         b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), acc)
@@ -106,10 +124,113 @@ def render_scan(r, k: ScanKernel) -> None:
             b.store(a, acc)
             b.store(a, ev.store_ref(out, n, pt))
 
+    _rows(r, b, k, begin, end, n.shape, axis, row)
+    b.ret_void()
+    r._dispatch(fn, k.tasks)
+
+
+def _rows(r, b: ir.IRBuilder, k, begin, end, shape: tuple, axis: int, row: Callable[[list], None]) -> None:
+    """``row(point without the axis)`` for each row of this task's share (the outermost other axis split)."""
+    rows = [s for d, s in enumerate(shape) if d != axis]
     if rows:
         lo, hi = r._task_bounds(b, begin, end, rows[0], k.tasks)
         _nest(b, [(lo, hi)] + [(_c(0), _c(s)) for s in rows[1:]], row, "o")
     else:
         row([])
+
+
+def _sorts_before(b: ir.IRBuilder, xk, xj, k, j) -> ir.Value:
+    """(x_k, k) precedes (x_j, j): x_k < x_j with NaN greatest, ties (equal, or both NaN) by index."""
+    nan_k, nan_j = b.fcmp_unordered("uno", xk, xk), b.fcmp_unordered("uno", xj, xj)
+    lt = b.or_(b.fcmp_ordered("<", xk, xj), b.and_(nan_j, b.not_(nan_k)))
+    gt = b.or_(b.fcmp_ordered(">", xk, xj), b.and_(nan_k, b.not_(nan_j)))
+    return b.or_(lt, b.and_(b.not_(gt), b.icmp_signed("<", k, j)))
+
+
+def _heap_sort_row(r, fn, b: ir.IRBuilder, ctx, k: SortKernel, opoint: list, slots: tuple) -> None:
+    """Heap sort of one row's indices, in place in the output (a max-heap under ``_sorts_before``)."""
+    n, out, axis = k.node, k.out, k.axis
+    (x,) = n.inputs
+    L = n.shape[axis]
+    root_s, = slots
+
+    def at(i) -> list:
+        pt = list(opoint)
+        pt.insert(axis, i)
+        return pt
+
+    def ref(pos):
+        return r.make_eval(fn, b, ctx).store_ref(out, n, at(pos))
+
+    def get(pos):
+        return b.load(ref(pos), typ=I64)
+
+    def before(a, c):  # row entries a, c (indices along the axis): a sorts before c
+        ev = r.make_eval(fn, b, ctx)
+        return _sorts_before(b, ev(x, at(a)), ev(x, at(c)), a, c)
+
+    def sift(root, end) -> None:  # sift entry `root` down the heap of entries [0, end)
+        b.store(root, root_s)
+        hdr, body, swap, done = (fn.append_basic_block(f"sift.{t}") for t in ("hdr", "body", "swap", "done"))
+        b.branch(hdr)
+        b.position_at_end(hdr)
+        child = b.add(b.mul(b.load(root_s, typ=I64), _c(2)), _c(1))
+        b.cbranch(b.icmp_signed("<", child, end), body, done)
+        b.position_at_end(body)
+        rt = b.load(root_s, typ=I64)
+        right = b.add(child, _c(1))
+        has_r = b.icmp_signed("<", right, end)
+        rpos = b.select(has_r, right, child)  # never read past the heap
+        ic, ir_ = get(child), get(rpos)
+        take_r = b.and_(has_r, before(ic, ir_))
+        big, ib = b.select(take_r, rpos, child), b.select(take_r, ir_, ic)
+        iroot = get(rt)
+        b.cbranch(before(iroot, ib), swap, done)
+        b.position_at_end(swap)
+        b.store(ib, ref(rt))
+        b.store(iroot, ref(big))
+        b.store(big, root_s)
+        b.branch(hdr)
+        b.position_at_end(done)
+
+    with counted_loop(b, _c(0), _c(L), 1, "h") as j:
+        b.store(j, ref(j))
+    with counted_loop(b, _c(0), _c(L // 2), 1, "hb") as t:  # heapify: roots L/2-1 .. 0
+        sift(b.sub(_c(L // 2 - 1), t), _c(L))
+    with counted_loop(b, _c(0), _c(L - 1), 1, "he") as t:  # move the largest behind the heap, L-1 .. 1
+        end = b.sub(_c(L - 1), t)
+        i0, ie = get(_c(0)), get(end)
+        b.store(ie, ref(_c(0)))
+        b.store(i0, ref(end))
+        sift(_c(0), end)
+
+
+def render_sort(r, k: SortKernel) -> None:
+    n, out, axis = k.node, k.out, k.axis
+    (x,) = n.inputs
+    L = n.shape[axis]
+    fn, b = r._task_fn(n.op)
+    ctx, begin, end = fn.args
+    cnt = _slot(b, I64)
+
+    def at(opoint: list, i) -> list:
+        pt = list(opoint)
+        pt.insert(axis, i)
+        return pt
+
+    def rank_row(opoint: list) -> None:
+        with counted_loop(b, _c(0), _c(L), 1, "j") as j:
+            ev = r.make_eval(fn, b, ctx)
+            xj = ev(x, at(opoint, j))
+            b.store(_c(0), cnt)
+            with counted_loop(b, _c(0), _c(L), 1, "k") as kk:
+                xk = r.make_eval(fn, b, ctx)(x, at(opoint, kk))
+                b.store(b.add(b.load(cnt, typ=I64), b.zext(_sorts_before(b, xk, xj, kk, j), I64)), cnt)
+            ptr = ev.store_ref(out, n, at(opoint, b.load(cnt, typ=I64)))
+            b.store(j if lltype(n.dtype) == I64 else b.trunc(j, lltype(n.dtype)), ptr)
+
+    heap = L >= HEAP_MIN_ROW and lltype(n.dtype) == I64
+    _rows(r, b, k, begin, end, n.shape, axis,
+          (lambda op: _heap_sort_row(r, fn, b, ctx, k, op, (cnt,))) if heap else rank_row)
     b.ret_void()
     r._dispatch(fn, k.tasks)

@@ -10,6 +10,7 @@ from typing import Callable
 
 from llvmlite import ir
 
+from symdiff.codegen.llvm.dtype_rules import ANY_DTYPE_RULES, INT_RULES
 from symdiff.codegen.llvm.mathlib import FUNCTIONS, MathLib
 
 FTYPE = {"float32": ir.FloatType(), "float64": ir.DoubleType()}
@@ -63,9 +64,15 @@ SCALAR_RULES: dict[str, Rule] = {
 }
 
 
+# ops defined for every dtype (comparisons, logical, where, floor_divide, ...: llvm/dtype_rules.py); integer and
+# bool operands use INT_RULES (the integer versions of the arithmetic primitives) instead of the float table
+SCALAR_RULES.update(ANY_DTYPE_RULES)
+INT_RULES = {**INT_RULES, **ANY_DTYPE_RULES}
+
+
 def scalar(b: ir.IRBuilder, math: MathLib, op: str, args: list, dtype: str) -> ir.Value:
-    """One elementwise op on scalars, by table lookup."""
-    rule = SCALAR_RULES.get(op)
+    """One elementwise op on scalars, by table lookup (``dtype``: the operands' compute dtype)."""
+    rule = (SCALAR_RULES if dtype in FTYPE else INT_RULES).get(op)
     if rule is None or op in UNSUPPORTED:
-        raise NotImplementedError(f"backend 'llvm' has no scalar rule for op {op!r}")
+        raise NotImplementedError(f"backend 'llvm' has no scalar rule for op {op!r} on {dtype} operands")
     return rule(b, math, args, dtype)

@@ -37,7 +37,8 @@ from symdiff.signature import LeafSpec, Signature
 
 from symdiff.codegen.kernel_ir import Program
 
-C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t"}
+C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
+           "bool": "bool"}  # bool: C99 <stdbool.h>, 1 byte (numpy bool_), values 0/1
 
 C_KEYWORDS = frozenset("""
 auto break case char const continue default do double else enum extern float for goto if inline int long
@@ -248,6 +249,7 @@ def header_text(name: str, args: list[CArg], program: Program, *, source: str = 
         f"#ifndef SYMDIFF_{U}_H",
         f"#define SYMDIFF_{U}_H",
         f"",
+        f"#include <stdbool.h>",
         f"#include <stddef.h>",
         f"#include <stdint.h>",
         f"#include \"sd_pool.h\"  /* sd_pool_create(nthreads), sd_pool_destroy(pool): exported by lib{name}.so */",
@@ -289,7 +291,7 @@ def header_text(name: str, args: list[CArg], program: Program, *, source: str = 
         f"typedef struct {name}_arg_info {{",
         f"    const char *name;     /* C name (field / parameter) */",
         f"    const char *role;     /* \"input\", \"param\", \"labels\" or \"output\" */",
-        f"    const char *dtype;    /* \"float32\", \"float64\", \"int32\" or \"int64\" */",
+        f"    const char *dtype;    /* \"float32\", \"float64\", \"int32\", \"int64\" or \"bool\" */",
         f"    int ndim;",
         f"    const int64_t *shape; /* ndim entries */",
         f"    int64_t size;         /* number of elements */",

@@ -11,7 +11,7 @@ from .common import EXIT_FAIL, EXIT_OK, add_model_argument, load_model, require_
 
 def random_values(outputs, seed: int) -> dict:
     """Seeded random values for every leaf: float inputs N(0, 1); parameters N(0, 1/fan_in) for
-    matrices and N(0, 0.25) otherwise; integer labels uniform in their range [0, depth)."""
+    matrices and N(0, 0.25) otherwise; integer labels uniform in their range [0, depth); bool masks half true."""
     import numpy as np
     from ..signature import Signature
     rng = np.random.default_rng(seed)
@@ -20,6 +20,8 @@ def random_values(outputs, seed: int) -> dict:
         if s.dtype.startswith("int"):
             hi = s.label_depth if s.label_depth is not None else 2
             vals[s.name] = rng.integers(0, hi, size=s.shape).astype(s.dtype)
+        elif s.dtype == "bool":  # masks: half true
+            vals[s.name] = rng.random(s.shape) < 0.5
         elif s.kind == "param" and len(s.shape) >= 2:
             vals[s.name] = (rng.standard_normal(s.shape) / np.sqrt(s.shape[0])).astype(s.dtype)
         elif s.kind == "param":

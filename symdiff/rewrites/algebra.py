@@ -27,7 +27,7 @@ def fold_constants(n: Node) -> Optional[Node]:
         vals = [np.asarray(uniform(i), dtype=i.dtype) for i in n.inputs]
         with np.errstate(all="ignore"):
             v = np.asarray(opdef.impl(*vals), dtype=n.dtype)
-        return fill(n, float(v))
+        return fill(n, v.item())  # (an int64 stays exact)
     if all(i.op == "const" for i in n.inputs) and n.size <= FOLD_LIMIT:
         with np.errstate(all="ignore"):
             v = opdef.impl(*(i.value for i in n.inputs), **n.attrs)

@@ -9,14 +9,14 @@ from ..ir import Node, const
 from ..ops_tensor import broadcast_to, cast
 
 
-def uniform(n: Node) -> Optional[float]:
+def uniform(n: Node) -> Optional[float]:  # (int / bool for int / bool constants)
     """The value of a constant whose entries are all equal (possibly broadcast), else None."""
     if n.op == "broadcast_to":
         n = n.inputs[0]
     if n.op != "const" or n.value.size == 0:
         return None
     v = n.value.reshape(-1)
-    return float(v[0]) if np.all(v == v[0]) else None
+    return v[0].item() if np.all(v == v[0]) else None  # (a Python int for int constants: exact)
 
 
 def like(x: Node, node: Node) -> Node:
