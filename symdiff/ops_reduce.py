@@ -14,8 +14,8 @@ from .ops_tensor import broadcast_to, cast, keep_shape, reduce_sum, reshape
 from .optable import OpDef, register
 
 
-def _check(op: str, x: Node, axes: tuple) -> None:
-    if not _dt.is_float(x.dtype):
+def _check(op: str, x: Node, axes: tuple, any_dtype: bool = False) -> None:
+    if not any_dtype and not _dt.is_float(x.dtype):
         raise TypeError(f"{op}: expected a float tensor, got {x.dtype} tensor {x.name or x.op!r}")
     for a in axes:
         if not 0 <= a < x.ndim:
@@ -38,7 +38,7 @@ def _arg_infer(op):
     def infer(inputs, attrs):
         (x,) = inputs
         axes = attrs["axes"]
-        _check(op, x, axes)
+        _check(op, x, axes, any_dtype=True)  # int / bool tensors too, as NumPy
         if any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"{op}: attempt to get {op} of an empty sequence (shape {x.shape}, axes {axes})")
         return _out_shape(x, axes, attrs.get("keepdims", False)), "int64"
@@ -86,7 +86,8 @@ def _arg_np(fn):
 
 
 def expand_arg_reduce(n: Node, ins: list) -> Node:
-    """argmax / argmin from ops every backend compiles (float64 index arithmetic, exact below 2**53):
+    """argmax / argmin from ops every backend compiles (float64 index arithmetic, exact below 2**53; int and
+    bool inputs are compared as float64, exact for magnitudes below 2**53):
 
         mask = [x == max(x)] + [x != x]       (NaN: max is NaN and NumPy returns the first NaN)
         idx  = sum_a iota_a * stride_a        (row-major flat index over the reduced axes)
@@ -94,6 +95,8 @@ def expand_arg_reduce(n: Node, ins: list) -> Node:
     argmin(x) is argmax(-x)."""
     (x,) = ins
     axes, keepdims = n.attrs["axes"], n.attrs.get("keepdims", False)
+    if not _dt.is_float(x.dtype):  # int / bool: compared in float64 (exact for |values| < 2**53)
+        x = cast(x, "float64")
     if n.op == "argmin":
         x = apply("neg", [x])
     m = apply("max", [x], axes=axes, keepdims=True)

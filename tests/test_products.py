@@ -98,6 +98,12 @@ def _compiled_graph():
     refs += [np.all(tv, axis=1), np.any(tv, axis=0, keepdims=True), tv.all(), tv.any(), np.nansum(tv, axis=1),
              np.nanmean(tv), np.nanmean(tv, axis=0), np.any(tv.astype(bool), axis=1)]
     tols += [(0, 0)] * 4 + [(1e-14, 0)] * 3 + [(0, 0)]
+    iv = np.array([[3, -1, 7, 7], [2, 2, -5, 0]], np.int32)  # argmax/argmin of int and bool tensors
+    i = sd.input("iv", iv.shape, "int32")
+    vals["iv"] = iv
+    outs += [sd.argmax(i, axis=1), sd.argmin(i), sd.argmax(sd.greater(i, 2), axis=1)]
+    refs += [np.argmax(iv, axis=1), np.argmin(iv), np.argmax(iv > 2, axis=1)]
+    tols += [(0, 0)] * 3
     return outs, refs, tols, vals
 
 
