@@ -1,8 +1,9 @@
 """Lowering: a simplified graph -> a kernel Program (fusion decisions and the buffer plan).
 
 1. Decide which nodes live in memory ("materialised"): leaves, outputs, matmul/reduction/softmax
-   results, matmul operands; elementwise nodes are computed inline by the kernels that read them,
-   except an expensive one shared by kernels of different loop domains.
+   results, matmul operands (one that reshapes a stored node aliases that node's buffer: no copy);
+   elementwise nodes are computed inline by the kernels that read them, except an expensive one shared
+   by kernels of different loop domains.
 2. One kernel per materialised node; a matmul followed by a bias add stores the add (bias epilogue);
    a total reduction becomes an accumulator of a loop kernel over its input.
 3. Horizontal fusion: loop kernels over the same domain with no dependency between them merge into
@@ -130,6 +131,7 @@ class Lowering:
             for i in n.inputs:
                 self.users[i].append(n)
         self.fused_bias: dict[Node, Node] = {}  # add node -> matmul node whose epilogue adds the bias
+        self.aliases: dict[Node, Node] = {}  # matmul operand reshape -> the stored node whose buffer it reads
         self.mat = self._materialise()
 
     # -- 1. what lives in memory ------------------------------------------------------------------------
@@ -141,7 +143,13 @@ class Lowering:
                 mat.add(n)
             if n.op == "matmul":
                 for opnd in n.inputs:
-                    mat.add(opnd.inputs[0] if self._is_t(opnd) else opnd)
+                    x = opnd.inputs[0] if self._is_t(opnd) else opnd
+                    src = x.inputs[0] if x.op == "reshape" else None
+                    if src is not None and (src in mat or src.is_leaf or src.op in BUFFER_OPS
+                                            or (src.op == "const" and src.size > 1)):
+                        self.aliases[x] = src  # a reshape of a stored row-major array: the same memory
+                        mat.add(src)
+                    mat.add(x)
             if n.op == "pick" or n.op in SORT_OPS:
                 mat.add(n.inputs[0])
         mat.update(self.concat_groups)
@@ -242,6 +250,9 @@ class Lowering:
         kernels: list = []
         for n in self.order:
             if n not in self.mat or n.is_leaf or n.op == "const":
+                continue
+            if n in self.aliases and n not in where and self.aliases[n] in where:
+                where[n] = where[self.aliases[n]]  # no copy: GEMMs read the reshape in place
                 continue
             if n not in where:
                 where[n] = new_buffer("temp", n.shape, n.dtype)

@@ -125,6 +125,10 @@ def test_broadcast_batch_operand_is_not_copied():
     q, kk = sd.input("q", (2, 3, 4, 5)), sd.input("k", (2, 3, 6, 5))
     (k2,) = lower([sd.einsum("bhqd,bhkd->bhqk", q, kk)]).kernels  # K^T read in place: one batched GEMM
     assert k2.kind == "matmul" and k2.trans_b and k2.batch == (2, 3)
+    x, w = sd.input("x", (6, 3, 4)), sd.param("w", (4, 5))
+    prog = lower([x @ w])  # the batch folded into the rows: the GEMM reads the input in place (no copy)
+    mm = [k for k in prog.kernels if k.kind == "matmul"]
+    assert len(mm) == 1 and mm[0].batch == () and prog.where[mm[0].a] is prog.inputs[0]
 
 
 def test_products_match_numpy():
