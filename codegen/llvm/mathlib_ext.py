@@ -1,0 +1,244 @@
+"""The math functions of ``symdiff/ops_math.py`` as LLVM IR: the scalar rules' second library (``mathlib.py``
+holds the core one).
+
+Most are vectorisable straight-line IR: LLVM intrinsics that vectorise (``llvm.floor/ceil/trunc/roundeven``,
+``llvm.copysign``, ``llvm.fabs``, ``llvm.sqrt``), ``select`` for NumPy's NaN rules, and the inlined
+polynomial functions of :class:`~symdiff.codegen.llvm.mathlib.MathLib` (tan = sin / cos, exp2 = pow(2, x),
+log2 / log10 = log times a double-word constant, logaddexp = max + softplus). float32 log2, log10 and hypot
+are evaluated in float64 and rounded once.
+
+The inverse trigonometric and hyperbolic functions, erf, erfc and cbrt call the C library (``atanf``,
+``erf`` ...: glibc's, which are correctly rounded or within 1 ulp); such a call stops LLVM from vectorising
+the loop around it (the loop still runs, one element at a time, in compiled code). The JIT resolves them
+from the process, an exported ``.so`` links ``-lm``. erfinv (not in libm) is Giles' single-precision
+approximation evaluated in float64, refined by Halley steps on erf / erfc (residual from erfc for
+|y| > 1/2, so the tails keep their relative accuracy).
+
+Measured accuracy (ulp, dense sweeps): ``benchmarks/ulp_sweep.py``, table in ``docs/llvm.md``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import mpmath
+from llvmlite import ir
+
+from symdiff.codegen.llvm.mathlib import MathLib
+
+__all__ = ["EXT_RULES", "LIBM_FUNCTIONS"]
+
+F32, F64 = ir.FloatType(), ir.DoubleType()
+FTYPE = {"float32": F32, "float64": F64}
+TAG = {"float32": "f32", "float64": "f64"}
+
+# op -> C library function (float64 name; float32 adds "f")
+LIBM_FUNCTIONS = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2", "arcsinh": "asinh",
+                  "arccosh": "acosh", "arctanh": "atanh", "erf": "erf", "erfc": "erfc", "cbrt": "cbrt"}
+
+
+class Ext:
+    """Emits one function's IR into builder ``b`` for ``dtype`` (float32 / float64)."""
+
+    def __init__(self, b: ir.IRBuilder, math_: MathLib, dtype: str) -> None:
+        self.b, self.math, self.dtype, self.ty = b, math_, dtype, FTYPE[dtype]
+
+    def at(self, dtype: str) -> "Ext":
+        return Ext(self.b, self.math, dtype)
+
+    def c(self, v: float) -> ir.Constant:
+        return ir.Constant(self.ty, float(v))
+
+    def intrinsic(self, name: str, *args: ir.Value) -> ir.Value:
+        m, full = self.b.module, f"llvm.{name}.{TAG[self.dtype]}"
+        fn = m.globals.get(full) or ir.Function(m, ir.FunctionType(self.ty, [self.ty] * len(args)), name=full)
+        return self.b.call(fn, list(args))
+
+    def libm(self, name: str, *args: ir.Value) -> ir.Value:
+        m = self.b.module
+        full = name + ("f" if self.dtype == "float32" else "")
+        fn = m.globals.get(full)
+        if fn is None:
+            fn = ir.Function(m, ir.FunctionType(self.ty, [self.ty] * len(args)), name=full)
+            for attr in ("nounwind", "readnone"):
+                fn.attributes.add(attr)
+        return self.b.call(fn, list(args))
+
+    def call(self, fname: str, *args: ir.Value) -> ir.Value:
+        return self.math.call(self.b, fname, list(args), self.dtype)
+
+    def cmp(self, op: str, a, x):
+        return self.b.fcmp_ordered(op, a, x)
+
+    def isnan(self, a):
+        return self.b.fcmp_unordered("uno", a, a)
+
+    def sel(self, cond, a, x):
+        return self.b.select(cond, a, x)
+
+    def fma(self, a, x, y):
+        return self.intrinsic("fma", a, x, y)
+
+    def fabs(self, a):
+        return self.intrinsic("fabs", a)
+
+    def to64(self, a):
+        return self.b.fpext(a, F64) if self.dtype == "float32" else a
+
+    def back(self, a):
+        return self.b.fptrunc(a, F32) if self.dtype == "float32" else a
+
+    # ---- functions ---------------------------------------------------------------------------------------
+    def tan(self, x):
+        return self.b.fdiv(self.call("sin", x), self.call("cos", x))  # LLVM shares the reduction
+
+    def exp2(self, x):
+        return self.call("pow", self.c(2.0), x)
+
+    def _log_times(self, x, inv: tuple):
+        """log(x) * inv in float64 with a double-word constant (float32: evaluated in float64)."""
+        e = self.at("float64")
+        xd = self.to64(x)
+        hi, lo = inv
+        ld = e.call("log", xd)
+        return e, xd, e.fma(ld, e.c(hi), self.b.fmul(ld, e.c(lo)))
+
+    def log2(self, x):
+        e, xd, r = self._log_times(x, _INV_LN2)
+        # exact powers of two (normal, mantissa 0) give their exponent exactly
+        bits = self.b.bitcast(xd, ir.IntType(64))
+        mant0 = self.b.icmp_unsigned("==", self.b.and_(bits, ir.Constant(ir.IntType(64), (1 << 52) - 1)),
+                                     ir.Constant(ir.IntType(64), 0))
+        expo = self.b.lshr(bits, ir.Constant(ir.IntType(64), 52))
+        normal = self.b.and_(self.b.icmp_unsigned("!=", expo, ir.Constant(ir.IntType(64), 0)),
+                             self.b.icmp_unsigned("<", expo, ir.Constant(ir.IntType(64), 2047)))
+        k = self.b.sitofp(self.b.sub(expo, ir.Constant(ir.IntType(64), 1023)), F64)
+        r = e.sel(self.b.and_(mant0, normal), k, r)
+        return self.back(self._log_specials(e, xd, r))
+
+    def log10(self, x):
+        e, xd, r = self._log_times(x, _INV_LN10)
+        return self.back(self._log_specials(e, xd, r))
+
+    @staticmethod
+    def _log_specials(e: "Ext", xd, r):
+        # log's own specials (0 -> -inf, < 0 -> nan, inf, nan) survive the scaling except inf * lo (nan)
+        r = e.sel(e.cmp("==", xd, e.c(math.inf)), xd, r)
+        return e.sel(e.cmp("==", xd, e.c(0.0)), e.c(-math.inf), r)
+
+    def hypot(self, x, y):
+        if self.dtype == "float32":  # exact squares in float64, one rounding each for the sum and the sqrt
+            e = self.at("float64")
+            xd, yd = self.to64(x), self.to64(y)
+            r = self.back(e.intrinsic("sqrt", e.fma(xd, xd, self.b.fmul(yd, yd))))
+        else:  # a sqrt(1 + (b/a)^2), a = max(|x|, |y|)
+            ax, ay = self.fabs(x), self.fabs(y)
+            big = self.cmp(">", ax, ay)
+            a, bb = self.sel(big, ax, ay), self.sel(big, ay, ax)
+            q = self.b.fdiv(bb, a)
+            q = self.sel(self.cmp("==", a, self.c(0.0)), self.c(0.0), q)
+            r = self.b.fmul(a, self.intrinsic("sqrt", self.fma(q, q, self.c(1.0))))
+        r = self.sel(self.b.fcmp_unordered("uno", x, y), self.b.fadd(x, y), r)
+        inf = self.b.or_(self.cmp("==", self.fabs(x), self.c(math.inf)), self.cmp("==", self.fabs(y), self.c(math.inf)))
+        return self.sel(inf, self.c(math.inf), r)  # C99: hypot(+-inf, nan) = inf
+
+    def sinc(self, x):
+        # NumPy: y = pi * x, sin(y) / y, and 1 at x = 0
+        yv = self.b.fmul(self.c(math.pi), x)
+        r = self.b.fdiv(self.call("sin", yv), yv)
+        return self.sel(self.cmp("==", x, self.c(0.0)), self.c(1.0), r)
+
+    def logaddexp(self, x, y):
+        # max(x, y) + log1p(exp(-|x - y|)); x == y (infinities too) -> x + ln2, as NumPy; NaN propagates
+        m = self.sel(self.cmp(">", x, y), x, y)
+        d = self.b.fneg(self.fabs(self.b.fsub(x, y)))
+        r = self.b.fadd(m, self.call("softplus", d))
+        r = self.sel(self.cmp("==", x, y), self.b.fadd(x, self.c(math.log(2.0))), r)
+        return self.sel(self.b.fcmp_unordered("uno", x, y), self.b.fadd(x, y), r)
+
+    def fmax(self, x, y):
+        # np.fmax on arrays: (x > y or y is NaN) ? x : y -- NaN ignored, a tie (+0, -0) gives y
+        return self.sel(self.b.or_(self.cmp(">", x, y), self.isnan(y)), x, y)
+
+    def fmin(self, x, y):
+        return self.sel(self.b.or_(self.cmp("<", x, y), self.isnan(y)), x, y)
+
+    def log_or_zero(self, x):
+        return self.sel(self.cmp("==", x, self.c(0.0)), self.c(0.0), self.call("log", x))
+
+    def erfinv(self, y):
+        """Giles (2010) single-precision erfinv in float64, then Halley steps on erf / erfc."""
+        e, b = self.at("float64"), self.b
+        yd = self.to64(y)
+        a = e.fabs(yd)
+        w = e.fneg(e.call("log", b.fmul(b.fsub(e.c(1.0), a), b.fadd(e.c(1.0), a))))
+        central = e.cmp("<", w, e.c(5.0))
+        t = e.sel(central, b.fsub(w, e.c(2.5)), b.fsub(e.intrinsic("sqrt", w), e.c(3.0)))
+        p_c, p_t = e.c(_GILES_C[0]), e.c(_GILES_T[0])
+        for cc, ct in zip(_GILES_C[1:], _GILES_T[1:]):
+            p_c, p_t = e.fma(p_c, t, e.c(cc)), e.fma(p_t, t, e.c(ct))
+        xk = b.fmul(e.sel(central, p_c, p_t), a)
+        tail = e.cmp(">", a, e.c(0.5))
+        log_q = e.call("log", b.fsub(e.c(1.0), a))  # 1 - a exact for a in [1/2, 1]
+        for _ in range(1 if self.dtype == "float32" else 3):
+            d = b.fmul(e.c(2.0 / math.sqrt(math.pi)), e.call("exp", e.fneg(b.fmul(xk, xk))))  # erf'(x)
+            # centre: Halley on erf(x) - a: x - u / (1 + x u), u = (erf(x) - a) / erf'(x)
+            u = b.fdiv(b.fsub(e.libm("erf", xk), a), d)
+            x_c = b.fsub(xk, b.fdiv(u, e.fma(xk, u, e.c(1.0))))
+            # tail: Halley on h = log erfc(x) - log(1 - a) (nearly quadratic in x, so it converges from
+            # the extrapolated float32 guess too); h' = -erf'/erfc, h'' = -2x h' - h'^2
+            ec = e.libm("erfc", xk)
+            h = b.fsub(e.call("log", ec), log_q)
+            h1 = e.fneg(b.fdiv(d, ec))
+            h2 = b.fsub(b.fmul(b.fmul(e.c(-2.0), xk), h1), b.fmul(h1, h1))
+            x_t = b.fsub(xk, b.fdiv(b.fmul(b.fmul(e.c(2.0), h), h1),
+                                    b.fsub(b.fmul(b.fmul(e.c(2.0), h1), h1), b.fmul(h, h2))))
+            xk = e.sel(tail, x_t, x_c)
+        r = e.sel(e.cmp("==", a, e.c(1.0)), e.c(math.inf), xk)
+        r = e.sel(e.b.fcmp_unordered(">", a, e.c(1.0)), e.c(math.nan), r)  # |y| > 1 or NaN
+        r = e.intrinsic("copysign", r, yd)
+        return self.back(e.sel(e.cmp("==", a, e.c(0.0)), e.c(0.0), r))  # erfinv(-0) = +0, as scipy
+
+    def fneg(self, a):
+        return self.b.fneg(a)
+
+
+
+
+def _double_word(v: mpmath.mpf) -> tuple[float, float]:
+    hi = float(v)
+    return hi, float(v - hi)
+
+
+with mpmath.workprec(200):
+    _INV_LN2, _INV_LN10 = _double_word(1 / mpmath.log(2)), _double_word(1 / mpmath.log(10))
+# Giles, "Approximating the erfinv function" (GPU Computing Gems, 2011), single precision, highest first
+_GILES_C = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+            -0.00417768164, 0.246640727, 1.50140941)
+_GILES_T = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+            0.00943887047, 1.00167406, 2.83297682)
+
+
+Rule = Callable  # rule(b, math, args, dtype) -> ir.Value
+
+
+def _method(name: str) -> Rule:
+    return lambda b, m, a, dt: getattr(Ext(b, m, dt), name)(*a)
+
+
+def _intrinsic(name: str) -> Rule:
+    return lambda b, m, a, dt: Ext(b, m, dt).intrinsic(name, *a)
+
+
+def _libm(fname: str) -> Rule:
+    return lambda b, m, a, dt: Ext(b, m, dt).libm(fname, *a)
+
+
+# op -> rule, merged into scalar_rules.SCALAR_RULES
+EXT_RULES: dict[str, Rule] = {
+    "floor": _intrinsic("floor"), "ceil": _intrinsic("ceil"), "trunc": _intrinsic("trunc"),
+    "rint": _intrinsic("roundeven"), "copysign": _intrinsic("copysign"),
+    **{op: _method(op) for op in ("tan", "exp2", "log2", "log10", "hypot", "sinc", "logaddexp", "fmax", "fmin",
+                                  "log_or_zero", "erfinv")},
+    **{op: _libm(f) for op, f in LIBM_FUNCTIONS.items()},
+}
