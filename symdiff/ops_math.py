@@ -218,7 +218,8 @@ elementwise("positive", x, np.positive, "free", "positive", "+x")
 elementwise("log_or_zero", log_or_zero(x), _log_or_zero, "expensive", None,
             "log(x) with 0 at x = 0 (internal: d/dy x**y)")
 # deep-learning activations
-elementwise("gelu", x * sp.erfc(-x / sp.sqrt(2)) / 2, _gelu_np, "expensive", None,
+# (evaluate=False: SymPy would rewrite erfc(-z) as 2 - erfc(z), which cancels to 0 in the left tail)
+elementwise("gelu", x * sp.erfc(-x / sp.sqrt(2), evaluate=False) / 2, _gelu_np, "expensive", None,
             "x Phi(x) = x erfc(-x / sqrt 2) / 2 (exact GELU)")
 elementwise("gelu_tanh", x * sigmoid(2 * _F(_GELU_C) * (x + _F(0.044715) * x ** 3)), _gelu_tanh_np, "expensive",
             None, "x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 (tanh GELU), as x sigmoid(2 u)")
