@@ -34,7 +34,7 @@ FTYPE = {"float32": F32, "float64": F64}
 TAG = {"float32": "f32", "float64": "f64"}
 
 # op -> C library function (float64 name; float32 adds "f")
-LIBM_FUNCTIONS = {"erf": "erf", "erfc": "erfc", "cbrt": "cbrt"}
+LIBM_FUNCTIONS = {"erf": "erf", "erfc": "erfc"}
 
 
 class Ext:
@@ -247,6 +247,19 @@ class Ext:
         r = b.fmul(self.c(0.5), self.call("log1p", b.fdiv(b.fmul(self.c(2.0), a), b.fsub(self.c(1.0), a))))
         return self.intrinsic("copysign", r, x)
 
+    def cbrt(self, x):
+        """sign(x) |x|^(1/3): mathlib pow(|x|, 1/3) in float64 (float32: rounded once, done), then one Newton
+        step y + (|x| / y^2 - y) / 3 for float64 (1/3 is not exact: pow alone is off by |ln x| * 2^-54)."""
+        e, b = self.at("float64"), self.b
+        ad = e.fabs(self.to64(x))
+        y = e.call("pow", ad, e.c(1.0 / 3.0))
+        if self.dtype == "float64":
+            y = e.fma(b.fsub(b.fdiv(ad, b.fmul(y, y)), y), e.c(1.0 / 3.0), y)
+        r = self.back(y)
+        r = self.sel(self.b.or_(self.cmp("==", x, self.c(0.0)), self.cmp("==", self.fabs(x), self.c(math.inf))),
+                     x, self.intrinsic("copysign", r, x))  # +-0, +-inf; NaN propagates through pow
+        return r
+
     def erfinv(self, y):
         """Giles (2010) single-precision erfinv in float64, then Halley steps on erf / erfc."""
         e, b = self.at("float64"), self.b
@@ -335,7 +348,7 @@ EXT_RULES: dict[str, Rule] = {
     "rint": _intrinsic("roundeven"), "copysign": _intrinsic("copysign"),
     **{op: _method(op) for op in ("tan", "exp2", "log2", "log10", "hypot", "sinc", "logaddexp", "fmax", "fmin",
                                   "log_or_zero", "erfinv", "arcsin", "arccos", "arctan2", "arcsinh",
-                                  "arccosh", "arctanh")},
+                                  "arccosh", "arctanh", "cbrt")},
     "arctan": _method("atan"),
     **{op: _libm(f) for op, f in LIBM_FUNCTIONS.items()},
 }
