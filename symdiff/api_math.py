@@ -75,5 +75,5 @@ ALIASES = {"absolute": "abs", "fabs": "abs", "fix": "trunc", "radians": "deg2rad
            "swish": "silu", "hard_silu": "hard_swish"}
 DSL: dict[str, Callable[..., Node]] = {
     "gelu": gelu, "elu": elu, "celu": celu, "leaky_relu": leaky_relu, "hardtanh": hardtanh, "round": round,
-    "around": round, "round_": round, **{a: _f(t) for a, t in ALIASES.items()},
+    "around": round, **{a: _f(t) for a, t in ALIASES.items()},
 }

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 import symdiff as sd
+from symdiff.codegen.cuda import backend as cb
 from symdiff.ir import apply
 from symdiff.optable import OPS
 
-BACKENDS = ["llvm", "cuda-cpu"]
+BACKENDS = ["llvm", "cuda-cpu"] + (["cuda"] if cb.gpu_info()[0] else [])
+GPU_RTOL = {"float32": 2e-5, "float64": 1e-12}  # CUDA's device math functions have their own ulp bounds
 
 SPECIAL = np.array([0.0, -0.0, 0.25, -0.25, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.5, -2.5, 3.0, -7.0, 1e-30, -1e-30,
                     30.0, -30.0, 1e30, -1e30, np.inf, -np.inf, np.nan])
@@ -47,9 +49,9 @@ SKIP = {"tan": np.abs(SPECIAL) > 1e12, "sinc": np.abs(SPECIAL) > 1e12}
 RTOL_FACTOR = {"gelu": 100}
 
 
-def _same(got, want, what: str, dtype: str, factor: float = 1) -> None:
+def _same(got, want, what: str, dtype: str, factor: float = 1, gpu: bool = False) -> None:
     got, want = np.asarray(got), np.asarray(want)
-    rtol = (2e-6 if dtype == "float32" else 1e-14) * factor
+    rtol = (GPU_RTOL[dtype] if gpu else 2e-6 if dtype == "float32" else 1e-14) * factor
     np.testing.assert_allclose(got, want, rtol=rtol, atol=0, equal_nan=True, err_msg=what)
     zero = (want == 0) & (got == 0)
     assert np.array_equal(np.signbit(got[zero]), np.signbit(want[zero])), f"{what}: signed zeros differ"
@@ -64,7 +66,8 @@ def test_special_values_against_numpy(backend, dtype):
     for op, g, w in zip(UNARY + BINARY, got, want):
         assert g.dtype == np.dtype(dtype), op
         keep = ~SKIP[op] if op in SKIP else np.ones(g.shape, bool)
-        _same(g[keep], w[keep], f"{backend}/{dtype}: {op} at special values", dtype, RTOL_FACTOR.get(op, 1))
+        _same(g[keep], w[keep], f"{backend}/{dtype}: {op} at special values", dtype, RTOL_FACTOR.get(op, 1),
+              gpu=backend == "cuda")
 
 
 def test_numpy_backend_matches_numpy_names():

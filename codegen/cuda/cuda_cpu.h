@@ -197,7 +197,8 @@ inline double atomicAdd(double *p, double v) { return sd_cpu_atomic_add_float<do
 /* erfinv: Giles' single-precision approximation ("Approximating the erfinv function", 2011) in double,
  * refined by Halley steps: on erf(x) - a for |y| <= 1/2, on log erfc(x) - log(1 - a) in the tails (so the
  * tails keep their relative accuracy); the same algorithm as the LLVM backend (codegen/llvm/mathlib_ext.py). */
-static inline double sd_cpu_erfinv(double y, int steps) {
+/* noinline: one copy however many times a fused kernel uses it (compile time; it is not vectorisable) */
+__attribute__((noinline)) static double sd_cpu_erfinv(double y, int steps) {
     const double a = fabs(y);
     if (!(a <= 1.0)) return NAN;
     if (a == 1.0) return copysign(INFINITY, y);

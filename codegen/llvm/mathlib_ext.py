@@ -1,18 +1,19 @@
 """The math functions of ``symdiff/ops_math.py`` as LLVM IR: the scalar rules' second library (``mathlib.py``
 holds the core one).
 
-Most are vectorisable straight-line IR: LLVM intrinsics that vectorise (``llvm.floor/ceil/trunc/roundeven``,
-``llvm.copysign``, ``llvm.fabs``, ``llvm.sqrt``), ``select`` for NumPy's NaN rules, and the inlined
-polynomial functions of :class:`~symdiff.codegen.llvm.mathlib.MathLib` (tan = sin / cos, exp2 = pow(2, x),
-log2 / log10 = log times a double-word constant, logaddexp = max + softplus). float32 log2, log10 and hypot
-are evaluated in float64 and rounded once.
+All but erf and erfc are vectorisable straight-line IR: LLVM intrinsics that vectorise
+(``llvm.floor/ceil/trunc/roundeven``, ``llvm.copysign``, ``llvm.fabs``, ``llvm.sqrt``, ``llvm.fma``),
+``select`` for NumPy's NaN and signed-zero rules, a fitted polynomial (arctan; arcsin, arccos and arctan2
+reduce to it), and the inlined functions of :class:`~symdiff.codegen.llvm.mathlib.MathLib`: tan = sin / cos,
+exp2 = pow(2, x), log2 / log10 = log times a double-word constant, arcsinh / arccosh / arctanh as log1p
+forms, cbrt = pow(|x|, 1/3) (+ a Newton step in float64), logaddexp = max + softplus. float32 log2, log10,
+hypot and cbrt are evaluated in float64 and rounded once.
 
-The inverse trigonometric and hyperbolic functions, erf, erfc and cbrt call the C library (``atanf``,
-``erf`` ...: glibc's, which are correctly rounded or within 1 ulp); such a call stops LLVM from vectorising
-the loop around it (the loop still runs, one element at a time, in compiled code). The JIT resolves them
-from the process, an exported ``.so`` links ``-lm``. erfinv (not in libm) is Giles' single-precision
-approximation evaluated in float64, refined by Halley steps on erf / erfc (residual from erfc for
-|y| > 1/2, so the tails keep their relative accuracy).
+erf and erfc call the C library (glibc's ``erff`` / ``erf`` ..., within ~1-3 ulp); such a call stops LLVM
+from vectorising the loop around it (the loop still runs in compiled code, one element at a time). The JIT
+resolves the symbols from the process, an exported ``.so`` links ``-lm``. erfinv (not in libm) is Giles'
+single-precision approximation evaluated in float64, refined by Halley steps on erf / erfc (on
+log erfc(x) - log(1 - |y|) for |y| > 1/2, so the tails keep their relative accuracy).
 
 Measured accuracy (ulp, dense sweeps): ``benchmarks/ulp_sweep.py``, table in ``docs/llvm.md``.
 """
@@ -33,7 +34,7 @@ F32, F64 = ir.FloatType(), ir.DoubleType()
 FTYPE = {"float32": F32, "float64": F64}
 TAG = {"float32": "f32", "float64": "f64"}
 
-# op -> C library function (float64 name; float32 adds "f")
+# op -> C library function (float64 name; float32 adds "f"): the ops not vectorised
 LIBM_FUNCTIONS = {"erf": "erf", "erfc": "erfc"}
 
 
@@ -261,6 +262,20 @@ class Ext:
         return r
 
     def erfinv(self, y):
+        """A call of ``sd_erfinv_<f32|f64>``, emitted once per module and not inlined: it calls libm (so it
+        does not vectorise) and is long (a fused kernel may use it many times)."""
+        m, name = self.b.module, f"sd_erfinv_{TAG[self.dtype]}"
+        fn = m.globals.get(name)
+        if fn is None:
+            fn = ir.Function(m, ir.FunctionType(self.ty, [self.ty]), name=name)
+            fn.linkage = "internal"
+            for attr in ("noinline", "nounwind", "readnone"):
+                fn.attributes.add(attr)
+            body = ir.IRBuilder(fn.append_basic_block("entry"))
+            body.ret(Ext(body, self.math, self.dtype).erfinv_body(fn.args[0]))
+        return self.b.call(fn, [y])
+
+    def erfinv_body(self, y):
         """Giles (2010) single-precision erfinv in float64, then Halley steps on erf / erfc."""
         e, b = self.at("float64"), self.b
         yd = self.to64(y)
