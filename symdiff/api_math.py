@@ -72,7 +72,7 @@ def round(x: TensorLike, decimals: int = 0) -> Node:  # noqa: A001 - NumPy's nam
 
 # NumPy / JAX / PyTorch second names
 ALIASES = {"absolute": "abs", "fabs": "abs", "fix": "trunc", "radians": "deg2rad", "degrees": "rad2deg",
-           "swish": "silu", "hard_silu": "hard_swish"}
+           "swish": "silu", "hard_silu": "hard_swish", "true_divide": "div"}
 DSL: dict[str, Callable[..., Node]] = {
     "gelu": gelu, "elu": elu, "celu": celu, "leaky_relu": leaky_relu, "hardtanh": hardtanh, "round": round,
     "around": round, **{a: _f(t) for a, t in ALIASES.items()},

@@ -85,6 +85,7 @@ def test_numpy_backend_matches_numpy_names():
             a, b = PAIR[:, None], PAIR[None, :]
             np.testing.assert_array_equal(OPS[op].impl(a, b), getattr(np, op)(a, b), err_msg=op)
     assert sd.round is sd.around and sd.absolute(sd.input("x", (2,))).op == "abs" and sd.fix(1.5).op == "trunc"
+    assert sd.true_divide(sd.input("x", (2,)), 2.0).op == "div" and sd.swish(1.0).op == "silu"
     np.testing.assert_allclose(sd.compile(sd.round(sd.input("x", (4,), "float64"), 1))(
         x=np.array([0.25, 0.35, -1.25, 2.675])), np.round(np.array([0.25, 0.35, -1.25, 2.675]), 1), rtol=1e-15)
 
