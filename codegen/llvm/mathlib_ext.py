@@ -1,19 +1,21 @@
 """The math functions of ``symdiff/ops_math.py`` as LLVM IR: the scalar rules' second library (``mathlib.py``
 holds the core one).
 
-All but erf and erfc are vectorisable straight-line IR: LLVM intrinsics that vectorise
+All but float64 erf / erfc / erfinv are vectorisable straight-line IR: LLVM intrinsics that vectorise
 (``llvm.floor/ceil/trunc/roundeven``, ``llvm.copysign``, ``llvm.fabs``, ``llvm.sqrt``, ``llvm.fma``),
 ``select`` for NumPy's NaN and signed-zero rules, a fitted polynomial (arctan; arcsin, arccos and arctan2
 reduce to it), and the inlined functions of :class:`~symdiff.codegen.llvm.mathlib.MathLib`: tan = sin / cos,
 exp2 = pow(2, x), log2 / log10 = log times a double-word constant, arcsinh / arccosh / arctanh as log1p
-forms, cbrt = pow(|x|, 1/3) (+ a Newton step in float64), logaddexp = max + softplus. float32 log2, log10,
-hypot and cbrt are evaluated in float64 and rounded once.
+forms, cbrt = pow(|x|, 1/3) (+ a Newton step in float64), logaddexp = max + softplus, float32 erf / erfc
+from Numerical Recipes' erfcc in float64. float32 log2, log10, hypot, cbrt, erf and erfc are evaluated in
+float64 and rounded once.
 
-erf and erfc call the C library (glibc's ``erff`` / ``erf`` ..., within ~1-3 ulp); such a call stops LLVM
-from vectorising the loop around it (the loop still runs in compiled code, one element at a time). The JIT
+float64 erf and erfc call the C library (glibc's, within ~1-2 ulp); such a call stops LLVM from
+vectorising the loop around it (the loop still runs in compiled code, one element at a time). The JIT
 resolves the symbols from the process, an exported ``.so`` links ``-lm``. erfinv (not in libm) is Giles'
-single-precision approximation evaluated in float64, refined by Halley steps on erf / erfc (on
-log erfc(x) - log(1 - |y|) for |y| > 1/2, so the tails keep their relative accuracy).
+single-precision approximation evaluated in float64, refined by Halley steps on libm's erf / erfc (on
+log erfc(x) - log(1 - |y|) for |y| > 1/2, so the tails keep their relative accuracy); it is one
+non-inlined function per module.
 
 Measured accuracy (ulp, dense sweeps): ``benchmarks/ulp_sweep.py``, table in ``docs/llvm.md``.
 """
@@ -35,7 +37,7 @@ FTYPE = {"float32": F32, "float64": F64}
 TAG = {"float32": "f32", "float64": "f64"}
 
 # op -> C library function (float64 name; float32 adds "f"): the ops not vectorised
-LIBM_FUNCTIONS = {"erf": "erf", "erfc": "erfc"}
+LIBM_FUNCTIONS: dict[str, str] = {}  # (float64 erf / erfc call libm from Ext.erf / Ext.erfc)
 
 
 class Ext:
@@ -261,6 +263,38 @@ class Ext:
                      x, self.intrinsic("copysign", r, x))  # +-0, +-inf; NaN propagates through pow
         return r
 
+    def _erfc_pos64(self, a):
+        """erfc(a) for a >= 0 in float64 to ~1.2e-7 relative (Numerical Recipes' erfcc: t exp(-a^2 + P(t)),
+        t = 1 / (1 + a/2)); a float32 a has an exact square in float64, so exp(-a^2) adds no error."""
+        e, b = self.at("float64"), self.b
+        t = b.fdiv(e.c(1.0), e.fma(a, e.c(0.5), e.c(1.0)))
+        p = e.c(_ERFCC[-1])
+        for cf in reversed(_ERFCC[:-1]):
+            p = e.fma(p, t, e.c(cf))
+        return b.fmul(t, e.call("exp", e.fma(e.fneg(a), a, p)))
+
+    def _erf_f32(self, x, complement: bool):
+        e, b = self.at("float64"), self.b
+        xd = self.to64(x)
+        a = e.fabs(xd)
+        ec = self._erfc_pos64(a)
+        if complement:  # erfc(x) = 2 - erfc(|x|) for x < 0 (no cancellation: the result is >= 1)
+            return self.back(e.sel(e.cmp("<", xd, e.c(0.0)), b.fsub(e.c(2.0), ec), ec))
+        # erf: Taylor series 2/sqrt(pi) sum (-1)^k x^(2k+1) / (k! (2k+1)) for |x| < 1/2, else 1 - erfc(|x|)
+        sq = b.fmul(a, a)
+        p = e.c(_ERF_TAYLOR[-1])
+        for cf in reversed(_ERF_TAYLOR[:-1]):
+            p = e.fma(p, sq, e.c(cf))
+        r = e.sel(e.cmp("<", a, e.c(0.5)), b.fmul(a, p), b.fsub(e.c(1.0), ec))
+        return self.back(e.intrinsic("copysign", r, xd))
+
+    def erf(self, x):
+        # float32: vectorised (evaluated in float64); float64: the C library (a libm call)
+        return self._erf_f32(x, False) if self.dtype == "float32" else self.libm("erf", x)
+
+    def erfc(self, x):
+        return self._erf_f32(x, True) if self.dtype == "float32" else self.libm("erfc", x)
+
     def erfinv(self, y):
         """A call of ``sd_erfinv_<f32|f64>``, emitted once per module and not inlined: it calls libm (so it
         does not vectorise) and is long (a fused kernel may use it many times)."""
@@ -324,6 +358,11 @@ _ATAN_P = {
                 -0.060713041573762894),
 }
 
+# Numerical Recipes (2nd ed., 6.2) erfcc: erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2), fractional error < 1.2e-7
+_ERFCC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587,
+          -0.82215223, 0.17087277)
+_ERF_TAYLOR = tuple(2 / math.sqrt(math.pi) * (-1) ** k / (math.factorial(k) * (2 * k + 1)) for k in range(9))
+
 
 def _double_word(v: mpmath.mpf) -> tuple[float, float]:
     hi = float(v)
@@ -363,7 +402,7 @@ EXT_RULES: dict[str, Rule] = {
     "rint": _intrinsic("roundeven"), "copysign": _intrinsic("copysign"),
     **{op: _method(op) for op in ("tan", "exp2", "log2", "log10", "hypot", "sinc", "logaddexp", "fmax", "fmin",
                                   "log_or_zero", "erfinv", "arcsin", "arccos", "arctan2", "arcsinh",
-                                  "arccosh", "arctanh", "cbrt")},
+                                  "arccosh", "arctanh", "cbrt", "erf", "erfc")},
     "arctan": _method("atan"),
     **{op: _libm(f) for op, f in LIBM_FUNCTIONS.items()},
 }
