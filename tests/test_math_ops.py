@@ -182,3 +182,16 @@ def test_ulp_bounds_float32():
         r = (ref[op] if op in ref else getattr(np, op))(xs[op].astype(np.float64))
         err = np.abs(g.astype(np.float64) - r) / np.spacing(np.abs(r).astype(np.float32)).astype(np.float64)
         assert np.nanmax(err) <= bound, f"{op}: {np.nanmax(err):.2f} ulp at x = {xs[op][np.nanargmax(err)]}"
+
+
+def test_ulp_bounds_float64_erf_erfc():
+    """The vectorised float64 erf/erfc (fitted polynomial, double-word exponent) against glibc's (math.erf,
+    within ~1 ulp itself): the bound allows both errors."""
+    import math
+    xs = np.concatenate([np.linspace(-6, 26.5, 2500), np.linspace(-1, 1, 500)])
+    x = sd.input("x", xs.shape, "float64")
+    got_erf, got_erfc = sd.compile([sd.erf(x), sd.erfc(x)], "llvm")(x=xs)
+    for got, f in ((got_erf, math.erf), (got_erfc, math.erfc)):
+        ref = np.array([f(v) for v in xs])
+        err = np.abs(got - ref) / np.spacing(np.abs(ref))
+        assert err.max() <= 6, f"{f.__name__}: {err.max():.2f} ulp at x = {xs[err.argmax()]}"

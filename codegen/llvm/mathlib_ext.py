@@ -1,21 +1,19 @@
 """The math functions of ``symdiff/ops_math.py`` as LLVM IR: the scalar rules' second library (``mathlib.py``
 holds the core one).
 
-All but float64 erf / erfc / erfinv are vectorisable straight-line IR: LLVM intrinsics that vectorise
+All but erfinv are vectorisable straight-line IR: LLVM intrinsics that vectorise
 (``llvm.floor/ceil/trunc/roundeven``, ``llvm.copysign``, ``llvm.fabs``, ``llvm.sqrt``, ``llvm.fma``),
-``select`` for NumPy's NaN and signed-zero rules, a fitted polynomial (arctan; arcsin, arccos and arctan2
-reduce to it), and the inlined functions of :class:`~symdiff.codegen.llvm.mathlib.MathLib`: tan = sin / cos,
-exp2 = pow(2, x), log2 / log10 = log times a double-word constant, arcsinh / arccosh / arctanh as log1p
-forms, cbrt = pow(|x|, 1/3) (+ a Newton step in float64), logaddexp = max + softplus, float32 erf / erfc
-from Numerical Recipes' erfcc in float64. float32 log2, log10, hypot, cbrt, erf and erfc are evaluated in
-float64 and rounded once.
+``select`` for NumPy's NaN and signed-zero rules, fitted polynomials (arctan -- arcsin, arccos and arctan2
+reduce to it --, float64 erfc), and the inlined functions of :class:`~symdiff.codegen.llvm.mathlib.MathLib`:
+tan = sin / cos, exp2 = pow(2, x), log2 / log10 = log times a double-word constant, arcsinh / arccosh /
+arctanh as log1p forms, cbrt = pow(|x|, 1/3) (+ a Newton step in float64), logaddexp = max + softplus,
+erf / erfc = Taylor series below 1/2, t exp(-x^2 + Q(t)) above (float32: Numerical Recipes' erfcc in
+float64). float32 log2, log10, hypot, cbrt, erf and erfc are evaluated in float64 and rounded once.
 
-float64 erf and erfc call the C library (glibc's, within ~1-2 ulp); such a call stops LLVM from
-vectorising the loop around it (the loop still runs in compiled code, one element at a time). The JIT
-resolves the symbols from the process, an exported ``.so`` links ``-lm``. erfinv (not in libm) is Giles'
-single-precision approximation evaluated in float64, refined by Halley steps on libm's erf / erfc (on
-log erfc(x) - log(1 - |y|) for |y| > 1/2, so the tails keep their relative accuracy); it is one
-non-inlined function per module.
+erfinv (not in libm) is Giles' single-precision approximation evaluated in float64, refined by Halley steps
+on the C library's erf / erfc (on log erfc(x) - log(1 - |y|) for |y| > 1/2, so the tails keep their
+relative accuracy); one non-inlined function per module. Its libm calls keep the loop around it scalar (in
+compiled code); the JIT resolves them from the process, an exported ``.so`` links ``-lm``.
 
 Measured accuracy (ulp, dense sweeps): ``benchmarks/ulp_sweep.py``, table in ``docs/llvm.md``.
 """
@@ -30,14 +28,11 @@ from llvmlite import ir
 
 from symdiff.codegen.llvm.mathlib import MathLib
 
-__all__ = ["EXT_RULES", "LIBM_FUNCTIONS"]
+__all__ = ["EXT_RULES"]
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 FTYPE = {"float32": F32, "float64": F64}
 TAG = {"float32": "f32", "float64": "f64"}
-
-# op -> C library function (float64 name; float32 adds "f"): the ops not vectorised
-LIBM_FUNCTIONS: dict[str, str] = {}  # (float64 erf / erfc call libm from Ext.erf / Ext.erfc)
 
 
 class Ext:
@@ -288,12 +283,46 @@ class Ext:
         r = e.sel(e.cmp("<", a, e.c(0.5)), b.fmul(a, p), b.fsub(e.c(1.0), ec))
         return self.back(e.intrinsic("copysign", r, xd))
 
+    def _erfc_pos_f64(self, a):
+        """erfc(a) for a >= 1/2 in float64: t exp(-a^2 + Q(t)), t = 1 / (1 + a/2), Q a degree-25 polynomial in
+        (t - 0.434) / 0.366 fitted on a in [1/2, 27.4] at 300 bits (max error 8e-17 in the exponent); -a^2 is
+        carried as a double word and added with TwoSum so the large exponent loses nothing."""
+        b = self.b
+        t = b.fdiv(self.c(1.0), self.fma(a, self.c(0.5), self.c(1.0)))
+        u = b.fdiv(b.fsub(t, self.c(_ERFC_T0)), self.c(_ERFC_TH))
+        q = self.c(_ERFC_Q[-1])
+        for cf in reversed(_ERFC_Q[:-1]):
+            q = self.fma(q, u, self.c(cf))
+        hi = b.fmul(a, a)
+        lo = self.fma(a, a, b.fneg(hi))  # a^2 = hi + lo exactly
+        s = b.fsub(q, hi)
+        bb = b.fsub(s, q)
+        err = b.fadd(b.fsub(q, b.fsub(s, bb)), b.fsub(b.fneg(hi), bb))  # TwoSum(q, -hi) error
+        low = b.fsub(err, lo)
+        r = b.fmul(t, self.fma(self.call("exp", s), low, self.call("exp", s)))
+        return self.sel(self.cmp(">", a, self.c(27.3)), self.c(0.0), r)  # (underflows; NaN stays in r)
+
+    def _erf_f64(self, x, complement: bool):
+        b = self.b
+        a = self.fabs(x)
+        sq = b.fmul(a, a)
+        p = self.c(_ERF_TAYLOR64[-1])
+        for cf in reversed(_ERF_TAYLOR64[:-1]):
+            p = self.fma(p, sq, self.c(cf))
+        erf_small = b.fmul(a, p)  # |x| < 1/2
+        ec = self._erfc_pos_f64(a)
+        small = self.cmp("<", a, self.c(0.5))
+        if complement:
+            ec = self.sel(small, b.fsub(self.c(1.0), erf_small), ec)
+            return self.sel(self.cmp("<", x, self.c(0.0)), b.fsub(self.c(2.0), ec), ec)
+        r = self.sel(small, erf_small, b.fsub(self.c(1.0), ec))
+        return self.intrinsic("copysign", r, x)
+
     def erf(self, x):
-        # float32: vectorised (evaluated in float64); float64: the C library (a libm call)
-        return self._erf_f32(x, False) if self.dtype == "float32" else self.libm("erf", x)
+        return self._erf_f32(x, False) if self.dtype == "float32" else self._erf_f64(x, False)
 
     def erfc(self, x):
-        return self._erf_f32(x, True) if self.dtype == "float32" else self.libm("erfc", x)
+        return self._erf_f32(x, True) if self.dtype == "float32" else self._erf_f64(x, True)
 
     def erfinv(self, y):
         """A call of ``sd_erfinv_<f32|f64>``, emitted once per module and not inlined: it calls libm (so it
@@ -362,6 +391,11 @@ _ATAN_P = {
 _ERFCC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587,
           -0.82215223, 0.17087277)
 _ERF_TAYLOR = tuple(2 / math.sqrt(math.pi) * (-1) ** k / (math.factorial(k) * (2 * k + 1)) for k in range(9))
+_ERF_TAYLOR64 = tuple(2 / math.sqrt(math.pi) * (-1) ** k / (math.factorial(k) * (2 * k + 1)) for k in range(15))
+# float64 erfc on a >= 1/2: log(erfc(a) / t) + a^2 as a polynomial in u = (t - _ERFC_T0) / _ERFC_TH
+# (benchmarks/ulp_sweep.py measures the result); least squares on 400 Chebyshev nodes at 300 bits
+_ERFC_T0, _ERFC_TH = 0.434, 0.366
+_ERFC_Q = (-0.7596535614828037, 0.48150738846061086, 0.034661818356785376, -0.01578713016256645, -0.004322449914625255, 0.0013909848823625295, 0.0005726680935684978, -0.00019845294317219497, -7.792187572962377e-05, 3.641381822478295e-05, 9.354257591036585e-06, -7.13168335039451e-06, -6.103620105988148e-07, 1.3034761656906384e-06, -1.23308837719672e-07, -1.9535545047026931e-07, 6.131066361807475e-08, 1.7950076120388174e-08, -1.426849182712128e-08, 9.629014939213625e-10, 2.0189239217723337e-09, -7.468854024995305e-10, -1.3149241742257953e-10, 1.379932639486219e-10, -2.663483219293985e-12, -1.0662308672773037e-11)
 
 
 def _double_word(v: mpmath.mpf) -> tuple[float, float]:
@@ -392,10 +426,6 @@ def _intrinsic(name: str) -> Rule:
     return lambda b, m, a, dt: Ext(b, m, dt).intrinsic(name, *a)
 
 
-def _libm(fname: str) -> Rule:
-    return lambda b, m, a, dt: Ext(b, m, dt).libm(fname, *a)
-
-
 # op -> rule, merged into scalar_rules.SCALAR_RULES
 EXT_RULES: dict[str, Rule] = {
     "floor": _intrinsic("floor"), "ceil": _intrinsic("ceil"), "trunc": _intrinsic("trunc"),
@@ -404,5 +434,4 @@ EXT_RULES: dict[str, Rule] = {
                                   "log_or_zero", "erfinv", "arcsin", "arccos", "arctan2", "arcsinh",
                                   "arccosh", "arctanh", "cbrt", "erf", "erfc")},
     "arctan": _method("atan"),
-    **{op: _libm(f) for op, f in LIBM_FUNCTIONS.items()},
 }
