@@ -5,7 +5,7 @@ symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
 # fill the op table first (the op modules register into symdiff.optable; the DSL is generated from it)
 from . import ops_elementwise, ops_random, ops_tensor, ops_compare, ops_reduce  # noqa: F401,I001
-from . import ops_gather, ops_index  # noqa: F401,I001
+from . import ops_gather, ops_index, ops_math  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
 from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, concatenate, dsplit,
@@ -21,6 +21,7 @@ from .api_select import bool_operator, clip, mod, nan_to_num, select, true_divid
 from .api_gather import (advanced_index, argpartition, argsort, cumprod, cumsum, partition, sort, take,
                          take_along_axis)
 from .define import define_elementwise
+from .api_math import DSL as _MATH_DSL
 from .autodiff import grad
 from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
@@ -33,6 +34,7 @@ from .simplify import simplify
 __version__ = "0.1.0"
 
 globals().update(ELEMENTWISE)  # sd.add, sd.subtract, sd.tanh, ...: one per op-table entry with a DSL name
+globals().update(_MATH_DSL)  # sd.gelu, sd.elu, sd.round, sd.absolute, ...: math functions with parameters, aliases
 
 __all__ = [
     *ELEMENTWISE, "as_tensor", "astype", "broadcast_to", "cross_entropy", "input", "log_softmax", "logsumexp",
@@ -45,7 +47,7 @@ __all__ = [
     "dot", "einsum", "inner", "kron", "matrix_transpose", "outer", "tensordot", "vdot",
     "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
     "clip", "select", "nan_to_num", "mod", "true_divide",
-    "argpartition", "argsort", "partition", "sort",
+    "argpartition", "argsort", "partition", "sort", *_MATH_DSL,
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

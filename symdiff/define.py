@@ -48,7 +48,7 @@ def define_elementwise(name: str, fn: Callable[..., sp.Expr], impl: Optional[Cal
     """Register elementwise op ``name`` with value ``fn(x0, x1, ...)`` (a SymPy expression of its arguments)
     and return its DSL function (tensors or scalars in, NumPy broadcasting).
 
-    >>> softsign = define_elementwise("softsign", lambda x: x / (1 + sympy.Abs(x)))
+    >>> softsign = define_elementwise("my_softsign", lambda x: x / (1 + sympy.Abs(x)))
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"define_elementwise: name must be an identifier string, got {name!r}")

@@ -22,9 +22,17 @@ def _number(v: np.ndarray) -> sp.Expr:
     return sp.Integer(int(f)) if f.is_integer() and abs(f) < 2**53 else sp.Float(f, 17)
 
 
+# (op, operand index) -> its partial derivative as an expression of X, where ``sympy.diff`` gives the wrong
+# value at a singular point (d/dy x**y = x**y log x is nan at x = 0; JAX's convention is 0); op modules fill it
+PARTIALS: dict[tuple[str, int], sp.Expr] = {}
+
+
 @functools.lru_cache(maxsize=4096)
 def derivative_expr(op: str, i: int, subs: tuple) -> sp.Expr:
     """d op / d operand_i as a SymPy expression (pure function of its arguments, memoised)."""
+    if (op, i) in PARTIALS:
+        d = PARTIALS[(op, i)]
+        return sp.powsimp(d.subs(dict(subs)) if subs else d)
     expr = OPS[op].expr.subs(dict(subs)) if subs else OPS[op].expr
     return sp.powsimp(sp.diff(expr, X[i]))
 
@@ -72,6 +80,8 @@ def to_graph(expr: sp.Expr, env: dict, dtype: str) -> Node:
             if not e.is_finite:
                 raise ValueError(f"derivative evaluates to a non-finite constant {e}")
             return num(e)
+        if isinstance(e, sp.NumberSymbol):  # pi (in the derivatives of erf, sinc), E, ...
+            return num(float(e))
         if isinstance(e, sp.DiracDelta):
             return num(0)  # derivative of a step: zero almost everywhere
         if e.is_Add:

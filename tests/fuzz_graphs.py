@@ -35,6 +35,20 @@ SMOOTH_UNARY = ("neg", "square", "exp", "expm1", "sin", "cos", "tanh", "sigmoid"
 KINK_UNARY = ("abs", "relu", "sign", "step", "heaviside")
 DOMAIN_UNARY = ("sqrt", "log", "log1p")
 BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+# the math set (symdiff/ops_math.py): op -> (input map, output bound from the input bound b)
+MATH_UNARY = {
+    **{op: ("any", lambda b: b) for op in ("silu", "mish", "gelu", "gelu_tanh", "positive", "deg2rad")},
+    **{op: ("any", lambda b: 2.0) for op in ("arctan", "erf", "erfc", "softsign")},
+    "arcsinh": ("any", lambda b: math.log1p(b) + 1), "log_sigmoid": ("any", lambda b: b + 1),
+    "rad2deg": ("any", lambda b: 60 * b),
+    **{op: ("squash", lambda b: 12.0) for op in ("sinh", "cosh", "exp2", "tan")},  # tanh(x) * 1.2 first
+    **{op: ("unit", lambda b: 3.0) for op in ("arcsin", "arccos", "arctanh", "erfinv")},  # tanh(x) * 0.9 first
+    **{op: ("positive", lambda b: 1 / 0.25 + b) for op in ("cbrt", "log2", "log10", "rsqrt", "reciprocal",
+                                                            "arccosh", "sinc")},
+    **{op: ("kink", lambda b: b + 1) for op in ("floor", "ceil", "rint", "trunc", "selu", "relu6", "hard_sigmoid",
+                                                 "hard_swish")},
+}
+MATH_BINARY = ("fmax", "fmin", "hypot", "logaddexp", "logaddexp2", "copysign", "arctan2")
 COMPARE = ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal")
 # Special leaf entries for the special-value fuzzing: non-finite values, signed zeros, denormals and the
 # exp overflow/underflow points. Huge *finite* values (near the dtype's max) are left out here: whether
@@ -215,7 +229,7 @@ class Builder:
     # -- ops --------------------------------------------------------------------------------------------------
     def step(self) -> None:
         kind = self.ch.choice(("unary", "unary", "binary", "binary", "binary", "reduce", "shape", "shape",
-                               "matmul", "axis", "special", "select", "gather", "index"))
+                               "matmul", "axis", "special", "select", "gather", "index", "math", "math", "math"))
         if kind == "select":
             return self.op_select(self.pick(), self.ch.choice(("compare", "compare", "mod")))
         getattr(self, "op_" + kind)()
@@ -241,6 +255,25 @@ class Builder:
             return self.add(sd.log1p(p - 0.5 if self.ch.coin(0.3) and p.op != "exp" else p), math.log1p(pb) + 1, op)
         bound = {"square": b * b, "softplus": b + 1, "neg": b, "abs": b, "relu": b}.get(op, 1.0)
         return self.add(apply(op, [x]), bound, op)
+
+    def op_math(self) -> None:
+        """One op of the math set, its argument mapped into the op's domain (away from its singular points)."""
+        x = self.pick()
+        b = self.bound[x]
+        op = self.ch.choice(tuple(MATH_UNARY) + MATH_BINARY)
+        if op in MATH_BINARY:
+            o = self.other(x)
+            if op == "arctan2":  # a positive second argument: away from the branch cut and (0, 0)
+                o, _ = self.positive(o, 0.25)
+            return self.add(apply(op, [x, sd.as_tensor(o, x)]), max(b, self.bound.get(o, 4.0)) + 4.0, op)
+        kind, bound = MATH_UNARY[op]
+        if kind == "squash":
+            x, b = sd.tanh(x) * 1.2, 1.2
+        elif kind == "unit":
+            x, b = sd.tanh(x) * 0.9, 0.9
+        elif kind == "positive":
+            x, b = self.positive(x, 1.1 if op == "arccosh" else 0.25)
+        return self.add(apply(op, [x]), bound(b), op)
 
     def op_binary(self) -> None:
         a = self.pick()

@@ -212,6 +212,45 @@ inline I sd_cpu_atomic_max(I *p, I v) {
 inline int atomicMax(int *p, int v) { return sd_cpu_atomic_max(p, v); }
 inline long long atomicMax(long long *p, long long v) { return sd_cpu_atomic_max(p, v); }
 
+/* ---- math functions CUDA has and <math.h> lacks (ops_math) ------------------------------------------ */
+/* erfinv: Giles' single-precision approximation ("Approximating the erfinv function", 2011) in double,
+ * refined by Halley steps: on erf(x) - a for |y| <= 1/2, on log erfc(x) - log(1 - a) in the tails (so the
+ * tails keep their relative accuracy); the same algorithm as the LLVM backend (codegen/llvm/mathlib_ext.py). */
+/* noinline: one copy however many times a fused kernel uses it (compile time; it is not vectorisable) */
+__attribute__((noinline)) static double sd_cpu_erfinv(double y, int steps) {
+    const double a = fabs(y);
+    if (!(a <= 1.0)) return NAN;
+    if (a == 1.0) return copysign(INFINITY, y);
+    if (a == 0.0) return 0.0;
+    double w = -log((1.0 - a) * (1.0 + a)), p;
+    if (w < 5.0) {
+        const double t = w - 2.5;
+        p = 2.81022636e-08; p = 3.43273939e-07 + p * t; p = -3.5233877e-06 + p * t; p = -4.39150654e-06 + p * t;
+        p = 0.00021858087 + p * t; p = -0.00125372503 + p * t; p = -0.00417768164 + p * t;
+        p = 0.246640727 + p * t; p = 1.50140941 + p * t;
+    } else {
+        const double t = sqrt(w) - 3.0;
+        p = -0.000200214257; p = 0.000100950558 + p * t; p = 0.00134934322 + p * t; p = -0.00367342844 + p * t;
+        p = 0.00573950773 + p * t; p = -0.0076224613 + p * t; p = 0.00943887047 + p * t;
+        p = 1.00167406 + p * t; p = 2.83297682 + p * t;
+    }
+    double x = p * a;
+    const double log_q = log(1.0 - a);
+    for (int i = 0; i < steps; ++i) {
+        const double d = 1.1283791670955126 * exp(-x * x); /* erf'(x) */
+        if (a > 0.5) {
+            const double ec = erfc(x), h = log(ec) - log_q, h1 = -d / ec, h2 = -2.0 * x * h1 - h1 * h1;
+            x -= 2.0 * h * h1 / (2.0 * h1 * h1 - h * h2);
+        } else {
+            const double u = (erf(x) - a) / d;
+            x -= u / (1.0 + x * u);
+        }
+    }
+    return copysign(x, y);
+}
+static inline double erfinv(double y) { return sd_cpu_erfinv(y, 3); }
+static inline float erfinvf(float y) { return (float)sd_cpu_erfinv((double)y, 1); }
+
 /* ---- the thread model: coroutine blocks, barriers, warp shuffles, launches (cuda_cpu_threads.h) --- */
 #include "cuda_cpu_threads.h"
 

@@ -215,6 +215,34 @@ __device__ __forceinline__ double sd_heaviside(double x) { return x > 0.0 ? 1.0 
 // sign(x) in {-1, 0, 1}; NaN stays NaN
 __device__ __forceinline__ float sd_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == 0.0f ? 0.0f : x)); }
 __device__ __forceinline__ double sd_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x)); }"""),
+    # -- math functions (ops_math) --
+    "sd_sinc": ((), """\
+// np.sinc: sin(pi x) / (pi x), 1 at x = 0
+__device__ __forceinline__ float sd_sinc(float x) { const float y = 3.14159265358979323846f * x; return x == 0.0f ? 1.0f : sinf(y) / y; }
+__device__ __forceinline__ double sd_sinc(double x) { const double y = 3.14159265358979323846 * x; return x == 0.0 ? 1.0 : sin(y) / y; }"""),
+    "sd_log_or_zero": ((), """\
+// log(x) with 0 at x = 0 (the factor of d/dy x**y, so that d/dy 0**y = 0)
+__device__ __forceinline__ float sd_log_or_zero(float x) { return x == 0.0f ? 0.0f : logf(x); }
+__device__ __forceinline__ double sd_log_or_zero(double x) { return x == 0.0 ? 0.0 : log(x); }"""),
+    "sd_logaddexp": ((), """\
+// np.logaddexp: max + log1p(exp(-|x - y|)); x == y (infinities too) -> x + ln 2; NaN propagates
+__device__ __forceinline__ float sd_logaddexp(float x, float y) {
+    if (x == y) return x + 0.693147180559945309f;
+    const float m = x > y ? x : y;
+    return (x != x || y != y) ? x + y : m + log1pf(expf(-fabsf(x - y)));
+}
+__device__ __forceinline__ double sd_logaddexp(double x, double y) {
+    if (x == y) return x + 0.693147180559945309;
+    const double m = x > y ? x : y;
+    return (x != x || y != y) ? x + y : m + log1p(exp(-fabs(x - y)));
+}"""),
+    "sd_fmax": ((), """\
+// np.fmax / np.fmin: NaN ignored; a tie (+0 vs -0) gives the second operand, as NumPy's array loops
+__device__ __forceinline__ float sd_fmax(float a, float b) { return (a > b || b != b) ? a : b; }
+__device__ __forceinline__ double sd_fmax(double a, double b) { return (a > b || b != b) ? a : b; }"""),
+    "sd_fmin": ((), """\
+__device__ __forceinline__ float sd_fmin(float a, float b) { return (a < b || b != b) ? a : b; }
+__device__ __forceinline__ double sd_fmin(double a, double b) { return (a < b || b != b) ? a : b; }"""),
     "sd_rand_bits": ((), f"""\
 // rand_uniform (symdiff/ops_random.py): lowbias32 hash of (index, seed, step, stream), top 24 bits
 __device__ __forceinline__ unsigned int sd_rand_bits(unsigned int i, unsigned int seed, unsigned int step, unsigned int stream) {{

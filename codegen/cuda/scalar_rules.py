@@ -18,6 +18,16 @@ UNSUPPORTED: set[str] = set()  # ops this backend declares it cannot compile (no
 SPECIAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "softplus", "pow", "sqrt"}
 
 
+# -- math functions (ops_math) --: op -> CUDA math-library function (float64 name; float32 adds "f");
+# cuda_cpu.h supplies erfinv / erfinvf on the CPU (not in <math.h>)
+MATH_LIBM = {"tan": "tan", "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2",
+             "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh", "exp2": "exp2", "log2": "log2",
+             "log10": "log10", "hypot": "hypot", "cbrt": "cbrt", "erf": "erf", "erfc": "erfc", "erfinv": "erfinv",
+             "floor": "floor", "ceil": "ceil", "rint": "rint", "trunc": "trunc", "copysign": "copysign"}
+SPECIAL |= {"tan", "arcsin", "arccos", "arctan", "arctan2", "arcsinh", "arccosh", "arctanh", "exp2", "log2",
+            "log10", "hypot", "cbrt", "erf", "erfc", "erfinv", "sinc", "logaddexp", "log_or_zero"}
+
+
 def _libm(fname: str) -> Rule:
     return lambda a, dt: f"{fname}{math_suffix(dt)}({', '.join(a)})"
 
@@ -40,6 +50,10 @@ SCALAR_RULES: dict[str, Rule] = {
     "relu": lambda a, dt: f"sd_max({a[0]}, {flit(0, dt)})",
     **{f: _helper(f) for f in ("sigmoid", "softplus", "step", "heaviside", "sign")},
     "eq": lambda a, dt: f"({a[0]} == {a[1]}) ? {flit(1, dt)} : {flit(0, dt)}",
+    # -- math functions (ops_math) --
+    **{op: _libm(f) for op, f in MATH_LIBM.items()},
+    **{f: _helper(f) for f in ("sinc", "log_or_zero")},
+    **{f: lambda a, dt, f=f: f"sd_{f}({a[0]}, {a[1]})" for f in ("logaddexp", "fmax", "fmin")},
 }
 
 

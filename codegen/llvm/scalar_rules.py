@@ -12,6 +12,7 @@ from llvmlite import ir
 
 from symdiff.codegen.llvm.dtype_rules import ANY_DTYPE_RULES, INT_RULES
 from symdiff.codegen.llvm.mathlib import FUNCTIONS, MathLib
+from symdiff.codegen.llvm.mathlib_ext import EXT_RULES
 
 FTYPE = {"float32": ir.FloatType(), "float64": ir.DoubleType()}
 
@@ -61,6 +62,8 @@ SCALAR_RULES: dict[str, Rule] = {
     "sign": _step_like(0.0, -1.0),
     "eq": lambda b, m, a, dt: b.uitofp(b.fcmp_ordered("==", a[0], a[1]), FTYPE[dt]),
     **{f: _math(f) for f in FUNCTIONS},  # exp log log1p expm1 sin cos tanh sigmoid softplus pow sqrt abs
+    # -- math functions (ops_math) --
+    **EXT_RULES,  # tan arcsin ... erfinv floor ceil rint trunc copysign fmax fmin (codegen/llvm/mathlib_ext.py)
 }
 
 
