@@ -169,11 +169,12 @@ def _tri_mask(op: str, m: Node, k: int, upper: bool) -> Node:
     n, c = m.shape[-2:]
     i, j = np.arange(n)[:, None], np.arange(c)[None, :]
     keep = (j - i >= k) if upper else (j - i <= k)
-    return apply("mul", [m, const(keep.astype(m.dtype), m.dtype)])
+    # a select, not a product with a 0/1 mask: an inf or nan in the zeroed part gives 0 (as NumPy)
+    return apply("where", [const(keep, "bool"), m, const(0, m.dtype)])
 
 
 def triu(m, k: int = 0) -> Node:
-    """The upper triangle of the last two axes (entries below diagonal ``k`` zeroed: multiplied by 0)."""
+    """The upper triangle of the last two axes (entries below diagonal ``k`` set to 0)."""
     return _tri_mask("triu", as_tensor(m), int(k), True)
 
 

@@ -52,3 +52,16 @@ def test_constant_makers_match_numpy():
     np.testing.assert_array_equal(sd.compile(g, "numpy")(), np.ones((2, 3)))  # constant: needs no input
     with pytest.raises(ValueError, match="negative dimensions"):
         sd.zeros((2, -1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_triu_tril_zero_non_finite_entries(backend):
+    """The zeroed triangle is selected away, not multiplied by 0: inf and nan there give 0, as NumPy."""
+    m = sd.input("m", (3, 3), "float64")
+    i = sd.input("i", (2, 3), "int64")
+    mv = np.array([[1.0, np.inf, 2.0], [np.nan, 3.0, -np.inf], [4.0, np.inf, 5.0]])
+    iv = np.arange(6).reshape(2, 3)
+    got = sd.compile([sd.triu(m), sd.tril(m, -1), sd.triu(i, 1)], backend)(m=mv, i=iv)
+    for g, w in zip(got, [np.triu(mv), np.tril(mv, -1), np.triu(iv, 1)]):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
