@@ -8,7 +8,8 @@
    a total reduction becomes an accumulator of a loop kernel over its input.
 3. Horizontal fusion: loop kernels over the same domain with no dependency between them merge into
    one pass (a loss and its elementwise gradients computed together).
-4. Buffer plan: temporaries get offsets in one workspace, reused once their last reader has run.
+4. Buffer plan: an output that is a reshape of a stored node is that node's buffer (its kernel writes
+   the output; no copy kernel); temporaries get offsets in one workspace, reused once their last reader has run.
 """
 from __future__ import annotations
 
@@ -239,17 +240,27 @@ class Lowering:
                 consts.append(b)
                 where[n] = b
         outputs, copies = [], []
+        output_set = set(self.outputs)
+        in_place: set = set()  # outputs that are a reshape of a node stored straight into their buffer
         for k, o in enumerate(self.outputs):
             b = new_buffer("output", o.shape, o.dtype, slot=len(inputs) + k)
             outputs.append(b)
             if o in where:  # a leaf, a constant, or an output listed twice: copy it
                 copies.append((o, b))
+                continue
+            x = o.inputs[0] if o.op == "reshape" else None
+            if (x is not None and x in self.mat and not x.is_leaf and x.op != "const" and x not in where
+                    and x not in output_set):
+                # the output is its input, reshaped: the input's kernel writes the output buffer (no copy
+                # kernel); readers of the output see it through the reshape, so they depend on that kernel
+                where[x] = b
+                in_place.add(o)
             else:
                 where[o] = b
 
         kernels: list = []
         for n in self.order:
-            if n not in self.mat or n.is_leaf or n.op == "const":
+            if n not in self.mat or n.is_leaf or n.op == "const" or n in in_place:
                 continue
             if n in self.aliases and n not in where and self.aliases[n] in where:
                 where[n] = where[self.aliases[n]]  # no copy: GEMMs read the reshape in place

@@ -202,3 +202,25 @@ def test_buffer_equality_is_identity():
     b = Buffer(0, "temp", (2,), "float32")
     assert a != b and len({a, b}) == 2 and a.nbytes == 8
     assert np.dtype(a.dtype).itemsize * a.size == a.nbytes
+
+
+@pytest.mark.parametrize("backend", ["llvm", "cuda-cpu"])
+def test_an_output_that_reshapes_a_stored_node_is_written_in_place(backend):
+    """A reshape output (the gradient of an embedding lookup, a flattened sum) is written by its input's
+    kernel straight into the output buffer: no copy kernel, and kernels that read it still run after."""
+    x = sd.input("x", (4, 6), "float64")
+    s = sd.sum(sd.exp(x), axis=1)  # stored (a reduction)
+    out = sd.reshape(s, (2, 2))  # an output: the reduction writes it
+    after = sd.tanh(out) * 2.0  # reads it: must run after the reduction
+    scaled = sd.reshape(s, (4, 1)) * x
+    y = sd.input("y", (2, 2), "float64")
+    early = sd.sin(y)  # a loop over the same (2, 2) domain before the reduction: `after` must not join it
+    outs = [early, out, after, scaled]
+    prog = _program(outs)
+    assert not any(isinstance(k, LoopKernel) and any(n is out for n, _ in k.stores) for k in prog.kernels)
+    assert any(isinstance(k, ReduceKernel) and k.out is prog.outputs[1] for k in prog.kernels)
+    xv, yv = np.random.default_rng(0).standard_normal((4, 6)), np.random.default_rng(1).standard_normal((2, 2))
+    got = sd.compile(outs, backend)(x=xv, y=yv)
+    sv = np.exp(xv).sum(axis=1)
+    for g, w in zip(got, [np.sin(yv), sv.reshape(2, 2), np.tanh(sv.reshape(2, 2)) * 2.0, sv.reshape(4, 1) * xv]):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
