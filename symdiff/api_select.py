@@ -1,5 +1,6 @@
 """DSL functions for selection and dtype handling built from the op table (``ops_compare.py``):
-``clip select nan_to_num``, the bool operators ``& | ^ ~`` and the NumPy aliases ``mod`` / ``true_divide``.
+``clip select nan_to_num``, the bool operators ``& | ^ ~`` and the NumPy alias ``mod`` (``true_divide`` is
+with the other second names in ``api_math.py``).
 
 Comparisons (``sd.less`` ...), ``sd.where``, ``sd.logical_*``, ``sd.isnan`` ..., ``sd.floor_divide``,
 ``sd.remainder``, ``sd.fmod`` and ``sd.stop_gradient`` are generated from their op-table entries (``api.py``).
@@ -17,7 +18,6 @@ from .ir import Node
 where, maximum, minimum = ELEMENTWISE["where"], ELEMENTWISE["maximum"], ELEMENTWISE["minimum"]
 isnan, equal = ELEMENTWISE["isnan"], ELEMENTWISE["equal"]
 mod = ELEMENTWISE["remainder"]  # NumPy's second name of remainder
-true_divide = ELEMENTWISE["divide"]  # NumPy's second name of divide (ints -> float64)
 
 _LOGICAL = {"&": "logical_and", "|": "logical_or", "^": "logical_xor", "~": "logical_not"}
 
@@ -78,4 +78,4 @@ def bool_operator(sym: str, a: TensorLike, b: Optional[TensorLike] = None) -> No
     return ELEMENTWISE[_LOGICAL[sym]](*args)
 
 
-__all__ = ["clip", "select", "nan_to_num", "bool_operator", "mod", "true_divide"]
+__all__ = ["clip", "select", "nan_to_num", "bool_operator", "mod"]
