@@ -195,11 +195,18 @@ class ReduceKernel(NodeKernel):
 
 
 @dataclass(frozen=True, eq=False)
-class RowKernel(NodeKernel):
-    node: Node  # softmax / log_softmax / logsumexp
+class AlongAxisKernel(NodeKernel):
+    """A kernel that computes ``node`` by a loop along ``axis`` per row (the other axes), rows split
+    between ``tasks``: the base of the row, scan and sort kernels."""
+    node: Node
     out: Buffer
     axis: int
     tasks: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class RowKernel(AlongAxisKernel):
+    """softmax / log_softmax / logsumexp."""
 
     kind: ClassVar[str] = "row"
 
@@ -275,11 +282,8 @@ class ScatterKernel(NodeKernel):
 
 
 @dataclass(frozen=True, eq=False)
-class ScanKernel(NodeKernel):
-    node: Node  # cumsum / cumprod
-    out: Buffer
-    axis: int
-    tasks: int = 1  # rows (the other axes) split between tasks
+class ScanKernel(AlongAxisKernel):
+    """cumsum / cumprod."""
 
     kind: ClassVar[str] = "scan"
 
@@ -293,11 +297,8 @@ class ScanKernel(NodeKernel):
 
 
 @dataclass(frozen=True, eq=False)
-class SortKernel(NodeKernel):
-    node: Node  # argsort (its input is materialised: read at every pair of a row)
-    out: Buffer
-    axis: int
-    tasks: int = 1
+class SortKernel(AlongAxisKernel):
+    """argsort (its input is materialised: read at every pair of a row)."""
 
     kind: ClassVar[str] = "sort"
 
