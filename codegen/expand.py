@@ -22,9 +22,9 @@ from symdiff.sympy_bridge import to_graph, value_expr
 KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "broadcast_to", "transpose",
                         "matmul", "cast", "softmax", "log_softmax", "logsumexp", "pick", "one_hot",
                         "rand_uniform", "prod"}) | frozenset(TENSOR_EXPANSIONS) \
-    | {"slice", "flip", "embed", "concatenate"} \
+    | {"slice", "flip", "embed", "concatenate", "window"} \
     | {"take_along", "scatter_add", "scatter_mul", "scatter_max", "cumsum", "cumprod", "argsort"}  # ops_gather.py
-# TENSOR_EXPANSIONS (argmax, argmin): tensor ops that expand_composites rewrites into the ops above
+# TENSOR_EXPANSIONS (argmax, argmin, conv, conv_transpose, conv_weight, fold): tensor ops that expand_composites rewrites into the ops above
 
 
 class UnsupportedOpError(NotImplementedError):

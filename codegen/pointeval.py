@@ -11,6 +11,7 @@ computed in place from its inputs, each at the point that op maps it to:
 - ``pick(x, lab)``: ``x[point..., lab[point]]``; ``one_hot(lab)``: ``lab[point[:-1]] == point[-1]``;
 - ``slice`` / ``flip`` / ``embed`` / ``concatenate`` (``symdiff/ops_index.py``): affine index maps, and
   selects whose every branch reads in bounds (a clamped index), see ``INDEX_RULES``;
+- ``window`` (``symdiff/ops_conv.py``): ``x[lead, o * stride + k * dilation]`` per spatial axis;
 - ``take_along(x, idx)`` (axis a): ``x[point with point[a] -> clamp(wrap(idx[point]))]``, the other axes
   broadcast (size-1 axes read index 0); the index rule is :func:`symdiff.ops_gather.wrap_clamp`'s;
 - ``cast``; scalar ``const``; ``rand_uniform``: the counter-based hash of ``symdiff/ops_random.py``
@@ -382,4 +383,29 @@ def _concat_point(ev: PointEval, n: Node, point) -> Any:
     return v
 
 
-INDEX_RULES = {"slice": _slice_point, "flip": _flip_point, "embed": _embed_point, "concatenate": _concat_point}
+def _window_point(ev: PointEval, n: Node, point) -> Any:
+    """window (symdiff/ops_conv.py): out[lead, k, o] = x[lead, o * stride + k * dilation] per spatial axis
+    (always in bounds: the shape rule keeps every window inside x)."""
+    em, (x,) = ev.em, n.inputs
+    kernel, stride, dilation = n.attrs["kernel"], n.attrs["stride"], n.attrs["dilation"]
+    k = len(kernel)
+    lead = len(point) - 2 * k
+    inner = list(point[:lead])
+    for d in range(k):
+        kk, o = point[lead + d], point[lead + k + d]
+        if x.shape[lead + d] == 1:
+            inner.append(em.iconst(0))
+            continue
+        a = em.imul(o, stride[d]) if stride[d] != 1 else o
+        b = em.imul(kk, dilation[d]) if dilation[d] != 1 else kk
+        if kernel[d] == 1:  # the kernel index is always 0
+            inner.append(a)
+        elif n.shape[lead + k + d] == 1:  # one window: the output index is always 0
+            inner.append(b)
+        else:
+            inner.append(em.atom(em.iadd(a, b)))
+    return ev.ev(x, inner)
+
+
+INDEX_RULES = {"slice": _slice_point, "flip": _flip_point, "embed": _embed_point, "concatenate": _concat_point,
+               "window": _window_point}

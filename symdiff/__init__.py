@@ -5,7 +5,7 @@ symbolically with ``sd.grad``, and compile the result with ``sd.compile``.
 """
 # fill the op table first (the op modules register into symdiff.optable; the DSL is generated from it)
 from . import ops_elementwise, ops_random, ops_tensor, ops_compare, ops_reduce  # noqa: F401,I001
-from . import ops_gather, ops_index, ops_math  # noqa: F401,I001
+from . import ops_gather, ops_index, ops_math, ops_conv  # noqa: F401,I001
 from .api import (ELEMENTWISE, as_tensor, astype, broadcast_to, cross_entropy, input, log_softmax, logsumexp,
                   matmul, max, mean, mse, param, reshape, softmax, sum, transpose)
 from .api_shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, concatenate, dsplit,
