@@ -147,3 +147,21 @@ def test_unbatched_input_and_int_promotion():
     wv = np.ones((3, 2, 2, 2), np.float32)
     np.testing.assert_allclose(evaluate(y, x=xv, w=wv), R.conv(xv[None].astype(float), wv.astype(float),
                                                                (1, 1), ((0, 0), (0, 0)), (1, 1), 1)[0])
+
+
+@pytest.mark.skipif(__import__("symdiff.codegen.cuda.backend", fromlist=["x"]).find_nvcc() is None,
+                    reason="nvcc not found")
+def test_nvcc_compiles_a_conv_net_forward_and_backward():
+    """The CUDA source of a grouped, strided conv, a transposed conv and their gradients is valid CUDA for a
+    real GPU (PTX for sm_90, no warnings), float32 and float64."""
+    from symdiff.codegen.cuda import backend as cb
+    from symdiff.codegen.cuda.render import render_cuda
+    from symdiff.codegen.lower import lower
+    outs = []
+    for dt in ("float32", "float64"):
+        x, w = sd.input(f"x_{dt}", (2, 4, 7, 7), dt), sd.param(f"w_{dt}", (4, 2, 3, 3), dt)
+        wt = sd.param(f"wt_{dt}", (4, 2, 2, 2), dt)
+        y = sd.conv_transpose2d(sd.relu(sd.conv2d(x, w, stride=2, padding=1, groups=2)), wt, stride=2)
+        outs += [y, *sd.grad(sd.sum(y * y), [x, w, wt])]
+    src = render_cuda(lower(outs), "sd_entry")[0]
+    assert cb.nvcc_ptx(src, "sm_90") == (0, "")
