@@ -14,8 +14,9 @@ Visin's convolution arithmetic, PyTorch's rounding)::
 Window ``i`` reads the padded positions ``i s - p + j d`` (``j < k``); positions outside ``[0, S)`` are padding.
 
 - max pooling pads with ``-inf`` and takes ``max`` over the window axes. Its gradient is the ``max``
-  reduction's rule: the cotangent of a window is SHARED EQUALLY between its tied maxima (as JAX;
-  PyTorch gives it all to the first maximum), and the contributions of overlapping windows add.
+  reduction's rule: the cotangent of a window is SHARED EQUALLY between its tied maxima (as the gradient
+  of ``jax.numpy.max``; PyTorch's pooling kernels give it all to the first maximum), and the
+  contributions of overlapping windows add. Away from ties the two agree.
 - average pooling sums the zero-padded windows and multiplies by a constant ``1 / divisor`` array
   (NumPy, at build time): ``divisor_override`` if given, else with ``count_include_pad`` the window
   clipped to the padded bounds ``[-p, S + p)``, without it the number of real input entries.
@@ -48,8 +49,10 @@ __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg
            "adaptive_max_pool1d", "adaptive_max_pool2d", "pool_out_size"]
 
 _FILL = {"max": float("-inf"), "sum": 0.0}  # the padding value of each reduction
-_POOL_OPS = ("embed", "window", "max", "sum", "mul", "reshape", "const")
-_ADAPTIVE_OPS = ("embed", "take_along", "max", "sum", "mul", "reshape", "const")
+_MAX_OPS = ("embed", "window", "max", "reshape")  # the ops each family builds (docs/dsl.md's table)
+_AVG_OPS = ("embed", "window", "sum", "mul", "const", "reshape")
+_ADAPTIVE_MAX_OPS = ("reshape", "embed", "take_along", "max")
+_ADAPTIVE_AVG_OPS = ("reshape", "embed", "take_along", "sum", "mul", "const")
 
 
 # -- arguments ------------------------------------------------------------------------------------------------
@@ -178,32 +181,35 @@ def _avg_pool(fn: str, k: int, x, kernel_size, stride, padding, ceil_mode, count
     return _result(apply("mul", [total, inv]), unbatched)
 
 
-@dsl_function(ops=_POOL_OPS)
+@dsl_function(ops=_MAX_OPS)
 def max_pool1d(x: TensorLike, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False) -> Node:
-    """1-D max pooling of ``(N, C, L)`` / ``(C, L)``, as ``torch.nn.functional.max_pool1d`` (gradient shared
-    equally between tied maxima, as JAX)."""
+    """1-D max pooling of ``(N, C, L)`` / ``(C, L)``, as ``torch.nn.functional.max_pool1d``.
+
+    The gradient of a window is shared equally between its tied maxima (as JAX; PyTorch picks one)."""
     return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
-@dsl_function(ops=_POOL_OPS)
+@dsl_function(ops=_MAX_OPS)
 def max_pool2d(x: TensorLike, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False) -> Node:
-    """2-D max pooling of ``(N, C, H, W)`` / ``(C, H, W)``, as ``torch.nn.functional.max_pool2d``; the
-    gradient of a window is shared equally between its tied maxima (as JAX; PyTorch picks the first)."""
+    """2-D max pooling of ``(N, C, H, W)`` / ``(C, H, W)``, as ``torch.nn.functional.max_pool2d``.
+
+    The gradient of a window is shared equally between its tied maxima (as JAX; PyTorch picks one)."""
     return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
-@dsl_function(ops=_POOL_OPS)
+@dsl_function(ops=_AVG_OPS)
 def avg_pool1d(x: TensorLike, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override: Optional[int] = None) -> Node:
-    """1-D average pooling of ``(N, C, L)`` / ``(C, L)``, as ``torch.nn.functional.avg_pool1d``
-    (``divisor_override`` as avg_pool2d's)."""
+    """1-D average pooling of ``(N, C, L)`` / ``(C, L)``, as ``torch.nn.functional.avg_pool1d``.
+
+    ``divisor_override`` (not in PyTorch's avg_pool1d) as avg_pool2d's."""
     return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                      divisor_override)
 
 
-@dsl_function(ops=_POOL_OPS)
+@dsl_function(ops=_AVG_OPS)
 def avg_pool2d(x: TensorLike, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override: Optional[int] = None) -> Node:
     """2-D average pooling of ``(N, C, H, W)`` / ``(C, H, W)``, as ``torch.nn.functional.avg_pool2d``."""
@@ -262,20 +268,21 @@ def _adaptive(fn: str, k: int, reduce: str, x, output_size) -> Node:
     return _result(y, unbatched)
 
 
-@dsl_function(ops=_ADAPTIVE_OPS)
+@dsl_function(ops=_ADAPTIVE_AVG_OPS)
 def adaptive_avg_pool1d(x: TensorLike, output_size) -> Node:
     """1-D adaptive average pooling to ``output_size`` positions, as ``torch.nn.functional.adaptive_avg_pool1d``."""
     return _adaptive("adaptive_avg_pool1d", 1, "sum", x, output_size)
 
 
-@dsl_function(ops=_ADAPTIVE_OPS)
+@dsl_function(ops=_ADAPTIVE_AVG_OPS)
 def adaptive_avg_pool2d(x: TensorLike, output_size) -> Node:
-    """2-D adaptive average pooling to ``output_size`` (an int, or a pair whose None entries keep that input
-    size), as ``torch.nn.functional.adaptive_avg_pool2d``."""
+    """2-D adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    ``output_size``: an int, or a pair whose None entries keep that input size."""
     return _adaptive("adaptive_avg_pool2d", 2, "sum", x, output_size)
 
 
-@dsl_function(ops=_ADAPTIVE_OPS)
+@dsl_function(ops=_ADAPTIVE_MAX_OPS)
 def adaptive_max_pool1d(x: TensorLike, output_size, return_indices: bool = False) -> Node:
     """1-D adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool1d`` (ties share the gradient)."""
     if return_indices:
@@ -283,7 +290,7 @@ def adaptive_max_pool1d(x: TensorLike, output_size, return_indices: bool = False
     return _adaptive("adaptive_max_pool1d", 1, "max", x, output_size)
 
 
-@dsl_function(ops=_ADAPTIVE_OPS)
+@dsl_function(ops=_ADAPTIVE_MAX_OPS)
 def adaptive_max_pool2d(x: TensorLike, output_size, return_indices: bool = False) -> Node:
     """2-D adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool2d`` (ties share the gradient)."""
     if return_indices:
