@@ -271,3 +271,14 @@ def test_pool_shapes_unbatched_and_defaults():
     assert sd.avg_pool2d(x, (3, 2), stride=[]).shape == (3, 2, 3)  # an empty stride: PyTorch's default too
     assert sd.adaptive_avg_pool2d(x, (None, 2)).shape == (3, 7, 2)
     assert sd.max_pool2d(x, 2).dtype == "float32"
+
+
+def test_op_suite_cases_match_their_loop_references():
+    """The op suite (tests/test_ops_backends.py) compares backends with numpy; here numpy meets the references."""
+    import test_ops  # noqa: PLC0415,F401  (first: it imports cases_pool, which imports it back)
+    import cases_pool  # noqa: PLC0415
+    for name, case in cases_pool.API_CASES.items():
+        values = case.gen(np.random.default_rng(0))
+        nodes = [sd.input(k, v.shape, v.dtype.name) for k, v in values.items()]
+        got = sd.compile(case.build(*nodes), "numpy")(**values)
+        np.testing.assert_allclose(got, case.ref(*values.values()), rtol=1e-12, atol=1e-13, err_msg=name)
