@@ -17,6 +17,7 @@ from .api_creation import (arange, eye, full, full_like, identity, linspace, one
 from .api_reduce import all, amax, amin, any, argmax, argmin, average, min, nanmean, nansum, norm, prod, std, var
 from .api_products import dot, einsum, inner, kron, matrix_transpose, outer, tensordot, vdot
 from . import linalg
+from .api_conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d
 from .api_select import bool_operator, clip, mod, nan_to_num, select
 from .api_gather import (advanced_index, argpartition, argsort, cumprod, cumsum, partition, sort, take,
                          take_along_axis)
@@ -50,6 +51,7 @@ __all__ = [
     "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
     "clip", "select", "nan_to_num", "mod",
     "argpartition", "argsort", "partition", "sort", *_MATH_DSL,
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)
