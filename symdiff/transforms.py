@@ -34,7 +34,7 @@ from .ops_tensor import broadcast_to, cast, reshape, transpose, zeros
 from .optable import OPS
 from .sympy_bridge import partial
 
-__all__ = ["vjp", "jvp", "hvp", "jacobian", "hessian", "LINEAR_OPS", "BILINEAR_OPS", "JVP_RULES"]
+__all__ = ["vjp", "jvp", "hvp", "jacobian", "hessian", "jacobian_columns", "LINEAR_OPS", "BILINEAR_OPS", "JVP_RULES"]
 
 FLOATS = ("float32", "float64")
 # ops linear in their first operand (the others are indices or not differentiated): tangent = op(t, rest)
@@ -245,14 +245,21 @@ def _batched(lin: Node, placeholder: Node, basis: Node, n: int) -> Node:
     return batch([lin], {placeholder: basis}, n)[0]
 
 
+def jacobian_columns(y: Node, x: Node, tangents, simplify: bool = True) -> Node:
+    """``J t_k`` for a batch of tangents ``(c, *x.shape)`` (a node or an array): ``(c, *y.shape)``, one
+    batched forward-mode graph."""
+    tangents = tangents if isinstance(tangents, Node) else const(np.asarray(tangents, x.dtype), x.dtype)
+    t = _placeholder("jac_t", x, x.shape)
+    ty = jvp(y, x, t, simplify=simplify)
+    return _batched(ty, t, tangents, tangents.shape[0])
+
+
 def _jacobian_one(y: Node, x: Node, mode: str, simplify: bool) -> Node:
     m, n = y.size, x.size
     if mode == "auto":
         mode = "fwd" if n < m else "rev"
     if mode == "fwd":  # J[:, j] = J e_j: n tangents
-        t = _placeholder("jac_t", x, x.shape)
-        ty = jvp(y, x, t, simplify=simplify)
-        cols = _batched(ty, t, _basis(n, x.shape, x.dtype), n)  # (n, *y.shape)
+        cols = jacobian_columns(y, x, _basis(n, x.shape, x.dtype), simplify)  # (n, *y.shape)
         return reshape(transpose(reshape(cols, (n, m)), (1, 0)), y.shape + x.shape)
     if mode == "rev":  # J[i, :] = e_i^T J: m cotangents
         u = _placeholder("jac_u", y, y.shape)
