@@ -163,6 +163,10 @@ class Lowering:
                     mat.add(x)
             if n.op == "pick" or n.op in SORT_OPS:
                 mat.add(n.inputs[0])
+            if n.op == "window" and n.inputs[0].op != "const":
+                # every input point is read by up to prod(kernel) windows: compute it (the padding's select,
+                # a ReLU) once; the windows then read a stored array at affine offsets, a vectorisable copy
+                mat.add(n.inputs[0])
         mat.update(self.concat_groups)
         cost_memo: dict = {}
         for n in self.order:  # an expensive operand of a select is computed at points that discard it:
