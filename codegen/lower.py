@@ -245,7 +245,7 @@ class Lowering:
         for k, o in enumerate(self.outputs):
             b = new_buffer("output", o.shape, o.dtype, slot=len(inputs) + k)
             outputs.append(b)
-            if o in where:  # a leaf, a constant, or an output listed twice: copy it
+            if o in where or o in in_place:  # a leaf, a constant, or an output listed twice: copy it
                 copies.append((o, b))
                 continue
             x = o.inputs[0] if o.op == "reshape" else None

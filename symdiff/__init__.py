@@ -17,9 +17,12 @@ from .api_creation import (arange, eye, full, full_like, identity, linspace, one
 from .api_reduce import all, amax, amin, any, argmax, argmin, average, min, nanmean, nansum, norm, prod, std, var
 from .api_products import dot, einsum, inner, kron, matrix_transpose, outer, tensordot, vdot
 from . import linalg
+from .api_conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d
 from .api_select import bool_operator, clip, mod, nan_to_num, select
 from .api_gather import (advanced_index, argpartition, argsort, cumprod, cumsum, partition, sort, take,
                          take_along_axis)
+from .api_pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d,
+                       avg_pool1d, avg_pool2d, max_pool1d, max_pool2d)
 from .define import define_elementwise
 from .api_math import DSL as _MATH_DSL
 from .autodiff import grad
@@ -48,6 +51,7 @@ __all__ = [
     "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
     "clip", "select", "nan_to_num", "mod",
     "argpartition", "argsort", "partition", "sort", *_MATH_DSL,
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)
@@ -57,3 +61,5 @@ __all__ += ["append", "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "
             "dsplit", "dstack", "expand_dims", "flatten", "flip", "fliplr", "flipud", "hsplit", "hstack", "moveaxis",
             "ravel", "rollaxis", "split", "squeeze", "stack", "swapaxes", "vsplit", "vstack", "array", "asarray",
             "cross", "diagonal", "diff", "pad", "repeat", "roll", "rot90", "tile", "trace", "tril", "triu"]
+__all__ += ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d",
+            "avg_pool2d", "max_pool1d", "max_pool2d"]

@@ -3,7 +3,7 @@ a callable; and the NumPy reference backend, which the core registers itself."""
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -17,25 +17,37 @@ DEFAULT_BACKEND = "llvm"
 
 
 class CompiledFunction:
-    """A compiled graph. Call it with keyword NumPy arrays named after the graph's leaves.
+    """A compiled graph. Call it with keyword NumPy arrays named after the graph's leaves; compiled with
+    ``inputs=[...]`` it also takes them positionally, in that order.
 
+    ``input_names``: the argument order -- ``inputs=``'s, else the graph's leaves in topological order
+    (the order the graph first reads them, which need not be the order they were declared in).
     Returns one array for a single-tensor graph and a tuple for a list of outputs. Outputs are fresh
     arrays: they never alias each other or the inputs.
     """
 
     backend = "abstract"
 
-    def __init__(self, outputs: Sequence[Node], single: bool) -> None:
+    def __init__(self, outputs: Sequence[Node], single: bool, inputs: Optional[Sequence[Node]] = None) -> None:
         self.outputs = list(outputs)
         self.single = single
-        self.signature = Signature(self.outputs)
+        self.signature = Signature(self.outputs, order=inputs)
         self.input_names = self.signature.names
         self.output_specs = [(o.shape, o.dtype) for o in self.outputs]
 
-    def __call__(self, **kwargs):
-        arrays = self.signature.bind(kwargs)
+    def __call__(self, *args, **kwargs):
+        if args:
+            self.check_positional(len(args))
+            arrays = self.signature.bind_call(args, kwargs)
+        else:
+            arrays = self.signature.bind(kwargs)
         results = self._run(arrays)
         return results[0] if self.single else tuple(results)
+
+    def check_positional(self, nargs: int) -> None:
+        """Raise the "use keywords or inputs=" error unless compiled with an argument order."""
+        if not self.signature.positional:
+            raise self.signature.positional_error(f"this compiled function ({self.backend})", nargs)
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
@@ -59,8 +71,8 @@ class NumpyFunction(CompiledFunction):
 
     backend = "numpy"
 
-    def __init__(self, outputs: Sequence[Node], single: bool) -> None:
-        super().__init__(outputs, single)
+    def __init__(self, outputs: Sequence[Node], single: bool, inputs: Optional[Sequence[Node]] = None) -> None:
+        super().__init__(outputs, single, inputs)
         self.order = toposort(self.outputs)
         pos = {n: i for i, n in enumerate(self.order)}
         last_use = {n: pos[n] for n in self.order}
@@ -109,8 +121,13 @@ def _normalize_outputs(outputs) -> tuple[list[Node], bool]:
     return outs, single
 
 
-def compile(outputs, backend: str | None = None, *, simplify_graph: bool = True, **options) -> CompiledFunction:  # noqa: A001
+def compile(outputs, backend: str | None = None, *, inputs: Optional[Sequence[Node]] = None,  # noqa: A001
+            simplify_graph: bool = True, **options) -> CompiledFunction:
     """Compile one tensor or a list of tensors into a callable.
+
+    ``inputs``: the argument order, as ``theano.function(inputs, outputs)`` or CasADi's ``Function``: every
+    leaf the outputs read, once each (more are allowed: unread slots); the function then also accepts
+    positional arguments in that order (keywords still work). Without it, call with keywords.
 
     ``backend``: a registered backend (``symdiff.list_backends()`` lists them): "llvm" (JIT machine code,
     the default), "numpy" (reference interpreter), "cuda" (NVIDIA GPU), "cuda-cpu" (the generated CUDA
@@ -120,6 +137,10 @@ def compile(outputs, backend: str | None = None, *, simplify_graph: bool = True,
     outs, single = _normalize_outputs(outputs)
     spec = get_backend(backend or DEFAULT_BACKEND)
     opts = spec.resolve_options(options)  # before simplifying: a typo fails fast
+    if inputs is not None:  # checked against the caller's graph (simplifying may drop a leaf it reads)
+        inputs = [inputs] if isinstance(inputs, Node) else list(inputs)
+        Signature(outs, order=inputs)
+        opts = {**opts, "inputs": inputs}
     t0 = time.perf_counter()
     if simplify_graph:
         outs = simplify(outs)

@@ -69,7 +69,11 @@ class Node:
     """
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "digest", "_hash", "meta", "__weakref__")
-    __array_ufunc__ = None  # make numpy defer to our reflected operators (np.float32(2) * x)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # operator ufuncs (np.float32(2) * x) build the operator's node; np.exp(x) names sd.exp (ufuncs.py)
+        from .ufuncs import array_ufunc
+        return array_ufunc(ufunc, method, inputs, kwargs)
 
     op: str
     inputs: tuple

@@ -57,15 +57,25 @@ class Signature:
 
     ``name``, when given, prefixes every message (``"name(): input 'x': ..."``)."""
 
-    def __init__(self, outputs: Sequence[Node], name: Optional[str] = None) -> None:
+    def __init__(self, outputs: Sequence[Node], name: Optional[str] = None,
+                 order: Optional[Sequence[Node]] = None) -> None:
+        """``order``: the explicit argument order (``sd.compile(..., inputs=[...])``): leaves, each named
+        once, covering every leaf of ``outputs`` (extra ones keep a slot the graph does not read); it
+        enables positional calls. Without it the order is the graph's (topological) leaf order and only
+        keyword calls are accepted."""
         depths = _label_depths(outputs)
-        self._init([LeafSpec(n.name, n.shape, n.dtype, n.op, depths.get(n.name)) for n in leaves(outputs)], name)
+        graph_leaves = leaves(outputs)
+        if order is not None:
+            graph_leaves = _ordered(graph_leaves, order)
+        self._init([LeafSpec(n.name, n.shape, n.dtype, n.op, depths.get(n.name)) for n in graph_leaves], name)
+        self.positional = order is not None
 
     def _init(self, specs: list[LeafSpec], name: Optional[str]) -> None:
         self.leaves = specs
         self.names = tuple(s.name for s in self.leaves)
         self._index = {s.name: i for i, s in enumerate(self.leaves)}
         self.prefix = f"{name}(): " if name else ""
+        self.positional = True  # runtime signatures (from_specs) are positional in spec order
 
     @classmethod
     def from_specs(cls, specs: Iterable[Any], name: Optional[str] = None) -> "Signature":
@@ -102,6 +112,13 @@ class Signature:
         """Argument ``value`` for leaf ``i`` -> its array (the C runtime's path for one non-exact argument)."""
         return convert(self.leaves[i], value, self.prefix)
 
+    def positional_error(self, what: str, nargs: int) -> TypeError:
+        """The error for a positional call of a function compiled without an argument order."""
+        kw = ", ".join(f"{n}=..." for n in self.names)
+        return TypeError(f"{what} takes keyword arguments named after its inputs ({kw}); {nargs} positional "
+                         f"argument{'' if nargs == 1 else 's'} given. Call it as f({kw}), or compile with "
+                         f"sd.compile(outputs, inputs=[...]) to fix a positional order. input_names: {self.names!r}")
+
     def bind_call(self, args: tuple, kwargs: dict) -> list[np.ndarray]:
         """Positional and/or keyword arguments (inputs in leaf order) -> :meth:`bind`'s arrays."""
         n, got = len(self.leaves), len(args)
@@ -113,6 +130,33 @@ class Signature:
             raise TypeError(f"{self.prefix}got multiple values for input(s) "
                             + ", ".join(repr(b) for b in both))
         return self.bind({**dict(zip(self.names, args)), **kwargs})
+
+
+def _ordered(graph_leaves: list[Node], order: Sequence[Node]) -> list[Node]:
+    """``order`` checked against the graph's leaves (see :class:`Signature`)."""
+    if isinstance(order, Node):
+        order = [order]
+    out: list[Node] = []
+    seen: dict[str, Node] = {}
+    for k, n in enumerate(order):
+        if not isinstance(n, Node) or not n.is_leaf:
+            what = f"a {n.op} node" if isinstance(n, Node) else type(n).__name__
+            raise TypeError(f"compile: inputs[{k}] must be an sd.input or sd.param leaf, got {what}")
+        if n.name in seen:
+            raise ValueError(f"compile: inputs lists {n.name!r} twice (inputs[{k}])")
+        seen[n.name] = n
+        out.append(n)
+    by_name = {g.name: g for g in graph_leaves}
+    for nm, n in seen.items():
+        g = by_name.get(nm)
+        if g is not None and g is not n:
+            raise ValueError(f"compile: inputs names {nm!r} ({n.op} {n.dtype}{list(n.shape)}) but the outputs read "
+                             f"a different leaf of that name ({g.op} {g.dtype}{list(g.shape)})")
+    missing = [g for g in graph_leaves if g.name not in seen]
+    if missing:
+        raise ValueError("compile: inputs must list every leaf the outputs read; missing "
+                         + ", ".join(f"{g.name!r} ({g.op} {g.dtype}{list(g.shape)})" for g in missing))
+    return out
 
 
 def _range_error(arr: np.ndarray, lo: int, hi: int, what: str) -> Optional[str]:

@@ -24,6 +24,8 @@ from symdiff.ir import Node, apply
 from symdiff.ops_random import rand_uniform
 from symdiff.optable import OPS
 
+from fuzz_conv import op_conv
+
 try:  # benchmarks/fuzz_long.py does not need hypothesis
     from hypothesis import strategies as st
 except ImportError:  # pragma: no cover
@@ -229,7 +231,7 @@ class Builder:
     # -- ops --------------------------------------------------------------------------------------------------
     def step(self) -> None:
         kind = self.ch.choice(("unary", "unary", "binary", "binary", "binary", "reduce", "shape", "shape",
-                               "matmul", "axis", "special", "select", "gather", "index", "math", "math", "math"))
+                               "matmul", "axis", "special", "select", "gather", "index", "math", "math", "math", "conv"))
         if kind == "select":
             return self.op_select(self.pick(), self.ch.choice(("compare", "compare", "mod")))
         getattr(self, "op_" + kind)()
@@ -533,6 +535,8 @@ class Builder:
         o = self.leaf(x.shape[:axis] + (self.ch.choice(self.dims[1:]),) + x.shape[axis + 1:])
         parts = [x, o] if self.ch.coin(0.5) else [o, x, o * 0.5]
         return self.add(sd.concatenate(parts, axis=axis), max(b, 1.0), kind)
+
+    op_conv = op_conv  # tests/fuzz_conv.py
 
     # -- the whole graph ---------------------------------------------------------------------------------------
     def build(self) -> FuzzCase:

@@ -239,7 +239,7 @@ def check_case(case: FuzzCase, backends: Sequence[str] = ("llvm",), fd: bool = T
 def test_generator_covers_the_op_table():
     """Every op in the op table shows up in some generated graph (simplified, as compiled)."""
     seen = set()
-    for seed in range(300):
+    for seed in range(600):
         case = case_from_seed(seed)
         loss = loss_of(case)
         outs = sd.simplify(case.outputs + sd.grad(loss, float_leaves(case.outputs)))

@@ -137,9 +137,10 @@ CASES: dict[str, Case] = {
 API_CASES: dict[str, Case] = {}
 
 # each op family keeps its cases in its own module (tests/cases_<family>.py, importing Case from here)
-import cases_index, cases_dtypes, cases_math, cases_reduce, cases_gather  # noqa: E402,E401
+import cases_index, cases_dtypes, cases_math, cases_reduce, cases_gather, cases_conv  # noqa: E402,E401
+import cases_pool  # noqa: E402
 
-for _family in (cases_index, cases_dtypes, cases_math, cases_reduce, cases_gather):
+for _family in (cases_index, cases_dtypes, cases_math, cases_reduce, cases_gather, cases_conv, cases_pool):
     assert not set(_family.CASES) & set(CASES), f"{_family.__name__}: op case defined twice"
     CASES.update(_family.CASES)
     API_CASES.update(getattr(_family, "API_CASES", {}))

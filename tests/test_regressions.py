@@ -138,3 +138,15 @@ def test_ragged_list_names_the_input(backend):
     f = sd.compile(x + 1.0, backend=backend)
     with pytest.raises(TypeError, match=r"input 'x': cannot convert list to a numeric array float64\[2, 2\]"):
         f(x=[[1.0, 2.0], [3.0]])
+
+
+def test_reshaped_matmul_output_listed_twice_is_written_twice():
+    """Fuzz seed 1000097 (benchmarks/fuzz_long.py): an output that reshapes a stored node is written in place
+    by that node's kernel; the same output listed a second time got its own buffer that no kernel wrote
+    (5e-324 came back). Fixed in codegen/lower.py: the repeat is a copy of the first."""
+    a, b = sd.input("a", (1, 3), "float64"), sd.input("b", (3, 1), "float64")
+    y = sd.reshape(a @ b, ())
+    f = sd.compile([y, a * 2.0, y], backend="llvm")
+    av, bv = np.arange(3.0).reshape(1, 3), np.ones((3, 1))
+    out = f(a=av, b=bv)
+    assert float(out[0]) == float(out[2]) == 3.0

@@ -280,10 +280,10 @@ class CudaFunction(CompiledFunction):
 
     def __init__(self, outputs: Sequence[Node], single: bool, backend: str = "cuda-cpu", *,
                  cache: Optional[bool] = None, compiler: Optional[str] = None, arch: Optional[str] = None,
-                 flags: Sequence[str] = ()) -> None:
+                 flags: Sequence[str] = (), inputs: Optional[Sequence[Node]] = None) -> None:
         if backend not in ("cuda", "cuda-cpu"):
             raise ValueError(f"CudaFunction: backend must be 'cuda' or 'cuda-cpu', got {backend!r}")
-        super().__init__(outputs, single)
+        super().__init__(outputs, single, inputs)
         self.backend = backend
         t0 = time.perf_counter()
         if backend == "cuda":

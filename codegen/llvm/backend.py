@@ -48,8 +48,8 @@ class LLVMFunction(CompiledFunction):
     backend = "llvm"
 
     def __init__(self, outputs: Sequence[Node], single: bool, cache: Optional[bool] = None,
-                 num_threads: Optional[int] = None) -> None:
-        super().__init__(outputs, single)
+                 num_threads: Optional[int] = None, inputs: Optional[Sequence[Node]] = None) -> None:
+        super().__init__(outputs, single, inputs)
         t0 = time.perf_counter()
         if num_threads is not None and (not isinstance(num_threads, int) or isinstance(num_threads, bool)
                                         or num_threads < 1):
@@ -57,7 +57,9 @@ class LLVMFunction(CompiledFunction):
         expanded = require_supported("llvm", self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
         self.target: Target = host_target(num_threads)
         self.program: Program = lower(expanded, self.target, self.signature)
-        key = graph_key(expanded, "llvm", target=self.target)  # a user op is keyed by its expansion
+        # a user op is keyed by its expansion; the argument slots (the signature) are compiled in too
+        sig = ";".join(f"{s.name}:{s.dtype}:{s.shape}" for s in self.signature.leaves)
+        key = graph_key(expanded, "llvm", extra=sig, target=self.target)
         use_cache = _cache.enabled(cache)
         objs = None
         hit = _cache.load(key) if use_cache else None
@@ -125,9 +127,11 @@ class LLVMFunction(CompiledFunction):
     def stats(self) -> dict:
         return self.program.stats()
 
-    def __call__(self, **kwargs):
+    def __call__(self, *args, **kwargs):
         # exact arrays go straight through C; any other call is converted (or refused) by self.signature
-        return self.kernel(**kwargs)
+        if args:
+            self.check_positional(len(args))
+        return self.kernel(*args, **kwargs)
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         out = self.kernel(*arrays)
