@@ -30,11 +30,13 @@ def _copy_weights(mod, tmod, vals):
             tmod.bias.copy_(torch.tensor(vals[mod.b.name]))
 
 
-@pytest.mark.parametrize("backend", ["llvm", "numpy"])
-def test_conv_modules_match_torch(backend):
-    """Outputs and the gradients of sum(out * r) in the input, weight and bias, all cases in one graph."""
+@pytest.mark.parametrize("backend,cases", [("numpy", range(len(CONV_CASES))), ("llvm", (1, 2, 5, 6))])
+def test_conv_modules_match_torch(backend, cases):
+    """Outputs and the gradients of sum(out * r) in the input, weight and bias, the cases in one graph (llvm:
+    a grouped strided dilated conv2d, a depthwise 'same' one, a dilated grouped conv1d, a transposed conv)."""
     outs, feeds, refs = [], {}, []
-    for i, (kind, args, kw, xshape) in enumerate(CONV_CASES):
+    for i in cases:
+        kind, args, kw, xshape = CONV_CASES[i]
         mod = getattr(nn, kind)(*args, **kw, dtype="float64", name=f"m{i}")
         tmod = getattr(torch.nn, kind)(*args, **kw).double()
         x = sd.input(f"x{i}", xshape, "float64")
@@ -224,7 +226,8 @@ def test_trainer_on_image_batches():
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout2d(0.1),
                           nn.MaxPool2d(2), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(4, 2), name="net")
-    tr = nn.Trainer(model, input_shape=(1, 8, 8), batch_size=16, lr=0.1, momentum=0.9, progress=False)
+    tr = nn.Trainer(model, input_shape=(1, 8, 8), batch_size=16, lr=0.1, momentum=0.9, progress=False,
+                    compile_options={"backend": "numpy"})  # llvm: examples/lenet_digits.py
     assert tr.input_shape == (1, 8, 8)
     before = tr.evaluate(X, y)
     hist = tr.fit(X, y, epochs=8)

@@ -169,23 +169,23 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """The maximum over each window (``sd.max_pool2d``; padding counts as -inf). ``stride`` defaults
-    to ``kernel_size``."""
+    """The maximum over each window (``sd.max_pool2d``; padding counts as -inf; the gradient is shared
+    equally between tied maxima). ``stride`` defaults to ``kernel_size``; ``return_indices`` goes to
+    ``sd.max_pool2d`` (which does not support True yet)."""
     kind = "maxpool"
 
     def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None, padding: IntOrTuple = 0,
                  dilation: IntOrTuple = 1, return_indices: bool = False, ceil_mode: bool = False,
                  name: Optional[str] = None) -> None:
         super().__init__(name)
-        if return_indices:
-            raise ValueError("MaxPool2d: return_indices=True is not supported (the gradient needs no indices)")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode = dilation, bool(ceil_mode)
+        self.dilation, self.ceil_mode, self.return_indices = dilation, bool(ceil_mode), bool(return_indices)
 
     def forward(self, x: Node) -> Node:
         self._check_input(x)
         return api_pool.max_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
-                                   dilation=self.dilation, ceil_mode=self.ceil_mode)
+                                   dilation=self.dilation, ceil_mode=self.ceil_mode,
+                                   return_indices=self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -194,22 +194,22 @@ class MaxPool2d(_Pool2d):
 
 class AvgPool2d(_Pool2d):
     """The mean over each window (``sd.avg_pool2d``); ``count_include_pad``: padded zeros count in the
-    divisor. ``stride`` defaults to ``kernel_size``."""
+    divisor; ``divisor_override``: a fixed divisor. ``stride`` defaults to ``kernel_size``."""
     kind = "avgpool"
 
     def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None, padding: IntOrTuple = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: Optional[int] = None,
                  name: Optional[str] = None) -> None:
         super().__init__(name)
-        if divisor_override is not None:
-            raise ValueError("AvgPool2d: divisor_override is not supported")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        self.divisor_override = divisor_override
 
     def forward(self, x: Node) -> Node:
         self._check_input(x)
         return api_pool.avg_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
-                                   ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad)
+                                   ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
+                                   divisor_override=self.divisor_override)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -227,10 +227,7 @@ class AdaptiveAvgPool2d(_Pool2d):
 
     def forward(self, x: Node) -> Node:
         self._check_input(x)
-        size = self.output_size
-        if isinstance(size, (tuple, list)) and any(s is None for s in size):
-            size = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(size))
-        return api_pool.adaptive_avg_pool2d(x, size)
+        return api_pool.adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
