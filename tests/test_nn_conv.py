@@ -30,7 +30,8 @@ def _copy_weights(mod, tmod, vals):
             tmod.bias.copy_(torch.tensor(vals[mod.b.name]))
 
 
-@pytest.mark.parametrize("backend,cases", [("numpy", range(len(CONV_CASES))), ("llvm", (1, 2, 5, 6))])
+@pytest.mark.parametrize("backend,cases", [("numpy", range(len(CONV_CASES))), ("llvm", (1, 2, 5, 6)),
+                                           ("cuda-cpu", (1, 6))])
 def test_conv_modules_match_torch(backend, cases):
     """Outputs and the gradients of sum(out * r) in the input, weight and bias, the cases in one graph (llvm:
     a grouped strided dilated conv2d, a depthwise 'same' one, a dilated grouped conv1d, a transposed conv)."""
@@ -204,6 +205,10 @@ def test_shapes_flatten_and_errors():
     assert nn.Conv2d(3, 8, 3, padding="same")(x).shape == (2, 8, 4, 5)
     assert nn.MaxPool2d(2)(x).shape == (2, 3, 2, 2)
     assert nn.AdaptiveAvgPool2d((None, 1))(x).shape == (2, 3, 4, 1)
+    conv = nn.Conv2d(3, 2, 3, name="cu")
+    assert conv.weight is conv.W and conv.bias is conv.b  # PyTorch's names
+    assert conv(sd.input("x3", (3, 4, 5))).shape == (2, 2, 3)  # unbatched (C, H, W), as PyTorch
+    assert nn.MaxPool2d(2)(sd.input("x3", (3, 4, 5))).shape == (3, 2, 2)
     with pytest.raises(ValueError, match="expected an input .* C=4"):
         nn.Conv2d(4, 2, 3, name="c")(x)
     with pytest.raises(ValueError, match="groups=2 must divide in_channels=3"):

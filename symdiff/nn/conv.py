@@ -94,9 +94,12 @@ class _ConvNd(Module):
     def b(self) -> Optional[Node]:
         return self.param("b") if "b" in self._param_specs else None
 
+    weight, bias = W, b  # PyTorch's names
+
     def _check_input(self, x: Node) -> None:
-        if x.ndim != self.k + 2 or x.shape[1] != self.in_channels:
-            axes = "(N, C, L)" if self.k == 1 else "(N, C, H, W)"
+        """(N, C, *S), or an unbatched (C, *S) as PyTorch accepts."""
+        if x.ndim not in (self.k + 1, self.k + 2) or x.shape[-self.k - 1] != self.in_channels:
+            axes = "(N, C, L) or (C, L)" if self.k == 1 else "(N, C, H, W) or (C, H, W)"
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected an input {axes} with C={self.in_channels} "
                              f"channels, got shape {x.shape}")
 
@@ -164,8 +167,9 @@ class ConvTranspose2d(_ConvNd):
 
 class _Pool2d(Module):
     def _check_input(self, x: Node) -> None:
-        if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: expected an (N, C, H, W) input, got shape {x.shape}")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected an (N, C, H, W) or (C, H, W) input, "
+                             f"got shape {x.shape}")
 
 
 class MaxPool2d(_Pool2d):
