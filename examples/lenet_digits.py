@@ -54,7 +54,7 @@ def load(seed: int = 0, shifts: int = 8):
     return upsample(shifted(Xtr, shifts)), np.tile(ytr, shifts + 1), upsample(Xte), yte
 
 
-def build_model(c1: int = 6, c2: int = 16, batchnorm: bool = True) -> nn.Sequential:
+def build_model(c1: int = 6, c2: int = 16, batchnorm: bool = True, dropout: float = 0.0) -> nn.Sequential:
     def block(cin, cout, pad, k):
         layers = [nn.Conv2d(cin, cout, 5, padding=pad, name=f"conv{k}")]
         layers += [nn.BatchNorm2d(cout, name=f"bn{k}")] if batchnorm else []
@@ -62,7 +62,7 @@ def build_model(c1: int = 6, c2: int = 16, batchnorm: bool = True) -> nn.Sequent
     side = ((SIZE // 2) - 4) // 2  # 16 -> conv(pad 2) 16 -> pool 8 -> conv 4 -> pool 2
     return nn.Sequential(*block(1, c1, 2, 1), *block(c1, c2, 0, 2), nn.Flatten(),
                          nn.Linear(c2 * side * side, 120, name="fc1"), nn.ReLU(),
-                         nn.Linear(120, 84, name="fc2"), nn.ReLU(), nn.Linear(84, 10, name="fc3"), name="lenet")
+                         *([nn.Dropout(dropout, name="drop1")] if dropout else []), nn.Linear(120, 84, name="fc2"), nn.ReLU(), nn.Linear(84, 10, name="fc3"), name="lenet")
 
 
 def make_trainer(model: nn.Module, args) -> nn.Trainer:
@@ -100,6 +100,7 @@ def parser(doc: str = __doc__) -> argparse.ArgumentParser:
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--l2", type=float, default=1e-4, help="L2 penalty alpha * sum ||W||^2 (biases excluded)")
     ap.add_argument("--no-batchnorm", action="store_true")
+    ap.add_argument("--dropout", type=float, default=0.0, help="dropout after fc1")
     ap.add_argument("--seed", type=int, default=0, help="train/test split, initialisation and shuffling")
     ap.add_argument("--backend", default="llvm")
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "symdiff_examples"),
@@ -113,7 +114,7 @@ def train(args):
     Xtr, ytr, Xte, yte = load(args.seed, args.shifts)
     print(f"digits: {len(Xtr)} training images ({args.shifts} shifted copies each), {len(Xte)} test images, "
           f"1x{SIZE}x{SIZE}, 10 classes")
-    model = build_model(batchnorm=not args.no_batchnorm)
+    model = build_model(batchnorm=not args.no_batchnorm, dropout=args.dropout)
     print(model)
     print(f"{sum(p.size for p in model.params())} parameters: "
           f"{', '.join(f'{p.name}{list(p.shape)}' for p in model.params())}")
