@@ -26,6 +26,8 @@ from .api_pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_po
 from .define import define_elementwise
 from .api_math import DSL as _MATH_DSL
 from .autodiff import grad
+from .transforms import hessian, hvp, jacobian, jvp, vjp
+from .sparsity import jacobian_sparsity, sparse_jacobian
 from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
@@ -52,6 +54,7 @@ __all__ = [
     "clip", "select", "nan_to_num", "mod",
     "argpartition", "argsort", "partition", "sort", *_MATH_DSL,
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "jvp", "vjp", "hvp", "jacobian", "hessian", "jacobian_sparsity", "sparse_jacobian",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

@@ -14,6 +14,7 @@ from symdiff.ir import Node
 
 from symdiff.codegen import cache as _cache
 from symdiff.codegen.kernel_ir import Program
+from symdiff.codegen.llvm.gemm.plan import vector_bytes as gemm_vector_bytes
 from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import compile_parallel, split_shared
@@ -32,7 +33,7 @@ def graph_key(outputs: Sequence[Node], backend: str, extra: str = "", target: Op
     edited code generator never loads a stale object)."""
     target = target or host_target()
     return _cache.make_key(backend, CODEGEN_VERSION, _cache.source_fingerprint(), llvmlite.__version__, target.key(),
-                           extra, *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
+                           f"gemm{gemm_vector_bytes()}", extra, *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
 
 
 def runtime_symbols() -> dict[str, int]:

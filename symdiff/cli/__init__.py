@@ -40,6 +40,15 @@ def version() -> str:
     return __version__
 
 
+class KeepLinesFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that a text with line breaks (the exit-status epilog) keeps them."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: global options, then one subparser per module in :data:`COMMANDS`."""
     common = argparse.ArgumentParser(add_help=False)
@@ -55,7 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for cmd in COMMANDS:
         cmd.add_parser(sub, common)
+    for name, sp in sub.choices.items():  # each subcommand's --help ends with the exit codes it can return
+        sp.formatter_class = KeepLinesFormatter
+        sp.epilog = "exit status:\n" + "\n".join(f"  {c}  {EXIT_MEANINGS[c]}" for c in EXIT_CODES[name])
+    p.set_defaults(subcommands=sub.choices)  # name -> subparser (its usage for errors after parsing)
     return p
+
+
+EXIT_MEANINGS = {EXIT_OK: "success", EXIT_FAIL: "a gradient disagrees with finite differences",
+                 EXIT_USAGE: "usage or model error (one line on stderr)",
+                 EXIT_TOOL: "an external tool (Graphviz dot, the C compiler) is missing; the rest was written",
+                 EXIT_INTERNAL: "internal compiler error (a bug: rerun with --debug and report it)"}
+EXIT_CODES = {"compile": (EXIT_OK, EXIT_USAGE, EXIT_TOOL, EXIT_INTERNAL),
+              "check": (EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL),
+              "graph": (EXIT_OK, EXIT_USAGE, EXIT_TOOL, EXIT_INTERNAL),
+              "explain": (EXIT_OK, EXIT_USAGE, EXIT_INTERNAL)}
 
 
 def silence_stdout() -> None:
@@ -68,7 +91,10 @@ def silence_stdout() -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
-    a = build_parser().parse_args(argv)
+    parser = build_parser()
+    a, extra = parser.parse_known_args(argv)
+    if extra:  # an unknown option belongs to the subcommand: its usage, not the top level's
+        a.subcommands[a.command].error(f"unrecognized arguments: {' '.join(extra)}")
     debug = bool(getattr(a, "debug", False))
     prog = f"symdiff {a.command}"
     try:

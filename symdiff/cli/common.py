@@ -80,7 +80,7 @@ def load_model(spec: str, default_name: str = "loss") -> Model:
     except (Exception, SystemExit) as e:
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
         where = f"{path_text}:{frames[-1].lineno}" if frames else path_text
-        err = UsageError(f"{where}: running the model file failed: {type(e).__name__}: {e}")
+        err = UsageError(f"{where}: running the model file failed: {type(e).__name__}: {e}{did_you_mean(e, ns)}")
         raise err from e
     finally:
         try:
@@ -95,6 +95,31 @@ def load_model(spec: str, default_name: str = "loss") -> Model:
     if not isinstance(t, Node):
         raise UsageError(f"{name!r} in {path_text} is not a symdiff tensor (it is of type {type(t).__name__})")
     return Model(path, spec, name, t, ns)
+
+
+def did_you_mean(e: BaseException, namespace: Optional[dict] = None) -> str:
+    """`` (did you mean sd.tanh?)`` for a misspelt name, as Python's own hint (which an error printed on one
+    line loses): a missing ``sd.``/``nn.`` attribute is matched against the public DSL names (the op
+    table's and the registered functions'), another attribute against ``dir`` of its object, a NameError
+    against the model file's names and the builtins."""
+    import builtins
+    import difflib
+    import types
+    obj, name = getattr(e, "obj", None), getattr(e, "name", None)
+    if not name or not isinstance(e, (AttributeError, NameError)):
+        return ""
+    prefix = ""
+    if isinstance(e, AttributeError):
+        names = {n for n in dir(obj) if not n.startswith("_")} if obj is not None else set()
+        if isinstance(obj, types.ModuleType) and obj.__name__.split(".")[0] == "symdiff":
+            prefix = "sd." if obj.__name__ == "symdiff" else obj.__name__.split(".")[-1] + "."
+            if obj.__name__ == "symdiff":
+                from ..optable import DSL_FUNCTIONS, OPS
+                names |= {d.api for d in OPS.values() if d.api} | set(DSL_FUNCTIONS)
+    else:
+        names = set(namespace or ()) | set(dir(builtins))
+    close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+    return " (did you mean " + " or ".join(prefix + c for c in close) + "?)" if close else ""
 
 
 def require_scalar(m: Model, why: str, hint: str = "") -> None:

@@ -64,7 +64,7 @@ def run(a: argparse.Namespace) -> int:
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
     """Register ``explain`` and its options."""
     e = sub.add_parser("explain", parents=[common], help="SymPy derivative formulas of an elementwise node",
-                       description="Print d node / d operand for each operand of elementwise node %%N "
+                       description="Print d node / d operand for each operand of elementwise node %N "
                                    "(ids as `symdiff graph` lists them with the same flags), as SymPy text and LaTeX.")
     add_model_argument(e)
     e.add_argument("--node", "-n", type=int, required=True, metavar="N", help="node id (%%N in the listing)")

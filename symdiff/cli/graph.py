@@ -32,9 +32,9 @@ def run(a: argparse.Namespace) -> int:
     """The ``graph`` subcommand."""
     from ..inspection import count_nodes, format_graph, to_dot
     fmt = a.format or (FORMATS.get(Path(a.output).suffix.lower(), "text") if a.output else "text")
-    if fmt in ("svg", "png") and not a.output:
-        raise UsageError(f"--format {fmt} writes an image: give the file with -o FILE")
     m, outs, fwd = chosen_graph(a)
+    if fmt in ("svg", "png") and not a.output:  # an image goes to a file: MODEL.svg next to the working dir
+        a.output = f"{m.path.stem}.{fmt}"
     what = ("forward+backward" if a.backward else "forward") + (", raw" if a.raw else ", simplified")
     title = f"{m.path.name}:{m.name} ({what})"
     if fmt == "text":
@@ -56,11 +56,12 @@ def run(a: argparse.Namespace) -> int:
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
     """Register ``graph`` and its options."""
     g = sub.add_parser("graph", parents=[common], help="print or draw the forward (and backward) graph",
-                       description="The graph of NAME as a text listing (SSA, ids %%k as used by `explain`) "
+                       description="The graph of NAME as a text listing (SSA, ids %k as used by `explain`) "
                                    "or Graphviz DOT/SVG/PNG.")
     add_model_argument(g)
     add_graph_choice(g, "include the gradients (forward+backward graph)")
     g.add_argument("--format", choices=("text", "dot", "svg", "png"),
                    help="default: from the -o suffix (.txt .dot .svg .png), else text")
-    g.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout for text/dot)")
+    g.add_argument("-o", "--output", metavar="FILE",
+                   help="output file (default: stdout for text/dot, MODEL.svg / MODEL.png for an image)")
     g.set_defaults(func=run)
