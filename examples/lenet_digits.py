@@ -62,7 +62,8 @@ def build_model(c1: int = 6, c2: int = 16, batchnorm: bool = True, dropout: floa
     side = ((SIZE // 2) - 4) // 2  # 16 -> conv(pad 2) 16 -> pool 8 -> conv 4 -> pool 2
     return nn.Sequential(*block(1, c1, 2, 1), *block(c1, c2, 0, 2), nn.Flatten(),
                          nn.Linear(c2 * side * side, 120, name="fc1"), nn.ReLU(),
-                         *([nn.Dropout(dropout, name="drop1")] if dropout else []), nn.Linear(120, 84, name="fc2"), nn.ReLU(), nn.Linear(84, 10, name="fc3"), name="lenet")
+                         *([nn.Dropout(dropout, name="drop1")] if dropout else []),
+                         nn.Linear(120, 84, name="fc2"), nn.ReLU(), nn.Linear(84, 10, name="fc3"), name="lenet")
 
 
 def make_trainer(model: nn.Module, args) -> nn.Trainer:

@@ -117,11 +117,12 @@ def test_pool_modules_match_torch():
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind,shape", [("BatchNorm2d", (4, 3, 5, 2)), ("BatchNorm1d", (5, 3, 4))])
 @pytest.mark.parametrize("training", [True, False])
-def test_batchnorm2d_matches_torch(training):
-    shape = (4, 3, 5, 2)
-    bn = nn.BatchNorm2d(3, eps=1e-3, momentum=0.2, dtype="float64", name="bn")
-    tbn = torch.nn.BatchNorm2d(3, eps=1e-3, momentum=0.2).double()
+def test_batchnorm2d_matches_torch(training, kind, shape):
+    """BatchNorm2d on (N, C, H, W) and BatchNorm1d on (N, C, L): per-channel statistics over all other axes."""
+    bn = getattr(nn, kind)(3, eps=1e-3, momentum=0.2, dtype="float64", name="bn")
+    tbn = getattr(torch.nn, kind)(3, eps=1e-3, momentum=0.2).double()
     vals = {"bn_gamma": RNG.standard_normal(3), "bn_beta": RNG.standard_normal(3),
             "bn_running_mean": RNG.standard_normal(3), "bn_running_var": RNG.random(3) + 0.5}
     with torch.no_grad():
@@ -148,8 +149,9 @@ def test_batchnorm2d_matches_torch(training):
     assert len(res) == len(want)
     for got, w in zip(res, want):
         np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-10)
-    with pytest.raises(ValueError, match=r"BatchNorm2d 'bn': expected \(N, 3, H, W\)"):
-        bn(sd.input("x2", (4, 3)))
+    if kind == "BatchNorm2d":
+        with pytest.raises(ValueError, match=r"BatchNorm2d 'bn': expected \(N, 3, H, W\)"):
+            bn(sd.input("x2", (4, 3)))
 
 
 def test_dropout2d_zeroes_whole_channels():

@@ -20,7 +20,6 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .. import api as sd
 from .. import api_conv, api_pool
 from ..ir import Node
 from . import functional as F
@@ -136,7 +135,8 @@ class Conv1d(_ConvNd):
 
 
 class Conv2d(_ConvNd):
-    """2-d cross-correlation of (N, C_in, H, W) with a weight (C_out, C_in/groups, kH, kW) plus a bias: ``sd.conv2d``."""
+    """2-d cross-correlation of (N, C_in, H, W) with a weight (C_out, C_in/groups, kH, kW) plus a bias:
+    ``sd.conv2d``."""
     k = 2
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
@@ -266,14 +266,8 @@ class Dropout2d(Module):
     def forward(self, x: Node) -> Node:
         if x.ndim < 3:
             raise ValueError(f"Dropout2d {self.name!r}: expected an (N, C, H, W) input, got shape {x.shape}")
-        if not self.training or self.p == 0:
-            return x
-        seed, step = self.seed, self.step
-        if seed is None or step is None:
-            s, t = F.rng_inputs()
-            seed, step = (s if seed is None else seed), (t if step is None else step)
-        mask = F.keep_mask(x.shape[:2] + (1,) * (x.ndim - 2), self.p, seed, step, self.stream, x.dtype)
-        return sd.multiply(x, sd.multiply(mask, 1.0 / (1.0 - self.p)))
+        return F.dropout(x, self.p, self.seed, self.step, self.stream, self.training,
+                         mask_shape=x.shape[:2] + (1,) * (x.ndim - 2))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -23,8 +23,12 @@ def keep_mask(shape, p: float, seed, step, stream: int = 0, dtype: str = "float3
     return sd.subtract(1.0, apply("step", [sd.subtract(p, u)]))
 
 
-def dropout(x: Node, p: float, seed=None, step=None, stream: int = 0, training: bool = True) -> Node:
+def dropout(x: Node, p: float, seed=None, step=None, stream: int = 0, training: bool = True,
+            mask_shape=None) -> Node:
     """Inverted dropout: ``x * [u >= p] / (1 - p)`` with ``u = rand_uniform(seed, step; x.shape, stream)``.
+
+    ``mask_shape``: a shape that broadcasts to ``x.shape`` (default ``x.shape``): ``(N, C, 1, 1)`` drops
+    whole channels (``Dropout2d``).
 
     Identity when ``training`` is False or ``p == 0``. ``seed``/``step`` default to the shared
     ``rng_seed``/``rng_step`` graph inputs. The mask is a node of the graph: the backward pass
@@ -38,7 +42,7 @@ def dropout(x: Node, p: float, seed=None, step=None, stream: int = 0, training: 
         s, t = rng_inputs()
         seed = s if seed is None else seed
         step = t if step is None else step
-    mask = keep_mask(x.shape, float(p), seed, step, stream, x.dtype)
+    mask = keep_mask(x.shape if mask_shape is None else tuple(mask_shape), float(p), seed, step, stream, x.dtype)
     return sd.multiply(x, sd.multiply(mask, 1.0 / (1.0 - float(p))))
 
 

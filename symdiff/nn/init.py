@@ -148,5 +148,5 @@ def init_values(graph_or_params: Union[Node, Iterable[Node]], seed: int = 0) -> 
     return out
 
 
-__all__ = ["kaiming_normal", "xavier_uniform", "zeros", "ones", "fans", "conv_fans", "with_fans", "init_values", "initial_value",
-           "param_rng", "resolve"]
+__all__ = ["kaiming_normal", "xavier_uniform", "zeros", "ones", "fans", "conv_fans", "with_fans", "init_values",
+           "initial_value", "param_rng", "resolve"]
