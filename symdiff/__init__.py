@@ -28,6 +28,7 @@ from .api_math import DSL as _MATH_DSL
 from .autodiff import grad
 from .transforms import hessian, hvp, jacobian, jvp, vjp
 from .sparsity import jacobian_sparsity, sparse_jacobian
+from .exporting import export, load_library
 from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
@@ -55,6 +56,7 @@ __all__ = [
     "argpartition", "argsort", "partition", "sort", *_MATH_DSL,
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
     "jvp", "vjp", "hvp", "jacobian", "hessian", "jacobian_sparsity", "sparse_jacobian",
+    "export", "load_library",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

@@ -139,7 +139,18 @@ class LLVMFunction(CompiledFunction):
         return [out] if self.single else list(out)
 
 
+def _export(functions, name, outdir, **options):
+    from symdiff.codegen.runtime.library import FunctionSpec, export_library
+    return export_library([FunctionSpec(*f) for f in functions], name, outdir, **options)
+
+
+def _load_library(path):
+    from symdiff.codegen.runtime.library import load_library
+    return load_library(path)
+
+
 BACKEND = Backend("llvm", LLVMFunction, {"cache": None, "num_threads": None},
-                  "JIT-compiled host machine code (LLVM), called through the C runtime; the default")
+                  "JIT-compiled host machine code (LLVM), called through the C runtime; the default",
+                  extras={"export": _export, "load_library": _load_library})
 
 __all__ = ["LLVMFunction", "graph_key", "llvm_version", "BACKEND"]
