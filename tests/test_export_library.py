@@ -115,3 +115,37 @@ def test_export_argument_errors(tmp_path):
         sd.export({"2x": pos}, "arm", tmp_path)
     with pytest.raises(ValueError, match=r"backend 'numpy' cannot export"):
         sd.export({"fk": pos}, "arm", tmp_path, backend="numpy")
+
+
+ARM_MODEL = """
+import numpy as np
+import symdiff as sd
+q = sd.input("q", (3,), "float64")
+ang = sd.cumsum(q)
+L = np.array([1.0, 0.8, 0.5])
+pos = sd.stack([sd.sum(L * sd.cos(ang)), sd.sum(L * sd.sin(ang))])
+loss = sd.sum((pos - np.array([1.2, 0.9])) ** 2)
+"""
+
+
+@needs_gcc
+def test_cli_compile_jacobian_and_hessian_into_one_library(tmp_path, capsys):
+    from symdiff import cli
+    model = tmp_path / "arm.py"
+    model.write_text(ARM_MODEL)
+    assert cli.main(["compile", str(model), "--function", "loss", "--wrt", "q", "--jacobian", "--hessian",
+                     "-o", str(tmp_path / "out")]) == 0
+    assert "loss float64[] + 1 gradient" in capsys.readouterr().out
+    lib = sd.load_library(tmp_path / "out" / "libarm.so")
+    assert sorted(lib.functions) == ["arm_loss", "arm_loss_hess", "arm_loss_jac"]
+    q, pos, loss = _arm()
+    qv = np.array([0.1, 0.7, -0.4])
+    ref = sd.compile([sd.grad(loss, q), sd.hessian(loss, q)], backend="numpy")(q=qv)
+    np.testing.assert_allclose(lib["loss_jac"](q=qv), ref[0], rtol=1e-12, atol=1e-14)  # d scalar / dq = grad
+    np.testing.assert_allclose(lib["loss_hess"](q=qv), ref[1], rtol=1e-12, atol=1e-14)
+    assert cli.main(["compile", str(model), "--function", "pos", "--no-grad", "--jacobian", "--wrt", "q",
+                     "-o", str(tmp_path / "out2")]) == 0
+    jac = sd.load_library(tmp_path / "out2" / "libarm.so")["pos_jac"](q=qv)
+    np.testing.assert_allclose(jac, sd.compile(sd.jacobian(pos, q), backend="numpy")(q=qv), rtol=1e-12)
+    assert cli.main(["compile", str(model), "--function", "pos", "--no-grad", "--hessian", "--wrt", "q"]) == 2
+    assert "--hessian needs a scalar tensor" in capsys.readouterr().err
