@@ -7,6 +7,7 @@ import pytest
 
 import symdiff as sd
 from symdiff.codegen.cuda import backend as cb
+from symdiff.ops_random import rand_uniform, rand_uniform_np
 
 N, D, H, C = 4, 3, 5, 4  # examples, features, hidden units, classes
 RNG = np.random.default_rng(7)
@@ -253,3 +254,18 @@ def test_batch_of_a_linear_graph_with_a_constant_basis():
     lin = sd.tanh(a) @ t * 3.0  # linear in t
     (jac,) = batch([lin], {t: sd.const(np.eye(D), "float64")}, D)  # jac[j] = lin(e_j): the Jacobian's columns
     np.testing.assert_allclose(run(jac).T, 3.0 * np.tanh(a.value), rtol=1e-12)
+
+
+def test_rand_uniform_shared_unless_the_seed_is_mapped():
+    seed = sd.input("seed", (), "int64")
+    seeds = sd.input("seeds", (N,), "int64")
+    draw = lambda x, s: x * rand_uniform(s, 0, (D,), "float64")  # noqa: E731
+    shared = sd.vmap(draw, in_axes=(0, None))(X, seed)
+    own = sd.vmap(draw)(X, seeds)
+    sv = np.array([3, 4, 5, 6])
+    got_shared, got_own = run([shared, own], seed=np.asarray(3), seeds=sv)
+    u = got_shared / VALUES["X"]
+    np.testing.assert_allclose(u, np.broadcast_to(u[0], u.shape), rtol=1e-12)  # one draw for every example
+    want = np.stack([rand_uniform_np(s, 0, (D,), "float64") for s in sv]) * VALUES["X"]
+    np.testing.assert_allclose(got_own, want, rtol=1e-15)
+    np.testing.assert_allclose(got_own[0], got_shared[0], rtol=1e-15)  # example 0 drew with seed 3 in both
