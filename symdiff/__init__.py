@@ -29,6 +29,7 @@ from .autodiff import grad
 from .transforms import hessian, hvp, jacobian, jvp, vjp
 from .sparsity import jacobian_sparsity, sparse_jacobian
 from .exporting import export, load_library
+from .batching import vmap
 from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
@@ -66,5 +67,6 @@ __all__ += ["append", "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "
             "dsplit", "dstack", "expand_dims", "flatten", "flip", "fliplr", "flipud", "hsplit", "hstack", "moveaxis",
             "ravel", "rollaxis", "split", "squeeze", "stack", "swapaxes", "vsplit", "vstack", "array", "asarray",
             "cross", "diagonal", "diff", "pad", "repeat", "roll", "rot90", "tile", "trace", "tril", "triu"]
+__all__.append("vmap")
 __all__ += ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d",
             "avg_pool2d", "max_pool1d", "max_pool2d"]
