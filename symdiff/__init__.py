@@ -34,6 +34,7 @@ from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
 from .inspection import format_graph, to_dot, to_networkx
+from .inspection_html import to_html
 from .interchange import from_networkx, load, save
 from .ir import Node, Tensor, const
 from .simplify import simplify
@@ -52,7 +53,7 @@ __all__ = [
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
     "all", "any", "nansum", "nanmean",
     "dot", "einsum", "inner", "kron", "matrix_transpose", "outer", "tensordot", "vdot",
-    "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "to_html", "Node", "Tensor", "const", "simplify",
     "clip", "select", "nan_to_num", "mod",
     "argpartition", "argsort", "partition", "sort", *_MATH_DSL,
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",

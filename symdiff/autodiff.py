@@ -5,16 +5,31 @@ node with several users the contributions are summed (the lecture's Duplicate mo
 of a fan-out is the sum of the branch gradients). Elementwise ops take their partials from
 ``sympy.diff`` (``sympy_bridge.partial``) and sum over broadcast axes; tensor ops use their explicit
 vector-Jacobian rule. Everything emitted is an ordinary node, so the result can be simplified,
-compiled, and differentiated again (Hessian-vector products).
+compiled, and differentiated again (Hessian-vector products). Each node a backward step creates records
+the forward node it differentiates in ``meta[PROVENANCE]`` (its digest; display only, identity unchanged).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-from .ir import Node, apply, const, is_zero, toposort
+from .ir import PROVENANCE, Node, apply, const, is_zero, toposort
 from .ops_tensor import cast, sum_to, zeros
 from .optable import OPS
 from .sympy_bridge import partial
+
+
+def _tag(contrib: Node, of: Node, seen: set) -> None:
+    """Record on the nodes new in ``contrib`` (not in ``seen``: the forward graph and what is already tagged)
+    that the backward step of ``of`` built them. Metadata only: the digest, hence identity, is unchanged."""
+    stack = [contrib]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n.op not in ("input", "param", "const"):
+            n.meta.setdefault(PROVENANCE, of.digest)
+            stack.extend(n.inputs)
 
 
 def _vjp(node: Node, g: Node, needed: Sequence[bool]) -> list:
@@ -66,6 +81,7 @@ def reverse(seeds: Sequence[tuple], wrt: Sequence[Node]) -> dict:
     for o, c in seeds:
         contribs.setdefault(o, []).append(cast(c, o.dtype))
     total: dict[Node, Node] = {}
+    seen: set[Node] = set(order)  # provenance: the forward graph is never tagged
     for node in reversed(order):
         parts = contribs.pop(node, None)
         if parts is None or node not in depends:
@@ -73,6 +89,8 @@ def reverse(seeds: Sequence[tuple], wrt: Sequence[Node]) -> dict:
         g = parts[0]
         for p in parts[1:]:  # fan-out: sum the branch gradients
             g = apply("add", [g, p])
+        if len(parts) > 1:
+            _tag(g, node, seen)  # the sum of a fan-out's cotangents: d loss / d node
         total[node] = g
         if not node.inputs:
             continue
@@ -80,7 +98,9 @@ def reverse(seeds: Sequence[tuple], wrt: Sequence[Node]) -> dict:
         for inp, gi in zip(node.inputs, _vjp(node, g, needed)):
             if gi is None or inp not in depends:
                 continue
-            contribs.setdefault(inp, []).append(cast(gi, inp.dtype))
+            gi = cast(gi, inp.dtype)
+            _tag(gi, node, seen)
+            contribs.setdefault(inp, []).append(gi)
     return total
 
 
