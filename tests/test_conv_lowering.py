@@ -116,3 +116,29 @@ def test_reshape_groups():
     assert reshape_groups((16, 6400), (16, 64, 10, 10)) == [([0], [0]), ([1], [1, 2, 3])]
     assert reshape_groups((6, 4), (4, 6)) == [([0, 1], [0, 1])]
     assert reshape_groups((2, 0), (0, 3)) is None
+
+
+def test_padded_window_input_is_stored_once():
+    """A window reads each padded input point up to prod(kernel) times: the padding (an embed) is stored
+    by one loop, and im2col reads it at affine offsets."""
+    from symdiff.codegen.kernel_ir import LoopKernel
+    from symdiff.codegen.lower import lower
+    x = sd.input("x", (2, 3, 8, 8))
+    w = sd.input("w", (4, 3, 3, 3))
+    prog = lower(sd.simplify([ops_conv.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)]))
+    stored = [n for k in prog.kernels if isinstance(k, LoopKernel) for n, _ in k.stores]
+    assert any(n.op == "embed" and n.shape == (2, 3, 10, 10) for n in stored), [n.op for n in stored]
+
+
+def test_shared_sum_of_placements_stores_the_sum_only():
+    """The input gradient of a 5x5 conv is a sum of 25 placements (fold); read by kernels of two loop
+    domains, the sum is stored once -- not each of its 24 partial sums."""
+    from symdiff.codegen.lower import Lowering
+    x = sd.input("x", (2, 3, 8, 8))
+    w = sd.input("w", (4, 3, 5, 5))
+    r = sd.input("r", (2, 4, 4, 4))
+    dx = sd.grad(sd.sum(ops_conv.conv(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 1) * r), [x])[0]
+    outs = sd.simplify([sd.sum(dx * dx), sd.max(sd.reshape(dx, (2, 3, 4, 2, 4, 2)), axis=(3, 5))])
+    low = Lowering(outs)
+    adds = [n for n in low.mat if n.op == "add" and n.shape == (2, 3, 8, 8)]
+    assert len(adds) == 1, f"{len(adds)} partial sums stored"
