@@ -226,7 +226,13 @@ def _placeholder(tag: str, like: Node, shape: tuple) -> Node:
 
 
 def _basis(n: int, shape: tuple, dtype: str) -> Node:
-    return const(np.eye(max(n, 1), dtype=dtype)[:n].reshape((n,) + tuple(shape)), dtype)
+    """The ``n`` unit vectors of ``shape`` as ``(n, *shape)``: ``eq(i, j)`` of two index vectors, computed
+    where it is read (not an ``n x n`` constant: a large constant costs compile time and memory)."""
+    if n <= 64:
+        return const(np.eye(max(n, 1), dtype=dtype)[:n].reshape((n,) + tuple(shape)), dtype)
+    ids = const(np.arange(n, dtype=dtype), dtype)
+    eye = apply("eq", [reshape(ids, (n, 1)), reshape(ids, (1, n))])
+    return reshape(eye, (n,) + tuple(shape))
 
 
 def _batched(lin: Node, placeholder: Node, basis: Node, n: int) -> Node:
