@@ -149,3 +149,25 @@ def test_cli_compile_jacobian_and_hessian_into_one_library(tmp_path, capsys):
     np.testing.assert_allclose(jac, sd.compile(sd.jacobian(pos, q), backend="numpy")(q=qv), rtol=1e-12)
     assert cli.main(["compile", str(model), "--function", "pos", "--no-grad", "--hessian", "--wrt", "q"]) == 2
     assert "--hessian needs a scalar tensor" in capsys.readouterr().err
+
+
+@needs_gcc
+def test_robot_arm_example_and_its_c_program(tmp_path, capsys):
+    """examples/robot_arm.py solves IK with the symbolic Jacobian; examples/c_jacobian/ik.c does the same
+    from C with the exported library."""
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("robot_arm", root / "examples" / "robot_arm.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--target", "1.2,0.9", "--export", str(tmp_path)])
+    assert res["errors"][-1] < 1e-10 and len(res["errors"]) < 15
+    exe = tmp_path / "ik"
+    subprocess.run(["gcc", "-O1", "-I", str(tmp_path), str(root / "examples" / "c_jacobian" / "ik.c"), "-L",
+                    str(tmp_path), "-larm", f"-Wl,-rpath,{tmp_path}", "-lm", "-o", str(exe)], check=True,
+                   capture_output=True)
+    out = subprocess.run([str(exe), "1.2", "0.9"], capture_output=True, text=True, timeout=30).stdout.split()
+    q_c, p_c = np.array(out[3:6], float), np.array(out[7:9], float)
+    np.testing.assert_allclose(p_c, [1.2, 0.9], atol=1e-9)
+    np.testing.assert_allclose(q_c, res["q"], atol=1e-8)
