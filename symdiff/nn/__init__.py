@@ -14,6 +14,7 @@ from .modules import (Add, BatchNorm1d, Dropout, Duplicate, Flatten, Identity, L
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Dropout2d,
                    MaxPool2d)
 from .optim import Updates, cosine_decay, exponential_decay, sgd, step_decay
+from .optimizers import adagrad, adam, adamw, clip_gradients, rmsprop
 from .trainer import History, Trainer, accuracy
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "init", "init_values", "kaiming_normal", "xavier_uniform",
     "functional", "dropout", "rng_inputs", "SEED_INPUT", "STEP_INPUT",
     "sgd", "Updates", "exponential_decay", "step_decay", "cosine_decay",
+    "adam", "adamw", "rmsprop", "adagrad", "clip_gradients",
     "Trainer", "History", "accuracy",
 ]
