@@ -48,7 +48,9 @@ def main(argv=None) -> float:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.02, help="initial learning rate")
     ap.add_argument("--decay", type=float, default=0.95, help="learning rate multiplier per epoch")
-    ap.add_argument("--momentum", type=float, default=0.9)
+    ap.add_argument("--momentum", type=float, default=0.9, help="sgd (and rmsprop) momentum")
+    ap.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="sgd",
+                    help="the update compiled into the step (adam-family: --lr 1e-3 is typical)")
     ap.add_argument("--l2", type=float, default=1e-4, help="L2 penalty alpha * sum ||W||^2 (biases excluded)")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--batchnorm", action="store_true")
@@ -67,10 +69,11 @@ def main(argv=None) -> float:
 
     t0 = time.perf_counter()
     trainer = nn.Trainer(model, nn.cross_entropy, input_shape=(64,), batch_size=args.batch_size,
-                         lr=nn.exponential_decay(args.lr, args.decay), momentum=args.momentum,
+                         lr=nn.exponential_decay(args.lr, args.decay), optimizer=args.optimizer,
+                         momentum=args.momentum if args.optimizer == "sgd" else 0.0,
                          regularizer=lambda m: nn.l2(m, args.l2), seed=args.seed, progress=not args.no_progress)
     fn = trainer.step_fn
-    print(f"built and compiled the training step (forward + backward + SGD update) in {time.perf_counter() - t0:.2f} s: "
+    print(f"built and compiled the training step (forward + backward + {args.optimizer} update) in {time.perf_counter() - t0:.2f} s: "
           f"backend {fn.backend}, {len(fn.input_names)} inputs -> {len(fn.outputs)} outputs")
 
     t0 = time.perf_counter()

@@ -114,3 +114,17 @@ def test_updates_protocol_lists_every_buffer():
         nn.adam(loss, [W], betas=(1.0, 0.9))
     with pytest.raises(ValueError, match="nesterov momentum requires a momentum and zero dampening"):
         nn.sgd(loss, [W], 0.1, nesterov=True)
+
+
+def test_trainer_trains_with_adam_and_carries_its_state():
+    r = np.random.default_rng(0)
+    X = r.standard_normal((64, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2), name="tiny")
+    t = nn.Trainer(model, input_shape=(4,), batch_size=16, lr=0.05, optimizer="adam",
+                   optimizer_options={"betas": (0.9, 0.99)}, progress=False, compile_options={"backend": "numpy"})
+    assert "adam__step" in t.state and "tiny_0_W__exp_avg" in t.state
+    h = t.fit(X, y, epochs=5)
+    assert float(t.state["adam__step"]) == 5 * 4 and h.loss[-1] < h.loss[0]
+    with pytest.raises(ValueError, match="optimizer must be one of sgd, adam"):
+        nn.Trainer(model, input_shape=(4,), optimizer="lbfgs", progress=False)

@@ -101,6 +101,32 @@ def accuracy(out: np.ndarray, y: np.ndarray) -> Optional[float]:
     return None
 
 
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+
+
+def _optimizer_step(optimizer, objective: Node, params: list, lr: Node, momentum: float, weight_decay: float,
+                    options: dict):
+    """The Updates of one step: ``optimizer`` a name of :data:`OPTIMIZERS` (``momentum`` only for sgd and
+    rmsprop) or a callable ``optimizer(objective, params, lr) -> Updates``."""
+    from . import optimizers as opt
+    if callable(optimizer):
+        return optimizer(objective, params, lr)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"Trainer: optimizer must be one of {', '.join(OPTIMIZERS)} or a callable "
+                         f"(objective, params, lr) -> Updates, got {optimizer!r}")
+    if optimizer == "sgd":
+        return sgd(objective, params, lr, momentum=momentum, weight_decay=weight_decay, **options)
+    if momentum and optimizer != "rmsprop":
+        raise ValueError(f"Trainer: momentum= applies to sgd and rmsprop; {optimizer} takes betas= "
+                         f"(optimizer_options)")
+    kw = dict(options)
+    if weight_decay:
+        kw.setdefault("weight_decay", weight_decay)
+    if momentum:
+        kw.setdefault("momentum", momentum)
+    return getattr(opt, optimizer)(objective, params, lr, **kw)
+
+
 class Trainer:
     """Mini-batch SGD for a :class:`~symdiff.nn.Module`, one compiled call per step.
 
@@ -109,13 +135,17 @@ class Trainer:
     (fed as the scalar graph input ``lr``). The last incomplete batch of an epoch is dropped (shapes
     are static); reshuffling each epoch means every sample is used. ``metric``: "auto" (accuracy
     where it applies, see :func:`accuracy`), a callable ``metric(outputs, y) -> float``, or None.
+    ``optimizer``: "sgd" (default), "adam", "adamw", "rmsprop", "adagrad" (``optimizer_options``: their
+    keywords, as PyTorch's: ``betas``, ``eps``, ``amsgrad``, ``clip_norm``, ...), or a callable
+    ``optimizer(objective, params, lr) -> Updates``; its state buffers are carried between steps.
     """
 
     def __init__(self, model: Module, loss_fn: Callable[[Node, Node], Node] = cross_entropy, *, input_shape,
                  batch_size: int = 32, lr: Union[float, Callable[[int], float]] = 0.1, momentum: float = 0.0,
                  weight_decay: float = 0.0, regularizer: Optional[Callable[[Module], Node]] = None,
                  label_shape=(), label_dtype: str = "int64", dtype: str = "float32", metric="auto", seed: int = 0,
-                 progress: bool = True, compile_options: Optional[dict] = None) -> None:
+                 progress: bool = True, compile_options: Optional[dict] = None, optimizer="sgd",
+                 optimizer_options: Optional[dict] = None) -> None:
         self.model, self.loss_fn, self.regularizer = model, loss_fn, regularizer
         self.input_shape = tuple(int(d) for d in np.atleast_1d(input_shape))  # (features,) or (C, H, W)
         self.label_shape = tuple(int(d) for d in label_shape)
@@ -138,7 +168,8 @@ class Trainer:
         data_loss = loss_fn(out, y)
         objective = data_loss if regularizer is None else sd.add(data_loss, regularizer(model))
         lr_in = sd.input(LR_INPUT, (), dtype)
-        self.updates = sgd(objective, model.params(), lr_in, momentum=momentum, weight_decay=weight_decay)
+        self.updates = _optimizer_step(optimizer, objective, model.params(), lr_in, momentum, weight_decay,
+                                       dict(optimizer_options or {}))
         self.updates.update(model.state_updates())
         self.loss, self.output, self.objective = data_loss, out, objective
         self.step_fn = _compile([data_loss, out, *self.updates.values()], **self.compile_options)
