@@ -1,0 +1,111 @@
+"""Every ```python block of README.md and docs/*.md runs, and prints what the doc says it prints.
+
+Conventions (HTML comments, invisible when the Markdown is rendered):
+
+- The blocks of one file run in order in ONE namespace (a later block may use an earlier block's names),
+  in a fresh temporary working directory.
+- ``# -> TEXT`` at the end of a line states printed output: the block's printed lines must be exactly the
+  ``# ->`` texts of the block, in order (``...`` inside a text matches anything). A block without ``# ->``
+  comments may print anything.
+- ``<!-- doc-test: file NAME -->`` just before a block also writes it to NAME in the working directory (a model
+  file that a later block or command loads).
+- ``<!-- doc-test: setup`` ... ``-->`` runs the code inside the comment first, hidden from the reader (the data
+  a fragment assumes, e.g. ``xb``).
+- ``<!-- doc-test: quote PATH -->`` just before a block: the block quotes source code; instead of running
+  it, check that each of its lines (imports aside) is a line of PATH, so the quote cannot drift.
+- ``<!-- doc-test: skip REASON -->`` just before a block does not run it (use only where running is
+  impossible here, e.g. a GPU); the reason is required.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+MARK = re.compile(r"<!-- doc-test: (file|skip|setup|quote)\b(.*?)-->", re.S)
+ARROW = re.compile(r"#\s*->\s?(.*)$")
+
+
+@dataclass
+class Block:
+    line: int  # 1-based line of the opening fence
+    code: str
+    skip: str = ""
+    file: str = ""
+    quote: str = ""
+    setup: list[str] = field(default_factory=list)
+
+    def expected(self) -> list[str] | None:
+        out = [m.group(1).rstrip() for ln in self.code.splitlines() if (m := ARROW.search(ln))]
+        return out or None
+
+
+def blocks(path: Path) -> list[Block]:
+    """The python blocks of ``path`` with the doc-test markers written since the previous block."""
+    text = path.read_text()
+    found, pending, pos = [], [], 0
+    fence = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
+    for m in fence.finditer(text):
+        pending = MARK.findall(text, pos, m.start())
+        b = Block(text.count("\n", 0, m.start()) + 1, m.group(1))
+        for kind, body in pending:
+            if kind == "skip":
+                b.skip = body.strip() or "(no reason given)"
+            elif kind == "file":
+                b.file = body.strip()
+            elif kind == "quote":
+                b.quote = body.strip()
+            else:
+                b.setup.append(body)
+        found.append(b)
+        pos = m.end()
+    return found
+
+
+def matches(expected: list[str], got: list[str]) -> bool:
+    pat = [re.compile("^" + ".*".join(map(re.escape, e.split("..."))) + "$") for e in expected]
+    return len(pat) == len(got) and all(p.match(g.rstrip()) for p, g in zip(pat, got))
+
+
+def test_markers_are_well_formed():
+    for path in DOCS:
+        for b in blocks(path):
+            assert b.skip != "(no reason given)", f"{path.name}:{b.line}: a doc-test skip needs a reason"
+
+
+@pytest.mark.parametrize("path", [p for p in DOCS if blocks(p)], ids=lambda p: p.name)
+def test_doc_blocks_run(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {"__name__": "__doc__"}
+    for b in blocks(path):
+        if b.skip:
+            continue
+        where = f"{path.relative_to(ROOT)}:{b.line}"
+        if b.quote:
+            source = {ln.strip() for ln in (ROOT / b.quote).read_text().splitlines()}
+            missing = [ln for ln in b.code.splitlines() if ln.strip() and not ln.startswith(("import ", "from "))
+                       and ln.strip() not in source]
+            assert not missing, f"{where} quotes {b.quote}, which has no line {missing[0]!r}"
+            continue
+        if b.file:
+            (tmp_path / b.file).write_text(b.code)
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                for s in b.setup:
+                    exec(compile(s, f"{where} (setup)", "exec"), ns)
+                exec(compile(b.code, where, "exec"), ns)
+        except Exception:
+            pytest.fail(f"the python block at {where} fails:\n{b.code}\n{traceback.format_exc(limit=-3)}")
+        want = b.expected()
+        if want is not None:
+            got = out.getvalue().splitlines()
+            assert matches(want, got), (f"the python block at {where} prints\n{out.getvalue()}\nbut the doc shows "
+                                        f"(# -> comments)\n" + "\n".join(want))
