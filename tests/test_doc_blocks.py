@@ -109,3 +109,28 @@ def test_doc_blocks_run(path, tmp_path, monkeypatch):
             got = out.getvalue().splitlines()
             assert matches(want, got), (f"the python block at {where} prints\n{out.getvalue()}\nbut the doc shows "
                                         f"(# -> comments)\n" + "\n".join(want))
+
+
+def _regen():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("docs_regen", ROOT / "docs" / "regen.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_generated_regions_match_their_source():
+    """Machine numbers are generated (docs/regen.py): a bench table equals what the benchmark JSON gives, and a
+    `run` region holds one fenced block of `$ CMD` and its output (regenerate with `python docs/regen.py`)."""
+    regen = _regen()
+    seen = set()
+    for path in DOCS:
+        for m in regen.regions(path.read_text()):
+            kind, arg, body = m.group(2), m.group(3).strip(), m.group(4)
+            seen.add(kind)
+            if kind == "bench-table":
+                assert body == regen.bench_table(arg), f"{path.name}: stale {arg} table: run python docs/regen.py"
+            else:
+                assert body.startswith(f"```\n$ {arg}\n") and body.endswith("```\n") and body.count("```") == 2, \
+                    f"{path.name}: the region of `{arg}` is not one fenced block of its output"
+    assert seen == {"bench-table", "run"}
