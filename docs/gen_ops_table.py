@@ -122,6 +122,7 @@ def _kind(op: str) -> str:
 
 TOOL_MODULES = {"symdiff.autodiff", "symdiff.backends", "symdiff.check", "symdiff.compiled", "symdiff.define",
                 "symdiff.inspection", "symdiff.interchange", "symdiff.simplify"}  # sd.grad, sd.compile, ...: not ops
+TOOL_MODULES |= {"symdiff.batching"}  # sd.vmap: a transform, not an op
 
 
 def _public_functions() -> dict[int, list[str]]:

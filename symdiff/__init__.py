@@ -26,6 +26,10 @@ from .api_pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_po
 from .define import define_elementwise
 from .api_math import DSL as _MATH_DSL
 from .autodiff import grad
+from .transforms import hessian, hvp, jacobian, jvp, vjp
+from .sparsity import jacobian_sparsity, sparse_jacobian
+from .exporting import export, load_library
+from .batching import vmap
 from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
@@ -53,6 +57,8 @@ __all__ = [
     "clip", "select", "nan_to_num", "mod",
     "argpartition", "argsort", "partition", "sort", *_MATH_DSL,
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "jvp", "vjp", "hvp", "jacobian", "hessian", "jacobian_sparsity", "sparse_jacobian",
+    "export", "load_library",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)
@@ -62,5 +68,6 @@ __all__ += ["append", "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "
             "dsplit", "dstack", "expand_dims", "flatten", "flip", "fliplr", "flipud", "hsplit", "hstack", "moveaxis",
             "ravel", "rollaxis", "split", "squeeze", "stack", "swapaxes", "vsplit", "vstack", "array", "asarray",
             "cross", "diagonal", "diff", "pad", "repeat", "roll", "rot90", "tile", "trace", "tril", "triu"]
+__all__.append("vmap")
 __all__ += ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d",
             "avg_pool2d", "max_pool1d", "max_pool2d"]

@@ -1,0 +1,71 @@
+"""``batch`` (symdiff/batching.py) over the whole op suite, and ``sd.vmap``.
+
+The property test builds every op-suite case (tests/test_ops.py CASES and API_CASES), batches its leaves
+with B = 3 random replacements and compares the batched graph with a loop over the examples, on the
+NumPy backend: per-op coverage of the batching rules at the cost of the interpreter.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from symdiff.batching import batch, batch_with_flags
+from symdiff.batching_rules import BATCH_RULES, FALLBACK_OPS, LEAF_OPS, rule_for, unstack_rule
+from symdiff.ir import toposort
+from symdiff.optable import OPS
+
+from test_ops import API_CASES, CASES
+
+B = 3
+EVERY = {**CASES, **{f"sd.{k}": c for k, c in API_CASES.items()}}
+
+
+def _run(outputs, **values):
+    return sd.compile(outputs, "numpy", simplify_graph=False)(**values)
+
+
+def _leaf(k, v):
+    return (sd.param if k == "w" else sd.input)(k, v.shape, v.dtype.name)
+
+
+def _draws(case, seed):
+    return [case.gen(np.random.default_rng(seed + b)) for b in range(B)]
+
+
+def test_every_op_has_a_rule_or_is_a_known_fallback():
+    for op, opdef in OPS.items():
+        if op in LEAF_OPS:
+            continue
+        rule = rule_for(op)
+        assert (rule is unstack_rule) == (op in FALLBACK_OPS), f"{op}: falls back without being in FALLBACK_OPS"
+        assert opdef.elementwise or op in BATCH_RULES, f"{op}: a tensor op without a batching rule"
+    assert FALLBACK_OPS == {"rand_uniform"}  # keep it short: docs/batching.md lists it
+
+
+@pytest.mark.parametrize("which", ["all", "first"])
+@pytest.mark.parametrize("name", sorted(EVERY))
+def test_batch_matches_a_loop_over_examples(name, which):
+    """out[b] == the case's graph with its leaves set to example b (all leaves batched, or only the first)."""
+    case = EVERY[name]
+    draws = _draws(case, 10)
+    nodes = {k: _leaf(k, v) for k, v in draws[0].items()}
+    out = case.build(*nodes.values())
+    keys = list(nodes) if which == "all" else list(nodes)[:1]
+    subst, bvals = {}, {}
+    for k in keys:
+        rep = sd.input(f"{k}_batched", (B,) + nodes[k].shape, nodes[k].dtype)
+        subst[nodes[k]] = rep
+        bvals[rep.name] = np.stack([d[k] for d in draws])
+    (bout,) = batch([out], subst, B)
+    assert bout.shape == (B,) + out.shape and bout.dtype == out.dtype
+    assert not set(subst) & set(toposort([bout])), "a substituted leaf is still in the batched graph"
+    rest = {k: draws[0][k] for k in nodes if k not in keys}
+    f = sd.compile(bout, "numpy", simplify_graph=False)
+    got = f(**{k: {**bvals, **rest}[k] for k in f.input_names})
+    ref = sd.compile(out, "numpy", simplify_graph=False)
+    for b in range(B):
+        vals = {**draws[0], **{k: draws[b][k] for k in keys}}
+        want = ref(**{k: vals[k] for k in ref.input_names})
+        np.testing.assert_allclose(got[b], want, rtol=1e-6 if out.dtype == "float32" else 1e-12, atol=1e-13,
+                                   err_msg=f"{name} ({which}), example {b}")
