@@ -7,6 +7,9 @@ Conventions (HTML comments, invisible when the Markdown is rendered):
 - ``# -> TEXT`` at the end of a line states printed output: the block's printed lines must be exactly the
   ``# ->`` texts of the block, in order (``...`` inside a text matches anything). A block without ``# ->``
   comments may print anything.
+- ``<!-- doc-test: output -->`` just before a plain ``` block: the block shows output of the python block
+  before it; the stdout of that python block must be the lines of its output blocks, concatenated in order
+  (prose may stand between them; a line ``...`` matches any number of lines).
 - ``<!-- doc-test: file NAME -->`` just before a block also writes it to NAME in the working directory (a model
   file that a later block or command loads).
 - ``<!-- doc-test: setup`` ... ``-->`` runs the code inside the comment first, hidden from the reader (the data
@@ -30,6 +33,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARK = re.compile(r"<!-- doc-test: (file|skip|setup|quote)\b(.*?)-->", re.S)
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
+OUTPUT = re.compile(r"<!-- doc-test: output -->\s*$")
 ARROW = re.compile(r"#\s*->\s?(.*)$")
 
 
@@ -41,6 +46,7 @@ class Block:
     file: str = ""
     quote: str = ""
     setup: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # the doc-test: output blocks that follow
 
     def expected(self) -> list[str] | None:
         out = [m.group(1).rstrip() for ln in self.code.splitlines() if (m := ARROW.search(ln))]
@@ -51,10 +57,15 @@ def blocks(path: Path) -> list[Block]:
     """The python blocks of ``path`` with the doc-test markers written since the previous block."""
     text = path.read_text()
     found, pending, pos = [], [], 0
-    fence = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
-    for m in fence.finditer(text):
+    for m in FENCE.finditer(text):
+        if m.group(1) != "python":
+            if OUTPUT.search(text, pos, m.start()):
+                assert found, f"{path.name}: a doc-test output block before any python block"
+                found[-1].outputs.append(m.group(2))
+            pos = m.end()
+            continue
         pending = MARK.findall(text, pos, m.start())
-        b = Block(text.count("\n", 0, m.start()) + 1, m.group(1))
+        b = Block(text.count("\n", 0, m.start()) + 1, m.group(2))
         for kind, body in pending:
             if kind == "skip":
                 b.skip = body.strip() or "(no reason given)"
@@ -67,6 +78,12 @@ def blocks(path: Path) -> list[Block]:
         found.append(b)
         pos = m.end()
     return found
+
+
+def output_matches(shown: list[str], got: list[str]) -> bool:
+    """``shown`` (the doc's output lines, ``...`` lines matching any run of lines) against printed ``got``."""
+    pat = "\n".join(".*?" if ln.strip() == "..." else re.escape(ln.rstrip()) for ln in shown)
+    return re.fullmatch(pat, "\n".join(ln.rstrip() for ln in got), re.S) is not None
 
 
 def matches(expected: list[str], got: list[str]) -> bool:
@@ -104,6 +121,10 @@ def test_doc_blocks_run(path, tmp_path, monkeypatch):
                 exec(compile(b.code, where, "exec"), ns)
         except Exception:
             pytest.fail(f"the python block at {where} fails:\n{b.code}\n{traceback.format_exc(limit=-3)}")
+        if b.outputs:
+            shown = "".join(b.outputs).splitlines()
+            assert output_matches(shown, out.getvalue().splitlines()), (
+                f"the python block at {where} prints\n{out.getvalue()}\nbut the doc shows\n" + "\n".join(shown))
         want = b.expected()
         if want is not None:
             got = out.getvalue().splitlines()
