@@ -149,9 +149,9 @@ def test_generated_regions_match_their_source():
         for m in regen.regions(path.read_text()):
             kind, arg, body = m.group(2), m.group(3).strip(), m.group(4)
             seen.add(kind)
-            if kind == "bench-table":
-                assert body == regen.bench_table(arg), f"{path.name}: stale {arg} table: run python docs/regen.py"
+            if kind.startswith("bench"):
+                assert body == regen.generate(kind, arg), f"{path.name}: stale {arg} table: run python docs/regen.py"
             else:
                 assert body.startswith(f"```\n$ {arg}\n") and body.endswith("```\n") and body.count("```") == 2, \
                     f"{path.name}: the region of `{arg}` is not one fenced block of its output"
-    assert seen == {"bench-table", "run"}
+    assert seen == {"bench-table", "bench-full", "run"}
