@@ -74,6 +74,12 @@ def differentiates(n: Node, ids: Mapping[Node, int]) -> Optional[str]:
     return f"%{ids[f]}" if f in ids else f"{f.op} (not in this graph)"
 
 
+def _forward_id(n: Node, ids: Mapping[Node, int]) -> Optional[int]:
+    """The id of the forward node whose backward step built ``n``, when it is in this graph."""
+    f = interned(n.meta[PROVENANCE]) if PROVENANCE in n.meta else None
+    return ids[f] if f is not None and f in ids and f is not n else None
+
+
 def numbered(outputs) -> tuple[list[Node], dict[Node, int]]:
     order = toposort(_outs(outputs))
     return order, {n: i for i, n in enumerate(order)}
@@ -83,7 +89,8 @@ def to_networkx(outputs, simplify: bool = True) -> nx.DiGraph:
     """The graph of ``outputs`` as a ``networkx.DiGraph``.
 
     Nodes are integers in topological order with attributes ``op, shape, dtype, attrs, name, role,
-    label, node`` (``role``: see :func:`role`) (the symdiff tensor), ``meta`` (a copy of the node's
+    label, node, differentiates`` (``role``: see :func:`role`; ``node``: the symdiff tensor; ``differentiates``:
+    the id of the forward node a backward node differentiates, else None), ``meta`` (a copy of the node's
     metadata: a param's ``init``, names) and, for constants, ``value``; an edge u -> v has ``args``: the
     argument positions of u in v. The graph attribute ``outputs`` lists the output node ids.
     :func:`symdiff.from_networkx` is the inverse.
@@ -95,9 +102,10 @@ def to_networkx(outputs, simplify: bool = True) -> nx.DiGraph:
     fwd = forward_nodes(outs)
     G = nx.DiGraph(outputs=[ids[o] for o in outs])
     for n in order:
+        r = role(n, fwd)
         G.add_node(ids[n], op=n.op, shape=n.shape, dtype=n.dtype, attrs={k: v for k, v in n.attrs.items() if k != "value"},
-                   name=n.name, role=role(n, fwd), grad_of=n.meta.get("grad_of"), label=attr_text(n), node=n,
-                   meta=dict(n.meta))
+                   name=n.name, role=r, grad_of=n.meta.get("grad_of"), label=attr_text(n), node=n,
+                   meta=dict(n.meta), differentiates=_forward_id(n, ids) if r in ("backward", "grad") else None)
         if n.op == "const":
             G.nodes[ids[n]]["value"] = n.value
     for n in order:

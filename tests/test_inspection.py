@@ -223,3 +223,12 @@ def test_to_dot_constants_show_small_values_and_the_type_of_large_ones():
     assert "[0.5, 0.333, 2]" in dot
     assert "float64[64, 6] in [-1, 1]" in dot and "array[64, 6]" not in dot
     assert sd.inspection.const_text(const(np.arange(6).reshape(2, 3))) == "[0, 1, 2, 3, 4, 5] as [2, 3]"
+
+
+def test_to_networkx_links_backward_nodes_to_the_forward_node_they_differentiate():
+    loss, params = two_layer()
+    G = sd.to_networkx([loss, *sd.grad(loss, params)])
+    back = [i for i, d in G.nodes(data=True) if d["role"] in ("backward", "grad") and d["op"] != "const"]
+    assert back and all(G.nodes[i]["differentiates"] is not None for i in back)
+    assert all(G.nodes[G.nodes[i]["differentiates"]]["role"] == "forward" for i in back)
+    assert all(d["differentiates"] is None for _, d in G.nodes(data=True) if d["role"] == "forward")
