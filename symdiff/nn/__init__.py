@@ -15,6 +15,8 @@ from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv1d, Conv2d, Co
                    MaxPool2d)
 from .optim import Updates, cosine_decay, exponential_decay, sgd, step_decay
 from .optimizers import adagrad, adam, adamw, clip_gradients, rmsprop
+from .schedules import (CosineAnnealingLR, ExponentialLR, LinearLR, MultiStepLR, OneCycleLR, SequentialLR,
+                        StepLR)
 from .trainer import History, Trainer, accuracy
 
 __all__ = [
@@ -26,5 +28,6 @@ __all__ = [
     "functional", "dropout", "rng_inputs", "SEED_INPUT", "STEP_INPUT",
     "sgd", "Updates", "exponential_decay", "step_decay", "cosine_decay",
     "adam", "adamw", "rmsprop", "adagrad", "clip_gradients",
+    "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "OneCycleLR", "SequentialLR",
     "Trainer", "History", "accuracy",
 ]
