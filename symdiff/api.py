@@ -10,7 +10,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .ir import Node, apply, const
-from .optable import OPS, dsl_function
+from .optable import OPS, broadcast_shapes, dsl_function
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import cast as _cast
 from .ops_tensor import transpose as _transpose
@@ -279,11 +279,47 @@ def cross_entropy(logits: TensorLike, labels: Node) -> Node:
         labels = _reshape(labels, (1,)) if labels.shape == () else labels
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C) or (C,), got shape {logits.shape}")
+    check_labels("cross_entropy", logits, labels)
     picked = apply("pick", [log_softmax(logits, axis=-1), labels])
     return negative(mean(picked))
 
 
+def check_labels(fn: str, scores: Node, labels: Node, what: str = "logits") -> None:
+    """Class labels for (N, C) scores: an int tensor of shape (N,), else an error saying what to change."""
+    if labels.dtype not in _dt.INT_DTYPES:
+        raise TypeError(f"{fn}: labels must be an int32/int64 tensor, got {labels.dtype}{list(labels.shape)} "
+                        f"(class indices; float targets are for bce/mse; the Trainer's label_dtype= sets it)")
+    if labels.shape != scores.shape[:-1]:
+        raise ValueError(f"{fn}: labels of shape {labels.shape} do not match {what} of shape {scores.shape}: "
+                         f"expected labels of shape {scores.shape[:-1]} (one class index per row); reshape the "
+                         f"labels (y.reshape(-1)) or, with the Trainer, use label_shape=()")
+
+
+def check_target(fn: str, pred: Node, target: Node, broadcast: bool = False) -> None:
+    """A target must have the prediction's shape: broadcasting (64, 1) against (64,) to (64, 64) silently
+    computes the wrong loss, so it is an error unless the caller asks for it (``broadcast=True``)."""
+    if broadcast or target.shape == pred.shape or (target.ndim == 0 and target.op == "const"):
+        return
+    hint = ""
+    if pred.shape[:-1] == target.shape and pred.shape[-1:] == (1,):
+        hint = f"; reshape the prediction (pred.reshape(-1)) or the target (y.reshape(-1, 1))"
+    elif target.shape[:-1] == pred.shape and target.shape[-1:] == (1,):
+        hint = f"; reshape the target (y.reshape(-1)) or the prediction (pred.reshape(-1, 1))"
+    try:
+        b = broadcast_shapes(fn, pred.shape, target.shape)
+        what = f" (they would broadcast to {b})"
+    except ValueError:
+        what = ""
+    raise ValueError(f"{fn}: target of shape {target.shape} does not match the prediction of shape {pred.shape}"
+                     f"{what}{hint}; with the Trainer, set label_shape= to the model output's shape per sample; "
+                     f"pass broadcast=True to broadcast on purpose")
+
+
 @dsl_function(ops=("sub", "square", "sum", "mul"))
-def mse(pred: TensorLike, target: TensorLike) -> Node:
-    """Mean squared error mean((pred - target)**2) over all entries."""
+def mse(pred: TensorLike, target: TensorLike, broadcast: bool = False) -> Node:
+    """Mean squared error mean((pred - target)**2) over all entries. ``target`` must have ``pred``'s shape
+    (a Python scalar is fine); ``broadcast=True`` allows NumPy broadcasting."""
+    pred = as_tensor(pred)
+    target = as_tensor(target, pred)
+    check_target("mse", pred, target, broadcast)
     return mean(square(subtract(pred, target)))

@@ -8,7 +8,8 @@ See docs/nn.md.
 from . import functional, init
 from .functional import SEED_INPUT, STEP_INPUT, dropout, rng_inputs
 from .init import init_values, kaiming_normal, xavier_uniform
-from .losses import bce_with_logits, binary_cross_entropy_with_logits, cross_entropy, l1, l2, mse, nll
+from .losses import (bce, bce_with_logits, binary_cross_entropy_with_logits, cross_entropy, huber, l1, l1_loss, l2,
+                     mse, nll)
 from .modules import (Add, BatchNorm1d, Dropout, Duplicate, Flatten, Identity, Linear, LogSoftmax, Max, Module,
                       ReLU, Sequential, Sigmoid, Softmax, Tanh)
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Dropout2d,
@@ -24,6 +25,7 @@ __all__ = [
     "Add", "Max", "Dropout", "BatchNorm1d", "Sequential",
     "Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Dropout2d",
     "cross_entropy", "nll", "mse", "binary_cross_entropy_with_logits", "bce_with_logits", "l1", "l2",
+    "bce", "l1_loss", "huber",
     "init", "init_values", "kaiming_normal", "xavier_uniform",
     "functional", "dropout", "rng_inputs", "SEED_INPUT", "STEP_INPUT",
     "sgd", "Updates", "exponential_decay", "step_decay", "cosine_decay",

@@ -21,18 +21,54 @@ def nll(log_probs: Node, labels: Node) -> Node:
     if log_probs.ndim == 1:
         log_probs = sd.reshape(log_probs, (1,) + log_probs.shape)
         labels = sd.reshape(labels, (1,)) if labels.shape == () else labels
+    sd.check_labels("nll", log_probs, labels, "log-probabilities")
     return sd.negative(sd.mean(apply("pick", [log_probs, labels])))
 
 
-def mse(pred: Node, target) -> Node:
-    """Mean squared error ``mean((pred - target)**2)``."""
-    return sd.mse(pred, target)
+def mse(pred: Node, target, broadcast: bool = False) -> Node:
+    """Mean squared error ``mean((pred - target)**2)``; ``target`` of ``pred``'s shape (see sd.mse)."""
+    return sd.mse(pred, target, broadcast=broadcast)
 
 
-def binary_cross_entropy_with_logits(logits: Node, targets) -> Node:
+def _float_target(fn: str, pred: Node, target, broadcast: bool) -> Node:
+    target = sd.as_tensor(target, pred)
+    if not target.dtype.startswith("float"):
+        raise TypeError(f"{fn}: targets must be float (0/1 or probabilities), got {target.dtype}{list(target.shape)}; "
+                        f"cast them (y.astype('float32')) or, with the Trainer, use label_dtype='float32'")
+    sd.check_target(fn, pred, target, broadcast)
+    return target
+
+
+def binary_cross_entropy_with_logits(logits: Node, targets, broadcast: bool = False) -> Node:
     """Binary cross-entropy of targets y in [0, 1] under ``sigmoid(z)``, written stably on the logits:
-    ``mean(softplus(z) - y * z)`` (= -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z)), never log(0))."""
+    ``mean(softplus(z) - y * z)`` (= -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z)), never log(0)).
+    ``targets`` must have the logits' shape (PyTorch raises too); ``broadcast=True`` allows broadcasting."""
+    targets = _float_target("bce_with_logits", logits, targets, broadcast)
     return sd.mean(sd.subtract(sd.softplus(logits), sd.multiply(targets, logits)))
+
+
+def bce(probs: Node, targets, broadcast: bool = False) -> Node:
+    """Binary cross-entropy of probabilities ``p`` (after a sigmoid): ``-mean(y log p + (1 - y) log(1 - p))``,
+    each log clamped to >= -100 as PyTorch's ``BCELoss`` does (p = 0 or 1 gives 100, not inf). Prefer
+    :func:`bce_with_logits` on the logits (no clamp needed)."""
+    targets = _float_target("bce", probs, targets, broadcast)
+    lp = sd.maximum(sd.log(probs), -100.0)
+    l1p = sd.maximum(sd.log(sd.subtract(1.0, probs)), -100.0)
+    return sd.negative(sd.mean(sd.add(sd.multiply(targets, lp), sd.multiply(sd.subtract(1.0, targets), l1p))))
+
+
+def l1_loss(pred: Node, target, broadcast: bool = False) -> Node:
+    """Mean absolute error ``mean(|pred - target|)`` (PyTorch's ``L1Loss``)."""
+    target = _float_target("l1_loss", pred, target, broadcast)
+    return sd.mean(sd.abs(sd.subtract(pred, target)))
+
+
+def huber(pred: Node, target, delta: float = 1.0, broadcast: bool = False) -> Node:
+    """PyTorch's ``HuberLoss``: mean of ``0.5 e^2`` where ``|e| < delta``, else ``delta (|e| - 0.5 delta)``."""
+    target = _float_target("huber", pred, target, broadcast)
+    a = sd.abs(sd.subtract(pred, target))
+    quad = sd.minimum(a, float(delta))  # |e| clipped: 0.5 q^2 + delta (|e| - q) is both branches at once
+    return sd.mean(sd.add(sd.multiply(sd.square(quad), 0.5), sd.multiply(sd.subtract(a, quad), float(delta))))
 
 
 bce_with_logits = binary_cross_entropy_with_logits
@@ -69,4 +105,5 @@ def l1(params: Union[Module, Iterable[Node]], alpha: float = 1.0, biases: bool =
     return _total([sd.sum(sd.abs(p)) for p in _weights(params, biases)], alpha)
 
 
-__all__ = ["cross_entropy", "nll", "mse", "binary_cross_entropy_with_logits", "bce_with_logits", "l1", "l2"]
+__all__ = ["cross_entropy", "nll", "mse", "binary_cross_entropy_with_logits", "bce_with_logits", "bce", "l1_loss",
+           "huber", "l1", "l2"]

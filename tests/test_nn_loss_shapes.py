@@ -1,0 +1,72 @@
+"""Loss-shape safety: every loss rejects a target of the wrong shape (naming both shapes and the fix)
+instead of broadcasting; explicit broadcast=True still broadcasts; bce/l1/huber values equal PyTorch's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+import symdiff.nn as nn
+
+P = sd.input("p", (64, 1))
+Y = sd.input("y", (64,))
+
+
+@pytest.mark.parametrize("loss", [sd.mse, nn.mse, nn.bce_with_logits, nn.bce, nn.l1_loss, nn.huber])
+def test_column_prediction_against_flat_target_is_an_error(loss):
+    with pytest.raises(ValueError, match=r"target of shape \(64,\) does not match the prediction of shape \(64, 1\) "
+                                         r"\(they would broadcast to \(64, 64\)\); reshape the prediction"):
+        loss(P, Y)
+    assert loss(P, Y, broadcast=True).shape == ()  # asked for: broadcasting works
+
+
+def test_flat_prediction_against_column_target_and_scalars():
+    with pytest.raises(ValueError, match=r"reshape the target \(y.reshape\(-1\)\)"):
+        sd.mse(Y, P)
+    assert sd.mse(P, 0.0).shape == ()  # a Python scalar target is fine
+
+
+@pytest.mark.parametrize("loss", [sd.cross_entropy, nn.cross_entropy, nn.nll])
+def test_class_losses_check_labels(loss):
+    logits = sd.input("z", (8, 3))
+    with pytest.raises(ValueError, match=r"labels of shape \(8, 1\) do not match (logits|log-probabilities) of shape \(8, 3\): expected "
+                                         r"labels of shape \(8,\)"):
+        loss(logits, sd.input("lab", (8, 1), "int64"))
+    with pytest.raises(TypeError, match=r"labels must be an int32/int64 tensor, got float32\[8\] \(class indices"):
+        loss(logits, sd.input("labf", (8,), "float32"))
+
+
+def test_int_targets_for_bce_name_the_trainer_option():
+    with pytest.raises(TypeError, match=r"bce_with_logits: targets must be float .*label_dtype='float32'"):
+        nn.bce_with_logits(sd.input("z1", (4,)), sd.input("yi", (4,), "int64"))
+
+
+def test_logistic_regression_with_the_default_label_shape_fails_loudly():
+    """The bug report: nn.Linear(64, 1) + bce_with_logits + Trainer's default label_shape=() trained to
+    nothing (logits (B, 1) broadcast against targets (B,) to (B, B)). Now it is an error that names the fix."""
+    with pytest.raises(ValueError, match=r"bce_with_logits: target of shape \(32,\) does not match the prediction of "
+                                         r"shape \(32, 1\).*label_shape="):
+        nn.Trainer(nn.Linear(64, 1, name="logreg"), nn.bce_with_logits, input_shape=(64,), label_dtype="float32",
+                   progress=False)
+    # with label_shape=(1,) it trains
+    r = np.random.default_rng(0)
+    X = r.standard_normal((128, 64)).astype(np.float32)
+    y = (X[:, :1] > 0).astype(np.float32)
+    t = nn.Trainer(nn.Linear(64, 1, name="logreg2"), nn.bce_with_logits, input_shape=(64,), label_shape=(1,),
+                   label_dtype="float32", lr=0.5, progress=False, compile_options={"backend": "numpy"}, metric=None)
+    h = t.fit(X, y, epochs=10)
+    assert h.loss[-1] < 0.5 * h.loss[0]
+
+
+def test_bce_l1_huber_values_equal_torch():
+    torch = pytest.importorskip("torch")
+    r = np.random.default_rng(1)
+    pv, tv = r.uniform(0.01, 0.99, (5, 3)), r.uniform(0, 1, (5, 3))
+    pv[0, 0] = 0.0  # the log clamp
+    p, t = sd.input("pp", (5, 3), "float64"), sd.input("tt", (5, 3), "float64")
+    got = sd.compile([nn.bce(p, t), nn.l1_loss(p, t), nn.huber(p * 4.0, t, delta=0.7)], backend="numpy")(pp=pv, tt=tv)
+    tp, tt = torch.tensor(pv), torch.tensor(tv)
+    want = [torch.nn.functional.binary_cross_entropy(tp, tt), torch.nn.functional.l1_loss(tp, tt),
+            torch.nn.functional.huber_loss(tp * 4.0, tt, delta=0.7)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.item(), rtol=1e-12)
