@@ -41,21 +41,25 @@ def test_int_targets_for_bce_name_the_trainer_option():
         nn.bce_with_logits(sd.input("z1", (4,)), sd.input("yi", (4,), "int64"))
 
 
-def test_logistic_regression_with_the_default_label_shape_fails_loudly():
-    """The bug report: nn.Linear(64, 1) + bce_with_logits + Trainer's default label_shape=() trained to
-    nothing (logits (B, 1) broadcast against targets (B,) to (B, B)). Now it is an error that names the fix."""
+def test_logistic_regression_trains_with_the_default_labels_and_fails_loudly_with_wrong_ones():
+    """The bug report: nn.Linear(64, 1) + bce_with_logits + the Trainer's old default label_shape=() trained to
+    nothing (logits (B, 1) broadcast against targets (B,) to (B, B)). Now the Trainer infers float targets
+    of shape (1,) from the loss and the output, (n,) labels are reshaped, and an explicit wrong label_shape
+    is an error that names the fix."""
     with pytest.raises(ValueError, match=r"bce_with_logits: target of shape \(32,\) does not match the prediction of "
                                          r"shape \(32, 1\).*label_shape="):
-        nn.Trainer(nn.Linear(64, 1, name="logreg"), nn.bce_with_logits, input_shape=(64,), label_dtype="float32",
+        nn.Trainer(nn.Linear(64, 1, name="logreg"), nn.bce_with_logits, input_shape=(64,), label_shape=(),
                    progress=False)
-    # with label_shape=(1,) it trains
     r = np.random.default_rng(0)
     X = r.standard_normal((128, 64)).astype(np.float32)
-    y = (X[:, :1] > 0).astype(np.float32)
-    t = nn.Trainer(nn.Linear(64, 1, name="logreg2"), nn.bce_with_logits, input_shape=(64,), label_shape=(1,),
-                   label_dtype="float32", lr=0.5, progress=False, compile_options={"backend": "numpy"}, metric=None)
+    y = (X[:, 0] > 0).astype(np.float32)  # (n,): reshaped to (n, 1)
+    t = nn.Trainer(nn.Linear(64, 1, name="logreg2"), nn.bce_with_logits, input_shape=(64,), lr=0.5,
+                   progress=False, compile_options={"backend": "numpy"})
+    assert t.label_shape == (1,) and t.label_dtype == "float32"
     h = t.fit(X, y, epochs=10)
-    assert h.loss[-1] < 0.5 * h.loss[0]
+    assert h.loss[-1] < 0.5 * h.loss[0] and h.acc[-1] > 0.9  # binary accuracy
+    with pytest.raises(ValueError, match=r"fit: labels of shape \(128, 2\) do not match label_shape=\(1,\)"):
+        t.fit(X, np.zeros((128, 2)), epochs=1)
 
 
 def test_bce_l1_huber_values_equal_torch():

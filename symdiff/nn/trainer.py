@@ -102,6 +102,7 @@ def accuracy(out: np.ndarray, y: np.ndarray) -> Optional[float]:
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+CLASS_LOSSES = ("cross_entropy", "nll")  # losses of integer class labels (the others take float targets)
 
 
 def _optimizer_step(optimizer, objective: Node, params: list, lr: Node, momentum: float, weight_decay: float,
@@ -143,13 +144,12 @@ class Trainer:
     def __init__(self, model: Module, loss_fn: Callable[[Node, Node], Node] = cross_entropy, *, input_shape,
                  batch_size: int = 32, lr: Union[float, Callable[[int], float]] = 0.1, momentum: float = 0.0,
                  weight_decay: float = 0.0, regularizer: Optional[Callable[[Module], Node]] = None,
-                 label_shape=(), label_dtype: str = "int64", dtype: str = "float32", metric="auto", seed: int = 0,
+                 label_shape="auto", label_dtype: str = "auto", dtype: str = "float32", metric="auto", seed: int = 0,
                  progress: bool = True, compile_options: Optional[dict] = None, optimizer="sgd",
                  optimizer_options: Optional[dict] = None) -> None:
         self.model, self.loss_fn, self.regularizer = model, loss_fn, regularizer
         self.input_shape = tuple(int(d) for d in np.atleast_1d(input_shape))  # (features,) or (C, H, W)
-        self.label_shape = tuple(int(d) for d in label_shape)
-        self.batch_size, self.dtype, self.label_dtype = int(batch_size), dtype, label_dtype
+        self.batch_size, self.dtype = int(batch_size), dtype
         self.schedule = lr if callable(lr) else (lambda epoch, _lr=float(lr): _lr)
         self.metric = accuracy if metric == "auto" else metric
         self.seed, self.progress = int(seed), progress
@@ -161,10 +161,17 @@ class Trainer:
         was_training = model.training
         model.train()
         x = sd.input(X_INPUT, (self.batch_size,) + self.input_shape, dtype)
-        y = sd.input(Y_INPUT, (self.batch_size,) + self.label_shape, label_dtype)
         out = model(x)
         if not isinstance(out, Node):
             raise TypeError(f"Trainer: the model must return one tensor, got {type(out).__name__}")
+        # labels: class indices for the class losses (one per row of scores), else targets shaped like
+        # the model's output per sample; "auto" infers both from the loss and the output
+        classes = getattr(loss_fn, "__name__", "") in CLASS_LOSSES
+        self.label_dtype = label_dtype if label_dtype != "auto" else ("int64" if classes else dtype)
+        if label_shape == "auto":
+            label_shape = out.shape[1:-1] if self.label_dtype in ("int32", "int64") else out.shape[1:]
+        self.label_shape = tuple(int(d) for d in label_shape)
+        y = sd.input(Y_INPUT, (self.batch_size,) + self.label_shape, self.label_dtype)
         data_loss = loss_fn(out, y)
         objective = data_loss if regularizer is None else sd.add(data_loss, regularizer(model))
         lr_in = sd.input(LR_INPUT, (), dtype)
@@ -208,24 +215,30 @@ class Trainer:
 
     # -- loops ---------------------------------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray, epochs: int = 10, val_data: Optional[tuple] = None,
-            shuffle: bool = True, log: bool = False) -> History:
-        """Train for ``epochs`` passes over (X, y); returns (and extends) ``self.history``."""
+            shuffle: bool = True, log: bool = False, patience: Optional[int] = None, monitor: str = "val_loss",
+            min_delta: float = 0.0) -> History:
+        """Train for ``epochs`` passes over (X, y); returns (and extends) ``self.history``. With ``patience``,
+        stop when ``monitor`` ("val_loss" or "val_acc") has not improved for that many epochs and keep
+        the best epoch's state (``self.stopped_epoch``)."""
         from tqdm.auto import tqdm
 
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        y = np.ascontiguousarray(y, dtype=self.label_dtype)
+        y = self._labels(y, "fit")
         n = len(X)
         if n != len(y):
             raise ValueError(f"fit: {n} samples but {len(y)} labels")
         steps = n // self.batch_size
         if steps == 0:
             raise ValueError(f"fit: {n} samples are fewer than one batch of {self.batch_size}")
-        rng = np.random.default_rng([self.seed, self.epochs_done])
+        if patience is not None and val_data is None:
+            raise ValueError("fit: early stopping (patience=) needs val_data")
+        best, best_state, waited = None, None, 0
         bar = tqdm(total=epochs * steps, disable=not self.progress, unit="step", mininterval=0.25, leave=False)
         try:
             for _ in range(epochs):
                 epoch = self.epochs_done
                 lr = float(self.schedule(epoch))
+                rng = np.random.default_rng([self.seed, epoch])  # per epoch: a resumed run shuffles the same
                 order = rng.permutation(n) if shuffle else np.arange(n)
                 losses, metrics = [], []
                 t0 = time.perf_counter()
@@ -262,9 +275,65 @@ class Trainer:
                     h.val_acc.append(None)
                 if log:
                     bar.write(h.line())
+                if patience is not None:  # early stopping on a validation metric; the best state is kept
+                    value = h.val_loss[-1] if monitor == "val_loss" else h.val_acc[-1]
+                    better = best is None or (value < best - min_delta if monitor == "val_loss"
+                                              else value > best + min_delta)
+                    if better:
+                        best, best_state, waited = value, {k: v.copy() for k, v in self.state.items()}, 0
+                    else:
+                        waited += 1
+                        if waited >= patience:
+                            self.state.update(best_state)
+                            self.stopped_epoch = epoch
+                            break
         finally:
             bar.close()
         return self.history
+
+    def _labels(self, y, where: str) -> np.ndarray:
+        """``y`` as the graph's labels: dtype cast, a (n,) array reshaped to (n, 1) when the label shape is (1,)
+        (and the reverse); any other shape is an error naming ``label_shape=``."""
+        y = np.asarray(y)
+        if y.dtype.kind == "f" and self.label_dtype in ("int32", "int64"):
+            raise TypeError(f"{where}: float labels for a loss of class indices; pass integer labels, or a float-target "
+                            f"loss (nn.bce_with_logits, nn.mse) with label_dtype={self.dtype!r}")
+        want = self.label_shape
+        if y.shape[1:] != want:
+            if y.ndim >= 1 and int(np.prod(y.shape[1:], dtype=np.int64)) == int(np.prod(want, dtype=np.int64)):
+                y = y.reshape((len(y),) + want)
+            else:
+                raise ValueError(f"{where}: labels of shape {y.shape} do not match label_shape={want} per sample "
+                                 f"(Trainer(label_shape=...) sets it; it defaults to what the loss needs)")
+        return np.ascontiguousarray(y, dtype=self.label_dtype)
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def save(self, path) -> str:
+        """Parameters, optimizer state, buffers, epoch, step and history in one ``.npz``; :meth:`load` in a
+        Trainer built the same way resumes to bit-identical results (shuffling and dropout are keyed by
+        epoch and step)."""
+        import json
+        h = self.history
+        meta = {"epochs_done": self.epochs_done, "global_step": self.global_step, "seed": self.seed,
+                "history": {k: getattr(h, k) for k in h.as_dict()}}
+        np.savez(path, __meta__=np.array(json.dumps(meta)), **{f"state/{k}": v for k, v in self.state.items()})
+        return str(path)
+
+    def load(self, path) -> "Trainer":
+        """Restore a checkpoint written by :meth:`save` (the graph inputs must match this Trainer's)."""
+        import json
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["__meta__"]))
+            state = {k[len("state/"):]: f[k] for k in f.files if k.startswith("state/")}
+        missing = set(self.state) - set(state)
+        if missing:
+            raise ValueError(f"Trainer.load: {path} lacks {', '.join(sorted(missing))}: it was saved by a Trainer "
+                             f"with another model or optimizer")
+        self.state.update({k: v.copy() for k, v in state.items()})
+        self.epochs_done, self.global_step = int(meta["epochs_done"]), int(meta["global_step"])
+        for k, v in meta["history"].items():
+            setattr(self.history, k, list(v))
+        return self
 
     # -- evaluation ------------------------------------------------------------------------------------------
     def _eval_fn(self, n: int, with_labels: bool):
@@ -301,7 +370,7 @@ class Trainer:
     def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: Optional[int] = 4096) -> dict:
         """``{"loss": mean loss, "acc": metric}`` in evaluation mode."""
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        y = np.ascontiguousarray(y, dtype=self.label_dtype)
+        y = self._labels(y, "evaluate")
         total, outs = 0.0, []
         for a, b in self._chunks(len(X), chunk):
             fn = self._eval_fn(b - a, True)
