@@ -74,3 +74,14 @@ def test_bce_l1_huber_values_equal_torch():
             torch.nn.functional.huber_loss(tp * 4.0, tt, delta=0.7)]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w.item(), rtol=1e-12)
+
+
+def test_regression_trainer_reports_rmse():
+    r = np.random.default_rng(2)
+    X = r.standard_normal((64, 3)).astype(np.float32)
+    y = X @ np.array([[1.0, 0.5], [-1.0, 0.0], [0.5, 2.0]], np.float32)  # (n, 2) vector targets
+    t = nn.Trainer(nn.Linear(3, 2, name="reg"), nn.mse, input_shape=(3,), batch_size=16, lr=0.1,
+                   progress=False, compile_options={"backend": "numpy"})
+    assert t.label_shape == (2,) and t.label_dtype == "float32"
+    h = t.fit(X, y, epochs=20, val_data=(X, y))
+    assert h.acc[-1] < 0.1 * h.acc[0] and "rmse" in h.line() and "val_rmse" in h.line()

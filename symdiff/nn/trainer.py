@@ -48,10 +48,11 @@ class History:
     def line(self, i: int = -1) -> str:
         """One epoch as text: ``epoch 3: loss 0.1234 acc 0.9650 val_loss ... lr 0.05 12345 samples/s``."""
         parts = [f"epoch {self.epoch[i]}: loss {self.loss[i]:.4f}"]
-        for k in ("acc", "val_loss", "val_acc"):
+        m = getattr(self, "metric_name", "acc")  # the metric column: acc, or rmse for regression losses
+        for k, label in (("acc", m), ("val_loss", "val_loss"), ("val_acc", f"val_{m}")):
             v = getattr(self, k)[i]
             if v is not None:
-                parts.append(f"{k} {v:.4f}")
+                parts.append(f"{label} {v:.4f}")
         parts.append(f"lr {self.lr[i]:.4g}")
         parts.append(f"{self.samples_per_sec[i]:.0f} samples/s")
         return " ".join(parts)
@@ -101,6 +102,14 @@ def accuracy(out: np.ndarray, y: np.ndarray) -> Optional[float]:
     return None
 
 
+def rmse(out: np.ndarray, y: np.ndarray) -> Optional[float]:
+    """Root-mean-square error of float outputs against targets of the same shape (regression)."""
+    if out.shape != y.shape or y.dtype.kind != "f":
+        return None
+    return float(np.sqrt(np.mean((out.astype(np.float64) - y) ** 2)))
+
+
+REGRESSION_LOSSES = ("mse", "l1_loss", "huber")  # metric "auto": RMSE for these, accuracy otherwise
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 CLASS_LOSSES = ("cross_entropy", "nll")  # losses of integer class labels (the others take float targets)
 
@@ -151,12 +160,14 @@ class Trainer:
         self.input_shape = tuple(int(d) for d in np.atleast_1d(input_shape))  # (features,) or (C, H, W)
         self.batch_size, self.dtype = int(batch_size), dtype
         self.schedule = lr if callable(lr) else (lambda epoch, _lr=float(lr): _lr)
-        self.metric = accuracy if metric == "auto" else metric
+        regression = getattr(loss_fn, "__name__", "") in REGRESSION_LOSSES
+        self.metric = (rmse if regression else accuracy) if metric == "auto" else metric
         self.seed, self.progress = int(seed), progress
         self.compile_options = dict(compile_options or {})
         self.global_step = 0
         self.epochs_done = 0
         self.history = History()
+        self.history.metric_name = "rmse" if self.metric is rmse else "acc"
 
         was_training = model.training
         model.train()
@@ -385,4 +396,4 @@ class Trainer:
         return res
 
 
-__all__ = ["Trainer", "History", "accuracy"]
+__all__ = ["Trainer", "History", "accuracy", "rmse", "OPTIMIZERS"]
