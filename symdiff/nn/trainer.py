@@ -9,6 +9,7 @@ reshuffles the training set (seeded), shows a tqdm progress bar with the loss, a
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
@@ -360,6 +361,10 @@ class Trainer:
                     outs = [self.loss_fn(out, y), out]
                 else:
                     outs = out
+                if self.progress:  # one compile per evaluation size (until symbolic batch sizes exist): say so
+                    from tqdm.auto import tqdm
+                    tqdm.write(f"Trainer: compiling the evaluation graph for {n} samples "
+                               f"({'with' if with_labels else 'without'} labels; once per size)", file=sys.stderr)
                 self._eval_fns[key] = _compile(outs, **self.compile_options)
             finally:
                 self.model.train(was_training)
