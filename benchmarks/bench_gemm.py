@@ -44,6 +44,13 @@ SHAPES = [
     (256, 1024, 1024, False, False),
     (1024, 256, 1024, True, False),
     (256, 1024, 1024, False, True),
+    # convolutions as GEMMs (conv_models.py): W7 forward, input gradient, weight gradient; W6's second conv
+    (64, 576, 25088, False, False),
+    (576, 64, 25088, True, False),
+    (64, 25088, 576, False, True),
+    (16, 150, 6400, False, False),
+    (150, 16, 6400, True, False),
+    (16, 6400, 150, False, True),
 ]
 
 _FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,

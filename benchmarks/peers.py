@@ -48,7 +48,10 @@ def _import_torch(threads: int):
 
 
 def _torch_loss_fn(wl, torch):
+    """loss(*fixed, *wrt) in the order of ``wl.fixed`` and ``wl.wrt``."""
     F = torch.nn.functional
+    if wl.kind in ("cnn", "conv"):
+        return _torch_conv_loss_fn(wl, torch)
     if wl.kind == "elementwise":
         def loss_fn(x, y):
             return (torch.log(1 + torch.exp(torch.sin(x) * torch.cos(y))) + torch.tanh(x * y) ** 2).sum()
@@ -67,15 +70,35 @@ def _torch_loss_fn(wl, torch):
     return loss_fn
 
 
+def _torch_conv_loss_fn(wl, torch):
+    F = torch.nn.functional
+    from .workloads import conv_layers
+    layers = conv_layers(wl)
+    if wl.kind == "conv":
+        def conv_loss(x, w):
+            y = F.conv2d(x, w, padding=layers[0]["pad"])
+            return (y * y).sum() * 0.5
+        return conv_loss
+    nc, L = len(layers), wl.n_layers
+
+    def cnn_loss(x, y, *params):
+        h = x
+        for i, c in enumerate(layers):
+            h = F.max_pool2d(torch.relu(F.conv2d(h, params[2 * i], params[2 * i + 1], padding=c["pad"])), wl.pool)
+        h = h.flatten(1)
+        for i in range(L):
+            h = torch.addmm(params[2 * nc + 2 * i + 1], h, params[2 * nc + 2 * i])
+            if i < L - 1:
+                h = torch.relu(h)
+        return F.cross_entropy(h, y)
+    return cnn_loss
+
+
 def _prepare(wl, data, threads: int, compiled: bool) -> Prepared:
     torch = _import_torch(threads)
     t = {k: torch.from_numpy(v) for k, v in data.items()}
-    if wl.kind == "elementwise":
-        args = [t["x"].requires_grad_(True), t["y"].requires_grad_(True)]
-        wrt = args
-    else:
-        wrt = [t[nm].requires_grad_(True) for nm in wl.param_names]
-        args = [t["x"], t["y"], *wrt]
+    wrt = [t[nm].requires_grad_(True) for nm in wl.wrt]
+    args = [t[nm] for nm in wl.fixed] + wrt
     fn = _torch_loss_fn(wl, torch)
     info = {"version": f"torch {torch.__version__}", "threads": torch.get_num_threads()}
     times: dict[str, float] = {}
@@ -117,11 +140,12 @@ def prepare_jax(wl, data, threads: int) -> Prepared:
     except Exception as e:
         raise Skip(f"import jax failed: {type(e).__name__}: {e}") from e
 
-    if wl.kind == "elementwise":
-        def loss_fn(x, y):
+    if wl.kind in ("cnn", "conv"):
+        loss_fn = _jax_conv_loss_fn(wl, jax, jnp)
+    elif wl.kind == "elementwise":
+        def loss_fn(wrt, *fixed):
+            x, y = wrt
             return jnp.sum(jnp.log(1 + jnp.exp(jnp.sin(x) * jnp.cos(y))) + jnp.tanh(x * y) ** 2)
-        vg = jax.value_and_grad(loss_fn, argnums=(0, 1))
-        names = ["x", "y"]
     else:
         L = wl.n_layers
         act = jax.nn.relu if wl.act == "relu" else jnp.tanh
@@ -133,18 +157,12 @@ def prepare_jax(wl, data, threads: int) -> Prepared:
                 if i < L - 1:
                     h = act(h)
             if wl.loss == "ce":
-                logp = jax.nn.log_softmax(h, axis=1)
-                return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+                return _jax_ce(jax, jnp, h, y)
             return jnp.mean((h - y) ** 2)
-        vg = jax.value_and_grad(loss_fn, argnums=0)
-        names = None
 
-    jitted = jax.jit(vg)
+    jitted = jax.jit(jax.value_and_grad(loss_fn, argnums=0))      # loss(wrt tuple, *fixed)
     dev = {k: jax.device_put(v) for k, v in data.items()}
-    if names:
-        args = tuple(dev[n] for n in names)
-    else:
-        args = (tuple(dev[n] for n in wl.param_names), dev["x"], dev["y"])
+    args = (tuple(dev[n] for n in wl.wrt), *(dev[n] for n in wl.fixed))
 
     times: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -165,3 +183,38 @@ def prepare_jax(wl, data, threads: int) -> Prepared:
             "note": "compile = jit(...).lower().compile(); first_call also compiles (jit cache)"}
     del compiled
     return Prepared(call=call, to_numpy=to_numpy, compile=times, info=info)
+
+
+def _jax_ce(jax, jnp, h, y):
+    logp = jax.nn.log_softmax(h, axis=1)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def _jax_conv_loss_fn(wl, jax, jnp):
+    """loss(wrt tuple, *fixed): lax.conv_general_dilated in NCHW / OIHW, max pool by lax.reduce_window."""
+    from .workloads import conv_layers
+    layers = conv_layers(wl)
+    lax = jax.lax
+
+    def conv(h, w, p):
+        return lax.conv_general_dilated(h, w, (1, 1), ((p, p), (p, p)), dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    if wl.kind == "conv":
+        def conv_loss(wrt):
+            x, w = wrt
+            y = conv(x, w, layers[0]["pad"])
+            return 0.5 * jnp.sum(y * y)
+        return conv_loss
+    nc, L, p = len(layers), wl.n_layers, wl.pool
+
+    def cnn_loss(params, x, y):
+        h = x
+        for i, c in enumerate(layers):
+            h = jax.nn.relu(conv(h, params[2 * i], c["pad"]) + params[2 * i + 1][:, None, None])
+            h = lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, p, p), (1, 1, p, p), "VALID")
+        h = h.reshape(h.shape[0], -1)
+        for i in range(L):
+            h = h @ params[2 * nc + 2 * i] + params[2 * nc + 2 * i + 1]
+            if i < L - 1:
+                h = jax.nn.relu(h)
+        return _jax_ce(jax, jnp, h, y)
+    return cnn_loss

@@ -37,16 +37,14 @@ def mse_fwd_bwd(pred: np.ndarray, target: np.ndarray):
 
 
 # --------------------------------------------------------------------------- MLP
-def mlp_fwd_bwd(wl: Workload, d: dict[str, np.ndarray]) -> list:
-    """[loss, dW1, db1, dW2, db2, ...] for the MLP workloads."""
-    L = wl.n_layers
-    Ws = [d[f"W{i + 1}"] for i in range(L)]
-    bs = [d[f"b{i + 1}"] for i in range(L)]
-    relu = wl.act == "relu"
-
+def mlp_layers_fwd_bwd(x: np.ndarray, Ws: list, bs: list, loss_fwd_bwd, relu: bool = True,
+                       need_dx: bool = True) -> tuple:
+    """Dense layers ``h = act(h @ W + b)`` (no act after the last), then ``loss_fwd_bwd(logits) ->
+    (loss, dlogits)``; returns (loss, [dW1, db1, ...], dx or None)."""
+    L = len(Ws)
     # forward: keep each layer's input activation (for dW) and hidden output (for act')
-    acts = [d["x"]]
-    h = d["x"]
+    acts = [x]
+    h = x
     for i in range(L):
         z = h @ Ws[i]
         z += bs[i]
@@ -55,23 +53,35 @@ def mlp_fwd_bwd(wl: Workload, d: dict[str, np.ndarray]) -> list:
             acts.append(h)
         else:
             h = z
-    if wl.loss == "ce":
-        loss, dz = cross_entropy_fwd_bwd(h, d["y"])
-    else:
-        loss, dz = mse_fwd_bwd(h, d["y"])
+    loss, dz = loss_fwd_bwd(h)
 
     # backward
     grads: list = [None] * (2 * L)
     for i in reversed(range(L)):
         grads[2 * i] = acts[i].T @ dz             # dW_i
         grads[2 * i + 1] = dz.sum(axis=0)         # db_i
-        if i > 0:
+        if i > 0 or need_dx:
             da = dz @ Ws[i].T
+            if i == 0:
+                return loss, grads, da
             a = acts[i]                           # output of hidden layer i-1
             if relu:
                 dz = da * (a > 0)
             else:
                 dz = da * (1 - a * a)             # tanh' = 1 - tanh^2
+    return loss, grads, None
+
+
+def mlp_fwd_bwd(wl: Workload, d: dict[str, np.ndarray]) -> list:
+    """[loss, dW1, db1, dW2, db2, ...] for the MLP workloads."""
+    L = wl.n_layers
+    Ws = [d[f"W{i + 1}"] for i in range(L)]
+    bs = [d[f"b{i + 1}"] for i in range(L)]
+    if wl.loss == "ce":
+        loss_fn = lambda h: cross_entropy_fwd_bwd(h, d["y"])  # noqa: E731
+    else:
+        loss_fn = lambda h: mse_fwd_bwd(h, d["y"])  # noqa: E731
+    loss, grads, _ = mlp_layers_fwd_bwd(d["x"], Ws, bs, loss_fn, wl.act == "relu", need_dx=False)
     return [loss, *grads]
 
 
@@ -95,6 +105,9 @@ def elementwise_fwd_bwd(d: dict[str, np.ndarray]) -> list:
 
 
 def fwd_bwd(wl: Workload, d: dict[str, np.ndarray]) -> list:
+    if wl.kind in ("cnn", "conv"):
+        from .conv_models import conv_fwd_bwd
+        return conv_fwd_bwd(wl, d)
     return elementwise_fwd_bwd(d) if wl.kind == "elementwise" else mlp_fwd_bwd(wl, d)
 
 

@@ -66,6 +66,13 @@ def _domain(n: Node) -> tuple:
     return n.shape
 
 
+def _regroups(x: Node) -> bool:
+    """A reshape that changes the non-unit axes (its point map divides) of a computed value."""
+    src = x.inputs[0]
+    return (not src.is_leaf and src.op != "const" and src.size > 0
+            and [s for s in src.shape if s != 1] != [s for s in x.shape if s != 1])
+
+
 def _tasks(domain: tuple, max_tasks: int) -> int:
     """Tasks a loop over ``domain`` splits its outermost axis into (at most ``Target.loop_tasks``)."""
     size = int(np.prod(domain, dtype=np.int64))
@@ -147,11 +154,18 @@ class Lowering:
                     x = opnd.inputs[0] if self._is_t(opnd) else opnd
                     src = x.inputs[0] if x.op == "reshape" else None
                     if src is not None and (src in mat or src.is_leaf or src.op in BUFFER_OPS
-                                            or (src.op == "const" and src.size > 1)):
-                        self.aliases[x] = src  # a reshape of a stored row-major array: the same memory
+                                            or (src.op == "const" and src.size > 1) or _regroups(x)):
+                        # a reshape of a stored row-major array: the same memory. A reshape that regroups
+                        # axes (im2col's (K*C, N*L) of a (*K, C, N, *L) transpose) stores its input over
+                        # the input's domain: the loop indices are the input's, no div/mod per element
+                        self.aliases[x] = src
                         mat.add(src)
                     mat.add(x)
             if n.op == "pick" or n.op in SORT_OPS:
+                mat.add(n.inputs[0])
+            if n.op == "window" and n.inputs[0].op != "const":
+                # every input point is read by up to prod(kernel) windows: compute it (the padding's select,
+                # a ReLU) once; the windows then read a stored array at affine offsets, a vectorisable copy
                 mat.add(n.inputs[0])
         mat.update(self.concat_groups)
         cost_memo: dict = {}
@@ -181,8 +195,11 @@ class Lowering:
                 dom = _domain(root)
                 for n in self._inlined(root, mat):
                     domains.setdefault(n, set()).add(dom)
-            for n, doms in domains.items():
-                if len(doms) > 1 and _inline_cost(n, memo) >= 4 and n not in mat:
+            cand = {n for n, doms in domains.items() if len(doms) > 1 and _inline_cost(n, memo) >= 4 and n not in mat}
+            # the outermost first: once a candidate is stored, the chain below it may be read by one domain only
+            # (a sum of 25 placements read by two loops stores the sum, not its 24 partial sums)
+            for n in cand:
+                if not any(u in cand for u in self.users[n]):
                     mat.add(n)
                     changed = True
         return mat

@@ -50,7 +50,7 @@ from symdiff import ops_random as R
 from symdiff.ir import Node
 from symdiff.optable import OPS
 
-__all__ = ["Emitter", "PointEval", "strides", "rand_hash", "RAND_SCALE"]
+__all__ = ["Emitter", "PointEval", "strides", "rand_hash", "RAND_SCALE", "reshape_groups"]
 
 RAND_SCALE = 2.0 ** -24  # rand_uniform = (hash >> 8) * 2**-24: exact in float32 and float64
 
@@ -237,6 +237,9 @@ class PointEval:
         if [s for s in src_shape if s != 1] == [s for s in dst_shape if s != 1]:
             nz = iter([p for p, s in zip(point, dst_shape) if s != 1])
             return [em.iconst(0) if s == 1 else next(nz) for s in src_shape]
+        groups = reshape_groups(src_shape, dst_shape)
+        if groups is not None and len(groups) > 1:
+            return self._grouped_reshape_point(src_shape, dst_shape, groups, point)
         flat = em.atom(self.offset(dst_shape, point))
         out, first = [], True
         for s, st in zip(src_shape, strides(src_shape)):
@@ -249,6 +252,31 @@ class PointEval:
             first = False
             out.append(e if e is flat else em.atom(e))
         return out
+
+    def _grouped_reshape_point(self, src_shape: tuple, dst_shape: tuple, groups: list, point) -> list:
+        """A reshape whose axes split into groups of equal size (see :func:`reshape_groups`): per group,
+        the output indices combine linearly (a merge of several output axes needs no division) and only
+        that group's offset is split into the input's axes (a split of one axis divides that index only)."""
+        em = self.em
+        out = [em.iconst(0)] * len(src_shape)
+        for src_axes, dst_axes in groups:
+            dshape = [dst_shape[d] for d in dst_axes]
+            flat = None
+            for d, st in zip(dst_axes, strides(dshape)):
+                t = em.imul(point[d], st) if st != 1 else point[d]
+                flat = t if flat is None else em.iadd(flat, t)
+            if len(src_axes) == 1:
+                out[src_axes[0]] = flat if len(dst_axes) == 1 else em.atom(flat)
+                continue
+            flat = em.atom(flat) if len(dst_axes) > 1 else flat
+            sshape = [src_shape[a] for a in src_axes]
+            for j, (a, st) in enumerate(zip(src_axes, strides(sshape))):
+                e = em.iudiv(flat, st) if st != 1 else flat
+                if j:
+                    e = em.iurem(e, sshape[j])
+                out[a] = e if e is flat else em.atom(e)
+        return out
+
 
     # -- values --
     def convert(self, v: Any, src: str, dst: str) -> Any:
@@ -315,6 +343,31 @@ class PointEval:
         if op in INDEX_RULES:
             return INDEX_RULES[op](self, n, point)
         raise NotImplementedError(f"{type(em).__name__}: op {op!r} cannot be evaluated inside a kernel")
+
+
+def reshape_groups(src_shape: Sequence[int], dst_shape: Sequence[int]) -> Optional[list]:
+    """The finest split of a reshape into groups ``(input axes, output axes)`` of consecutive non-unit axes
+    with equal sizes (row-major order maps each group onto itself); None when a size is 0."""
+    src = [a for a, s in enumerate(src_shape) if s != 1]
+    dst = [d for d, s in enumerate(dst_shape) if s != 1]
+    if 0 in src_shape or 0 in dst_shape:
+        return None
+    groups, i, j = [], 0, 0
+    while i < len(src) and j < len(dst):
+        ga, gd = [src[i]], [dst[j]]
+        ps, pd = src_shape[src[i]], dst_shape[dst[j]]
+        i, j = i + 1, j + 1
+        while ps != pd:
+            if ps < pd:
+                ps *= src_shape[src[i]]
+                ga.append(src[i])
+                i += 1
+            else:
+                pd *= dst_shape[dst[j]]
+                gd.append(dst[j])
+                j += 1
+        groups.append((ga, gd))
+    return groups
 
 
 # -- index selection (slice/embed/concatenate) ------------------------------------------------------------------

@@ -26,11 +26,15 @@ from .api_pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_po
 from .define import define_elementwise
 from .api_math import DSL as _MATH_DSL
 from .autodiff import grad
+from .transforms import hessian, hvp, jacobian, jvp, vjp
+from .sparsity import jacobian_sparsity, sparse_jacobian
+from .exporting import export, load_library
 from .batching import vmap
 from .backends import list_backends
 from .check import GradCheckError, GradReport, check_grad
 from .compiled import CompiledFunction, compile
 from .inspection import format_graph, to_dot, to_networkx
+from .inspection_html import to_html
 from .interchange import from_networkx, load, save
 from .ir import Node, Tensor, const
 from .simplify import simplify
@@ -49,10 +53,12 @@ __all__ = [
     "amax", "amin", "argmax", "argmin", "average", "min", "norm", "prod", "std", "var", "linalg",
     "all", "any", "nansum", "nanmean",
     "dot", "einsum", "inner", "kron", "matrix_transpose", "outer", "tensordot", "vdot",
-    "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "Node", "Tensor", "const", "simplify",
+    "to_networkx", "from_networkx", "save", "load", "format_graph", "to_dot", "to_html", "Node", "Tensor", "const", "simplify",
     "clip", "select", "nan_to_num", "mod",
     "argpartition", "argsort", "partition", "sort", *_MATH_DSL,
     "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "jvp", "vjp", "hvp", "jacobian", "hessian", "jacobian_sparsity", "sparse_jacobian",
+    "export", "load_library",
 ]
 
 from . import nn  # noqa: E402  (after the core: nn builds on api, autodiff and compiled)

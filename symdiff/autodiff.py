@@ -5,16 +5,31 @@ node with several users the contributions are summed (the lecture's Duplicate mo
 of a fan-out is the sum of the branch gradients). Elementwise ops take their partials from
 ``sympy.diff`` (``sympy_bridge.partial``) and sum over broadcast axes; tensor ops use their explicit
 vector-Jacobian rule. Everything emitted is an ordinary node, so the result can be simplified,
-compiled, and differentiated again (Hessian-vector products).
+compiled, and differentiated again (Hessian-vector products). Each node a backward step creates records
+the forward node it differentiates in ``meta[PROVENANCE]`` (its digest; display only, identity unchanged).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-from .ir import Node, apply, const, is_zero, toposort
+from .ir import PROVENANCE, Node, apply, const, is_zero, toposort
 from .ops_tensor import cast, sum_to, zeros
 from .optable import OPS
 from .sympy_bridge import partial
+
+
+def _tag(contrib: Node, of: Node, seen: set) -> None:
+    """Record on the nodes new in ``contrib`` (not in ``seen``: the forward graph and what is already tagged)
+    that the backward step of ``of`` built them. Metadata only: the digest, hence identity, is unchanged."""
+    stack = [contrib]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n.op not in ("input", "param", "const"):
+            n.meta.setdefault(PROVENANCE, of.digest)
+            stack.extend(n.inputs)
 
 
 def _vjp(node: Node, g: Node, needed: Sequence[bool]) -> list:
@@ -32,6 +47,61 @@ def _vjp(node: Node, g: Node, needed: Sequence[bool]) -> list:
     if not opdef.differentiable or opdef.vjp is None:
         return [None] * len(node.inputs)
     return opdef.vjp(node, g)
+
+
+def check_wrt(fn: str, wrt: Sequence[Node]) -> None:
+    """Every entry of ``wrt`` must be a float sd.input/sd.param leaf."""
+    for w in wrt:
+        if not isinstance(w, Node):
+            raise TypeError(f"{fn}: wrt entries must be symdiff tensors, got {type(w).__name__}")
+        if not w.is_leaf:
+            raise ValueError(f"{fn}: can only differentiate with respect to sd.input/sd.param leaves, got a {w.op} node")
+        if w.dtype not in ("float32", "float64"):
+            kind = "bool" if w.dtype == "bool" else "integer"
+            raise TypeError(f"{fn}: cannot differentiate with respect to {kind} tensor {w.name!r} ({w.dtype})")
+
+
+def depends_on(order: Sequence[Node], targets: set) -> set:
+    """The float nodes of ``order`` (topological) on a path from a node of ``targets``: derivatives do not
+    flow through int/bool values (comparisons, casts to int, labels)."""
+    depends: set[Node] = set()
+    for n in order:
+        if n in targets or (n.dtype in ("float32", "float64") and any(i in depends for i in n.inputs)):
+            depends.add(n)
+    return depends
+
+
+def reverse(seeds: Sequence[tuple], wrt: Sequence[Node]) -> dict:
+    """Reverse mode from ``seeds`` = [(output node, its cotangent node)]: ``{node: total cotangent}`` for
+    every node on a path from ``wrt`` to an output (fan-out and several seeds on one node are summed)."""
+    outs = [o for o, _ in seeds]
+    order = toposort(outs)
+    depends = depends_on(order, set(wrt))
+    contribs: dict[Node, list[Node]] = {}
+    for o, c in seeds:
+        contribs.setdefault(o, []).append(cast(c, o.dtype))
+    total: dict[Node, Node] = {}
+    seen: set[Node] = set(order)  # provenance: the forward graph is never tagged
+    for node in reversed(order):
+        parts = contribs.pop(node, None)
+        if parts is None or node not in depends:
+            continue
+        g = parts[0]
+        for p in parts[1:]:  # fan-out: sum the branch gradients
+            g = apply("add", [g, p])
+        if len(parts) > 1:
+            _tag(g, node, seen)  # the sum of a fan-out's cotangents: d loss / d node
+        total[node] = g
+        if not node.inputs:
+            continue
+        needed = [inp in depends for inp in node.inputs]
+        for inp, gi in zip(node.inputs, _vjp(node, g, needed)):
+            if gi is None or inp not in depends:
+                continue
+            gi = cast(gi, inp.dtype)
+            _tag(gi, node, seen)
+            contribs.setdefault(inp, []).append(gi)
+    return total
 
 
 def _label(n: Node) -> str:
@@ -59,39 +129,8 @@ def grad(y: Node, wrt: Sequence[Node] | Node, simplify: bool = True) -> list[Nod
         y = _simplify(y)
     order = toposort([y])
     present = set(order)
-    for w in wrt:
-        if not isinstance(w, Node):
-            raise TypeError(f"grad: wrt entries must be symdiff tensors, got {type(w).__name__}")
-        if not w.is_leaf:
-            raise ValueError(f"grad: can only differentiate with respect to sd.input/sd.param leaves, got a {w.op} node")
-        if w.dtype not in ("float32", "float64"):
-            kind = "bool" if w.dtype == "bool" else "integer"
-            raise TypeError(f"grad: cannot differentiate with respect to {kind} tensor {w.name!r} ({w.dtype})")
-    # nodes on a path from some wrt leaf to y: only those need cotangents
-    depends: set[Node] = set()
-    targets = set(wrt)
-    for n in order:  # gradients do not flow through int/bool values (comparisons, casts to int, labels)
-        if n in targets or (n.dtype in ("float32", "float64") and any(i in depends for i in n.inputs)):
-            depends.add(n)
-
-    contribs: dict[Node, list[Node]] = {y: [const(1.0, y.dtype)]}
-    total: dict[Node, Node] = {}
-    for node in reversed(order):
-        parts = contribs.pop(node, None)
-        if parts is None or node not in depends:
-            continue
-        g = parts[0]
-        for p in parts[1:]:  # fan-out: sum the branch gradients
-            g = apply("add", [g, p])
-        total[node] = g
-        if not node.inputs:
-            continue
-        needed = [inp in depends for inp in node.inputs]
-        for inp, gi in zip(node.inputs, _vjp(node, g, needed)):
-            if gi is None or inp not in depends:
-                continue
-            contribs.setdefault(inp, []).append(cast(gi, inp.dtype))
-
+    check_wrt("grad", wrt)
+    total = reverse([(y, const(1.0, y.dtype))], wrt)
     result = []
     for w in wrt:
         g = total.get(w) if w in present else None

@@ -30,9 +30,13 @@ class Backend:
     factory: Callable[..., Any]  # factory(outputs, single, **options) -> CompiledFunction
     options: Mapping[str, Any] = field(default_factory=dict)  # option name -> default value
     description: str = ""
+    # optional capabilities beyond compiling, by name: "export" (write a C library of several functions),
+    # "load_library" (open one again); see symdiff/exporting.py
+    extras: Mapping[str, Callable] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict:
         """The defaults overridden by ``options``; an unknown option is a ValueError naming the

@@ -15,6 +15,8 @@ nodes with ``is`` (and never test ``node in list_of_nodes``: that calls ``==``; 
 ``meta`` (leaf ``init``, display names, ``grad_of``) is per-structure annotation, not part of the digest:
 creating a node that is already live with explicit ``meta`` updates the shared node's keys (the latest
 declaration wins, e.g. ``sd.param("w", (3,), init=...)`` twice keeps the second ``init``).
+``meta[PROVENANCE]`` on a backward node is the digest of the forward node whose backward step built it
+(``autodiff.grad`` records it; the simplifier carries it to rewritten nodes; ``symdiff graph`` shows ``d%k``).
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ def _freeze(v: Any) -> Any:
         return float(v)
     return v
 
+
+PROVENANCE = "d_of"  # meta key: digest of the forward node a backward node differentiates
 
 _INTERNED: "weakref.WeakValueDictionary[str, Node]" = weakref.WeakValueDictionary()  # digest -> live node
 _INTERN_LOCK = threading.Lock()  # makes lookup-or-insert atomic (two threads building one graph get one node)

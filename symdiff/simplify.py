@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from .ir import Node, apply, toposort
+from .ir import PROVENANCE, Node, apply, toposort
 from .rewrites import FOLD_LIMIT, REWRITES, Rewrite, dispatch, in_phase, like, rewrites_for, uniform
 
 PHASES = ("canonicalize", "stabilize", "canonicalize", "specialize", "canonicalize")
@@ -56,6 +56,8 @@ def _fixed_point(outputs: Sequence[Node], for_op: Callable[[str], tuple], max_it
             if new.op == node.op and not new.is_leaf:  # keep names of rebuilt nodes
                 for k, v in node.meta.items():
                     new.meta.setdefault(k, v)
+            elif PROVENANCE in node.meta and new.op not in ("input", "param", "const"):
+                new.meta.setdefault(PROVENANCE, node.meta[PROVENANCE])  # a rewritten backward node
             memo[node] = new
         outputs = [memo[o] for o in outputs]
         if not changed:

@@ -206,7 +206,7 @@ class Builder:
         if kind == 2:
             return sd.sigmoid(x) + c, 1 + c
         if kind == 3:
-            return sd.exp(sd.tanh(x)), math.e  # >= 1/e
+            return sd.exp(sd.tanh(x)) + c, math.e + c  # > c (arccosh needs >= 1: c = 1.1)
         return sd.abs(x) + c, b + c
 
     def other(self, a: Node) -> Node:

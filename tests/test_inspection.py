@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.ir import toposort
+from symdiff.ir import const, toposort
 
 
 def two_layer(n=4, d=6, h=5, c=3):
@@ -114,7 +114,10 @@ def test_format_graph_unsimplified_is_longer():
 def _check_dot_syntax(dot):
     lines = dot.splitlines()
     assert lines[0] == "digraph symdiff {" and lines[-1] == "}"
-    assert dot.count("{") == dot.count("}") == 1
+    opens = [ln for ln in lines[1:-1] if ln.endswith("{") or "{ " in ln]
+    assert all(re.match(r'^  subgraph cluster_(forward|backward) \{ label="\w+"; fontsize=14; style="rounded,dashed"; '
+                        r'color="#\w+";$', ln) for ln in opens), opens
+    assert dot.count("{") == dot.count("}") == 1 + len(opens) and lines.count("  }") == len(opens)
     defined = set()
     node_re = re.compile(r'^  (n\d+) \[label="((?:[^"\\]|\\.)*)"(?:, [\w]+=(?:"[^"]*"|[\w#.]+))*\];$')
     edge_re = re.compile(r'^  (n\d+) -> (n\d+)(?: \[label="\d+", fontsize=8\])?;$')
@@ -123,9 +126,9 @@ def _check_dot_syntax(dot):
             defined.add(m.group(1))
         elif m := edge_re.match(ln):
             assert m.group(1) in defined and m.group(2) in defined
-        else:
-            assert re.match(r'^  (rankdir=TB|(node|edge) \[.*\]|label="(?:[^"\\]|\\.)*"; labelloc=t; fontname="\w+");$',
-                            ln), ln
+        elif ln not in opens and ln != "  }":
+            assert re.match(r'^  (rankdir=TB|(node|edge) \[.*\]|label="(?:[^"\\]|\\.)*"; labelloc=t; fontname="\w+"; '
+                            r'fontsize=16);$', ln), ln
     return defined
 
 
@@ -189,3 +192,34 @@ def test_inspection_does_not_tag_forward_nodes_as_gradients():
     assert "d/d" not in sd.to_dot(sd.sum(e * y))
     assert "#" not in sd.format_graph(sd.sum(e * y))
     np.testing.assert_allclose(sd.compile(sd.grad(sd.sum(e), x))(x=np.zeros(3)), np.ones(3))
+
+
+def test_backward_nodes_record_the_forward_node_they_differentiate():
+    """autodiff tags what each backward step builds (meta only: the digest is unchanged); to_dot says d%k."""
+    loss, params = two_layer()
+    before = {n.digest for n in toposort(sd.grad(loss, params))}
+    outs = sd.simplify([loss, *sd.grad(loss, params)])
+    assert {n.digest for n in toposort(outs[1:])} == before  # same structure: identity untouched
+    order, ids = sd.inspection.numbered(outs)
+    fwd = sd.inspection.forward_nodes(outs)
+    back = [n for n in order if sd.inspection.role(n, fwd) in ("backward", "grad")]
+    tagged = {n: sd.inspection.differentiates(n, ids) for n in back}
+    assert all(tagged[n] for n in back if n.op != "const"), [n for n in back if not tagged[n]]
+    assert all(order[int(t[1:])] in fwd for t in tagged.values() if t)  # each names a forward node
+    assert len({t for t in tagged.values() if t}) >= 5  # matmuls, adds, relu, log_softmax, pick, ...
+    dot = sd.to_dot(outs)
+    assert "subgraph cluster_forward" in dot and "subgraph cluster_backward" in dot
+    (w1_line,) = [ln for ln in dot.splitlines() if "dloss/dW1" in ln]
+    mm = order[int(re.search(r"\\nd%(\d+)", w1_line).group(1))]
+    assert mm.op == "matmul" and mm in fwd  # dW1 = X^T @ g differentiates the first matmul
+    assert "cluster" not in sd.to_dot(loss)  # forward only: one group, no clusters
+
+
+def test_to_dot_constants_show_small_values_and_the_type_of_large_ones():
+    x = sd.input("x", (3,), "float64")
+    small = const(np.array([0.5, 1.0 / 3.0, 2.0]))
+    big = const(np.linspace(-1.0, 1.0, 64 * 6).reshape(64, 6))
+    dot = sd.to_dot([x * small, sd.sum(big)], simplify=False)
+    assert "[0.5, 0.333, 2]" in dot
+    assert "float64[64, 6] in [-1, 1]" in dot and "array[64, 6]" not in dot
+    assert sd.inspection.const_text(const(np.arange(6).reshape(2, 3))) == "[0, 1, 2, 3, 4, 5] as [2, 3]"

@@ -1,9 +1,15 @@
-"""Smoke tests: every example runs (small settings, subprocess); the full digits run reaches 95%."""
+"""Smoke tests: every example runs (small settings, subprocess); the full digits run reaches 95%, the LeNet
+98%, and FGSM's accuracy falls with eps."""
+import contextlib
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
 import sys
+
+import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -102,3 +108,48 @@ def test_rosenbrock(capsys):
         ours, theirs = res[(method, "symdiff")], res[(method, "scipy")]
         assert ours["success"] and ours["fun"] < 1e-10 and ours["dist"] < 1e-4, (method, ours)
         assert abs(ours["nit"] - theirs["nit"]) <= max(2, theirs["nit"] // 10), (method, ours, theirs)
+
+
+def _load_example(name):
+    spec = importlib.util.spec_from_file_location(name.replace(".py", "_example"), os.path.join(EXAMPLES, name))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory):
+    """examples/lenet_digits.py with its default settings (the run adversarial.py reuses): (acc, out dir, stdout)."""
+    out_dir = tmp_path_factory.mktemp("lenet")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        acc = _load_example("lenet_digits.py").main(["--out", str(out_dir), "--no-progress"])
+    return acc, out_dir, buf.getvalue()
+
+
+def test_lenet_digits_reaches_98_percent(lenet_run):
+    acc, out_dir, out = lenet_run
+    assert acc >= 0.98, out
+    assert out.strip().splitlines()[-1] == f"test accuracy: {acc:.3f}"
+    assert "backend llvm" in out and "Conv2d(1, 6, kernel_size=(5, 5)" in out and "BatchNorm2d(16" in out
+    for png in ("lenet_digits.png", "lenet_filters.png"):
+        assert os.path.getsize(out_dir / png) > 1000, png
+    with np.load(out_dir / "lenet_digits.npz") as f:
+        assert f["conv1_W"].shape == (6, 1, 5, 5) and "bn2_running_var" in f.files
+
+
+def test_adversarial_fgsm_accuracy_drops_with_eps(lenet_run, tmp_path):
+    _, lenet_dir, _ = lenet_run
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        res = _load_example("adversarial.py").main(["--weights", str(lenet_dir / "lenet_digits.npz"),
+                                                    "--out", str(tmp_path), "--eps", "0,0.05,0.1,0.2,0.3"])
+    out = buf.getvalue()
+    acc, rand = res["acc"], res["acc_random"]
+    assert acc[0] >= 0.98, out  # eps = 0: the clean test accuracy
+    assert all(b <= a + 0.02 for a, b in zip(acc, acc[1:])), out  # (nearly) monotone decrease
+    assert acc[2] < acc[0] - 0.3 and acc[-1] < 0.5, out  # eps = 0.1 already fools the net often
+    assert rand[2] > 0.9, out  # random signs of the same size do not
+    assert "FGSM accuracy" in out and "0.100" in out
+    for png in ("adversarial.png", "adversarial_pairs.png"):
+        assert os.path.getsize(tmp_path / png) > 1000, png

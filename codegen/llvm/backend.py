@@ -14,6 +14,7 @@ from symdiff.ir import Node
 
 from symdiff.codegen import cache as _cache
 from symdiff.codegen.kernel_ir import Program
+from symdiff.codegen.llvm.gemm.plan import vector_bytes as gemm_vector_bytes
 from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import compile_parallel, split_shared
@@ -32,7 +33,7 @@ def graph_key(outputs: Sequence[Node], backend: str, extra: str = "", target: Op
     edited code generator never loads a stale object)."""
     target = target or host_target()
     return _cache.make_key(backend, CODEGEN_VERSION, _cache.source_fingerprint(), llvmlite.__version__, target.key(),
-                           extra, *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
+                           f"gemm{gemm_vector_bytes()}", extra, *[f"{o.digest}:{o.dtype}:{o.shape}" for o in outputs])
 
 
 def runtime_symbols() -> dict[str, int]:
@@ -138,7 +139,18 @@ class LLVMFunction(CompiledFunction):
         return [out] if self.single else list(out)
 
 
+def _export(functions, name, outdir, **options):
+    from symdiff.codegen.runtime.library import FunctionSpec, export_library
+    return export_library([FunctionSpec(*f) for f in functions], name, outdir, **options)
+
+
+def _load_library(path):
+    from symdiff.codegen.runtime.library import load_library
+    return load_library(path)
+
+
 BACKEND = Backend("llvm", LLVMFunction, {"cache": None, "num_threads": None},
-                  "JIT-compiled host machine code (LLVM), called through the C runtime; the default")
+                  "JIT-compiled host machine code (LLVM), called through the C runtime; the default",
+                  extras={"export": _export, "load_library": _load_library})
 
 __all__ = ["LLVMFunction", "graph_key", "llvm_version", "BACKEND"]

@@ -7,7 +7,7 @@ library's ulp bounds).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from llvmlite import ir
 
@@ -29,9 +29,18 @@ class LLVMEmitter(Emitter):
     """Point evaluation into the current block of ``b``; ``ctx`` is the kernel's array of buffer pointers
     (slot = buffer id); ``scalar(b, op, args, dtype)`` is the renderer's scalar rule."""
 
-    def __init__(self, b: ir.IRBuilder, ctx: ir.Value, scalar: Callable) -> None:
+    def __init__(self, b: ir.IRBuilder, ctx: ir.Value, scalar: Callable, alias: Optional[dict] = None) -> None:
         self.b, self.ctx, self.scalar_rule = b, ctx, scalar
         self.bases: dict = {}
+        self.alias = alias or {}  # buffer id -> (alias.scope, noalias) metadata (Renderer._alias_scopes)
+
+    def tag(self, instr: ir.Instruction, buf: Buffer) -> ir.Instruction:
+        """Attach the kernel's scoped-alias metadata of ``buf`` to a load or store."""
+        md = self.alias.get(buf.id)
+        if md is not None:
+            instr.set_metadata("alias.scope", md[0])
+            instr.set_metadata("noalias", md[1])
+        return instr
 
     def base(self, buf: Buffer) -> ir.Value:
         """The buffer's data pointer, loaded from ``ctx`` once, in the entry block."""
@@ -65,7 +74,7 @@ class LLVMEmitter(Emitter):
         return self.b.gep(self.base(buf), [offset], source_etype=lltype(buf.dtype), inbounds=True)
 
     def load(self, buf: Buffer, offset, node: Node) -> ir.Value:
-        return self.b.load(self.store_ref(buf, offset), typ=lltype(buf.dtype))
+        return self.tag(self.b.load(self.store_ref(buf, offset), typ=lltype(buf.dtype)), buf)
 
     # -- scalars --
     def const(self, value: Any, dtype: str) -> ir.Constant:

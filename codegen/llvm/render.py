@@ -123,9 +123,25 @@ class Renderer:
         self.loops = Loops(b)
         for i, k in enumerate(self.p.kernels):
             self.kernel_index = i
+            self.alias_md = self._alias_scopes(i, k) if isinstance(k, LoopKernel) else {}
             self.KERNEL_RULES[type(k)](self, k)
         b.ret_void()
         return self.mod
+
+    def _alias_scopes(self, i: int, k: LoopKernel) -> dict:
+        """Scoped-alias metadata of a loop kernel, per buffer id: (its scope, the other buffers' scopes).
+        The buffers a kernel touches are disjoint memory (the workspace plan keeps a kernel's reads live
+        while it writes; buffers that share memory share their Buffer), so accesses to different buffers
+        never alias: LLVM may vectorise a copy like im2col's without runtime checks."""
+        where = self.p.where
+        ids = {where[n].id for n in k.reads(where) if n in where} | {b.id for b in k.written_buffers}
+        if len(ids) < 2:
+            return {}
+        mod = self.mod
+        dom = mod.add_metadata([ir.MetaDataString(mod, f"sd.{self.name}.k{i}")])
+        scope = {j: mod.add_metadata([ir.MetaDataString(mod, f"sd.{self.name}.k{i}.b{j}"), dom]) for j in sorted(ids)}
+        return {j: (mod.add_metadata([sc]), mod.add_metadata([o for c, o in scope.items() if c != j]))
+                for j, sc in scope.items()}
 
     def _slot(self, b: ir.IRBuilder, ctx, i: int):
         return b.gep(ctx, [_c(i)], source_etype=PTR)
@@ -162,7 +178,7 @@ class Renderer:
     def make_eval(self, fn, b: ir.IRBuilder, ctx) -> PointEval:
         """An evaluator ``ev(node, point) -> value`` for one loop body (memoised per point): the shared
         point evaluator (codegen/pointeval.py) over llvmlite instructions at ``b``."""
-        return PointEval(LLVMEmitter(b, ctx, self.scalar), self.p.where)
+        return PointEval(LLVMEmitter(b, ctx, self.scalar, getattr(self, "alias_md", None)), self.p.where)
 
     def intrinsic(self, name: str, dtype: str, nargs: int) -> ir.Function:
         ty = lltype(dtype)
@@ -248,7 +264,7 @@ class Renderer:
             ev = self.make_eval(fn, b, ctx)
             for node, buf in k.stores:
                 v = ev(node, point, compute=self.p.where.get(node) is buf)
-                b.store(v, ev.store_ref(buf, node, point))
+                ev.em.tag(b.store(v, ev.store_ref(buf, node, point)), buf)
             for (r, x, _), slot in zip(k.accums, accs):
                 v = ev.convert(ev(x, point), x.dtype, r.dtype)
                 b.store(self._accum(b, r.op, b.load(slot, typ=lltype(r.dtype)), v), slot)

@@ -66,6 +66,29 @@ def write_llvm(job: Job):
     return res.program
 
 
+def write_library(job: Job, functions: dict):
+    """Several C functions in one library (``--jacobian`` / ``--hessian``): ``symdiff.codegen.runtime.library``."""
+    from symdiff.codegen.runtime.export import ExportError
+    from symdiff.codegen.runtime.library import FunctionSpec, export_library
+    specs = [FunctionSpec(fn, outs, names, docs, job.source) for fn, (outs, names, docs) in functions.items()]
+    t = time.perf_counter()
+    try:
+        res = export_library(specs, job.name, job.outdir, cpu=job.args.cpu, shared=not job.args.no_shared)
+    except ExportError as e:
+        if "not found" not in str(e):
+            raise UsageError(str(e)) from None
+        job.warnings.append(str(e))
+        job.tool_missing = True
+        res = None
+    job.times["export"] = time.perf_counter() - t
+    if res is None:
+        return None
+    job.files = list(res.files)
+    first = next(iter(res.functions.values()))
+    job.cpu = first.cpu
+    return first.program
+
+
 def write_cuda(job: Job):
     """``<name>.cu``, its header and ``cuda_cpu.h`` (the CPU emulation header for ``g++ -x c++``)."""
     from symdiff.codegen.lower import lower
@@ -121,15 +144,23 @@ def run(a: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     times: dict[str, float] = {}
     t = time.perf_counter()
+    if a.function:
+        if ":" in Path(a.model).name:
+            raise UsageError("give the tensor either as MODEL.py:NAME or with --function NAME, not both")
+        a.model = f"{a.model}:{a.function}"
+    if (a.jacobian or a.hessian) and a.target != "llvm":
+        raise UsageError("--jacobian/--hessian export C functions: use --target llvm")
     m = load_model(a.model)
     times["model"] = time.perf_counter() - t
     if a.no_grad:
-        if a.wrt:
-            raise UsageError("--wrt and --no-grad exclude each other")
+        if a.wrt and not (a.jacobian or a.hessian):
+            raise UsageError("--wrt and --no-grad exclude each other (unless --jacobian/--hessian use it)")
         if not m.tensor.dtype.startswith("float"):
             raise UsageError(f"{m.path}: {m.name!r} is an {m.tensor.dtype} tensor; only float tensors compile")
     else:
         require_scalar(m, "compiling gradients", "or use --no-grad to compile it forward only")
+    if a.hessian:
+        require_scalar(m, "--hessian")
     to_dtype(m, a.dtype)
     name = a.name or c_ident(m.path.stem if m.name == "loss" else f"{m.path.stem}_{m.name}")
 
@@ -154,7 +185,25 @@ def run(a: argparse.Namespace) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     source = f"{m.path}:{m.name}" + (f" (gradients w.r.t. {', '.join(w.name for w in wrt)})" if wrt else "")
     job = Job(name, outdir, outs, simplified, raw_outs, out_names, out_docs, source, a, times)
-    program = TARGETS[a.target](job)
+    if a.jacobian or a.hessian:  # one library, one C function per derivative: <model>_<NAME>[_jac|_hess]
+        from ..transforms import hessian, jacobian
+        dwrt = wrt or select_wrt(m, a.wrt)
+        t = time.perf_counter()
+        functions = {m.name: (outs, out_names, out_docs)}
+        if a.jacobian:
+            functions[f"{m.name}_jac"] = (jacobian(m.tensor, dwrt), [f"jac_{w.name}" for w in dwrt],
+                                          [f"Jacobian d {m.name} / d {w.name}" for w in dwrt])
+        if a.hessian:
+            functions[f"{m.name}_hess"] = ([hessian(m.tensor, w) for w in dwrt], [f"hess_{w.name}" for w in dwrt],
+                                           [f"Hessian of {m.name} w.r.t. {w.name}" for w in dwrt])
+        times["derivatives"] = time.perf_counter() - t
+        job.name = a.name or c_ident(m.path.stem)
+        program = write_library(job, functions)
+        if program is None:
+            from symdiff.codegen.lower import lower
+            program = lower(simplified)
+    else:
+        program = TARGETS[a.target](job)
     total = time.perf_counter() - t_start
 
     st = program.stats()
@@ -194,4 +243,10 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     c.add_argument("--cpu", default="host", help="LLVM target CPU for the object code: host (default), or e.g. "
                    "x86-64, x86-64-v3 for a portable library")
     c.add_argument("--no-shared", action="store_true", help="llvm: do not link lib<name>.so (no C compiler needed)")
+    c.add_argument("--function", metavar="NAME", help="the tensor to compile (same as MODEL.py:NAME)")
+    c.add_argument("--jacobian", action="store_true",
+                   help="llvm: also export <model>_<NAME>_jac, the Jacobian of NAME w.r.t. each --wrt leaf "
+                        "(NAME may be a vector); the library then holds one C function per derivative")
+    c.add_argument("--hessian", action="store_true",
+                   help="llvm: also export <model>_<NAME>_hess, the Hessian of scalar NAME w.r.t. each --wrt leaf")
     c.set_defaults(func=run)

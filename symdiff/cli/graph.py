@@ -1,6 +1,7 @@
 """``symdiff graph MODEL.py[:NAME]``: the forward (or forward+backward) graph as a text listing or
-Graphviz DOT (``symdiff.inspection.to_dot``), SVG or PNG; without Graphviz ``dot`` an image request
-writes the DOT source instead and exits 3."""
+Graphviz DOT (``symdiff.inspection.to_dot``), SVG or PNG, or one self-contained HTML page
+(``symdiff.inspection_html``: pan/zoom, search, collapsible groups, node details); without Graphviz ``dot``
+an image request writes the DOT source instead and exits 3, a page uses the built-in layered layout."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from .common import EXIT_OK, ToolMissing, UsageError, add_graph_choice, add_model_argument, chosen_graph
 
-FORMATS = {".txt": "text", ".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png"}  # by -o suffix
+FORMATS = {".txt": "text", ".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png",  # by -o suffix
+           ".html": "html", ".htm": "html"}
 
 
 def render_image(text: str, fmt: str, out: Path) -> None:
@@ -33,10 +35,17 @@ def run(a: argparse.Namespace) -> int:
     from ..inspection import count_nodes, format_graph, to_dot
     fmt = a.format or (FORMATS.get(Path(a.output).suffix.lower(), "text") if a.output else "text")
     m, outs, fwd = chosen_graph(a)
-    if fmt in ("svg", "png") and not a.output:  # an image goes to a file: MODEL.svg next to the working dir
+    if fmt in ("svg", "png", "html") and not a.output:  # an image or page goes to a file: MODEL.svg, MODEL.html
         a.output = f"{m.path.stem}.{fmt}"
     what = ("forward+backward" if a.backward else "forward") + (", raw" if a.raw else ", simplified")
     title = f"{m.path.name}:{m.name} ({what})"
+    if fmt == "html":
+        from ..inspection_html import LAYOUTS, render_html
+        page, used = render_html(outs, simplify=False, title=title, names={fwd[0]: m.name})
+        Path(a.output).write_text(page)
+        how = LAYOUTS[used] + ("" if used == "dot" else " (Graphviz dot not found)")
+        print(f"wrote {a.output} (html, {what}, {count_nodes(outs)} nodes, layout: {how})", file=sys.stderr)
+        return EXIT_OK
     if fmt == "text":
         text = f"# {title}: {count_nodes(outs)} nodes\n" + format_graph(outs, simplify=False) + "\n"
     else:
@@ -57,11 +66,13 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     """Register ``graph`` and its options."""
     g = sub.add_parser("graph", parents=[common], help="print or draw the forward (and backward) graph",
                        description="The graph of NAME as a text listing (SSA, ids %k as used by `explain`) "
-                                   "or Graphviz DOT/SVG/PNG.")
+                                   "or Graphviz DOT/SVG/PNG, or one self-contained HTML page to explore big graphs "
+                                   "(pan/zoom, search, collapsible forward/backward groups, node details "
+                                   "with SymPy formulas).")
     add_model_argument(g)
     add_graph_choice(g, "include the gradients (forward+backward graph)")
-    g.add_argument("--format", choices=("text", "dot", "svg", "png"),
-                   help="default: from the -o suffix (.txt .dot .svg .png), else text")
+    g.add_argument("--format", choices=("text", "dot", "svg", "png", "html"),
+                   help="default: from the -o suffix (.txt .dot .svg .png .html), else text")
     g.add_argument("-o", "--output", metavar="FILE",
-                   help="output file (default: stdout for text/dot, MODEL.svg / MODEL.png for an image)")
+                   help="output file (default: stdout for text/dot, MODEL.svg / MODEL.png / MODEL.html)")
     g.set_defaults(func=run)

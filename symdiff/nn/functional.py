@@ -23,8 +23,12 @@ def keep_mask(shape, p: float, seed, step, stream: int = 0, dtype: str = "float3
     return sd.subtract(1.0, apply("step", [sd.subtract(p, u)]))
 
 
-def dropout(x: Node, p: float, seed=None, step=None, stream: int = 0, training: bool = True) -> Node:
+def dropout(x: Node, p: float, seed=None, step=None, stream: int = 0, training: bool = True,
+            mask_shape=None) -> Node:
     """Inverted dropout: ``x * [u >= p] / (1 - p)`` with ``u = rand_uniform(seed, step; x.shape, stream)``.
+
+    ``mask_shape``: a shape that broadcasts to ``x.shape`` (default ``x.shape``): ``(N, C, 1, 1)`` drops
+    whole channels (``Dropout2d``).
 
     Identity when ``training`` is False or ``p == 0``. ``seed``/``step`` default to the shared
     ``rng_seed``/``rng_step`` graph inputs. The mask is a node of the graph: the backward pass
@@ -38,27 +42,45 @@ def dropout(x: Node, p: float, seed=None, step=None, stream: int = 0, training: 
         s, t = rng_inputs()
         seed = s if seed is None else seed
         step = t if step is None else step
-    mask = keep_mask(x.shape, float(p), seed, step, stream, x.dtype)
+    mask = keep_mask(x.shape if mask_shape is None else tuple(mask_shape), float(p), seed, step, stream, x.dtype)
     return sd.multiply(x, sd.multiply(mask, 1.0 / (1.0 - float(p))))
 
 
-def batch_norm_train(x: Node, gamma: Node, beta: Node, eps: float = 1e-5) -> tuple[Node, Node, Node]:
-    """Batch normalisation with the statistics of the batch (axis 0); returns (y, mean, biased variance).
+def stat_axes(x: Node) -> tuple:
+    """The axes batch norm averages over: the batch axis of (N, C), all but the channel axis of (N, C, *S)."""
+    return (0,) if x.ndim <= 2 else (0,) + tuple(range(2, x.ndim))
 
-    y = (x - mean) / sqrt(var + eps) * gamma + beta. The gradient flows through mean and var.
+
+def channel_view(x: Node, v: Node) -> Node:
+    """A per-channel vector ``v`` (C,) shaped to broadcast against ``x`` (N, C, *S): (C, 1, ..., 1)."""
+    return v if x.ndim <= 2 else sd.reshape(v, (v.shape[0],) + (1,) * (x.ndim - 2))
+
+
+def batch_norm_train(x: Node, gamma: Node, beta: Node, eps: float = 1e-5) -> tuple[Node, Node, Node]:
+    """Batch normalisation with the statistics of the batch; returns (y, mean, biased variance), the
+    statistics of shape (C,).
+
+    y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel: over axis 0 of (N, C), over the axes
+    (0, 2, ...) of (N, C, *S) (BatchNorm2d). The gradient flows through mean and var.
     """
-    mean = sd.mean(x, axis=0)
+    keep = x.ndim > 2
+    mean = sd.mean(x, axis=stat_axes(x) if keep else 0, keepdims=keep)
     xc = sd.subtract(x, mean)
-    var = sd.mean(sd.square(xc), axis=0)
+    var = sd.mean(sd.square(xc), axis=stat_axes(x) if keep else 0, keepdims=keep)
     inv = sd.divide(1.0, sd.sqrt(sd.add(var, eps)))
-    return sd.add(sd.multiply(sd.multiply(xc, inv), gamma), beta), mean, var
+    y = sd.add(sd.multiply(sd.multiply(xc, inv), channel_view(x, gamma)), channel_view(x, beta))
+    if keep:
+        c = (x.shape[1],)
+        mean, var = sd.reshape(mean, c), sd.reshape(var, c)
+    return y, mean, var
 
 
 def batch_norm_eval(x: Node, gamma: Node, beta: Node, running_mean: Node, running_var: Node,
                     eps: float = 1e-5) -> Node:
-    """Batch normalisation with fixed (running) statistics."""
+    """Batch normalisation with fixed (running) statistics (per channel, as :func:`batch_norm_train`)."""
     inv = sd.divide(1.0, sd.sqrt(sd.add(running_var, eps)))
-    return sd.add(sd.multiply(sd.multiply(sd.subtract(x, running_mean), inv), gamma), beta)
+    xc = sd.subtract(x, channel_view(x, running_mean))
+    return sd.add(sd.multiply(sd.multiply(xc, channel_view(x, inv)), channel_view(x, gamma)), channel_view(x, beta))
 
 
 def running_update(old: Node, batch_stat: Node, momentum: float) -> Node:
@@ -66,5 +88,5 @@ def running_update(old: Node, batch_stat: Node, momentum: float) -> Node:
     return sd.add(sd.multiply(old, 1.0 - momentum), sd.multiply(batch_stat, momentum))
 
 
-__all__ = ["dropout", "keep_mask", "rng_inputs", "batch_norm_train", "batch_norm_eval", "running_update",
-           "SEED_INPUT", "STEP_INPUT"]
+__all__ = ["dropout", "keep_mask", "rng_inputs", "stat_axes", "channel_view", "batch_norm_train", "batch_norm_eval",
+           "running_update", "SEED_INPUT", "STEP_INPUT"]

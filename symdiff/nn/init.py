@@ -2,7 +2,8 @@
 
 An initialiser is a callable ``init(shape, rng) -> np.ndarray`` (``rng``: a ``np.random.Generator``),
 the form ``sd.param(..., init=...)`` stores. Weight matrices are laid out ``(fan_in, fan_out)``
-(``Linear`` computes ``x @ W + b``).
+(``Linear`` computes ``x @ W + b``); weights of rank >= 3 are convolution kernels in PyTorch's layout
+``(out, in/groups, *kernel)``, so ``fan_in = in/groups * prod(kernel)`` (see :func:`fans`, :func:`conv_fans`).
 
 - :func:`kaiming_normal` (He): N(0, 2 / fan_in), for ReLU networks (keeps the activation variance
   constant through the layers, the lecture's "Kaiming trick");
@@ -16,6 +17,7 @@ on the seed and its name (not on the order parameters are visited or on what els
 """
 from __future__ import annotations
 
+import functools
 import zlib
 from typing import Callable, Iterable, Optional, Union
 
@@ -27,14 +29,35 @@ Initializer = Callable[[tuple, np.random.Generator], np.ndarray]
 
 
 def fans(shape: tuple) -> tuple[int, int]:
-    """(fan_in, fan_out) of a parameter: ``(in, out)`` for a matrix; both ``n`` for a vector."""
+    """(fan_in, fan_out) of a parameter from its shape alone: ``(in, out)`` for a matrix (Linear's
+    layout), both ``n`` for a vector, and for rank >= 3 a conv kernel ``(O, C/G, *K)`` (PyTorch's
+    layout and ``_calculate_fan_in_and_fan_out``): ``(C/G * prod(K), O * prod(K))``. The fan-in is exact
+    for any ``groups``; :func:`conv_fans` also divides the fan-out by the groups."""
     shape = tuple(shape)
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
-    receptive = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
-    return shape[0] * receptive, shape[1] * receptive
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[2:], dtype=np.int64))
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def conv_fans(shape: tuple, groups: int = 1, transposed: bool = False) -> tuple[int, int]:
+    """(fan_in, fan_out) of a convolution weight, counting the connections of one unit.
+
+    ``conv`` weight ``(O, C/G, *K)``: an output unit reads ``C/G * prod(K)`` inputs, an input unit feeds
+    ``O/G * prod(K)`` outputs. ``conv_transpose`` weight ``(C_in, C_out/G, *K)``: an output unit reads
+    (at stride 1) ``C_in/G * prod(K)`` inputs, an input unit feeds ``C_out/G * prod(K)``. (PyTorch's
+    ``_calculate_fan_in_and_fan_out`` reads the layout as ``(out, in)`` for both and ignores the groups in
+    the fan-out: it gives the transposed conv ``fan_in = C_out/G * prod(K)``.)
+    """
+    shape, g = tuple(int(s) for s in shape), int(groups)
+    receptive = int(np.prod(shape[2:], dtype=np.int64))
+    if transposed:
+        return shape[0] // g * receptive, shape[1] * receptive
+    return shape[1] * receptive, shape[0] // g * receptive
 
 
 def kaiming_normal(shape, rng: np.random.Generator, fan_in: Optional[int] = None, gain: float = 2.0) -> np.ndarray:
@@ -43,9 +66,11 @@ def kaiming_normal(shape, rng: np.random.Generator, fan_in: Optional[int] = None
     return rng.standard_normal(tuple(shape)) * np.sqrt(gain / fi)
 
 
-def xavier_uniform(shape, rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
+def xavier_uniform(shape, rng: np.random.Generator, gain: float = 1.0, fan_in: Optional[int] = None,
+                   fan_out: Optional[int] = None) -> np.ndarray:
     """Glorot / Xavier uniform: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
     fi, fo = fans(shape)
+    fi, fo = fi if fan_in is None else fan_in, fo if fan_out is None else fan_out
     a = gain * np.sqrt(6.0 / (fi + fo))
     return rng.uniform(-a, a, tuple(shape))
 
@@ -70,6 +95,18 @@ def resolve(init: Union[str, Initializer, np.ndarray, None]) -> Union[Initialize
             return INITIALIZERS[init]
         except KeyError:
             raise ValueError(f"unknown initialiser {init!r}; choose one of {sorted(INITIALIZERS)}") from None
+    return init
+
+
+def with_fans(init, shape: tuple, fan_in: int, fan_out: int):
+    """``init`` (a name, callable or array) for a weight of ``shape`` whose true fans are
+    ``(fan_in, fan_out)``: the name itself where :func:`fans` of the shape already gives them (so the
+    parameter's ``init`` stays a plain, saveable name), else Kaiming / Xavier bound to these fans."""
+    f = resolve(init)
+    if f is kaiming_normal and fans(shape)[0] != fan_in:
+        return functools.partial(kaiming_normal, fan_in=int(fan_in))
+    if f is xavier_uniform and fans(shape) != (fan_in, fan_out):
+        return functools.partial(xavier_uniform, fan_in=int(fan_in), fan_out=int(fan_out))
     return init
 
 
@@ -111,5 +148,5 @@ def init_values(graph_or_params: Union[Node, Iterable[Node]], seed: int = 0) -> 
     return out
 
 
-__all__ = ["kaiming_normal", "xavier_uniform", "zeros", "ones", "fans", "init_values", "initial_value",
-           "param_rng", "resolve"]
+__all__ = ["kaiming_normal", "xavier_uniform", "zeros", "ones", "fans", "conv_fans", "with_fans", "init_values",
+           "initial_value", "param_rng", "resolve"]

@@ -216,11 +216,25 @@ class Identity(_Elementwise):
 
 
 class Flatten(Module):
-    """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+    """Merge the axes ``start_dim..end_dim`` (PyTorch's defaults 1, -1): (N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
     kind = "flatten"
 
+    def __init__(self, start_dim: int = 1, end_dim: int = -1, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
     def forward(self, x: Node) -> Node:
-        return sd.reshape(x, (x.shape[0], -1)) if x.ndim > 1 else x
+        if x.ndim <= 1:
+            return x
+        a, b = self.start_dim % x.ndim, self.end_dim % x.ndim
+        if not (-x.ndim <= self.start_dim < x.ndim and -x.ndim <= self.end_dim < x.ndim) or a > b:
+            raise ValueError(f"Flatten {self.name!r}: start_dim={self.start_dim}, end_dim={self.end_dim} do not fit "
+                             f"an input of shape {x.shape}")
+        merged = int(np.prod(x.shape[a:b + 1], dtype=np.int64))
+        return sd.reshape(x, x.shape[:a] + (merged,) + x.shape[b + 1:])
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Softmax(Module):
@@ -314,14 +328,15 @@ class Dropout(Module):
 
 
 class BatchNorm1d(Module):
-    """Batch normalisation over the batch axis of (N, C) inputs.
+    """Batch normalisation over the batch axis of (N, C) inputs (and the length axis of (N, C, L)).
 
     Training mode: ``y = (x - mean_B) / sqrt(var_B + eps) * gamma + beta`` with the batch mean and
     biased batch variance (the gradient flows through both), and records the updates
     ``running_mean <- (1 - momentum) * running_mean + momentum * mean_B`` and
     ``running_var <- (1 - momentum) * running_var + momentum * var_B * N / (N - 1)`` (unbiased, as
-    PyTorch) in :meth:`state_updates`. Evaluation mode: the same formula with the running statistics,
-    which are graph inputs ``<name>_running_mean`` / ``<name>_running_var``.
+    PyTorch; ``N``: the number of values per channel) in :meth:`state_updates`. Evaluation mode: the
+    same formula with the running statistics, which are graph inputs ``<name>_running_mean`` /
+    ``<name>_running_var``.
     """
     kind = "bn"
 
@@ -335,16 +350,19 @@ class BatchNorm1d(Module):
         self._declare_buffer("running_mean", c, dtype, 0.0)
         self._declare_buffer("running_var", c, dtype, 1.0)
 
+    ranks = {2: "(N, C)", 3: "(N, C, L)"}  # accepted input ranks (statistics over all axes but C)
+
     def forward(self, x: Node) -> Node:
-        if x.ndim != 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d {self.name!r}: expected (N, {self.num_features}) input, got shape {x.shape}")
+        if x.ndim not in self.ranks or x.shape[1] != self.num_features:
+            want = " or ".join(r.replace("C", str(self.num_features)) for r in self.ranks.values())
+            raise ValueError(f"{type(self).__name__} {self.name!r}: expected {want} input, got shape {x.shape}")
         gamma, beta = self.param("gamma"), self.param("beta")
         rm, rv = self.buffer("running_mean"), self.buffer("running_var")
         if not self.training:
             self._updates = {}
             return F.batch_norm_eval(x, gamma, beta, rm, rv, self.eps)
         y, mean, var = F.batch_norm_train(x, gamma, beta, self.eps)
-        n = x.shape[0]
+        n = int(np.prod(x.shape)) // self.num_features  # samples per channel statistic
         unbiased = sd.multiply(var, n / (n - 1)) if n > 1 else var
         self._updates = {rm.name: F.running_update(rm, mean, self.momentum),
                          rv.name: F.running_update(rv, unbiased, self.momentum)}

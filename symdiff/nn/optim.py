@@ -13,7 +13,7 @@ step without recompiling).
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Iterable, Union
+from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
 
@@ -34,8 +34,14 @@ class Updates(dict):
 
 
 def sgd(loss: Node, params: Union[Module, Iterable[Node]], lr: Union[float, Node], momentum: float = 0.0,
-        weight_decay: float = 0.0) -> Updates:
-    """One SGD step as a graph: ``{param name: new param, param__mom: new velocity, ...}``."""
+        weight_decay: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
+        clip_norm: Optional[float] = None, clip_value: Optional[float] = None) -> Updates:
+    """One SGD step as a graph: ``{param name: new param, param__mom: new velocity, ...}``. With
+    ``dampening``, ``nesterov`` or clipping it is ``symdiff.nn.optimizers.sgd_full`` (PyTorch's SGD with
+    a step count, buffers ``<param>__momentum_buffer``)."""
+    if dampening or nesterov or clip_norm is not None or clip_value is not None:
+        from .optimizers import sgd_full
+        return sgd_full(loss, params, lr, momentum, dampening, weight_decay, nesterov, clip_norm, clip_value)
     ps = params.params() if isinstance(params, Module) else list(params)
     if not ps:
         raise ValueError("sgd: no parameters to update")

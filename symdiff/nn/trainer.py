@@ -117,7 +117,8 @@ class Trainer:
                  label_shape=(), label_dtype: str = "int64", dtype: str = "float32", metric="auto", seed: int = 0,
                  progress: bool = True, compile_options: Optional[dict] = None) -> None:
         self.model, self.loss_fn, self.regularizer = model, loss_fn, regularizer
-        self.input_shape, self.label_shape = tuple(np.atleast_1d(input_shape)), tuple(label_shape)
+        self.input_shape = tuple(int(d) for d in np.atleast_1d(input_shape))  # (features,) or (C, H, W)
+        self.label_shape = tuple(int(d) for d in label_shape)
         self.batch_size, self.dtype, self.label_dtype = int(batch_size), dtype, label_dtype
         self.schedule = lr if callable(lr) else (lambda epoch, _lr=float(lr): _lr)
         self.metric = accuracy if metric == "auto" else metric

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 from llvmlite import ir
 from llvmlite.ir.values import FunctionAttributes
 
-from symdiff.codegen.llvm.gemm.plan import elem_size, vec_len
+from symdiff.codegen.llvm.gemm.plan import elem_size, gemm_tag, vec_len
 
 I1 = ir.IntType(1)
 I32 = ir.IntType(32)
@@ -64,7 +64,7 @@ class Kit:
     def __init__(self, module: ir.Module, dtype: str):
         self.m = module
         self.dt = dtype
-        self.tag = "f32" if dtype == "float32" else "f64"
+        self.tag = gemm_tag(dtype)
         self.ety = ir.FloatType() if dtype == "float32" else ir.DoubleType()
         self.VL = vec_len(dtype)
         self.esz = elem_size(dtype)

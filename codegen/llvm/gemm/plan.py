@@ -19,6 +19,12 @@ _CFG = {
     "float32": dict(MR=8, KC=256, NC=512, MC=256, U=2, tiles=[(8, 3), (12, 2), (6, 4)]),
     "float64": dict(MR=8, KC=256, NC=256, MC=256, U=2, tiles=[(8, 3), (12, 2), (6, 4)]),
 }
+# 256-bit vectors (AVX2: 16 ymm registers): tiles whose accumulators, B vectors and the broadcast fit in
+# 16 registers (6 x 2: 12 + 2 + 1, the BLIS Haswell shape; 4 x 3: 12 + 3 + 1)
+_CFG_256 = {
+    "float32": dict(MR=6, KC=256, NC=512, MC=192, U=2, tiles=[(6, 2), (4, 3)], small_nv={1: 7, 2: 5, 3: 3, 4: 3, 5: 2}),
+    "float64": dict(MR=6, KC=256, NC=256, MC=192, U=2, tiles=[(6, 2), (4, 3)], small_nv={1: 7, 2: 5, 3: 3, 4: 3, 5: 2}),
+}
 _PACK_MIN_M = 16           # pack op(B) (when its rows are contiguous) from this many rows on
 _SMALL_NV = {1: 16, 2: 8, 3: 6, 4: 5, 5: 4, 6: 4, 7: 3}   # vectors per tile row when M < MR
 _DOT_MAX_M = 8             # dot kernel (k-contiguous A and B) up to this many rows
@@ -57,7 +63,37 @@ def ceil_div(a: int, b: int) -> int:
 
 
 def vec_len(dtype: str) -> int:
-    return 16 if dtype == "float32" else 8
+    """Lanes of the GEMM's vectors: one register of the host (``Target.vector_bytes``: 16 floats / 8
+    doubles with AVX-512, 8 / 4 with AVX2; 512-bit vectors where neither is detected)."""
+    return vector_bytes() // elem_size(dtype)
+
+
+_VECTOR_BYTES: list = []
+
+
+def vector_bytes() -> int:
+    """The host's vector register width in bytes for the GEMM kernels (32 with AVX2 only, else 64);
+    ``SYMDIFF_GEMM_VECTOR_BYTES`` overrides it (32 or 64)."""
+    if not _VECTOR_BYTES:
+        import os
+        env = os.environ.get("SYMDIFF_GEMM_VECTOR_BYTES", "").strip()
+        if env in ("32", "64"):
+            _VECTOR_BYTES.append(int(env))
+        else:
+            from symdiff.codegen.target import host_target
+            _VECTOR_BYTES.append(32 if host_target().vector_bytes == 32 else 64)
+    return _VECTOR_BYTES[0]
+
+
+def gemm_tag(dtype: str) -> str:
+    """The dtype tag of the shared GEMM function names: f32 / f64 (512-bit vectors), f32v8 / f64v4 (256-bit)."""
+    base = "f32" if dtype == "float32" else "f64"
+    return base if vector_bytes() == 64 else f"{base}v{vec_len(dtype)}"
+
+
+def cfg_of(dtype: str) -> dict:
+    """The tuning constants for ``dtype`` on the host's vector width."""
+    return (_CFG if vector_bytes() == 64 else _CFG_256)[dtype]
 
 
 def elem_size(dtype: str) -> int:
@@ -157,7 +193,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[i
     if M == 0 or N == 0:
         return Plan("empty")
     VL = vec_len(p.dtype)
-    cfg = _CFG[p.dtype]
+    cfg = cfg_of(p.dtype)
     flops = 2 * M * N * K
     if K == 1 and (p.sbj == 1 or N == 1):
         # Outer product: C (+)= a b^T, row by row (store-bound; no tiles, no packing).
@@ -182,7 +218,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[i
     if M >= cfg["MR"]:
         tiles = cfg["tiles"]
     else:
-        tiles = [(M, _SMALL_NV.get(M, 2))]
+        tiles = [(M, cfg.get("small_nv", _SMALL_NV).get(M, 2))]
     best = None
     for mr, nv in tiles:
         plan = _row_plan(p, mr, nv, threads)
@@ -198,7 +234,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[i
 def _row_kernel_names(p: Problem, plan: Plan) -> set:
     """Names of the shared functions a row plan uses (see SharedKernels)."""
     VL = vec_len(p.dtype)
-    tag = "f32" if p.dtype == "float32" else "f64"
+    tag = gemm_tag(p.dtype)
     NR = plan.nv * VL
     mrs = {plan.mr} | ({p.M % plan.mr} if p.M % plan.mr else set())
     sfx = "pa" if plan.pack_a else ""
@@ -249,7 +285,7 @@ def abuf_elems(mc: int, kc: int, mr: int, VL: int) -> int:
 def _row_plan(p: Problem, mr: int, nv: int, threads: int) -> Plan:
     M, N, K = p.M, p.N, p.K
     VL = vec_len(p.dtype)
-    cfg = _CFG[p.dtype]
+    cfg = cfg_of(p.dtype)
     nv = max(1, min(nv, ceil_div(N, VL)))
     NR = nv * VL
     chains = mr * nv
