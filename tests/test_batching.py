@@ -103,3 +103,32 @@ def test_unbatched_nodes_are_shared_not_copied():
     assert flags == [True, False] and bshared is shared
     assert shared in set(toposort([bout]))  # the batched graph reads the one unbatched node
     assert batch([shared], {x: xb}, B)[0].shape == (B, 3)  # batch() broadcasts an unbatched output
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_batch_of_random_graphs(chunk):
+    """The fuzzer's random graphs (tests/fuzz_graphs.py: ~120 ops, fan-out, several outputs): float leaves
+    batched with B perturbed copies, integer index/label leaves batched by replication on odd seeds."""
+    from fuzz_graphs import case_from_seed
+    for seed in range(chunk * 60, chunk * 60 + 60):
+        case = case_from_seed(seed)
+        rng = np.random.default_rng(seed)
+        subst, bvals, per = {}, {}, [dict(case.values) for _ in range(B)]
+        for leaf in sd.ir.leaves(case.outputs):
+            v, isf = case.values[leaf.name], leaf.dtype.startswith("float")
+            if not isf and seed % 2 == 0:
+                continue
+            rep = sd.input(f"{leaf.name}_batched", (B,) + leaf.shape, leaf.dtype)
+            arr = np.stack([v * (1 + 0.01 * b * rng.standard_normal(v.shape)) if isf else v
+                            for b in range(B)]).astype(v.dtype)
+            subst[leaf], bvals[rep.name] = rep, arr
+            for b in range(B):
+                per[b][leaf.name] = arr[b]
+        f = sd.compile(batch(case.outputs, subst, B), "numpy", simplify_graph=False)
+        got = f(**{k: {**case.values, **bvals}[k] for k in f.input_names})
+        ref = sd.compile(case.outputs, "numpy", simplify_graph=False)
+        for b in range(B):
+            for k, (g, w) in enumerate(zip(got, ref(**{n: per[b][n] for n in ref.input_names}))):
+                np.testing.assert_allclose(g[b], w, rtol=1e-5 if w.dtype == np.float32 else 1e-10, atol=1e-12,
+                                           equal_nan=True, err_msg=f"seed {seed} output {k} example {b}: "
+                                                                   f"{case.describe()}")
