@@ -282,3 +282,18 @@ def test_per_example_grads_example_matches_the_loop():
     spec.loader.exec_module(mod)
     res = mod.main(["--batch", "32"])
     assert res["vmap"].shape == (32,) and res["max_rel"] < 1e-5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vmap_over_zero_examples(backend):
+    """B = 0: per-example gradients of an empty batch are an empty (0, *W.shape) array (the batched matmul
+    of an empty batch runs no GEMM task on llvm)."""
+    if backend == "cuda-cpu" and cb.host_compiler() is None:
+        pytest.skip("no host C++ compiler for cuda-cpu")
+    x0 = sd.input("X0", (0, D), "float64")
+    y0 = sd.input("Y0", (0,), "int64")
+    g = sd.vmap(lambda x, y: sd.grad(loss(x, y), W2))(x0, y0)
+    assert g.shape == (0, H, C)
+    f = sd.compile(g, backend)
+    vals = {**VALUES, "X0": np.zeros((0, D)), "Y0": np.zeros(0, np.int64)}
+    assert f(**{k: vals[k] for k in f.input_names}).shape == (0, H, C)

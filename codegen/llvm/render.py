@@ -401,7 +401,7 @@ class Renderer:
         t // T (T = the GEMM's own split, planned for the threads the batch leaves), with the operands'
         batch offsets (stride 0 for a broadcast operand) computed from the entry's index."""
         nb = k.batch_count
-        threads = max(1, self.target.gemm_tasks // nb)
+        threads = max(1, self.target.gemm_tasks // max(nb, 1))  # nb == 0: an empty batch, no task runs
         info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
                            trans_b=k.trans_b, bias=False, threads=threads)
         self.gemm_info[self.kernel_index] = info
@@ -426,7 +426,8 @@ class Renderer:
             b.call(gemm, ptrs + [ir.Constant(PTR, None), sub, b.add(sub, _c(1))])
         Loops(b).range(begin, end, task, name="bt")
         b.ret_void()
-        self._dispatch(fn, nb * T)
+        if nb:  # an empty batch (a vmap over 0 examples) has no entry to compute
+            self._dispatch(fn, nb * T)
 
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
     KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
