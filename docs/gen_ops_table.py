@@ -122,7 +122,8 @@ def _kind(op: str) -> str:
 
 TOOL_MODULES = {"symdiff.autodiff", "symdiff.backends", "symdiff.check", "symdiff.compiled", "symdiff.define",
                 "symdiff.inspection", "symdiff.interchange", "symdiff.simplify"}  # sd.grad, sd.compile, ...: not ops
-TOOL_MODULES |= {"symdiff.batching"}  # sd.vmap: a transform, not an op
+TOOL_MODULES |= {"symdiff.batching", "symdiff.transforms", "symdiff.sparsity", "symdiff.exporting",
+                 "symdiff.inspection_html"}  # transforms, export and inspection: docs/transforms.md, not ops
 
 
 def _public_functions() -> dict[int, list[str]]:

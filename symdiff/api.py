@@ -317,8 +317,9 @@ def check_target(fn: str, pred: Node, target: Node, broadcast: bool = False) -> 
 
 @dsl_function(ops=("sub", "square", "sum", "mul"))
 def mse(pred: TensorLike, target: TensorLike, broadcast: bool = False) -> Node:
-    """Mean squared error mean((pred - target)**2) over all entries. ``target`` must have ``pred``'s shape
-    (a Python scalar is fine); ``broadcast=True`` allows NumPy broadcasting."""
+    """Mean squared error mean((pred - target)**2) over all entries (target of pred's shape).
+
+    A Python scalar target is fine; ``broadcast=True`` allows NumPy broadcasting of another shape."""
     pred = as_tensor(pred)
     target = as_tensor(target, pred)
     check_target("mse", pred, target, broadcast)
