@@ -98,7 +98,7 @@ def test_markers_are_well_formed():
 
 
 @pytest.mark.parametrize("path", [p for p in DOCS if blocks(p)], ids=lambda p: p.name)
-def test_doc_blocks_run(path, tmp_path, monkeypatch):
+def test_doc_blocks_run(path, tmp_path, monkeypatch, scratch_ops):
     monkeypatch.chdir(tmp_path)
     ns: dict = {"__name__": "__doc__"}
     for b in blocks(path):
