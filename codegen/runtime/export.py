@@ -402,16 +402,20 @@ def find_cc(cc: Optional[str] = None) -> Optional[str]:
     return shutil.which(cc)
 
 
-def build_shared(outdir: Path, name: str, cc: Optional[str] = None) -> Path:
-    """Link ``<name>.o``, ``<name>_api.c`` and ``sd_pool.c`` in ``outdir`` into ``lib<name>.so``."""
+def build_shared(outdir: Path, name: str, cc: Optional[str] = None, functions: Optional[Sequence[str]] = None,
+                 extra_sources: Sequence[str] = ()) -> Path:
+    """Link ``<f>.o`` and ``<f>_api.c`` of each function ``f`` (default: the one named ``name``), the
+    ``extra_sources`` and ``sd_pool.c`` in ``outdir`` into ``lib<name>.so``."""
+    functions = list(functions or [name])
     exe = find_cc(cc)
     if exe is None:
         raise ExportError(f"C compiler {cc or os.environ.get('CC') or 'gcc'!r} not found: lib{name}.so not built "
-                          f"(link it yourself: gcc -shared -fPIC -O2 -pthread -o lib{name}.so {name}.o "
-                          f"{name}_api.c sd_pool.c -lm)")
+                          f"(link it yourself: gcc -shared -fPIC -O2 -pthread -o lib{name}.so "
+                          f"{' '.join(f'{f}.o {f}_api.c' for f in functions)} sd_pool.c -lm)")
     lib = outdir / f"lib{name}.so"
+    srcs = [str(outdir / f"{f}{ext}") for f in functions for ext in (".o", "_api.c")]
     cmd = [exe, "-shared", "-fPIC", "-O2", "-pthread", "-fvisibility=hidden", "-I", str(outdir), "-o", str(lib),
-           str(outdir / f"{name}.o"), str(outdir / f"{name}_api.c"), str(outdir / "sd_pool.c"), "-lm"]
+           *srcs, *(str(outdir / e) for e in extra_sources), str(outdir / "sd_pool.c"), "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise ExportError(f"linking lib{name}.so failed ({' '.join(cmd)}):\n{r.stderr.strip()}")

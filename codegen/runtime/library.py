@@ -20,7 +20,6 @@ returns a :class:`Library` of :class:`LibraryFunction` callables with the same a
 from __future__ import annotations
 
 import ctypes
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -29,7 +28,7 @@ import numpy as np
 
 from symdiff.signature import Signature
 
-from symdiff.codegen.runtime.export import ExportError, ExportResult, export_c, find_cc
+from symdiff.codegen.runtime.export import ExportError, ExportResult, build_shared, export_c
 
 __all__ = ["FunctionSpec", "export_library", "load_library", "Library", "LibraryFunction"]
 
@@ -86,7 +85,6 @@ def _header(name: str, symbols: list[str]) -> str:
 def export_library(functions: Sequence[FunctionSpec], name: str, outdir, *, cpu: Optional[str] = None,
                    shared: bool = True, cc: Optional[str] = None) -> LibraryResult:
     """Export ``functions`` into one library ``lib<name>.so`` in ``outdir`` (see the module docstring)."""
-    import subprocess
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     res = LibraryResult(name)
@@ -107,16 +105,7 @@ def export_library(functions: Sequence[FunctionSpec], name: str, outdir, *, cpu:
         res.files.append(outdir / fname)
     if not shared:
         return res
-    exe = find_cc(cc)
-    if exe is None:
-        raise ExportError(f"C compiler {cc or os.environ.get('CC') or 'gcc'!r} not found: lib{name}.so not built")
-    lib = outdir / f"lib{name}.so"
-    srcs = [str(outdir / f"{s}.o") for s in symbols] + [str(outdir / f"{s}_api.c") for s in symbols]
-    cmd = [exe, "-shared", "-fPIC", "-O2", "-pthread", "-fvisibility=hidden", "-I", str(outdir), "-o", str(lib),
-           *srcs, str(outdir / f"{name}_lib.c"), str(outdir / "sd_pool.c"), "-lm"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise ExportError(f"linking lib{name}.so failed ({' '.join(cmd)}):\n{r.stderr.strip()}")
+    lib = build_shared(outdir, name, cc, functions=symbols, extra_sources=[f"{name}_lib.c"])
     res.shared_library = lib
     res.files.append(lib)
     return res

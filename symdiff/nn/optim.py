@@ -12,7 +12,6 @@ step without recompiling).
 """
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
@@ -42,17 +41,9 @@ def sgd(loss: Node, params: Union[Module, Iterable[Node]], lr: Union[float, Node
     if dampening or nesterov or clip_norm is not None or clip_value is not None:
         from .optimizers import sgd_full
         return sgd_full(loss, params, lr, momentum, dampening, weight_decay, nesterov, clip_norm, clip_value)
-    ps = params.params() if isinstance(params, Module) else list(params)
-    if not ps:
-        raise ValueError("sgd: no parameters to update")
-    for p in ps:
-        if not isinstance(p, Node) or p.op != "param":
-            raise TypeError(f"sgd: params must be sd.param leaves, got {p!r}")
-    if isinstance(lr, Node):
-        if lr.shape != () or not lr.dtype.startswith("float"):
-            raise TypeError(f"sgd: lr must be a float scalar tensor or a Python float, got {lr.dtype}{list(lr.shape)}")
-    elif not isinstance(lr, numbers.Real) or isinstance(lr, bool):
-        raise TypeError(f"sgd: lr must be a float or a float scalar tensor, got {type(lr).__name__}")
+    from .optimizers import check_lr, check_params
+    ps = check_params("sgd", params)
+    lr = check_lr("sgd", lr)
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"sgd: momentum must be in [0, 1), got {momentum}")
     grads = grad(loss, ps)

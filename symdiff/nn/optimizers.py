@@ -43,12 +43,13 @@ from ..ir import Node
 from .modules import Module
 from .optim import Updates
 
-__all__ = ["adam", "adamw", "rmsprop", "adagrad", "sgd_full", "clip_gradients"]
+__all__ = ["adam", "adamw", "rmsprop", "adagrad", "sgd_full", "clip_gradients", "check_params", "check_lr"]
 
 Params = Union[Module, Iterable[Node]]
 
 
-def _params(fn: str, params: Params) -> list[Node]:
+def check_params(fn: str, params: Params) -> list[Node]:
+    """The sd.param leaves of a module or a list, or an error naming ``fn``."""
     ps = params.params() if isinstance(params, Module) else list(params)
     if not ps:
         raise ValueError(f"{fn}: no parameters to update")
@@ -58,13 +59,16 @@ def _params(fn: str, params: Params) -> list[Node]:
     return ps
 
 
-def _lr(fn: str, lr) -> Union[float, Node]:
+def check_lr(fn: str, lr) -> Union[float, Node]:
+    """A non-negative float or a float scalar tensor, or an error naming ``fn``."""
     if isinstance(lr, Node):
         if lr.shape != () or not lr.dtype.startswith("float"):
             raise TypeError(f"{fn}: lr must be a float scalar tensor or a Python float, got {lr.dtype}{list(lr.shape)}")
         return lr
-    if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or lr < 0:
-        raise ValueError(f"{fn}: lr must be a non-negative float or a float scalar tensor, got {lr!r}")
+    if not isinstance(lr, numbers.Real) or isinstance(lr, bool):
+        raise TypeError(f"{fn}: lr must be a float or a float scalar tensor, got {type(lr).__name__}")
+    if lr < 0:
+        raise ValueError(f"{fn}: lr must be non-negative, got {lr!r}")
     return float(lr)
 
 
@@ -97,8 +101,8 @@ class _Builder:
 
     def __init__(self, fn: str, loss: Node, params: Params, lr, clip_norm, clip_value, prefix: str) -> None:
         self.fn = fn
-        self.ps = _params(fn, params)
-        self.lr = _lr(fn, lr)
+        self.ps = check_params(fn, params)
+        self.lr = check_lr(fn, lr)
         self.grads = clip_gradients(grad(loss, self.ps), clip_norm, clip_value)
         self.updates = Updates()
         self.updates.buffers = []
