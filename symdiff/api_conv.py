@@ -16,6 +16,7 @@ stride 1 only: total ``d (K - 1)``, the smaller half before, as PyTorch). The op
 """
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Sequence, Union
 
 from . import dtypes as _dt
@@ -27,16 +28,25 @@ from .ops_conv import conv_transpose as _conv_transpose
 from .ops_tensor import cast, reshape
 from .optable import dsl_function
 
-__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_padding"]
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_padding", "int_tuple",
+           "is_int"]
 
 IntOrSeq = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence]
 
 
-def _tuple(fn: str, name: str, v: IntOrSeq, k: int, minimum: int) -> tuple:
-    vals = (v,) * k if isinstance(v, int) else tuple(v)
-    if len(vals) != k or not all(isinstance(a, int) and not isinstance(a, bool) for a in vals):
-        raise ValueError(f"{fn}: {name} must be an int or {k} ints, got {v!r}")
+def is_int(v) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def int_tuple(fn: str, name: str, v: IntOrSeq, k: int, minimum: int) -> tuple:
+    """An int or a sequence of ``k`` ints (a 1-sequence is repeated), each ``>= minimum`` (0 or 1): the
+    convolution and pooling arguments (stride, dilation, kernel_size, ...)."""
+    vals = (v,) if is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if vals is None or not all(is_int(a) for a in vals) or len(vals) not in (1, k):
+        raise TypeError(f"{fn}: {name} must be an int or a tuple of {k} ints, got {v!r}")
+    vals = tuple(int(a) for a in vals) * (k if len(vals) == 1 else 1)
     if any(a < minimum for a in vals):
         raise ValueError(f"{fn}: {name} must be {'positive' if minimum else 'non-negative'}, got {v!r}")
     return vals
@@ -102,8 +112,8 @@ def _bias(fn: str, y: Node, bias: Optional[TensorLike], k: int) -> Node:
 
 def _conv_nd(fn: str, k: int, x, w, bias, stride, padding, dilation, groups) -> Node:
     x, w, unbatched = _operands(fn, x, w, k)
-    stride = _tuple(fn, "stride", stride, k, 1)
-    dilation = _tuple(fn, "dilation", dilation, k, 1)
+    stride = int_tuple(fn, "stride", stride, k, 1)
+    dilation = int_tuple(fn, "dilation", dilation, k, 1)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
     kernel = w.shape[2:]
@@ -148,13 +158,13 @@ def conv3d(x: TensorLike, w: TensorLike, bias: Optional[TensorLike] = None, stri
 
 def _conv_transpose_nd(fn: str, k: int, x, w, bias, stride, padding, output_padding, groups, dilation) -> Node:
     x, w, unbatched = _operands(fn, x, w, k)
-    stride = _tuple(fn, "stride", stride, k, 1)
-    dilation = _tuple(fn, "dilation", dilation, k, 1)
+    stride = int_tuple(fn, "stride", stride, k, 1)
+    dilation = int_tuple(fn, "dilation", dilation, k, 1)
     if isinstance(padding, str):
         raise ValueError(f"{fn}: padding must be an int or {k} ints (PyTorch's transposed convolutions take no "
                          f"padding strings), got {padding!r}")
     pads = conv_padding(fn, padding, k, w.shape[2:], stride, dilation)
-    out_pad = _tuple(fn, "output_padding", output_padding, k, 0)
+    out_pad = int_tuple(fn, "output_padding", output_padding, k, 0)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
     c = x.shape[1]

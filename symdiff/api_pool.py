@@ -31,13 +31,13 @@ Window ``i`` reads the padded positions ``i s - p + j d`` (``j < k``); positions
 from __future__ import annotations
 
 import builtins
-import numbers
 from typing import Optional
 
 import numpy as np
 
 from . import dtypes as _dt
 from .api import TensorLike, as_tensor
+from .api_conv import int_tuple, is_int
 from .api_gather import take
 from .ir import Node, apply, const
 from .ops_conv import window
@@ -56,22 +56,6 @@ _ADAPTIVE_AVG_OPS = ("reshape", "embed", "take_along", "sum", "mul", "const")
 
 
 # -- arguments ------------------------------------------------------------------------------------------------
-
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _ints(fn: str, name: str, v, k: int, lo: int) -> tuple:
-    """An int or a sequence of ``k`` ints (one is repeated), each ``>= lo``."""
-    vals = (v,) if _is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
-    if vals is None or not builtins.all(_is_int(a) for a in vals) or len(vals) not in (1, k):
-        raise TypeError(f"{fn}: {name} must be an int or a tuple of {k} ints, got {v!r}")
-    vals = tuple(int(a) for a in vals) * (k if len(vals) == 1 else 1)
-    if builtins.any(a < lo for a in vals):
-        what = "positive" if lo == 1 else "non-negative"
-        raise ValueError(f"{fn}: {name} must be {what}, got {v!r}")
-    return vals
-
 
 def _spatial_input(fn: str, x: TensorLike, k: int) -> tuple:
     """``x`` as a float ``(N, C, *S)`` node, and whether it was unbatched ``(C, *S)``."""
@@ -108,11 +92,11 @@ def pool_out_size(size: int, kernel: int, stride: int, padding: int, dilation: i
 
 def _geometry(fn: str, x: Node, k: int, kernel_size, stride, padding, dilation, ceil_mode: bool) -> tuple:
     """(kernel, stride, padding, dilation, out sizes), checked as PyTorch checks them."""
-    kernel = _ints(fn, "kernel_size", kernel_size, k, 1)
+    kernel = int_tuple(fn, "kernel_size", kernel_size, k, 1)
     stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) else \
-        _ints(fn, "stride", stride, k, 1)
-    pad = _ints(fn, "padding", padding, k, 0)
-    dil = _ints(fn, "dilation", dilation, k, 1)
+        int_tuple(fn, "stride", stride, k, 1)
+    pad = int_tuple(fn, "padding", padding, k, 0)
+    dil = int_tuple(fn, "dilation", dilation, k, 1)
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise TypeError(f"{fn}: ceil_mode must be a bool, got {ceil_mode!r}")
     spatial = x.shape[2:]
@@ -170,7 +154,7 @@ def _avg_pool(fn: str, k: int, x, kernel_size, stride, padding, ceil_mode, count
               divisor_override) -> Node:
     x, unbatched = _spatial_input(fn, x, k)
     kernel, stride, pad, dil, out = _geometry(fn, x, k, kernel_size, stride, padding, 1, ceil_mode)
-    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
+    if divisor_override is not None and (not is_int(divisor_override) or divisor_override == 0):
         raise ValueError(f"{fn}: divisor_override must be a non-zero int or None, got {divisor_override!r}")
     win = _windows(x, kernel, stride, pad, dil, out, _FILL["sum"])
     total = apply("sum", [win], axes=tuple(range(2, 2 + k)), keepdims=False)
@@ -222,9 +206,9 @@ def avg_pool2d(x: TensorLike, kernel_size, stride=None, padding=0, ceil_mode: bo
 def _output_size(fn: str, output_size, spatial: tuple) -> tuple:
     """An int, or a sequence of ints / None (None keeps that input size)."""
     k = len(spatial)
-    vals = (output_size,) * k if _is_int(output_size) else tuple(output_size) \
+    vals = (output_size,) * k if is_int(output_size) else tuple(output_size) \
         if isinstance(output_size, (tuple, list)) else None
-    if vals is None or len(vals) != k or not builtins.all(v is None or _is_int(v) for v in vals):
+    if vals is None or len(vals) != k or not builtins.all(v is None or is_int(v) for v in vals):
         raise TypeError(f"{fn}: output_size must be an int or a tuple of {k} ints or None, got {output_size!r}")
     vals = tuple(s if v is None else int(v) for v, s in zip(vals, spatial))
     if builtins.any(v < 1 for v in vals):
