@@ -91,10 +91,33 @@ def _host_isa() -> tuple[str, str, str]:
     return llvm.get_process_triple().split("-")[0], llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
+# x86-64 levels a user can force (``sd.compile(..., isa=...)``): LLVM's generic CPU of each level (its
+# features follow from the name) and the vector register width the kernels are planned for
+ISA_LEVELS = {"sse4.2": ("x86-64-v2", 16, ("+sse4.2",)), "avx2": ("x86-64-v3", 32, ("+avx2", "+fma")),
+              "avx512": ("x86-64-v4", 64, ("+avx512f",))}
+
+
+def host_supports(level: str) -> bool:
+    """True when this CPU can run code of the x86-64 ``level`` (a key of :data:`ISA_LEVELS`)."""
+    isa, _, features = _host_isa()
+    flags = set(features.split(","))
+    return isa == "x86_64" and all(f in flags for f in ISA_LEVELS[level][2])
+
+
+def isa_target(level: str, threads: Optional[int] = None) -> Target:
+    """The target of an x86-64 ``level`` ("sse4.2", "avx2", "avx512"): LLVM's generic CPU of that level
+    (``x86-64-v2/v3/v4``), its vector width, this machine's thread count."""
+    if level not in ISA_LEVELS:
+        raise ValueError(f"isa must be one of {', '.join(ISA_LEVELS)} (or None for the host), got {level!r}")
+    cpu, width, _ = ISA_LEVELS[level]
+    return Target("x86_64", cpu, "", width, default_threads() if threads is None else threads)
+
+
 def host_target(threads: Optional[int] = None) -> Target:
     """The machine we run on; ``threads`` overrides :func:`default_threads`."""
     isa, cpu, features = _host_isa()
     return Target(isa, cpu, features, vector_bytes_of(features), default_threads() if threads is None else threads)
 
 
-__all__ = ["Target", "host_target", "default_threads", "vector_bytes_of", "TASKS_PER_THREAD", "ENV_THREADS"]
+__all__ = ["Target", "host_target", "default_threads", "vector_bytes_of", "TASKS_PER_THREAD", "ENV_THREADS",
+           "ISA_LEVELS", "host_supports", "isa_target"]

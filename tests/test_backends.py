@@ -40,7 +40,7 @@ def test_shipped_backends_are_registered():
     listed = sd.list_backends()
     assert {"numpy", "llvm", "cuda", "cuda-cpu"} <= set(listed)
     assert all(isinstance(d, str) and d for d in listed.values())
-    assert dict(get_backend("llvm").options) == {"cache": None, "num_threads": None}
+    assert dict(get_backend("llvm").options) == {"cache": None, "num_threads": None, "isa": None}
     assert set(get_backend("cuda-cpu").options) == {"cache", "compiler", "flags"}
     assert "arch" in get_backend("cuda").options
     assert dict(get_backend("numpy").options) == {}

@@ -21,7 +21,7 @@ from symdiff.codegen.llvm.split import compile_parallel, split_shared
 from symdiff.codegen.expand import require_supported
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.lower import lower
-from symdiff.codegen.target import Target, host_target
+from symdiff.codegen.target import ISA_LEVELS, Target, host_supports, host_target, isa_target
 
 ENTRY = "sd_entry"
 CODEGEN_VERSION = "1"
@@ -49,14 +49,21 @@ class LLVMFunction(CompiledFunction):
     backend = "llvm"
 
     def __init__(self, outputs: Sequence[Node], single: bool, cache: Optional[bool] = None,
-                 num_threads: Optional[int] = None, inputs: Optional[Sequence[Node]] = None) -> None:
+                 num_threads: Optional[int] = None, inputs: Optional[Sequence[Node]] = None,
+                 isa: Optional[str] = None) -> None:
         super().__init__(outputs, single, inputs)
         t0 = time.perf_counter()
         if num_threads is not None and (not isinstance(num_threads, int) or isinstance(num_threads, bool)
                                         or num_threads < 1):
             raise ValueError(f"llvm backend: num_threads must be a positive int or None, got {num_threads!r}")
         expanded = require_supported("llvm", self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
-        self.target: Target = host_target(num_threads)
+        if isa is None:
+            self.target: Target = host_target(num_threads)
+        else:  # a forced x86-64 level (tests run SSE4.2 / AVX2 code on a wider machine)
+            self.target = isa_target(isa, num_threads)
+            if not host_supports(isa):
+                raise ValueError(f"llvm backend: this CPU cannot run isa={isa!r} code; sd.export(..., cpu="
+                                 f"{ISA_LEVELS[isa][0]!r}) writes a library for such a machine")
         self.program: Program = lower(expanded, self.target, self.signature)
         # a user op is keyed by its expansion; the argument slots (the signature) are compiled in too
         sig = ";".join(f"{s.name}:{s.dtype}:{s.shape}" for s in self.signature.leaves)
@@ -116,11 +123,11 @@ class LLVMFunction(CompiledFunction):
                 gc.enable()
         self.parallel = renderer.parallel
         fresh = compile_parallel([text for _, _, text in parts],
-                                 lambda text: emit_object(text, private_context=True)[0])
+                                 lambda text: emit_object(text, private_context=True, target=self.target)[0])
         if use_cache:
             for (name, args, _), obj in zip(parts, fresh):
                 _cache.store(_cache.make_key("llvm-shared", name, *versions), {"args": args}, obj, "kernels")
-        obj, self.ir = emit_object(main_text)
+        obj, self.ir = emit_object(main_text, target=self.target)
         self.shared_kernels = {"reused": sorted(reused), "compiled": [name for name, _, _ in parts]}
         return [obj, *reused.values(), *fresh]
 
@@ -149,7 +156,7 @@ def _load_library(path):
     return load_library(path)
 
 
-BACKEND = Backend("llvm", LLVMFunction, {"cache": None, "num_threads": None},
+BACKEND = Backend("llvm", LLVMFunction, {"cache": None, "num_threads": None, "isa": None},
                   "JIT-compiled host machine code (LLVM), called through the C runtime; the default",
                   extras={"export": _export, "load_library": _load_library})
 

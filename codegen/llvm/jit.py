@@ -135,12 +135,17 @@ class JitModule:
         return self.tm.emit_assembly(self.mod)
 
 
-def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool = False) -> tuple[bytes, str]:
+def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool = False,
+                target=None) -> tuple[bytes, str]:
     """Compile to a position-independent object file; returns (object bytes, optimized IR text).
 
     ``private_context``: parse into a fresh LLVMContext, so several threads may compile at once.
+    ``target``: a :class:`symdiff.codegen.target.Target` (its CPU and features); default the host.
     """
-    tm = target_machine(reloc="pic", jit=False)
+    if target is None:
+        tm = target_machine(reloc="pic", jit=False)
+    else:
+        tm = target_machine(cpu=target.cpu, features=_features(target.features), reloc="pic", jit=False)
     mod = parse(str(module), llvm.create_context() if private_context else None)
     if opt:
         optimize(mod, tm)

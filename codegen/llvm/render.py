@@ -26,13 +26,14 @@ from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program
 from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
+from symdiff.codegen.llvm.gemm.plan import planned_for
 from symdiff.codegen.llvm.jit import new_module
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.render_extra import render_scan, render_scatter, render_sort
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.pointeval import PointEval
-from symdiff.codegen.target import Target, host_target
+from symdiff.codegen.target import ISA_LEVELS, Target, host_target
 
 TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
 REDUCE_IDENT = {"sum": 0.0, "max": -np.inf, "prod": 1.0}  # the identity each accumulation starts from
@@ -52,6 +53,9 @@ def _c(v: int) -> ir.Constant:
 def _fconst(dtype: str, v: float) -> ir.Constant:
     return ir.Constant(FTYPE[dtype], float(v))
 
+
+
+FORCED_CPUS = frozenset(cpu for cpu, _, _ in ISA_LEVELS.values())  # isa= targets: GEMMs follow their width
 
 class Loops:
     """Counted loops with an i64 induction variable (phi), the body given as a callback."""
@@ -99,6 +103,13 @@ class Renderer:
 
     # -- entry -------------------------------------------------------------------------------------------------
     def render(self) -> ir.Module:
+        """The module: the entry point and its kernels (GEMMs planned for a forced ``isa`` target's width)."""
+        if self.target.cpu in FORCED_CPUS:
+            with planned_for(self.target.vector_bytes):
+                return self.render_entry()
+        return self.render_entry()
+
+    def render_entry(self) -> ir.Module:
         par = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64]), "sd_parallel_for")
         self.par = par
         for k in self.p.kernels:  # slots for partial results of fused total reductions

@@ -457,7 +457,14 @@ def export_c(outputs: Sequence[Node], name: str, outdir: str | os.PathLike, *,
     timings["simplify_s"] = time.perf_counter() - t
     t = time.perf_counter()
     program = lower(simplified)
-    module = render(program, name)
+    from symdiff.codegen.llvm.gemm.plan import planned_for
+    from symdiff.codegen.target import ISA_LEVELS
+    widths = {c: w for c, w, _ in ISA_LEVELS.values()}
+    if cpu in widths:  # an x86-64 level (x86-64-v2/v3/v4): plan the GEMMs for its register width
+        with planned_for(widths[cpu]):
+            module = render(program, name)
+    else:
+        module = render(program, name)
     internalize(module, name)
     timings["lower_render_s"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -3,6 +3,9 @@ kernel family, register tile, cache blocking and task split for a static product
 See ``codegen/llvm/gemm/emit.py`` for what the plans drive."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -69,11 +72,32 @@ def vec_len(dtype: str) -> int:
 
 
 _VECTOR_BYTES: list = []
+_TARGET_WIDTH: contextvars.ContextVar = contextvars.ContextVar("gemm_vector_bytes", default=None)
+
+
+def width_for(target_vector_bytes: int) -> int:
+    """The GEMM vector width for a target's register width: 64 with AVX-512, else 32 (SSE targets get
+    256-bit vectors, which LLVM splits into two 128-bit halves)."""
+    return 64 if target_vector_bytes >= 64 else 32
+
+
+@contextlib.contextmanager
+def planned_for(target_vector_bytes: int):
+    """Plan the GEMM kernels rendered inside this block for a target of that register width (a forced
+    ``isa``) instead of the host's."""
+    token = _TARGET_WIDTH.set(width_for(target_vector_bytes))
+    try:
+        yield
+    finally:
+        _TARGET_WIDTH.reset(token)
 
 
 def vector_bytes() -> int:
-    """The host's vector register width in bytes for the GEMM kernels (32 with AVX2 only, else 64);
-    ``SYMDIFF_GEMM_VECTOR_BYTES`` overrides it (32 or 64)."""
+    """The vector register width in bytes for the GEMM kernels: the target's inside :func:`planned_for`,
+    else the host's (32 with AVX2 only, else 64); ``SYMDIFF_GEMM_VECTOR_BYTES`` overrides the host's."""
+    forced = _TARGET_WIDTH.get()
+    if forced is not None:
+        return forced
     if not _VECTOR_BYTES:
         import os
         env = os.environ.get("SYMDIFF_GEMM_VECTOR_BYTES", "").strip()
