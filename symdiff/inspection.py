@@ -153,7 +153,7 @@ def _esc(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')  # a quote would end the DOT string
 
 
-def _dot_label(n: Node, i: int, r: str, names: Mapping[Node, str], ids: Optional[Mapping[Node, int]] = None) -> list[str]:
+def node_label(n: Node, i: int, r: str, names: Mapping[Node, str], ids: Optional[Mapping[Node, int]] = None) -> list[str]:
     """The lines of node %i's label: id and op (or leaf name), dtype and shape, ``d%k`` (the forward node a
     backward node differentiates); a gradient's name."""
     typ = f"{n.dtype}{list(n.shape)}"
@@ -227,7 +227,7 @@ def to_dot(outputs, simplify: bool = True, title: str = "", *, names: Optional[M
         for n in members:
             r = roles[n]
             style = "labels" if r == "input" and n.dtype.startswith("int") else r
-            label = "\\n".join(_esc(p) for p in _dot_label(n, ids[n], r, names or {}, ids))
+            label = "\\n".join(_esc(p) for p in node_label(n, ids[n], r, names or {}, ids))
             periph = ", peripheries=2" if ids[n] in out_ids else ""
             lines.append(f'  n{ids[n]} [label="{label}", {_STYLE[style]}{periph}];')
         if part and len(set(groups.values()) - {""}) > 1:
@@ -251,5 +251,5 @@ def count_nodes(outputs) -> int:
     return len(toposort(_outs(outputs)))
 
 
-__all__ = ["to_networkx", "format_graph", "to_dot", "count_nodes", "role", "forward_nodes", "attr_text", "numbered",
+__all__ = ["node_label", "to_networkx", "format_graph", "to_dot", "count_nodes", "role", "forward_nodes", "attr_text", "numbered",
            "const_text", "differentiates", "part_of"]

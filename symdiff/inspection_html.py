@@ -16,7 +16,7 @@ import subprocess
 from typing import Mapping, Optional
 
 from .formulas import explain_lines, is_elementwise
-from .inspection import attr_text, const_text, differentiates, forward_nodes, numbered, part_of, role, to_dot
+from .inspection import attr_text, const_text, differentiates, forward_nodes, node_label, numbered, part_of, role, to_dot
 from .inspection_page import CSS, SCRIPT, TEMPLATE
 from .ir import PROVENANCE, Node, interned
 from .simplify import simplify as _simplify
@@ -24,25 +24,6 @@ from .simplify import simplify as _simplify
 FILL = {"input": "#dddddd", "param": "#ffe08a", "const": "#ffffff", "forward": "#cfe2ff", "backward": "#fbe3e3",
         "grad": "#f28b82"}  # the colours of symdiff.to_dot, by role
 LAYOUTS = {"dot": "Graphviz dot", "layered": "built-in layered layout"}
-
-
-def _label(n: Node, i: int, r: str, names: Mapping[Node, str], ids: Mapping[Node, int]) -> list[str]:
-    """The text lines drawn in node %i (as to_dot labels it)."""
-    typ = f"{n.dtype}{list(n.shape)}"
-    if n.op in ("input", "param"):
-        return [f"%{i} {n.name}", f"{n.op}, {typ}"]
-    if n.op == "const":
-        return [f"%{i} {const_text(n)}"] + ([] if n.size > 6 else [typ])
-    attrs = attr_text(n)
-    lines = [f"%{i} {n.op}" + (f"[{attrs}]" if attrs else ""), typ]
-    of = differentiates(n, ids) if r in ("backward", "grad") else None
-    if of:
-        lines.append(f"d{of}")
-    if r == "grad":
-        lines.insert(0, n.meta.get("name") or f"d/d{n.meta['grad_of']}")
-    elif n in names:
-        lines.insert(0, names[n])
-    return lines
 
 
 def graph_data(outputs, simplify: bool = True, names: Optional[Mapping[Node, str]] = None) -> dict:
@@ -79,7 +60,7 @@ def graph_data(outputs, simplify: bool = True, names: Optional[Mapping[Node, str
         records.append({
             "id": i, "op": n.op, "name": n.name, "role": r, "group": groups[n] or "leaves", "shape": list(n.shape),
             "dtype": n.dtype, "attrs": "" if n.op == "const" else attr_text(n),
-            "value": const_text(n) if n.op == "const" else None, "label": _label(n, i, r, names or {}, ids),
+            "value": const_text(n) if n.op == "const" else None, "label": node_label(n, i, r, names or {}, ids),
             "inputs": [ids[x] for x in n.inputs], "users": users[i], "output": i in out_ids,
             "d_of": ids[of] if of_in else None,
             "d_of_text": (differentiates(n, ids) if r in ("backward", "grad") and not of_in else None),

@@ -45,7 +45,8 @@ BILINEAR_OPS = frozenset({"matmul", "conv", "conv_transpose", "conv_weight"})  #
 Structure = Union[Node, Sequence[Node]]
 
 
-def _listify(v, what: str, fn: str) -> tuple[list, bool]:
+def _listify(v) -> tuple[list, bool]:
+    """(items, whether ``v`` was one item rather than a list/tuple)."""
     single = isinstance(v, Node) or not isinstance(v, (list, tuple))
     items = [v] if single else list(v)
     return items, single
@@ -73,9 +74,9 @@ def vjp(outputs: Structure, wrt: Structure, cotangents, simplify: bool = True):
     ``outputs`` a tensor or a list; ``cotangents`` the same structure (tensors, arrays or scalars
     broadcast to each output's shape). Returns one tensor per ``wrt`` entry (a single one for a single
     leaf), shaped like it."""
-    outs, _ = _listify(outputs, "outputs", "vjp")
-    xs, single = _listify(wrt, "wrt", "vjp")
-    cts, _ = _listify(cotangents, "cotangents", "vjp")
+    outs, _ = _listify(outputs)
+    xs, single = _listify(wrt)
+    cts, _ = _listify(cotangents)
     if len(cts) != len(outs):
         raise ValueError(f"vjp: {len(cts)} cotangents for {len(outs)} outputs")
     check_wrt("vjp", xs)
@@ -195,9 +196,9 @@ def forward(outputs: Sequence[Node], seeds: dict) -> dict:
 def jvp(outputs: Structure, wrt: Structure, tangents, simplify: bool = True):
     """Tangents of ``outputs`` for ``tangents`` of the leaves ``wrt``: ``sum_i (d y / d x_i) t_i`` (the
     directional derivative). Same structure as ``outputs``."""
-    outs, single = _listify(outputs, "outputs", "jvp")
-    xs, _ = _listify(wrt, "wrt", "jvp")
-    ts, _ = _listify(tangents, "tangents", "jvp")
+    outs, single = _listify(outputs)
+    xs, _ = _listify(wrt)
+    ts, _ = _listify(tangents)
     if len(ts) != len(xs):
         raise ValueError(f"jvp: {len(ts)} tangents for {len(xs)} wrt leaves")
     check_wrt("jvp", xs)
@@ -277,7 +278,7 @@ def _jacobian_one(y: Node, x: Node, mode: str, simplify: bool) -> Node:
 
 def jacobian(y: Node, wrt: Structure, mode: str = "auto", simplify: bool = True):
     """The Jacobian of ``y`` with respect to each leaf of ``wrt``: shape ``y.shape + x.shape``."""
-    xs, single = _listify(wrt, "wrt", "jacobian")
+    xs, single = _listify(wrt)
     if not isinstance(y, Node) or y.dtype not in FLOATS:
         raise TypeError(f"jacobian: y must be a float tensor, got {getattr(y, 'dtype', type(y).__name__)}")
     check_wrt("jacobian", xs)

@@ -15,7 +15,6 @@ Output sizes (Dumoulin and Visin, per spatial axis: input ``S``, padding ``p``, 
 """
 from __future__ import annotations
 
-import zlib
 from typing import Optional, Union
 
 import numpy as np
@@ -24,7 +23,7 @@ from .. import api_conv, api_pool
 from ..ir import Node
 from . import functional as F
 from . import init as _init
-from .modules import BatchNorm1d, Module
+from .modules import BatchNorm1d, Dropout, Module
 
 IntOrTuple = Union[int, tuple]
 
@@ -244,24 +243,12 @@ class BatchNorm2d(BatchNorm1d):
     ranks = {4: "(N, C, H, W)"}
 
 
-class Dropout2d(Module):
+class Dropout2d(Dropout):
     """Channel dropout: in training mode each channel of each sample, ``x[n, c, :, :]``, is zeroed with
     probability ``p`` and the rest scaled by ``1 / (1 - p)`` (a keep mask of shape (N, C, 1, 1), drawn as
     :class:`~symdiff.nn.Dropout`'s from ``rng_seed`` / ``rng_step`` with stream ``crc32(name)``); in
     evaluation mode the identity. Accepts (N, C, *S) inputs (the mask (N, C, 1, ...))."""
     kind = "dropout2d"
-
-    def __init__(self, p: float = 0.5, name: Optional[str] = None, seed: Optional[Node] = None,
-                 step: Optional[Node] = None) -> None:
-        super().__init__(name)
-        if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"Dropout2d: p must be in [0, 1), got {p!r}")
-        self.p = float(p)
-        self.seed, self.step = seed, step
-
-    @property
-    def stream(self) -> int:
-        return zlib.crc32(self.name.encode()) & 0xFFFFFFFF
 
     def forward(self, x: Node) -> Node:
         if x.ndim < 3:

@@ -312,7 +312,7 @@ class Dropout(Module):
                  step: Optional[Node] = None) -> None:
         super().__init__(name)
         if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+            raise ValueError(f"{type(self).__name__}: p must be in [0, 1), got {p!r}")
         self.p = float(p)
         self.seed, self.step = seed, step
 
