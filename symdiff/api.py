@@ -8,9 +8,11 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .ir import Node, apply, const
 from .optable import OPS, broadcast_shapes, dsl_function
+from .ops_reduce import axis_size
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import cast as _cast
 from .ops_tensor import transpose as _transpose
@@ -24,21 +26,33 @@ TensorLike = Union[Node, float, int, np.ndarray]
 def _leaf(kind: str, name: str, shape, dtype, meta: Optional[dict] = None) -> Node:
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"{kind}: name must be a Python identifier string, got {name!r}")
-    if isinstance(shape, numbers.Integral):
-        shape = (int(shape),)
+    if isinstance(shape, (numbers.Integral, str, _dims.Dim)):
+        shape = (shape,)
     try:
         shape = tuple(shape)
     except TypeError:
         raise TypeError(f"{kind} {name!r}: shape must be a tuple of ints, got {shape!r}") from None
-    for s in shape:
-        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 0:
-            raise ValueError(f"{kind} {name!r}: shape entries must be non-negative integers, got {shape!r}")
+    shape = tuple(_leaf_dim(kind, name, s, shape) for s in shape)
     dt = _dt.normalize(dtype)
     return Node(kind, (), {"name": name}, shape, dt, meta)
 
 
+def _leaf_dim(kind: str, name: str, s: Any, shape: tuple) -> Any:
+    """One shape entry of a leaf: a non-negative int, or a symbolic size (a name string, ``sd.dim``)."""
+    if isinstance(s, (str, _dims.Dim)):
+        try:
+            return _dims.as_dim(s)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{kind} {name!r}: {e}") from None
+    if not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 0:
+        raise ValueError(f"{kind} {name!r}: shape entries must be non-negative integers or dimension names "
+                         f"(\"batch\"), got {shape!r}")
+    return int(s)
+
+
 def input(name: str, shape, dtype: str = "float32") -> Node:  # noqa: A001 - the DSL's public name
-    """A named input leaf (data; integers: int32/int64 (labels, counts); masks: bool)."""
+    """A named input leaf (data; integers: int32/int64 (labels, counts); masks: bool). A shape entry may be a
+    name, ``sd.input("x", ("batch", 784))``: a symbolic size bound by each call (docs/symbolic_dims.md)."""
     return _leaf("input", name, shape, dtype)
 
 
@@ -178,7 +192,10 @@ def mean(x: TensorLike, axis=None, keepdims: bool = False) -> Node:
     """Arithmetic mean over ``axis``."""
     x = as_tensor(x)
     axes = _axes("mean", x, axis)
-    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    count = _dims.prod([x.shape[a] for a in axes])
+    if isinstance(count, _dims.Dim):  # the size known at call time: divide by it (float64 for float64 x)
+        total = sum(x, axes, keepdims)
+        return ELEMENTWISE["divide"](total, axis_size(x, axes, total.dtype if _dt.is_float(total.dtype) else "float64"))
     return multiply(sum(x, axes, keepdims), 1.0 / count if count else float("nan"))  # empty: 0 * nan = nan, as NumPy
 
 
@@ -202,11 +219,19 @@ def reshape(x: TensorLike, shape) -> Node:
     if builtins.sum(1 for s in shape if s == -1) > 1:
         raise ValueError(f"reshape: only one dimension can be -1, got {shape}")
     if -1 in shape:
-        rest = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
-        if rest == 0 or x.size % rest:
+        rest = _dims.prod([s for s in shape if s != -1])
+        if rest == 0 or _divides_not(rest, x.size):
             raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} (size {x.size}) into shape {shape}")
         shape = tuple(x.size // rest if s == -1 else s for s in shape)
     return _reshape(x, shape)
+
+
+def _divides_not(rest: Any, size: Any) -> bool:
+    """True when ``rest`` does not divide ``size`` (a symbolic quotient that is not exact counts as not dividing)."""
+    try:
+        return bool(size % rest)
+    except _dims.SymbolicDimError:
+        return True
 
 
 def broadcast_to(x: TensorLike, shape) -> Node:
@@ -236,7 +261,7 @@ def matmul(a: TensorLike, b: TensorLike) -> Node:
     a2 = _reshape(_cast(a, dt), (1, a.shape[0])) if a.ndim == 1 else _cast(a, dt)
     b2 = _reshape(_cast(b, dt), (b.shape[0], 1)) if b.ndim == 1 else _cast(b, dt)
     if b2.ndim == 2 and a2.ndim > 2:  # fold the batch into the rows: one 2-D GEMM
-        rows = int(np.prod(a2.shape[:-1], dtype=np.int64))
+        rows = _dims.prod(a2.shape[:-1])
         out, batch = apply("matmul", [_reshape(a2, (rows, a2.shape[-1])), b2]), a2.shape[:-2]
     else:
         out = apply("matmul", [a2, b2])

@@ -33,6 +33,9 @@ class Backend:
     # optional capabilities beyond compiling, by name: "export" (write a C library of several functions),
     # "load_library" (open one again); see symdiff/exporting.py
     extras: Mapping[str, Callable] = field(default_factory=dict)
+    # True: the factory takes graphs with symbolic sizes (docs/symbolic_dims.md) and its function binds them
+    # per call; False: sd.compile specialises the graph to each call's sizes and compiles once per size set
+    symbolic_dims: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))

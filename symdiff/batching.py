@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import dims as _dims
 from .batching_rules import rule_for
 from .ir import Node, toposort
 from .ops_tensor import broadcast_to, transpose
@@ -47,9 +48,12 @@ def _check_subst(subst: Mapping[Node, Node], size: int) -> None:
 def batch_with_flags(outputs: Sequence[Node], subst: Mapping[Node, Node], size: int) -> tuple[list, list]:
     """As :func:`batch`, without broadcasting the unbatched outputs: ``(nodes, batched)`` where a node whose
     ``batched`` flag is False is the original output (it does not depend on any substituted leaf)."""
-    if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 0:
-        raise ValueError(f"batch: size must be a non-negative int, got {size!r}")
-    size = int(size)
+    if isinstance(size, (str, _dims.Dim)):  # a symbolic batch: sd.dim("batch") or its name
+        size = _dims.as_dim(size)
+    elif not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"batch: size must be a non-negative int or a dimension name, got {size!r}")
+    else:
+        size = int(size)
     outputs = list(outputs)
     for o in outputs:
         if not isinstance(o, Node):

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import dims as _dims
 from .ir import Node, apply, const
 from .ops_index import concat, slice_axis
 from .ops_tensor import broadcast_to, reshape, transpose
@@ -90,6 +91,11 @@ def _axes_rule(node, ins, batched):  # sum, max, prod, logsumexp, argmax, argmin
     return _reapply(node, ins, axes=_shift(node.attrs["axes"]))
 
 
+def _axis_size_rule(node, ins, batched):  # the per-example count over axes + 1, the same for every example
+    (x,) = ins
+    return broadcast_to(_reapply(node, ins, axes=_shift(node.attrs["axes"])), (x.shape[0],))
+
+
 def _axis_rule(node, ins, batched):  # softmax, log_softmax, cumsum, cumprod, argsort: along axis + 1
     return _reapply(node, ins, axis=node.attrs["axis"] + 1)
 
@@ -116,7 +122,7 @@ def _matmul_rule(node, ins, batched):
     (ba, bb), size = batched, batch_size(ins, batched)
     k = node.inputs[0].shape[-1]
     if ba and not bb and b.ndim == 2:
-        rows = int(np.prod(a.shape[:-1], dtype=np.int64))
+        rows = _dims.prod(a.shape[:-1])
         return reshape(apply("matmul", [reshape(a, (rows, k)), b]), (size,) + node.shape)
     r = node.ndim
     return apply("matmul", [lift_rank(a, r) if ba else a, lift_rank(b, r) if bb else b])
@@ -252,6 +258,7 @@ BATCH_RULES: dict[str, Rule] = {
     **{op: _axis_rule for op in ("softmax", "log_softmax", "cumsum", "cumprod", "argsort")},
     **{op: leading_rule for op in ("cast", "window", "fold")},
     "one_hot": _one_hot_rule,
+    "axis_size": _axis_size_rule,
     **{op: _scatter_rule for op in ("scatter_add", "scatter_mul", "scatter_max")},
     "eq": elementwise_rule,
     "reshape": _reshape_rule,

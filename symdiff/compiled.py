@@ -2,12 +2,15 @@
 a callable; and the NumPy reference backend, which the core registers itself."""
 from __future__ import annotations
 
+import threading
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 
+from . import dims as _dims
 from .backends import Backend, get_backend, register_backend
+from .dim_binding import is_symbolic_graph, specialize
 from .ir import Node, toposort
 from .optable import OPS
 from .signature import Signature
@@ -38,11 +41,15 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if args:
             self.check_positional(len(args))
-            arrays = self.signature.bind_call(args, kwargs)
+            arrays, sizes = self.signature.bind_call_sized(args, kwargs)
         else:
-            arrays = self.signature.bind(kwargs)
-        results = self._run(arrays)
+            arrays, sizes = self.signature.bind_sized(kwargs)
+        results = self._run_sized(arrays, sizes) if sizes else self._run(arrays)
         return results[0] if self.single else tuple(results)
+
+    def _run_sized(self, arrays: list[np.ndarray], sizes: dict[str, int]) -> list[np.ndarray]:
+        """Run a graph with symbolic sizes: ``sizes`` are the named sizes this call binds."""
+        raise NotImplementedError(f"the {self.backend} backend does not run graphs with symbolic sizes")
 
     def check_positional(self, nargs: int) -> None:
         """Raise the "use keywords or inputs=" error unless compiled with an argument order."""
@@ -86,8 +93,12 @@ class NumpyFunction(CompiledFunction):
             if n not in outs:
                 self.free_after[k].append(n)
         self.leaf_slots = {n: self.input_names.index(n.name) for n in self.order if n.is_leaf}
+        self.sized = {n for n in self.order if _dims.has_dims(n.attrs)}  # attributes evaluated per call
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        return self._run_sized(arrays, {})
+
+    def _run_sized(self, arrays: list[np.ndarray], sizes: dict[str, int]) -> list[np.ndarray]:
         env: dict[Node, np.ndarray] = {}
         with np.errstate(all="ignore"):  # NaN/inf propagate silently, as in compiled code
             for k, n in enumerate(self.order):
@@ -101,13 +112,52 @@ class NumpyFunction(CompiledFunction):
                     if opdef.elementwise:
                         v = opdef.impl(*vals)
                     else:
-                        v = opdef.impl(*vals, **n.attrs)
+                        v = opdef.impl(*vals, **(_dims.substitute(n.attrs, sizes) if n in self.sized else n.attrs))
                     env[n] = np.asarray(v, dtype=n.dtype)
                 for d in self.free_after[k]:
                     env.pop(d, None)
-        results = [np.asarray(env[o], dtype=o.dtype).reshape(o.shape) for o in self.outputs]
+        results = [np.asarray(env[o], dtype=o.dtype).reshape(_dims.substitute(o.shape, sizes)) for o in self.outputs]
         # read-only results are constants / broadcast views of graph data: hand out a writable copy
         return _fresh([r if r.flags.c_contiguous and r.flags.writeable else r.copy() for r in results], arrays)
+
+
+class SpecializedFunction(CompiledFunction):
+    """A graph with symbolic sizes on a backend that compiles fixed shapes: each new set of sizes is
+    specialised (``dim_binding.specialize``) and compiled once, then kept; calls with sizes seen before reuse
+    that compile (``compiles`` counts them)."""
+
+    def __init__(self, outputs: Sequence[Node], single: bool, spec: Backend, options: dict,
+                 simplify_graph: bool) -> None:
+        super().__init__(outputs, single, options.get("inputs"))
+        self.backend = spec.name
+        self._spec, self._options, self._simplify = spec, dict(options), simplify_graph
+        self._by_sizes: dict = {}
+        self._lock = threading.Lock()
+        order = options.get("inputs")
+        self._order = list(order) if order is not None else [n for n in toposort(self.outputs) if n.is_leaf]
+
+    @property
+    def compiles(self) -> int:
+        """How many size sets this function has compiled for."""
+        return len(self._by_sizes)
+
+    def for_sizes(self, sizes: dict[str, int]) -> CompiledFunction:
+        """The backend's compiled function for these named sizes (compiled on first use)."""
+        key = tuple(sorted(sizes.items()))
+        fn = self._by_sizes.get(key)
+        if fn is None:
+            with self._lock:
+                fn = self._by_sizes.get(key)
+                if fn is None:
+                    *outs, = specialize(self.outputs + self._order, sizes)
+                    outs, order = outs[:len(self.outputs)], outs[len(self.outputs):]
+                    if self._simplify:
+                        outs = simplify(outs)
+                    fn = self._by_sizes[key] = self._spec.factory(outs, False, **{**self._options, "inputs": order})
+        return fn
+
+    def _run_sized(self, arrays: list[np.ndarray], sizes: dict[str, int]) -> list[np.ndarray]:
+        return list(self.for_sizes(sizes)(*arrays))
 
 
 def _normalize_outputs(outputs) -> tuple[list[Node], bool]:
@@ -144,10 +194,13 @@ def compile(outputs, backend: str | None = None, *, inputs: Optional[Sequence[No
     t0 = time.perf_counter()
     if simplify_graph:
         outs = simplify(outs)
-    fn = spec.factory(outs, single, **opts)
+    if not spec.symbolic_dims and is_symbolic_graph(outs):
+        fn = SpecializedFunction(outs, single, spec, opts, simplify_graph)
+    else:
+        fn = spec.factory(outs, single, **opts)
     fn.compile_seconds = time.perf_counter() - t0
     return fn
 
 
 register_backend(Backend("numpy", NumpyFunction, {}, "reference interpreter: evaluates the graph node by node "
-                                                     "with NumPy (the oracle for every backend)"))
+                                                     "with NumPy (the oracle for every backend)", symbolic_dims=True))

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 
 
@@ -91,7 +92,7 @@ class Node:
                 meta: Optional[dict] = None) -> "Node":
         inputs = tuple(inputs)
         attrs = dict(attrs)
-        shape = tuple(int(s) for s in shape)
+        shape = tuple(s if isinstance(s, int) else _dims.as_dim(s) for s in shape)
         dtype = _dt.as_dtype(dtype)
         digest = digest_of(op, inputs, attrs, shape, dtype)
         with _INTERN_LOCK:
@@ -141,8 +142,9 @@ class Node:
         return len(self.shape)
 
     @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+    def size(self) -> "_dims.DimLike":
+        """The element count: an int, or a :class:`symdiff.dims.Dim` when a dimension is symbolic."""
+        return _dims.prod(self.shape)
 
     @property
     def is_leaf(self) -> bool:

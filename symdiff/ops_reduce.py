@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .ir import Node, apply, const
 from .ops_tensor import broadcast_to, cast, keep_shape, reduce_sum, reshape
@@ -103,7 +104,7 @@ def expand_arg_reduce(n: Node, ins: list) -> Node:
     f64 = "float64"
     mask = apply("sub", [apply("add", [_eqf(x, m, f64), const(1.0, f64)]), _eqf(x, x, f64)])
     red = [x.shape[a] for a in axes]
-    total = int(np.prod(red, dtype=np.int64))
+    total = int(_dims.prod(red))
     idx, stride = None, total
     for a, s in zip(axes, red):
         stride //= s
@@ -127,5 +128,31 @@ register(OpDef("argmax", _arg_infer("argmax"), _arg_np(np.argmax), differentiabl
 register(OpDef("argmin", _arg_infer("argmin"), _arg_np(np.argmin), differentiable=False, cost_class="cheap",
                doc="index of the first minimum over axes (row-major over several axes), int64"))
 
+def _axis_size_infer(inputs, attrs):
+    (x,) = inputs
+    if any(not 0 <= a < x.ndim for a in attrs["axes"]) or len(set(attrs["axes"])) != len(attrs["axes"]):
+        raise ValueError(f"axis_size: axes {attrs['axes']} are not distinct axes of shape {x.shape}")
+    return (), _dt.normalize(attrs["dtype"])
+
+
+def axis_size(x: Node, axes: tuple, dtype: str) -> Node:
+    """The number of elements of ``x`` over ``axes`` (a 0-d ``dtype`` tensor): a constant for fixed sizes,
+    the call's value for symbolic ones (``mean``'s divisor)."""
+    n = _dims.prod(x.shape[a] for a in axes)
+    if not isinstance(n, _dims.Dim):
+        return const(np.asarray(n, dtype=dtype), dtype)
+    return apply("axis_size", [x], axes=tuple(axes), dtype=_dt.normalize(dtype))
+
+
+def expand_axis_size(n: Node, ins: list) -> Node:
+    """A compiled backend's axis_size over fixed sizes: the constant (symbolic sizes are specialised first)."""
+    return const(np.asarray(_dims.prod(ins[0].shape[a] for a in n.attrs["axes"]), dtype=n.dtype), n.dtype)
+
+
+# x's values never matter, only its shape: no gradient flows into x
+register(OpDef("axis_size", _axis_size_infer,
+               lambda a, axes, dtype: np.asarray(np.prod([a.shape[k] for k in axes], dtype=np.int64), dtype=dtype),
+               differentiable=False, doc="the element count of a tensor over some axes (its shape, not its values)"))
+
 # ops a compiled backend computes through an expansion into other ops (codegen/expand.py)
-TENSOR_EXPANSIONS = {"argmax": expand_arg_reduce, "argmin": expand_arg_reduce}
+TENSOR_EXPANSIONS = {"argmax": expand_arg_reduce, "argmin": expand_arg_reduce, "axis_size": expand_axis_size}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .ir import Node, apply, const
 from .optable import OpDef, broadcast_shapes, register
@@ -15,12 +16,12 @@ from .optable import OpDef, broadcast_shapes, register
 # -- builders shared by vjp rules and the DSL (trivial cases short-circuit) ---------------------------
 
 def reshape(x: Node, shape: tuple) -> Node:
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(_dims.as_dim(s) for s in shape)
     return x if x.shape == shape else apply("reshape", [x], shape=shape)
 
 
 def broadcast_to(x: Node, shape: tuple) -> Node:
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(_dims.as_dim(s) for s in shape)
     return x if x.shape == shape else apply("broadcast_to", [x], shape=shape)
 
 
@@ -99,7 +100,7 @@ def _axis_infer(op):
 def _reshape_infer(inputs, attrs):
     (x,) = inputs
     shape = attrs["shape"]
-    if any(s < 0 for s in shape) or int(np.prod(shape, dtype=np.int64)) != x.size:
+    if any(isinstance(s, int) and s < 0 for s in shape) or _dims.prod(shape) != x.size:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} (size {x.size}) into shape {shape}")
     return shape, x.dtype
 
@@ -131,7 +132,7 @@ def _matmul_infer(inputs, attrs):
     if a.dtype != b.dtype:
         raise TypeError(f"matmul: operand dtypes differ ({a.dtype}, {b.dtype}); cast first")
     try:
-        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} cannot be broadcast "
                          f"together ({a.shape[:-2]} and {b.shape[:-2]})") from None
@@ -258,7 +259,7 @@ def _matmul_vjp(node, g):
     if a.ndim == 2 and b.ndim == 2:
         return [apply("matmul", [g, transpose(b, (1, 0))]), apply("matmul", [transpose(a, (1, 0)), g])]
     if b.ndim == 2 and a.shape[:-2] == g.shape[:-2]:
-        rows = int(np.prod(g.shape[:-1], dtype=np.int64))
+        rows = _dims.prod(g.shape[:-1])
         a2, g2 = reshape(a, (rows, a.shape[-1])), reshape(g, (rows, g.shape[-1]))
         da = reshape(apply("matmul", [g2, transpose(b, (1, 0))]), a.shape)
         return [da, apply("matmul", [transpose(a2, (1, 0)), g2])]

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 import sympy as sp
 
+from . import dims as _dims
 from . import dtypes as _dt
 
 X = sp.symbols("x0:3", real=True)  # operand symbols of elementwise expressions
@@ -67,11 +68,28 @@ def register(opdef: OpDef) -> OpDef:
 
 
 def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
-    """NumPy broadcasting, with an error that names the op and the shapes."""
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        raise ValueError(f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together") from None
+    """NumPy broadcasting, with an error that names the op and the shapes.
+
+    Symbolic sizes (``symdiff/dims.py``): a named size against 1 keeps the name; against a fixed size k
+    the result is k, and the call checks that the name is k (``dims.broadcast_constraints``); two different
+    symbolic sizes on one axis are an error (give them one name)."""
+    if not any(_dims.is_symbolic(s) for s in shapes):
+        try:
+            return tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise ValueError(f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast "
+                             f"together") from None
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for k in range(ndim):
+        sizes = {s[len(s) - ndim + k] for s in shapes if len(s) - ndim + k >= 0} - {1}
+        fixed = {d for d in sizes if not isinstance(d, _dims.Dim)}
+        symbolic = sizes - fixed
+        if len(fixed) > 1 or len(symbolic) > 1:
+            raise ValueError(f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast "
+                             f"together (axis {k - ndim}: sizes {', '.join(sorted(map(str, sizes)))})")
+        out.append(fixed.pop() if fixed else symbolic.pop() if symbolic else 1)
+    return tuple(out)
 
 
 def _describe(n) -> str:

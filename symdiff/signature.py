@@ -12,11 +12,13 @@ are never written.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
+from . import dims as _dims
+from .dim_binding import bind_sizes, size_checks, unbound_names
 from .ir import Node, leaves, toposort
 
 # leaf dtype kind -> array dtype kinds accepted for it (bool data is not a number for float/int leaves)
@@ -69,6 +71,11 @@ class Signature:
             graph_leaves = _ordered(graph_leaves, order)
         self._init([LeafSpec(n.name, n.shape, n.dtype, n.op, depths.get(n.name)) for n in graph_leaves], name)
         self.positional = order is not None
+        unbound = unbound_names(self.leaves, outputs)
+        if unbound:
+            raise ValueError(f"compile: the graph uses the dimension name(s) {', '.join(map(repr, unbound))}, but no "
+                             f"input has an axis of exactly that name to take its size from (inputs: {self.describe()})")
+        self.checks = size_checks(outputs) if self.symbolic else []
 
     def _init(self, specs: list[LeafSpec], name: Optional[str]) -> None:
         self.leaves = specs
@@ -76,6 +83,8 @@ class Signature:
         self._index = {s.name: i for i, s in enumerate(self.leaves)}
         self.prefix = f"{name}(): " if name else ""
         self.positional = True  # runtime signatures (from_specs) are positional in spec order
+        self.symbolic = any(_dims.is_symbolic(s.shape) for s in specs)  # some size is bound by each call
+        self.checks = []
 
     @classmethod
     def from_specs(cls, specs: Iterable[Any], name: Optional[str] = None) -> "Signature":
@@ -105,8 +114,20 @@ class Signature:
 
     def bind(self, kwargs: dict) -> list[np.ndarray]:
         """Validate keyword arguments; returns C-contiguous arrays of the leaf dtypes, in leaf order."""
+        return self.bind_sized(kwargs)[0]
+
+    def bind_sized(self, kwargs: dict) -> tuple[list[np.ndarray], dict[str, int]]:
+        """:meth:`bind`, and the named sizes the call binds (``{}`` for a graph of fixed shapes)."""
         self.check_names(kwargs)
-        return [convert(spec, kwargs[spec.name], self.prefix) for spec in self.leaves]
+        if not self.symbolic:
+            return [convert(spec, kwargs[spec.name], self.prefix) for spec in self.leaves], {}
+        values = [kwargs[spec.name] for spec in self.leaves]
+        sizes = bind_sizes(self.leaves, [_shape_of(v) for v in values], self.prefix)
+        arrays = [convert(_resolved(spec, sizes), v, self.prefix) for spec, v in zip(self.leaves, values)]
+        for check in self.checks:
+            if check.fails(sizes):
+                raise ValueError(self.prefix + check.message(sizes))
+        return arrays, sizes
 
     def convert_input(self, i: int, value) -> np.ndarray:
         """Argument ``value`` for leaf ``i`` -> its array (the C runtime's path for one non-exact argument)."""
@@ -121,6 +142,10 @@ class Signature:
 
     def bind_call(self, args: tuple, kwargs: dict) -> list[np.ndarray]:
         """Positional and/or keyword arguments (inputs in leaf order) -> :meth:`bind`'s arrays."""
+        return self.bind_call_sized(args, kwargs)[0]
+
+    def bind_call_sized(self, args: tuple, kwargs: dict) -> tuple[list[np.ndarray], dict[str, int]]:
+        """:meth:`bind_call`, and the named sizes the call binds."""
         n, got = len(self.leaves), len(args)
         if got > n or (got != n and not kwargs):
             raise TypeError(f"{self.prefix}takes {n} input{'' if n == 1 else 's'} {self.names!r} "
@@ -129,7 +154,25 @@ class Signature:
         if both:
             raise TypeError(f"{self.prefix}got multiple values for input(s) "
                             + ", ".join(repr(b) for b in both))
-        return self.bind({**dict(zip(self.names, args)), **kwargs})
+        return self.bind_sized({**dict(zip(self.names, args)), **kwargs})
+
+
+def _shape_of(value) -> tuple:
+    """An argument's shape without converting it (() when it has none: convert reports the error)."""
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        return shape
+    try:
+        return np.shape(value)
+    except (ValueError, TypeError):
+        return ()
+
+
+def _resolved(spec: LeafSpec, sizes: dict) -> LeafSpec:
+    """``spec`` with its sizes for this call (kept symbolic when a name is unbound: the shape error shows it)."""
+    if not _dims.is_symbolic(spec.shape) or not _dims.free_names(spec.shape) <= sizes.keys():
+        return spec
+    return replace(spec, shape=_dims.substitute(spec.shape, sizes))
 
 
 def _ordered(graph_leaves: list[Node], order: Sequence[Node]) -> list[Node]:

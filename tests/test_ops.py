@@ -124,6 +124,8 @@ CASES: dict[str, Case] = {
     "one_hot": Case(lambda r: {"x": r.standard_normal((3, 4)), "lab": _labels(r)},
                     lambda x, lab: apply("one_hot", [lab], depth=4, dtype="float64") * x,
                     lambda x, lab: np.eye(4)[lab] * x),
+    "axis_size": Case(lambda r: {"x": r.standard_normal((3, 4))},
+                      lambda x: apply("axis_size", [x], axes=(0, 1), dtype="float64") * x, lambda x: 12.0 * x),
     "rand_uniform": Case(lambda r: {"x": r.standard_normal(U_SHAPE), "seed": np.asarray(-7, np.int64),
                                     "step": np.asarray(2**33 + 5, np.int64)},
                          lambda x, seed, step: apply("rand_uniform", [seed, step], shape=U_SHAPE, dtype="float64",
