@@ -441,6 +441,9 @@ class Builder:
             ax = self.axes(x)
             m = sd.max(x, axis=ax, keepdims=True)
             return self.add(apply("eq", [x, m]) * x, b, "eq")
+        if self.ch.coin(0.2):  # x * count(x) / size: the count is mean's divisor (the call's size when symbolic)
+            cnt = apply("axis_size", [x], axes=tuple(range(x.ndim)), dtype=x.dtype)
+            return self.add(x * cnt * (1.0 / max(x.size, 1)), b, "axis_size")
         c = self.const(self.broadcast_partner(x.shape), x.dtype)
         y = c - x if self.ch.coin(0.5) else x * c
         return self.add(y, b * 2 + 2, "const")
