@@ -29,6 +29,7 @@ from typing import Any, Hashable, Iterable, Optional, Sequence, Union
 import networkx as nx
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .inspection import to_networkx
 from .ir import Node, apply, const
@@ -78,6 +79,8 @@ def encode_value(v: Any, where: str = "value") -> Any:
         if v.dtype.kind not in "biuf":
             raise TypeError(f"{where}: cannot store a NumPy scalar of dtype {v.dtype}")
         return {"$scalar": v.dtype.name, "v": encode_value(v.item(), where)}
+    if isinstance(v, _dims.Dim):
+        return {"$dim": str(v)}
     if isinstance(v, numbers.Integral):
         return int(v)
     if isinstance(v, float):
@@ -129,6 +132,8 @@ def decode_value(d: Any, where: str = "value") -> Any:
             shape = tuple(int(s) for s in d["shape"])
             arr = np.frombuffer(base64.b64decode(d["data"], validate=True), dtype=dt)
             return arr.reshape(shape).copy()
+        if "$dim" in d:
+            return _dims.dim(d["$dim"])
         if "$slice" in d:
             return slice(*(decode_value(x, where) for x in d["$slice"]))
         if "$ellipsis" in d:
@@ -180,9 +185,13 @@ def _shape(nid, op: str, shape: Any) -> tuple:
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
     if not isinstance(shape, (list, tuple)) or not all(
-            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in shape):
-        raise ValueError(f"node {nid!r} ({op}): shape must be a tuple of non-negative ints, got {shape!r}")
-    return tuple(int(s) for s in shape)
+            isinstance(s, str) or (isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0) for s in shape):
+        raise ValueError(f"node {nid!r} ({op}): shape must be a tuple of non-negative ints or dimension names, "
+                         f"got {shape!r}")
+    try:
+        return tuple(_dims.as_dim(s) for s in shape)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"node {nid!r} ({op}): {e}") from None
 
 
 def _dtype(nid, op: str, dtype: Any) -> str:
@@ -328,7 +337,7 @@ def from_networkx(G: nx.DiGraph, outputs: Optional[Iterable[Hashable]] = None) -
 def _node_record(nid: int, d: dict) -> dict:
     n: Node = d["node"]
     where = f"node {nid} ({n.op})"
-    rec = {"id": nid, "op": n.op, "shape": list(n.shape), "dtype": n.dtype,
+    rec = {"id": nid, "op": n.op, "shape": [s if isinstance(s, int) else str(s) for s in n.shape], "dtype": n.dtype,
            "attrs": {k: encode_value(v, f"{where} attribute {k!r}") for k, v in n.attrs.items()}}
     meta = {}
     for k, v in n.meta.items():
