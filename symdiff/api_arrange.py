@@ -20,7 +20,7 @@ from .api import as_tensor, reshape
 from .api_shape import (concatenate, expand_dims, flip, moveaxis, normalize_axes, normalize_axis, result_dtype,
                         stack, swapaxes)
 from .ir import Node, apply, const
-from .ops_index import concat, embed, slice_axis, strided_slice
+from .ops_index import concat, dim_max, dim_min, embed, slice_axis, strided_slice
 from .ops_index import flip as flip_axes
 from .ops_tensor import broadcast_to, cast, reduce_sum
 
@@ -197,7 +197,8 @@ def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Node:
     y = moveaxis(x, (i1, i2), (-2, -1))
     n, m, lead = y.shape[-2], y.shape[-1], y.shape[:-2]
     offset = int(offset)
-    length = builtins.max(0, builtins.min(n, m - offset) if offset >= 0 else builtins.min(n + offset, m))
+    what = f"diagonal (offset {offset}) of axes of sizes {n} and {m}"
+    length = dim_max(0, dim_min(n, m - offset, what) if offset >= 0 else dim_min(n + offset, m, what), what)
     first = offset if offset >= 0 else -offset * m
     flat = reshape(y, lead + (n * m,))
     if length == 0:

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .api import as_tensor
 from .api_shape import moveaxis, normalize_axis
@@ -22,13 +23,14 @@ __all__ = ["linspace", "zeros", "ones", "full", "zeros_like", "ones_like", "full
 
 
 def _shape(op: str, shape: Any) -> tuple:
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        shape = (int(shape),)
+    """A shape argument as a tuple of sizes: ints, or symbolic sizes (``"batch"``, ``sd.dim``, ``x.shape[0]``)."""
+    if isinstance(shape, (numbers.Integral, str, _dims.Dim)) and not isinstance(shape, bool):
+        shape = (shape,)
     try:
-        shape = tuple(int(s) for s in shape)
+        shape = tuple(_dims.as_dim(s) if isinstance(s, (str, _dims.Dim)) else int(s) for s in shape)
     except TypeError:
         raise TypeError(f"{op}: shape must be an int or a tuple of ints, got {shape!r}") from None
-    if any(s < 0 for s in shape):
+    if any(isinstance(s, int) and s < 0 for s in shape):
         raise ValueError(f"{op}: negative dimensions are not allowed, got shape {shape}")
     return shape
 
