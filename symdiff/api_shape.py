@@ -88,6 +88,7 @@ def getitem(x: Node, key: Any) -> Node:
     """``x[key]`` with NumPy basic indexing: ints (negative count from the end), slices (any step),
     ``None``/``np.newaxis`` and one ``...``; integer/boolean arrays go to advanced indexing."""
     key = key if isinstance(key, tuple) else (key,)
+    shown = key  # as written, for error messages
     if any(_is_advanced(k) for k in key):
         from . import api_gather  # noqa: PLC0415  (advanced indexing lives with the gathers)
         return api_gather.advanced_index(x, key if len(key) != 1 else key[0])
@@ -114,7 +115,7 @@ def getitem(x: Node, key: Any) -> Node:
             continue
         n = x.shape[d]
         if isinstance(n, _dims.Dim):  # a symbolic axis: bounds as size expressions, when they are certain
-            b, s, m, rev = _symbolic_index(x, key, d, k)
+            b, s, m, rev = _symbolic_index(x, shown, d, k)
             flips += [d] if rev else []
             start.append(b)
             step.append(s)
@@ -144,7 +145,8 @@ def getitem(x: Node, key: Any) -> Node:
 def _key_text(key: tuple) -> str:
     def one(k):
         if isinstance(k, builtins.slice):
-            return ":".join("" if v is None else str(v) for v in (k.start, k.stop, k.step)).rstrip(":") or ":"
+            text = ":".join("" if v is None else str(v) for v in (k.start, k.stop))
+            return text + ("" if k.step is None else f":{k.step}")
         return "None" if k is None else "..." if k is Ellipsis else str(k)
     return "x[" + ", ".join(one(k) for k in key) + "]"
 
@@ -201,7 +203,7 @@ def _symbolic_index(x: Node, key: tuple, d: int, k: Any) -> tuple:
         m = ceil_div(span, s)
     except _dims.SymbolicDimError:
         raise _dims.SymbolicDimError(f"{where}a strided slice of the symbolic axis {d} (size {n}) is not "
-                                     f"supported: the number of entries, ceil(({span}) / {s}), is not a "
+                                     f"supported: the number of entries, ceil({span} / {s}), is not a "
                                      f"polynomial in the sizes") from None
     return lo, s, m, st < 0
 
@@ -300,6 +302,8 @@ def array_split(ary, indices_or_sections, axis: int = 0) -> list:
     x = as_tensor(ary)
     ax = normalize_axis("array_split", axis, x.ndim)
     n = x.shape[ax]
+    if isinstance(n, _dims.Dim):
+        return _symbolic_split(x, ax, indices_or_sections)
     if _is_int(indices_or_sections):
         k = int(indices_or_sections)
         if k <= 0:
@@ -317,10 +321,30 @@ def array_split(ary, indices_or_sections, axis: int = 0) -> list:
     return out
 
 
+def _symbolic_split(x: Node, ax: int, indices_or_sections) -> list:
+    """array_split along a symbolic axis: k equal sections when k divides the size as a polynomial
+    (``2*n`` into 2), or the parts between the given indices (each part is a slice, as NumPy's)."""
+    n = x.shape[ax]
+    if _is_int(indices_or_sections):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise ValueError(f"array_split: number sections must be larger than 0, got {k}")
+        if decide(lambda: n % k == 0) is not True:
+            raise _dims.SymbolicDimError(f"array_split: the symbolic axis {ax} (size {n}) into {k} sections: the "
+                                         f"section sizes depend on {n} mod {k} at call time")
+        bounds = [j * (n // k) for j in range(k + 1)]
+    else:
+        bounds = [0] + [int(i) for i in indices_or_sections] + [None]
+    lead = (builtins.slice(None),) * ax
+    return [getitem(x, lead + (builtins.slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
 def split(ary, indices_or_sections, axis: int = 0) -> list:
     """Split into ``n`` equal parts (an error when the axis does not divide), or at the given indices."""
     x = as_tensor(ary)
     ax = normalize_axis("split", axis, x.ndim)
+    if isinstance(x.shape[ax], _dims.Dim):  # the equal division is checked by array_split's symbolic path
+        return array_split(x, indices_or_sections, ax)
     if _is_int(indices_or_sections) and (indices_or_sections <= 0 or x.shape[ax] % indices_or_sections):
         raise ValueError(f"split: array split does not result in an equal division: axis {ax} of shape {x.shape} "
                          f"into {indices_or_sections} sections")

@@ -91,7 +91,8 @@ def iota(n: "_dims.DimLike", dtype: str = "int64") -> Node:
     if not isinstance(n, _dims.Dim):
         return const(np.arange(n).astype(dtype), dtype)
     ones = apply("broadcast_to", [const(1.0, "float64")], shape=(n,))
-    return apply("cast", [apply("sub", [cumsum(ones, 0), const(1.0, "float64")])], dtype=dtype)
+    out = apply("sub", [cumsum(ones, 0), const(1.0, "float64")])
+    return out if dtype == "float64" else apply("cast", [out], dtype=dtype)
 
 
 # -- shape rules ---------------------------------------------------------------------------------------------

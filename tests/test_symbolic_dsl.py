@@ -56,7 +56,12 @@ CASES = {
     "trace_diag": ({"x": (("n", "n"), F)}, lambda x: sd.trace(x) * sd.diagonal(x) + sd.diagonal(x, 1).sum()),
     "triu": ({"x": ((4, 4), F), "y": (("n", 4, 4), F)}, lambda x, y: sd.triu(y) + sd.tril(x)),
     "repeat_tile": ({"x": (("n", 3), F)}, lambda x: sd.repeat(x, 2, axis=0)[:x.shape[0]] + sd.tile(x, (1, 2))[:, :3]),
-    "roll": ({"x": (("n", 3), F)}, lambda x: sd.roll(x, 1, axis=1)),
+    "roll": ({"x": (("n", 3), F)}, lambda x: sd.roll(x, 1, axis=1) + sd.roll(x, 1, axis=0) * sd.roll(x, -1, axis=0)),
+    "split_n": ({"x": (("n", 2, 3), F)}, lambda x: sd.split(x.reshape(-1, 3), 2)[1] * sd.array_split(x, [1])[1].sum()),
+    "pad_edge_n": ({"x": (("n", 3), F)}, lambda x: sd.pad(x, ((2, 1), (1, 0)), mode="edge")),
+    "triu_n": ({"x": (("n", "n"), F)}, lambda x: sd.triu(x, 1) - sd.tril(x)),
+    "eye_arange": ({"x": (("n", 3), F)}, lambda x: sd.eye(x.shape[0]) @ x * sd.arange(1, x.shape[0] + 1)[:, None]
+                   + sd.eye(3, x.shape[0], 1, dtype=F).T),
     "split": ({"x": (("n", 4), F)}, lambda x: sd.split(x, 2, axis=1)[0] * sd.split(x, [1], axis=1)[1][:, :2]),
     "clip_where": ({"x": (("n", 3), F)}, lambda x: sd.clip(x, -0.5, 0.5) + sd.where(x > 0, x, 0.1 * x)),
     "transposes": ({"x": (("n", 3, 2), F)}, lambda x: sd.transpose(sd.moveaxis(sd.swapaxes(x, 0, 2), 0, 1), (2, 0, 1))),
@@ -112,3 +117,95 @@ def _check(name: str, backend: str) -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_symbolic_matches_fixed_numpy(name):
     _check(name, "numpy")
+
+
+def test_nn_modules_on_a_symbolic_batch():
+    """Conv2d -> BatchNorm2d (training: batch statistics, running updates with the unbiased count) ->
+    Dropout2d -> MaxPool2d -> Flatten -> BatchNorm1d -> Linear, on a symbolic batch, against fixed batches."""
+    nn = sd.nn
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, dtype=F), nn.BatchNorm2d(3, dtype=F), nn.Dropout2d(0.5),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.BatchNorm1d(12, dtype=F), nn.Linear(12, 2, dtype=F),
+                          name="m")
+
+    def build(n):
+        x = sd.input("x", (n, 2, 4, 4), F)
+        y = model(x)
+        params = [l for l in sd.ir.toposort([y]) if l.op == "param"]
+        outs = [y, *model.state_updates().values(), *sd.grad(sd.sum(y * y), params)]
+        return outs, sorted({l for l in sd.ir.toposort(outs) if l.is_leaf and l.op != "const"}, key=lambda l: l.name)
+
+    outs, leaves = build("n")
+    f = sd.compile(outs, "numpy", inputs=leaves)
+    values = model.init_values(seed=1)
+    for n in (1, 2, 5):
+        vals = {**values, "x": np.random.default_rng(n).standard_normal((n, 2, 4, 4)), "rng_seed": np.int64(3),
+                "rng_step": np.int64(n)}
+        fouts, fleaves = build(n)
+        want = sd.compile(fouts, "numpy", inputs=fleaves)(**{l.name: vals[l.name] for l in fleaves})
+        got = f(**{l.name: vals[l.name] for l in leaves})
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+# what needs a fixed size (or a size the call decides) on x: (n, 3): a SymbolicDimError naming what and where
+UNSUPPORTED = [
+    (lambda x: x[::2], r"x\[::2\]: a strided slice of the symbolic axis 0 \(size n\)"),
+    (lambda x: x[1], r"x\[1\]: the index 1 of the symbolic axis 0 \(size n\)"),
+    (lambda x: x[2:], r"x\[2:\]: a slice bound of the symbolic axis 0 \(size n\)"),
+    (lambda x: x[1:-1], r"x\[1:-1\]: the slice of the symbolic axis 0 \(size n\) has n - 2 entries"),
+    (lambda x: x[:, ::2][:2], r"x\[:2\]: a slice bound of the symbolic axis 0"),
+    (lambda x: x[[0, 1]], r"advanced_index: the constant index 1 into the symbolic axis 0 \(size n\)"),
+    (lambda x: x[1:, [0, 1]], r"advanced_index: the slice .* of the symbolic axis 0 \(size n\)"),
+    (lambda x: sd.split(x, 3), r"array_split: the symbolic axis 0 \(size n\) into 3 sections"),
+    (lambda x: sd.roll(x, 2, 0), r"roll: a shift by 2 of the symbolic axis 0 \(size n\)"),
+    (lambda x: sd.pad(x, 1, mode="reflect"), r"pad: mode 'reflect' on the symbolic axis 0 \(size n\)"),
+    (lambda x: sd.repeat(x, [1, 2], axis=0), r"repeat: one count per element of the symbolic axis 0 \(size n\)"),
+    (lambda x: sd.diagonal(x, 1), r"diagonal \(offset 1\) of axes of sizes n and 3: min\(n, 2\)"),
+    (lambda x: sd.arange(0, x.shape[0], 2), r"arange\(0, n, 2\): a symbolic range needs step 1"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(UNSUPPORTED)))
+def test_what_needs_a_fixed_size_raises_clearly(k):
+    fn, match = UNSUPPORTED[k]
+    with pytest.raises(SymbolicDimError, match=match):
+        fn(sd.input("x", ("n", 3), F))
+
+
+def test_fixed_sizes_keep_their_errors():
+    x = sd.input("x", (4, 3), F)
+    with pytest.raises(IndexError, match="index 4 is out of bounds for axis 0 with size 4"):
+        x[4]
+    with pytest.raises(ValueError, match="ddof=4 leaves no degrees of freedom"):
+        sd.var(x, 0, ddof=4)
+
+
+def test_combined_graph_on_llvm():
+    """Representative cases in one graph, compiled once on llvm (specialised per size): equal to numpy."""
+    names = ["concat_fixed", "slice_keys", "index_last", "var_ddof", "einsum", "gather_2d", "scatter_set", "pad",
+             "trace_diag", "triu", "maxpool", "rand_mask", "eye_arange", "split_n"]
+    specs, outs, fixed = {}, [], []
+    for name in names:
+        leaves, fn, *_ = CASES[name]
+        pre = {f"{name}_{k}": v for k, v in leaves.items()}
+        specs.update(pre)
+        outs.append(lambda *a, fn=fn: fn(*a))
+        fixed.append(list(pre))
+
+    def build(n):
+        leaves = {k: sd.input(k, tuple(n if s == "n" else s for s in shape), dt) for k, (shape, dt) in specs.items()}
+        res = []
+        for fn, keys in zip(outs, fixed):
+            o = fn(*(leaves[k] for k in keys))
+            fl = [leaves[k] for k in keys if leaves[k].dtype == F]
+            res += [o, *sd.grad(sd.sum(o * o), fl)]
+        return list(leaves.values()), res
+
+    leaves, res = build("n")
+    f = sd.compile(res, "llvm", inputs=leaves)
+    for n in (2, 7):
+        vals = _values(specs, n)
+        want = sd.compile(res, "numpy", inputs=leaves)(**vals)
+        for k, (a, b) in enumerate(zip(f(**vals), want)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=f"output {k} at n={n}")
+    assert f.compiles == 2
