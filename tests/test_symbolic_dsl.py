@@ -165,6 +165,20 @@ UNSUPPORTED = [
 ]
 
 
+SPATIAL = [  # on (2, 2, h, 6): only the batch of a convolution or a pooling may be symbolic
+    (lambda x: sd.conv2d(x, sd.ones((3, 2, 3, 3))), r"conv2d: a symbolic spatial axis \(size h\) of the input"),
+    (lambda x: sd.max_pool2d(x, 2), r"max_pool2d: the symbolic spatial axis 0 \(size h\)"),
+    (lambda x: sd.adaptive_avg_pool2d(x, 1), r"adaptive_avg_pool2d: the symbolic spatial axis 0 \(size h\)"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(SPATIAL)))
+def test_symbolic_spatial_axes_raise_clearly(k):
+    fn, match = SPATIAL[k]
+    with pytest.raises(SymbolicDimError, match=match):
+        fn(sd.input("x", (2, 2, "h", 6), F))
+
+
 @pytest.mark.parametrize("k", range(len(UNSUPPORTED)))
 def test_what_needs_a_fixed_size_raises_clearly(k):
     fn, match = UNSUPPORTED[k]
@@ -209,3 +223,21 @@ def test_combined_graph_on_llvm():
         for k, (a, b) in enumerate(zip(f(**vals), want)):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=f"output {k} at n={n}")
     assert f.compiles == 2
+
+
+def test_batching_the_dsl_over_a_symbolic_size():
+    """batch() with the size "b": slices, concatenation, flips, scans, gathers, pads, var, triu per example."""
+    from symdiff.batching import batch
+    x, i = sd.input("x", (5, 3), F), sd.input("i", (2,), I)
+    outs = [sd.concatenate([x[1:], x[:1]]), sd.flip(x, 0) * x[-1], sd.cumsum(x, 0), x[i], sd.pad(x, 1),
+            sd.var(x, 0, ddof=1), sd.triu(x)]
+    xb, ib = sd.input("xb", ("b", 5, 3), F), sd.input("ib", ("b", 2), I)
+    f = sd.compile(batch(outs, {x: xb, i: ib}, "b"), "numpy", inputs=[xb, ib])
+    one = sd.compile(outs, "numpy", inputs=[x, i])
+    rng = np.random.default_rng(0)
+    for b in (1, 3):
+        v, iv = rng.standard_normal((b, 5, 3)), rng.integers(0, 5, (b, 2))
+        got = f(v, iv)
+        for j in range(b):
+            for k, want in enumerate(one(v[j], iv[j])):
+                np.testing.assert_allclose(got[k][j], want, rtol=1e-12, atol=1e-14)
