@@ -15,12 +15,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .api import as_tensor, reshape
 from .api_shape import (concatenate, expand_dims, flip, moveaxis, normalize_axes, normalize_axis, result_dtype,
                         stack, swapaxes)
 from .ir import Node, apply, const
-from .ops_index import concat, embed, slice_axis, strided_slice
+from .ops_gather import iota
+from .ops_index import concat, decide, dim_max, dim_min, embed, slice_axis, strided_slice
 from .ops_index import flip as flip_axes
 from .ops_tensor import broadcast_to, cast, reduce_sum
 
@@ -92,11 +94,27 @@ def pad(array, pad_width, mode: str = "constant", constant_values: Any = 0) -> N
     if mode not in ("edge", "reflect", "symmetric", "wrap"):
         raise ValueError(f"pad: mode {mode!r} is not supported (constant, edge, reflect, symmetric, wrap, empty)")
     for ax, (b, a) in enumerate(pw):
-        if b or a:
+        if (b or a) and isinstance(x.shape[ax], _dims.Dim):
+            x = _symbolic_edge_pad(x, ax, b, a, mode)
+        elif b or a:
             if x.shape[ax] == 0:
                 raise ValueError(f"pad: can't extend empty axis {ax} using modes other than 'constant' or 'empty'")
             x = take_static(x, ax, np.pad(np.arange(x.shape[ax]), (b, a), mode=mode))
     return x
+
+
+def _symbolic_edge_pad(x: Node, ax: int, before: int, after: int, mode: str) -> Node:
+    """Padding of a symbolic axis: mode "edge" repeats the first and last entries (``x[:1]``, ``x[-1:]``,
+    which exist for every size >= 1); the other modes read entries that depend on the size."""
+    n = x.shape[ax]
+    if mode != "edge":
+        raise _dims.SymbolicDimError(f"pad: mode {mode!r} on the symbolic axis {ax} (size {n}) reads entries that "
+                                     f"depend on the size; use 'constant' or 'edge'")
+    def side(start, k):
+        one = slice_axis(x, ax, start, start + 1)
+        return broadcast_to(one, one.shape[:ax] + (k,) + one.shape[ax + 1:])
+    parts = ([side(0, before)] if before else []) + [x] + ([side(n - 1, after)] if after else [])
+    return concat(parts, ax)
 
 
 # -- roll, repeat, tile -----------------------------------------------------------------------------------------------
@@ -116,10 +134,24 @@ def roll(a, shift, axis=None) -> Node:
         total[ax] = total.get(ax, 0) + int(s)
     for ax, s in total.items():
         n = x.shape[ax]
-        s = s % n if n else 0
+        if isinstance(n, _dims.Dim):
+            s = _symbolic_shift(n, s, ax)
+        else:
+            s = s % n if n else 0
         if s:  # out[i] = x[(i - s) mod n]: the last s entries, then the first n - s
             x = concat([slice_axis(x, ax, n - s, n), slice_axis(x, ax, 0, n - s)], ax)
     return x
+
+
+def _symbolic_shift(n: _dims.Dim, s: int, ax: int):
+    """A roll by ``s`` on a symbolic axis as a shift in [0, n]: s itself when 0 <= s <= n for every size,
+    n + s when -n <= s < 0 (a shift by n is the identity); else the wrap depends on n mod |s|."""
+    if s == 0:
+        return 0
+    if decide(lambda: abs(s) <= n) is not True:
+        raise _dims.SymbolicDimError(f"roll: a shift by {s} of the symbolic axis {ax} (size {n}) wraps by {s} mod "
+                                     f"{n}, which depends on the size; shifts of -1, 0 and 1 work for every size")
+    return s if s > 0 else n + s
 
 
 def repeat(a, repeats, axis: Optional[int] = None) -> Node:
@@ -140,6 +172,9 @@ def repeat(a, repeats, axis: Optional[int] = None) -> Node:
         e = expand_dims(x, ax + 1)
         b = broadcast_to(e, e.shape[:ax + 1] + (r,) + e.shape[ax + 2:])
         return reshape(b, x.shape[:ax] + (n * r,) + x.shape[ax + 1:])
+    if isinstance(n, _dims.Dim):
+        raise _dims.SymbolicDimError(f"repeat: one count per element of the symbolic axis {ax} (size {n}) needs a "
+                                     f"fixed size; a single count works")
     if reps.size != n:
         raise ValueError(f"repeat: operands could not be broadcast together: {reps.size} repeats for axis {ax} "
                          f"of size {n} (shape {x.shape})")
@@ -167,10 +202,14 @@ def _tri_mask(op: str, m: Node, k: int, upper: bool) -> Node:
     if m.ndim < 2:
         raise ValueError(f"{op}: input must be at least 2-d, got shape {m.shape}")
     n, c = m.shape[-2:]
-    i, j = np.arange(n)[:, None], np.arange(c)[None, :]
-    keep = (j - i >= k) if upper else (j - i <= k)
+    if _dims.is_symbolic((n, c)):  # the mask from index iotas: keep where j - i >= k (upper) / <= k (lower)
+        d = apply("sub", [reshape(iota(c, "float64"), (1, c)), reshape(iota(n, "float64"), (n, 1))])
+        keep = apply("greater_equal" if upper else "less_equal", [d, const(float(k), "float64")])
+    else:
+        i, j = np.arange(n)[:, None], np.arange(c)[None, :]
+        keep = const((j - i >= k) if upper else (j - i <= k), "bool")
     # a select, not a product with a 0/1 mask: an inf or nan in the zeroed part gives 0 (as NumPy)
-    return apply("where", [const(keep, "bool"), m, const(0, m.dtype)])
+    return apply("where", [keep, m, const(0, m.dtype)])
 
 
 def triu(m, k: int = 0) -> Node:
@@ -197,7 +236,8 @@ def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Node:
     y = moveaxis(x, (i1, i2), (-2, -1))
     n, m, lead = y.shape[-2], y.shape[-1], y.shape[:-2]
     offset = int(offset)
-    length = builtins.max(0, builtins.min(n, m - offset) if offset >= 0 else builtins.min(n + offset, m))
+    what = f"diagonal (offset {offset}) of axes of sizes {n} and {m}"
+    length = dim_max(0, dim_min(n, m - offset, what) if offset >= 0 else dim_min(n + offset, m, what), what)
     first = offset if offset >= 0 else -offset * m
     flat = reshape(y, lead + (n * m,))
     if length == 0:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numbers
 from typing import Optional, Sequence, Union
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .api import TensorLike, as_tensor
 from .ir import Node
@@ -98,6 +99,12 @@ def _operands(fn: str, x: TensorLike, w: TensorLike, k: int) -> tuple:
         raise ValueError(f"{fn}: expected a {k + 2}-D (batched) or {k + 1}-D (unbatched) input, got shape {x.shape}")
     if unbatched:
         x = reshape(x, (1,) + x.shape)
+    for d, n in enumerate(x.shape[1:] + w.shape):  # only the batch axis may be symbolic
+        if isinstance(n, _dims.Dim):
+            what = f"channel axis (size {n})" if d in (0, k + 1, k + 2) else f"spatial axis (size {n})"
+            raise _dims.SymbolicDimError(f"{fn}: a symbolic {what} of the {'input' if d <= k else 'weight'} is not "
+                                         f"supported: the geometry and the gradient need fixed sizes (a symbolic "
+                                         f"batch works)")
     return x, w, unbatched
 
 

@@ -12,23 +12,28 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .api import as_tensor
 from .api_shape import moveaxis, normalize_axis
-from .ir import Node, const
+from .ir import Node, apply, const
+from .ops_gather import iota
+from .ops_index import decide
 from .ops_tensor import broadcast_to, cast, reshape
+from .optable import broadcast_shapes
 
 __all__ = ["linspace", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "eye", "identity", "arange"]
 
 
 def _shape(op: str, shape: Any) -> tuple:
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        shape = (int(shape),)
+    """A shape argument as a tuple of sizes: ints, or symbolic sizes (``"batch"``, ``sd.dim``, ``x.shape[0]``)."""
+    if isinstance(shape, (numbers.Integral, str, _dims.Dim)) and not isinstance(shape, bool):
+        shape = (shape,)
     try:
-        shape = tuple(int(s) for s in shape)
+        shape = tuple(_dims.as_dim(s) if isinstance(s, (str, _dims.Dim)) else int(s) for s in shape)
     except TypeError:
         raise TypeError(f"{op}: shape must be an int or a tuple of ints, got {shape!r}") from None
-    if any(s < 0 for s in shape):
+    if any(isinstance(s, int) and s < 0 for s in shape):
         raise ValueError(f"{op}: negative dimensions are not allowed, got shape {shape}")
     return shape
 
@@ -48,7 +53,7 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
     dt = _dtype(dtype, _dt.promote(a.dtype, b.dtype) if _dt.is_float(a.dtype) or _dt.is_float(b.dtype)
                 else "float64")
     a, b = cast(a, dt), cast(b, dt)
-    shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+    shape = broadcast_shapes("linspace", a.shape, b.shape)
     div = (num - 1) if endpoint else num
     frac = np.arange(num, dtype=np.float64) / div if div > 0 else np.zeros(num)  # t_k = k / div
     t = const(frac.reshape((num,) + (1,) * len(shape)), dt)
@@ -108,7 +113,11 @@ def ones_like(a: Any, dtype: Any = None, shape: Optional[Any] = None) -> Node:
 
 
 def eye(N: int, M: Optional[int] = None, k: int = 0, dtype: Any = None) -> Node:  # noqa: N803 (NumPy's names)
-    """The ``N x M`` matrix with ones on diagonal ``k``."""
+    """The ``N x M`` matrix with ones on diagonal ``k`` (``N``/``M`` may be symbolic sizes, ``x.shape[0]``)."""
+    if _dims.is_symbolic((N, M)):  # [j - i == k] from index iotas
+        M = N if M is None else M
+        d = apply("sub", [reshape(iota(M, "float64"), (1, M)), reshape(iota(N, "float64"), (N, 1))])
+        return cast(apply("eq", [d, const(float(k), "float64")]), _dtype(dtype))
     return const(np.eye(N, M, k), _dtype(dtype))
 
 
@@ -118,7 +127,16 @@ def identity(n: int, dtype: Any = None) -> Node:
 
 
 def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> Node:
-    """``np.arange`` as a constant tensor (int64 for integer arguments, float64 otherwise, unless ``dtype``)."""
+    """``np.arange`` as a constant tensor (int64 for integer arguments, float64 otherwise, unless ``dtype``).
+    A symbolic length (``arange(x.shape[0])``, ``arange(1, n + 1)``; integer steps of 1) is an index iota."""
+    if _dims.is_symbolic((start, stop)):
+        lo, hi = (0, start) if stop is None else (start, stop)
+        if step != 1 or decide(lambda: hi - lo >= 0) is not True:
+            raise _dims.SymbolicDimError(f"arange({start}, {stop}, {step}): a symbolic range needs step 1 and "
+                                         f"stop >= start for every size")
+        out = iota(hi - lo)
+        out = out if lo == 0 else apply("add", [out, const(np.int64(lo), "int64")])
+        return cast(out, _dtype(dtype, "int64"))
     arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
     default = "int64" if arr.dtype.kind in "iu" else "float64"
     return const(arr, _dtype(dtype, default))

@@ -30,14 +30,16 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .api import TensorLike, as_tensor
 from .ir import Node, apply, const
 from .ops_gather import cumsum as _cumsum
-from .ops_gather import gather_shape
+from .ops_gather import gather_shape, iota
 from .ops_gather import scatter_add as _scatter_add
 from .ops_gather import take_along as _take_along
 from .ops_tensor import broadcast_to, cast, reshape, transpose
+from .optable import broadcast_shapes
 
 __all__ = ["take", "take_along_axis", "advanced_index", "cumsum", "cumprod", "sort", "argsort", "partition",
            "argpartition", "AtIndexer", "AtUpdate", "Gather",
@@ -65,6 +67,13 @@ def _static_ints(op: str, v: Any, n: int, axis: int, shape: tuple) -> np.ndarray
     if a.dtype.kind not in "iu":
         raise IndexError(f"{op}: only integers, slices, None, Ellipsis and integer or boolean arrays are valid "
                          f"indices (got {a.dtype} {v!r})")
+    if isinstance(n, _dims.Dim):  # a symbolic axis (every size >= 1): only index 0 is in range for every size
+        if a.size and (a.min() < 0 or a.max() >= 1):
+            bad = int(a.reshape(-1)[np.argmax((a < 0) | (a >= 1)).item()])
+            raise _dims.SymbolicDimError(f"{op}: the constant index {bad} into the symbolic axis {axis} (size {n}) "
+                                         f"is out of range for some sizes (tensor shape {shape}); index it with an "
+                                         f"int tensor (clamped at run time) or use x[-1] / slices")
+        return a.astype(np.int64)
     bad = a[(a >= n) | (a < -n)]
     if bad.size:
         raise IndexError(f"{op}: index {int(bad.reshape(-1)[0])} is out of bounds for axis {axis} with size {n} "
@@ -196,10 +205,11 @@ def _has_dynamic(key: Any) -> bool:
 
 
 def gather_of(shape: tuple, key: Any, op: str = "advanced_index") -> Gather:
-    """The gather chain of ``x[key]`` for a tensor of ``shape`` (NumPy indexing semantics)."""
+    """The gather chain of ``x[key]`` for a tensor of ``shape`` (NumPy indexing semantics). A symbolic
+    shape takes the general chain (constant indices are checked against the fixed axes they index)."""
     shape = tuple(shape)
-    size = int(np.prod(shape, dtype=np.int64))
-    if not _has_dynamic(key):
+    if not _has_dynamic(key) and not _dims.is_symbolic(shape):
+        size = int(np.prod(shape, dtype=np.int64))
         flat = _static_flat(op, shape, key)
         return Gather(shape, (("reshape", (size,)), ("take", const(flat.reshape(-1), "int64"), 0),
                               ("reshape", flat.shape)))
@@ -209,6 +219,11 @@ def gather_of(shape: tuple, key: Any, op: str = "advanced_index") -> Gather:
     for e in entries:  # 1. slices: a constant gather along their axis
         if e[0] == "slice":
             d = e[2]
+            if isinstance(shape[d], _dims.Dim):
+                if e[1] != slice(None):
+                    raise _dims.SymbolicDimError(f"{op}: the slice {e[1]} of the symbolic axis {d} (size {shape[d]}) "
+                                                 f"next to an array index is not supported; slice first (x[a:b][idx])")
+                continue
             r = np.arange(*e[1].indices(shape[d]), dtype=np.int64)
             if len(r) != shape[d] or np.any(r != np.arange(shape[d])):
                 steps.append(("take", const(r.reshape([1] * d + [len(r)] + [1] * (len(shape) - d - 1)), "int64"), d))
@@ -216,7 +231,7 @@ def gather_of(shape: tuple, key: Any, op: str = "advanced_index") -> Gather:
     adv = [e for e in entries if e[0] == "adv"]
     idx = [_index_node(op, e[1], shape[e[2]], e[2], shape) for e in adv]
     try:
-        B = tuple(np.broadcast_shapes(*(i.shape for i in idx)))
+        B = broadcast_shapes(op, *(i.shape for i in idx))
     except ValueError:
         raise IndexError(f"{op}: shape mismatch: indexing arrays could not be broadcast together with shapes "
                          f"{' '.join(str(i.shape) for i in idx)}") from None
@@ -291,7 +306,7 @@ def take(x: TensorLike, indices: Any, axis: Optional[int] = None) -> Node:
     axis = int(axis) % x.ndim
     i = _index_node("take", indices, x.shape[axis], axis, x.shape)
     before, after = x.shape[:axis], x.shape[axis + 1:]
-    a, b = int(np.prod(before, dtype=np.int64)), int(np.prod(after, dtype=np.int64))
+    a, b = _dims.prod(before), _dims.prod(after)
     x3 = reshape(x, (a, x.shape[axis], b))
     out = _take_along(x3, reshape(i, (1, i.size, 1)), 1)
     return reshape(out, before + i.shape + after)
@@ -389,7 +404,7 @@ class AtUpdate:
     def __init__(self, x: Node, key: Any) -> None:
         self.x, self.key = x, key
         self.g = gather_of(x.shape, key, "at")
-        self.static = not _has_dynamic(key)
+        self.static = not _has_dynamic(key) and not _dims.is_symbolic(x.shape)
         self.out_shape = self.g.shapes()[-1]
 
     def _v(self, v: TensorLike, what: str) -> Node:
@@ -431,8 +446,7 @@ class AtUpdate:
             last[flat.size - 1 - first_rev] = True
             winner = const(last.reshape(self.out_shape).astype(dt), dt)
         else:  # the largest row-major position sent to each target wins: a scatter_max of positions
-            pos = const(np.arange(int(np.prod(self.out_shape, dtype=np.int64)), dtype=np.int64)
-                        .reshape(self.out_shape), "int64")
+            pos = reshape(iota(_dims.prod(self.out_shape)), self.out_shape)
             back = cast(self.g.apply(self.g.transpose_apply(pos, "scatter_max", fill=-1)), "float64")
             winner = cast(apply("eq", [back, cast(pos, "float64")]), dt)
         # one winner per written position: scattering the winner mask marks exactly the positions hit

@@ -35,6 +35,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .api import TensorLike, as_tensor
 from .api_conv import int_tuple, is_int
@@ -69,6 +70,10 @@ def _spatial_input(fn: str, x: TensorLike, k: int) -> tuple:
     unbatched = x.ndim == k + 1
     if unbatched:
         x = reshape(x, (1,) + x.shape)
+    for d, s in enumerate(x.shape[2:]):  # the batch and channel axes may be symbolic, the spatial ones not
+        if isinstance(s, _dims.Dim):
+            raise _dims.SymbolicDimError(f"{fn}: the symbolic spatial axis {d} (size {s}) is not supported: the "
+                                         f"windows and their counts need a fixed size (a symbolic batch works)")
     if builtins.any(s < 1 for s in x.shape[1:]):
         raise ValueError(f"{fn}: expected non-zero channel and spatial sizes, got input shape "
                          f"{x.shape[1:] if unbatched else x.shape}")

@@ -14,9 +14,9 @@ import numbers
 import string
 from typing import Sequence
 
-import numpy as np
 
 from . import api as _api
+from . import dims as _dims
 from .api import TensorLike, as_tensor
 from .ir import Node
 from .optable import dsl_function
@@ -32,8 +32,8 @@ LETTERS = string.ascii_letters
 _ELL = [chr(0x100 + k) for k in range(64)]  # internal labels of the dimensions an ellipsis stands for
 
 
-def _size(shape: Sequence[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+def _size(shape: Sequence[int]) -> _dims.DimLike:
+    return _dims.prod(shape)
 
 
 # -- subscripts ---------------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ class _Spec:
                 if n != old and 1 not in (n, old):
                     what = "the ellipsis dimensions" if c in _ELL else f"index {c!r}"
                     self.fail(f"{what} have sizes {old} and {n}")
-                self.sizes[c] = max(old, n) if n != old else n
+                self.sizes[c] = old if n == 1 else n  # the size that is not a broadcast 1 (symbolic sizes too)
         used = [c for labels in self.inputs for c in labels]
         if arrow:
             out, has_ell = self.term(rhs, "the output")

@@ -15,9 +15,11 @@ from typing import Optional
 import numpy as np
 
 from . import api as _api
+from . import dims as _dims
 from .api import TensorLike, as_tensor
 from .ir import Node, apply
-from .optable import dsl_function
+from .ops_reduce import axis_size
+from .optable import broadcast_shapes, dsl_function
 from .ops_tensor import broadcast_to as _broadcast_to
 from .ops_tensor import reshape as _reshape
 
@@ -29,8 +31,9 @@ def axes_of(op: str, x: Node, axis) -> tuple:
     return _api.reduction_axes(op, x, axis)
 
 
-def _count(x: Node, axes: tuple) -> int:
-    return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+def _count(x: Node, axes: tuple) -> _dims.DimLike:
+    """The number of entries over ``axes``: an int, or a Dim when an axis is symbolic."""
+    return _dims.prod(x.shape[a] for a in axes)
 
 
 @dsl_function(numpy_name='min', differentiable=True, ops=('max', 'neg'))
@@ -67,11 +70,15 @@ def var(x: TensorLike, axis=None, ddof: int = 0, keepdims: bool = False) -> Node
     n = _count(x, axes)
     if not isinstance(ddof, numbers.Integral) or ddof < 0:
         raise ValueError(f"var: ddof must be a non-negative int, got {ddof!r}")
-    if n - ddof <= 0:
+    if not isinstance(n, _dims.Dim) and n - ddof <= 0:
         raise ValueError(f"var: ddof={ddof} leaves no degrees of freedom for {n} entries "
                          f"(shape {x.shape}, axes {axes})")
     d = _api.subtract(x, _api.mean(x, axes, keepdims=True))
-    return _api.multiply(_api.sum(_api.square(d), axes, keepdims), 1.0 / (n - ddof))
+    ss = _api.sum(_api.square(d), axes, keepdims)
+    if isinstance(n, _dims.Dim):  # divide by max(N - ddof, 0) at call time: no degrees of freedom give NaN/inf, as NumPy
+        dof = axis_size(x, axes, ss.dtype)
+        return _api.divide(ss, _api.maximum(_api.subtract(dof, float(ddof)), 0.0) if ddof else dof)
+    return _api.multiply(ss, 1.0 / (n - ddof))
 
 
 @dsl_function(numpy_name='std', differentiable=True, ops=('sum', 'sub', 'square', 'mul', 'sqrt'))
@@ -112,7 +119,7 @@ def average(a: TensorLike, axis=None, weights: Optional[TensorLike] = None, retu
     a = as_tensor(a)
     if weights is None:
         avg = _api.mean(a, axis, keepdims)
-        scl = _broadcast_to(as_tensor(float(_count(a, axes_of("average", a, axis))), avg), avg.shape)
+        scl = _broadcast_to(axis_size(a, axes_of("average", a, axis), avg.dtype), avg.shape)
         return (avg, scl) if returned else avg
     w = as_tensor(weights, a)
     axes = axes_of("average", a, axis)
@@ -128,7 +135,7 @@ def average(a: TensorLike, axis=None, weights: Optional[TensorLike] = None, retu
 
 
 def _api_shape(a: Node, w: Node) -> tuple:
-    return tuple(np.broadcast_shapes(a.shape, w.shape))
+    return broadcast_shapes("average", a.shape, w.shape)
 
 
 # -- norm ---------------------------------------------------------------------------------------------------
@@ -205,14 +212,14 @@ def _truth_count(op: str, x: TensorLike, axis, keepdims: bool) -> tuple:
     x = as_tensor(x)
     axes = axes_of(op, x, axis)
     t = _api.astype(_api.astype(x, "bool"), "float64")
-    return _api.sum(t, axes, keepdims), _count(x, axes)
+    return _api.sum(t, axes, keepdims), axis_size(x, axes, "float64")
 
 
 @dsl_function(numpy_name="all", differentiable=False, ops=("cast", "sum", "equal"))
 def all(x: TensorLike, axis=None, keepdims: bool = False) -> Node:  # noqa: A001
     """True (bool) where every entry over ``axis`` is true (!= 0), as ``np.all``; an empty reduction is True."""
     n, count = _truth_count("all", x, axis, keepdims)
-    return _api.equal(n, float(count))
+    return _api.equal(n, count)
 
 
 @dsl_function(numpy_name="any", differentiable=False, ops=("cast", "sum", "greater"))

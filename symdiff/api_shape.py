@@ -14,10 +14,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .api import as_tensor, reshape, transpose
 from .ir import Node
-from .ops_index import concat, flip as _flip_op, slice_axis, strided_slice
+from .ops_index import ceil_div, concat, decide, slice_axis, strided_slice
+from .ops_index import flip as _flip_op
 from .ops_tensor import cast
 
 __all__ = ["getitem", "normalize_axis", "normalize_axes", "result_dtype", "concatenate", "stack", "split",
@@ -86,6 +88,7 @@ def getitem(x: Node, key: Any) -> Node:
     """``x[key]`` with NumPy basic indexing: ints (negative count from the end), slices (any step),
     ``None``/``np.newaxis`` and one ``...``; integer/boolean arrays go to advanced indexing."""
     key = key if isinstance(key, tuple) else (key,)
+    shown = key  # as written, for error messages
     if any(_is_advanced(k) for k in key):
         from . import api_gather  # noqa: PLC0415  (advanced indexing lives with the gathers)
         return api_gather.advanced_index(x, key if len(key) != 1 else key[0])
@@ -111,7 +114,14 @@ def getitem(x: Node, key: Any) -> Node:
             out_shape.append(1)
             continue
         n = x.shape[d]
-        if _is_int(k):
+        if isinstance(n, _dims.Dim):  # a symbolic axis: bounds as size expressions, when they are certain
+            b, s, m, rev = _symbolic_index(x, shown, d, k)
+            flips += [d] if rev else []
+            start.append(b)
+            step.append(s)
+            size.append(m)
+            out_shape += [] if _is_int(k) else [m]
+        elif _is_int(k):
             if not -n <= k < n:
                 raise IndexError(f"index {k} is out of bounds for axis {d} with size {n} (shape {x.shape})")
             start.append(int(k) % n)
@@ -130,6 +140,79 @@ def getitem(x: Node, key: Any) -> Node:
         d += 1
     y = strided_slice(_flip_op(x, flips), start, step, size)
     return reshape(y, tuple(out_shape))
+
+
+def _key_text(key: tuple) -> str:
+    def one(k):
+        if isinstance(k, builtins.slice):
+            text = ":".join("" if v is None else str(v) for v in (k.start, k.stop))
+            return text + ("" if k.step is None else f":{k.step}")
+        return "None" if k is None else "..." if k is Ellipsis else str(k)
+    return "x[" + ", ".join(one(k) for k in key) + "]"
+
+
+def _clip(v: Any, n: Any) -> Any:
+    """NumPy's clipping of a slice bound to [0, n] (``v`` already made non-negative-relative), or None when
+    the clip depends on the size at call time."""
+    if v is None:
+        return None
+    if decide(lambda: v >= 0) is True and decide(lambda: v <= n) is True:
+        return v
+    if decide(lambda: v <= 0) is True:
+        return 0
+    if decide(lambda: v >= n) is True:
+        return n
+    return None
+
+
+def _symbolic_index(x: Node, key: tuple, d: int, k: Any) -> tuple:
+    """(start, step, size, reversed) of index ``k`` on the symbolic axis ``d`` of ``x`` (size ``n``): a
+    negative bound counts from the end (``n + b``), bounds clip to [0, n], and the size is ``stop - start``
+    (``//`` the step, exactly). Raises SymbolicDimError when one of these depends on the size."""
+    n = x.shape[d]
+    where = f"{_key_text(key)}: "
+    if _is_int(k):  # a single entry: start k or n + k, which must lie inside the axis for every size
+        b = int(k) if k >= 0 else n + int(k)
+        if decide(lambda: b >= 0) is not True or decide(lambda: b < n) is not True:
+            raise _dims.SymbolicDimError(f"{where}the index {k} of the symbolic axis {d} (size {n}) is out of "
+                                         f"range for some sizes; only 0 and -1 are always in range")
+        return b, 1, 1, False
+    st = 1 if k.step is None else k.step
+    if not _is_int(st) or st == 0:
+        raise ValueError(f"{where}slice step must be a non-zero integer, got {k.step!r}")
+    lo, hi = k.start, k.stop
+    if st < 0:  # x[b:e:-s] is flip(x)[-1-b : -1-e : s] (x[i] = flip(x)[n-1-i], n-1-i = -1-i from the end)
+        lo, hi = (None if v is None else -1 - v for v in (lo, hi))
+    for v in (lo, hi):
+        if v is not None and not (_is_int(v) or isinstance(v, _dims.Dim)):
+            raise TypeError(f"{where}slice indices must be integers, sizes or None, got {v!r}")
+    lo = 0 if lo is None else _clip(_from_end(lo, n), n)
+    hi = n if hi is None else _clip(_from_end(hi, n), n)
+    if lo is None or hi is None:
+        raise _dims.SymbolicDimError(f"{where}a slice bound of the symbolic axis {d} (size {n}) clips to the "
+                                     f"axis for some sizes and not others; use bounds that hold for every size "
+                                     f"(0, 1, -1, None)")
+    span = hi - lo
+    if decide(lambda: span <= 0) is True:
+        return 0, 1, 0, st < 0
+    if decide(lambda: span >= 0) is not True:
+        raise _dims.SymbolicDimError(f"{where}the slice of the symbolic axis {d} (size {n}) has {span} entries, "
+                                     f"which is negative for some sizes")
+    s = abs(st)
+    try:
+        m = ceil_div(span, s)
+    except _dims.SymbolicDimError:
+        raise _dims.SymbolicDimError(f"{where}a strided slice of the symbolic axis {d} (size {n}) is not "
+                                     f"supported: the number of entries, ceil({span} / {s}), is not a "
+                                     f"polynomial in the sizes") from None
+    return lo, s, m, st < 0
+
+
+def _from_end(v: Any, n: Any) -> Any:
+    """A slice bound counted from the start: a negative bound (an int, or a size expression certainly < 0)
+    is ``n + v``; a symbolic one of unknown sign is None (then _clip reports it)."""
+    neg = decide(lambda: v < 0)
+    return None if neg is None else n + v if neg else v
 
 
 # -- joining ------------------------------------------------------------------------------------------------------
@@ -219,6 +302,8 @@ def array_split(ary, indices_or_sections, axis: int = 0) -> list:
     x = as_tensor(ary)
     ax = normalize_axis("array_split", axis, x.ndim)
     n = x.shape[ax]
+    if isinstance(n, _dims.Dim):
+        return _symbolic_split(x, ax, indices_or_sections)
     if _is_int(indices_or_sections):
         k = int(indices_or_sections)
         if k <= 0:
@@ -236,10 +321,30 @@ def array_split(ary, indices_or_sections, axis: int = 0) -> list:
     return out
 
 
+def _symbolic_split(x: Node, ax: int, indices_or_sections) -> list:
+    """array_split along a symbolic axis: k equal sections when k divides the size as a polynomial
+    (``2*n`` into 2), or the parts between the given indices (each part is a slice, as NumPy's)."""
+    n = x.shape[ax]
+    if _is_int(indices_or_sections):
+        k = int(indices_or_sections)
+        if k <= 0:
+            raise ValueError(f"array_split: number sections must be larger than 0, got {k}")
+        if decide(lambda: n % k == 0) is not True:
+            raise _dims.SymbolicDimError(f"array_split: the symbolic axis {ax} (size {n}) into {k} sections: the "
+                                         f"section sizes depend on {n} mod {k} at call time")
+        bounds = [j * (n // k) for j in range(k + 1)]
+    else:
+        bounds = [0] + [int(i) for i in indices_or_sections] + [None]
+    lead = (builtins.slice(None),) * ax
+    return [getitem(x, lead + (builtins.slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
 def split(ary, indices_or_sections, axis: int = 0) -> list:
     """Split into ``n`` equal parts (an error when the axis does not divide), or at the given indices."""
     x = as_tensor(ary)
     ax = normalize_axis("split", axis, x.ndim)
+    if isinstance(x.shape[ax], _dims.Dim):  # the equal division is checked by array_split's symbolic path
+        return array_split(x, indices_or_sections, ax)
     if _is_int(indices_or_sections) and (indices_or_sections <= 0 or x.shape[ax] % indices_or_sections):
         raise ValueError(f"split: array split does not result in an equal division: axis {ax} of shape {x.shape} "
                          f"into {indices_or_sections} sections")

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
-from .ir import Node, apply
+from .ir import Node, apply, const
 from .optable import OpDef, register
 
-__all__ = ["wrap_clamp", "gather_shape", "take_along", "scatter_add", "cumsum", "SCATTER_OPS", "SCAN_OPS", "SORT_OPS"]
+__all__ = ["wrap_clamp", "gather_shape", "take_along", "scatter_add", "cumsum", "iota", "SCATTER_OPS", "SCAN_OPS", "SORT_OPS"]
 
 SCATTER_OPS = ("scatter_add", "scatter_mul", "scatter_max")  # combine rule per op: see the kernel renderers
 SCAN_OPS = ("cumsum", "cumprod")
@@ -60,7 +61,7 @@ def gather_shape(op: str, x_shape: tuple, idx_shape: tuple, axis: int) -> tuple:
         else:
             raise ValueError(f"{op}: indices of shape {idx_shape} do not broadcast against values of shape "
                              f"{x_shape} on axis {d} ({b} vs {a}; only axis {axis} may differ)")
-    if x_shape[axis] == 0 and int(np.prod(out, dtype=np.int64)) > 0:
+    if x_shape[axis] == 0 and _dims.prod(out) != 0:
         raise IndexError(f"{op}: cannot index axis {axis} of length 0 (shape {x_shape})")
     return tuple(out)
 
@@ -77,11 +78,21 @@ def take_along(x: Node, idx: Node, axis: int) -> Node:
 
 
 def scatter_add(g: Node, idx: Node, axis: int, shape: tuple) -> Node:
-    return apply("scatter_add", [g, idx], axis=int(axis), shape=tuple(int(s) for s in shape))
+    return apply("scatter_add", [g, idx], axis=int(axis), shape=tuple(_dims.as_dim(s) for s in shape))
 
 
 def cumsum(x: Node, axis: int, reverse: bool = False) -> Node:
     return apply("cumsum", [x], axis=int(axis), reverse=bool(reverse))
+
+
+def iota(n: "_dims.DimLike", dtype: str = "int64") -> Node:
+    """``[0, 1, ..., n - 1]`` as a 1-D ``dtype`` tensor: a constant for a fixed ``n``; for a symbolic one the
+    inclusive cumulative sum of n ones, minus 1 (in float64: exact for n < 2**53), cast to ``dtype``."""
+    if not isinstance(n, _dims.Dim):
+        return const(np.arange(n).astype(dtype), dtype)
+    ones = apply("broadcast_to", [const(1.0, "float64")], shape=(n,))
+    out = apply("sub", [cumsum(ones, 0), const(1.0, "float64")])
+    return out if dtype == "float64" else apply("cast", [out], dtype=dtype)
 
 
 # -- shape rules ---------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import numbers
 
 import numpy as np
 
+from . import dims as _dims
 from . import dtypes as _dt
 from .ir import Node, apply, const
 from .optable import OpDef, register
@@ -85,8 +86,8 @@ def _rand_infer(inputs, attrs):
             raise TypeError(f"rand_uniform: {what} must be an int32/int64 scalar tensor, got {t.dtype}{list(t.shape)} "
                             f"({t.name or t.op!r})")
     shape = tuple(attrs["shape"])
-    if any(not isinstance(s, numbers.Integral) or s < 0 for s in shape):
-        raise ValueError(f"rand_uniform: shape entries must be non-negative integers, got {shape}")
+    if any(not isinstance(s, _dims.Dim) and (not isinstance(s, numbers.Integral) or s < 0) for s in shape):
+        raise ValueError(f"rand_uniform: shape entries must be non-negative integers or symbolic sizes, got {shape}")
     dtype = _dt.normalize(attrs["dtype"])
     if not _dt.is_float(dtype):
         raise TypeError(f"rand_uniform: dtype must be float32 or float64, got {dtype}")
@@ -113,12 +114,14 @@ def rand_uniform(seed, step, shape, dtype: str = "float32", stream: int = 0) -> 
     """Uniform [0, 1) numbers of ``shape`` from the counter-based hash of (seed, step, stream, index).
 
     ``seed``/``step``: int32/int64 scalar tensors (graph inputs) or Python ints. Identical arguments
-    give the identical node (hash-consing), hence identical numbers, wherever it is used.
+    give the identical node (hash-consing), hence identical numbers, wherever it is used. ``shape`` may hold
+    symbolic sizes (``x.shape`` of a ``("batch", ...)`` input); the number at a flat index does not depend
+    on the shape, so with the batch as the leading axis a smaller batch draws the first rows of a larger one.
     """
-    if isinstance(shape, numbers.Integral):
-        shape = (int(shape),)
+    if isinstance(shape, (numbers.Integral, str, _dims.Dim)):
+        shape = (shape,)
     return apply("rand_uniform", [_int_scalar(seed, "seed"), _int_scalar(step, "step")],
-                 shape=tuple(int(s) for s in shape), dtype=_dt.normalize(dtype), stream=int(stream) & MASK32)
+                 shape=tuple(_dims.as_dim(s) for s in shape), dtype=_dt.normalize(dtype), stream=int(stream) & MASK32)
 
 
 __all__ = ["rand_uniform", "rand_uniform_np"]

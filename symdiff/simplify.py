@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
+from .dims import SymbolicDimError
 from .ir import PROVENANCE, Node, apply, toposort
 from .rewrites import FOLD_LIMIT, REWRITES, Rewrite, dispatch, in_phase, like, rewrites_for, uniform
 
@@ -42,7 +43,10 @@ def _fixed_point(outputs: Sequence[Node], for_op: Callable[[str], tuple], max_it
             new = _rebuild(node, [memo[i] for i in node.inputs])
             for _k in range(16):
                 for rw in for_op(new.op):
-                    r = rw.fn(new)
+                    try:
+                        r = rw.fn(new)
+                    except SymbolicDimError:  # the identity depends on symbolic sizes: it does not apply
+                        r = None
                     if r is not None and (r.shape, r.dtype) != (new.shape, new.dtype):
                         r = like(r, new)  # a rewrite never changes a node's type (exp(x32) - 1.0f64 stays f64)
                     if r is not None and r is not new:

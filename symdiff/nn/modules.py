@@ -25,7 +25,9 @@ from typing import Iterator, Optional
 import numpy as np
 
 from .. import api as sd
+from .. import dims as _dims
 from ..ir import Node
+from ..ops_reduce import axis_size
 from . import functional as F
 from . import init as _init
 
@@ -230,7 +232,7 @@ class Flatten(Module):
         if not (-x.ndim <= self.start_dim < x.ndim and -x.ndim <= self.end_dim < x.ndim) or a > b:
             raise ValueError(f"Flatten {self.name!r}: start_dim={self.start_dim}, end_dim={self.end_dim} do not fit "
                              f"an input of shape {x.shape}")
-        merged = int(np.prod(x.shape[a:b + 1], dtype=np.int64))
+        merged = _dims.prod(x.shape[a:b + 1])  # a Dim when a merged axis is symbolic
         return sd.reshape(x, x.shape[:a] + (merged,) + x.shape[b + 1:])
 
     def extra_repr(self) -> str:
@@ -362,8 +364,12 @@ class BatchNorm1d(Module):
             self._updates = {}
             return F.batch_norm_eval(x, gamma, beta, rm, rv, self.eps)
         y, mean, var = F.batch_norm_train(x, gamma, beta, self.eps)
-        n = int(np.prod(x.shape)) // self.num_features  # samples per channel statistic
-        unbiased = sd.multiply(var, n / (n - 1)) if n > 1 else var
+        n = _dims.prod(x.shape) // self.num_features  # samples per channel statistic
+        if isinstance(n, _dims.Dim):  # the call's count: var * n / max(n - 1, 1) (n = 1 keeps var, as below)
+            count = axis_size(x, tuple(a for a in range(x.ndim) if a != 1), var.dtype)
+            unbiased = sd.multiply(var, sd.divide(count, sd.maximum(sd.subtract(count, 1.0), 1.0)))
+        else:
+            unbiased = sd.multiply(var, n / (n - 1)) if n > 1 else var
         self._updates = {rm.name: F.running_update(rm, mean, self.momentum),
                          rv.name: F.running_update(rv, unbiased, self.momentum)}
         return y

@@ -5,7 +5,9 @@ from typing import Optional
 
 import numpy as np
 
+from .. import dims as _dims
 from ..ir import Node, apply, const
+from ..ops_reduce import axis_size
 from ..ops_tensor import broadcast_to, reshape
 from .registry import rewrite
 
@@ -106,8 +108,10 @@ def sum_fill(n: Node) -> Optional[Node]:
     """sum(broadcast_to(s)) over axes A -> count(A) * s."""
     x = n.inputs[0]
     if x.op == "broadcast_to" and x.inputs[0].size == 1:
-        count = int(np.prod([x.shape[a] for a in n.attrs["axes"]]))
-        return broadcast_to(apply("mul", [reshape(x.inputs[0], ()), const(float(count), n.dtype)]), n.shape)
+        count = _dims.prod(x.shape[a] for a in n.attrs["axes"])
+        # a symbolic count is the call's (axis_size)
+        c = axis_size(x, n.attrs["axes"], n.dtype) if isinstance(count, _dims.Dim) else const(float(count), n.dtype)
+        return broadcast_to(apply("mul", [reshape(x.inputs[0], ()), c]), n.shape)
     return None
 
 
