@@ -11,7 +11,7 @@ import numpy as np
 from . import dims as _dims
 from .backends import Backend, get_backend, register_backend
 from .dim_binding import is_symbolic_graph, specialize
-from .ir import Node, toposort
+from .ir import Node, leaves, toposort
 from .optable import OPS
 from .signature import Signature
 from .simplify import simplify
@@ -192,12 +192,18 @@ def compile(outputs, backend: str | None = None, *, inputs: Optional[Sequence[No
         Signature(outs, order=inputs)
         opts = {**opts, "inputs": inputs}
     t0 = time.perf_counter()
+    symbolic = is_symbolic_graph(outs)
+    keyword_only = symbolic and inputs is None
+    if keyword_only:  # keep every leaf: one the simplifier drops (ones_like(x)) may still bind a size
+        opts = {**opts, "inputs": leaves(outs)}
     if simplify_graph:
         outs = simplify(outs)
-    if not spec.symbolic_dims and is_symbolic_graph(outs):
+    if not spec.symbolic_dims and symbolic:
         fn = SpecializedFunction(outs, single, spec, opts, simplify_graph)
     else:
         fn = spec.factory(outs, single, **opts)
+    if keyword_only:
+        fn.signature.positional = False  # (the order is the caller's graph's, not one they chose)
     fn.compile_seconds = time.perf_counter() - t0
     return fn
 
