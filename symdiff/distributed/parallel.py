@@ -2,7 +2,7 @@
 
 ``dp = DataParallel(outputs, client, split=("x", "y"), reduce="mean")``; ``dp(**values)`` cuts the inputs
 named in ``split`` along axis 0 into shards (sizes differ by at most one, see ``sharding.even_sizes``), sends
-every other input once to every worker (``client.scatter(broadcast=True)``), runs the graph on each shard
+every other input with each shard's task (one copy per shard), runs the graph on each shard
 on a worker (compiled there once per process, ``portable.load``), and combines the shard results in shard
 order (``sharding.combine``): for ``reduce="mean"`` output ``j`` is ``sum_i (n_i / N) out_ij``, which is
 what the graph of the whole batch returns when ``j`` is a mean over the batch (or its gradient).
@@ -176,9 +176,10 @@ class DataParallel:
                 dask_inputs: bool) -> list[tuple]:
         from distributed import wait
         client, token = self.client, uuid.uuid4().hex[:12]
-        # a list, not the dict: scattering a dict would name the data by its keys, shared between calls
-        sent = client.scatter(list(rest.values()), broadcast=True, hash=False, timeout=self.timeout) if rest else []
-        rest_f = dict(zip(rest, sent))
+        # the non-split inputs travel inside every shard's task (one copy per shard), not scattered: the
+        # scheduler keeps a task's inputs until it finishes, so a shard whose worker dies reruns elsewhere
+        # (scattered data on a dying worker is lost, and a broadcast to it can stall past any timeout)
+        rest_f = dict(rest)
         extras = [{k: v[i] for k, v in per_shard.items()} for i in range(len(sizes))]
         if dask_inputs:
             import dask
@@ -196,7 +197,7 @@ class DataParallel:
             wait(futures, timeout=self.timeout)
             return client.gather(futures)
         finally:
-            client.cancel(futures + list(rest_f.values()))  # release the results and the broadcast inputs
+            client.cancel(futures)  # release the results
 
     # -- lifetime ------------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 Each step the client holds the state (parameters, optimizer buffers), as in a local run, and:
 
-1. broadcasts the parameters to every worker (``client.scatter(broadcast=True)``, one copy per worker);
+1. broadcasts the parameters: one copy travels with each shard's task (through the scheduler);
 2. each worker runs the *shard graph* on its rows of the batch: ``[data loss, model output, *grads]``,
    the gradients those of the objective (loss plus regularizer) w.r.t. every parameter;
 3. the client combines them (``sharding.combine``): loss and gradients size-weighted means
