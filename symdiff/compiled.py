@@ -59,6 +59,12 @@ class CompiledFunction:
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 
+    def __reduce__(self):
+        """Pickle as the serialized graph and compile arguments (``symdiff.distributed.portable``), never
+        machine code or pointers: unpickling compiles once per process and reuses it."""
+        from .distributed.portable import reduce_compiled  # lazy: the core does not need it to compile
+        return reduce_compiled(self)
+
     def __repr__(self) -> str:
         return f"<symdiff compiled [{self.backend}] ({self.signature.describe()}) -> {len(self.outputs)} output(s)>"
 
@@ -205,6 +211,9 @@ def compile(outputs, backend: str | None = None, *, inputs: Optional[Sequence[No
     if keyword_only:
         fn.signature.positional = False  # (the order is the caller's graph's, not one they chose)
     fn.compile_seconds = time.perf_counter() - t0
+    # what another process needs to compile the same function (pickling, symdiff.distributed)
+    fn.compile_args = {"backend": spec.name, "options": {k: v for k, v in opts.items() if k != "inputs"},
+                       "inputs": inputs}
     return fn
 
 

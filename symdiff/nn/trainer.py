@@ -138,6 +138,12 @@ def _optimizer_step(optimizer, objective: Node, params: list, lr: Node, momentum
     return getattr(opt, optimizer)(objective, params, lr, **kw)
 
 
+def build_optimizer_step(trainer: "Trainer", objective: Node, lr: Node):
+    """The Updates of ``trainer``'s optimizer (its ``optimizer_config``) on ``objective`` for the model's params."""
+    optimizer, momentum, weight_decay, options = trainer.optimizer_config
+    return _optimizer_step(optimizer, objective, trainer.model.params(), lr, momentum, weight_decay, options)
+
+
 class Trainer:
     """Mini-batch SGD for a :class:`~symdiff.nn.Module`, one compiled call per step.
 
@@ -149,6 +155,9 @@ class Trainer:
     ``optimizer``: "sgd" (default), "adam", "adamw", "rmsprop", "adagrad" (``optimizer_options``: their
     keywords, as PyTorch's: ``betas``, ``eps``, ``amsgrad``, ``clip_norm``, ...), or a callable
     ``optimizer(objective, params, lr) -> Updates``; its state buffers are carried between steps.
+    ``client``: a ``dask.distributed.Client``: each step runs data-parallel on its workers (the batch split
+    into one shard per worker, gradients averaged, the optimizer step applied once here; see
+    docs/distributed.md and ``symdiff.distributed.training``).
     """
 
     def __init__(self, model: Module, loss_fn: Callable[[Node, Node], Node] = cross_entropy, *, input_shape,
@@ -156,7 +165,7 @@ class Trainer:
                  weight_decay: float = 0.0, regularizer: Optional[Callable[[Module], Node]] = None,
                  label_shape="auto", label_dtype: str = "auto", dtype: str = "float32", metric="auto", seed: int = 0,
                  progress: bool = True, compile_options: Optional[dict] = None, optimizer="sgd",
-                 optimizer_options: Optional[dict] = None) -> None:
+                 optimizer_options: Optional[dict] = None, client=None) -> None:
         self.model, self.loss_fn, self.regularizer = model, loss_fn, regularizer
         self.input_shape = tuple(int(d) for d in np.atleast_1d(input_shape))  # (features,) or (C, H, W)
         self.batch_size, self.dtype = int(batch_size), dtype
@@ -187,12 +196,17 @@ class Trainer:
         data_loss = loss_fn(out, y)
         objective = data_loss if regularizer is None else sd.add(data_loss, regularizer(model))
         lr_in = sd.input(LR_INPUT, (), dtype)
-        self.updates = _optimizer_step(optimizer, objective, model.params(), lr_in, momentum, weight_decay,
-                                       dict(optimizer_options or {}))
+        self.optimizer_config = (optimizer, momentum, weight_decay, dict(optimizer_options or {}))
+        self.updates = build_optimizer_step(self, objective, lr_in)
         self.updates.update(model.state_updates())
         self.loss, self.output, self.objective = data_loss, out, objective
-        self.step_fn = _compile([data_loss, out, *self.updates.values()], **self.compile_options)
         model.train(was_training)
+        self.parallel = None  # the data-parallel step (with a client): shard graphs on the workers
+        if client is not None:
+            from ..distributed.training import ParallelStep
+            self.parallel = ParallelStep(self, client, X_INPUT, Y_INPUT, LR_INPUT)
+        self.step_fn = None if client is not None else _compile([data_loss, out, *self.updates.values()],
+                                                                **self.compile_options)
         self.state: dict[str, np.ndarray] = {**model.init_values(self.seed), **self.updates.initial_state()}
         self._eval_fns: dict[tuple, object] = {}
 
@@ -218,7 +232,10 @@ class Trainer:
         lr = self.schedule(self.epochs_done) if lr is None else lr
         extra = {X_INPUT: xb, Y_INPUT: yb, LR_INPUT: np.asarray(lr, self.dtype),
                  SEED_INPUT: np.int64(self.seed), STEP_INPUT: np.int64(self.global_step)}
-        res = self.step_fn(**self._feed(self.step_fn, extra))
+        if self.parallel is not None:
+            res = self.parallel(xb, yb, lr)
+        else:
+            res = self.step_fn(**self._feed(self.step_fn, extra))
         loss, out = res[0], res[1]
         for name, value in zip(self.updates.keys(), res[2:]):
             self.state[name] = value
