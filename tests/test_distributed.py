@@ -118,6 +118,14 @@ def test_data_parallel_equals_the_whole_batch_on_uneven_shards(client):
     assert sum(after[w]["hits"] - before[w]["hits"] for w in after) == 2
 
 
+def test_a_symbolic_batch_graph_serves_every_shard_size(client):
+    """regression("batch"): one graph (docs/symbolic_dims.md) for the shards of 6 and 5 and a batch of 7."""
+    with DataParallel(regression("batch"), client, backend="numpy", timeout=TIMEOUT) as dp:
+        assert dp.symbolic_rows and dp.shard_sizes(11) == [6, 5] and dp.graph(6) is dp.graph(5)
+        for rows in (11, 7):
+            close(dp(**data(rows)), sd.compile(regression(rows), "numpy")(**data(rows)))
+
+
 def test_sum_reduction_adds_the_shard_results(client):
     def total(rows):
         x = sd.input("x", (rows, 3), "float64")

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ..dims import Dim
 from ..ir import Node
 from ..signature import Signature
 from ..simplify import simplify
@@ -76,6 +77,7 @@ class DataParallel:
         self.timeout, self.retries = float(timeout), int(retries)
         self.builder = outputs if callable(outputs) and not isinstance(outputs, Node) else None
         self.fixed_rows: Optional[int] = None
+        self.symbolic_rows = False  # the graph's split axis is a named size (docs/symbolic_dims.md)
         self._graphs: dict[Any, tuple[PortableGraph, tuple]] = {}
         if self.builder is None:
             graph, names = self._pack(outputs)
@@ -83,8 +85,13 @@ class DataParallel:
             if len(rows) != 1:
                 raise ValueError(f"DataParallel: the split inputs {sorted(names)} must share their leading size, "
                                  f"got {sorted(rows)}")
-            self.fixed_rows = rows.pop()
-            self._graphs[sharding.shape_key(self.fixed_rows)] = (graph, tuple(names))
+            row = rows.pop()
+            if isinstance(row, Dim):  # a symbolic batch ("batch", ...): one graph serves every shard size
+                self.symbolic_rows = True
+                self._graphs[None] = (graph, tuple(names))
+            else:
+                self.fixed_rows = row
+                self._graphs[sharding.shape_key(self.fixed_rows)] = (graph, tuple(names))
         self._own_cluster = None
         if client is None:
             from distributed import Client, LocalCluster
@@ -108,7 +115,7 @@ class DataParallel:
 
     def graph(self, rows: int) -> PortableGraph:
         """The graph a shard of ``rows`` rows runs (built on first use for each distinct shard size)."""
-        key = sharding.shape_key(rows)
+        key = None if self.symbolic_rows else sharding.shape_key(rows)
         if key not in self._graphs:
             if self.builder is None:
                 raise ValueError(f"DataParallel: a shard of {rows} rows, but the graph was built for shards of "

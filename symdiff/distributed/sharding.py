@@ -40,9 +40,9 @@ def bounds(sizes: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def shape_key(rows: int) -> Optional[int]:
-    """The key under which a shard of ``rows`` rows finds its compiled graph. Shapes are fixed today
-    (one graph per shard size); once graphs have a symbolic batch dimension this returns None for
-    every shard and one compiled function serves them all -- the only place that would change."""
+    """The key under which a shard of ``rows`` rows of a fixed-shape graph finds its compiled graph (one
+    graph per shard size; a graph with a symbolic batch, ``("batch", ...)``, is one graph for every shard:
+    ``DataParallel`` keys it None)."""
     return int(rows)
 
 
