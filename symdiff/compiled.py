@@ -162,6 +162,14 @@ class SpecializedFunction(CompiledFunction):
                     fn = self._by_sizes[key] = self._spec.factory(outs, False, **{**self._options, "inputs": order})
         return fn
 
+    def __call__(self, *args, **kwargs):
+        # keyword calls go straight to the compiled function of their sizes, which validates the arrays itself
+        sizes = None if args else self.signature.call_sizes(kwargs)
+        if sizes is None:
+            return super().__call__(*args, **kwargs)
+        results = self.for_sizes(sizes)(**kwargs)
+        return results[0] if self.single else results
+
     def _run_sized(self, arrays: list[np.ndarray], sizes: dict[str, int]) -> list[np.ndarray]:
         return list(self.for_sizes(sizes)(*arrays))
 

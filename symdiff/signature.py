@@ -116,6 +116,19 @@ class Signature:
         """Validate keyword arguments; returns C-contiguous arrays of the leaf dtypes, in leaf order."""
         return self.bind_sized(kwargs)[0]
 
+    def call_sizes(self, kwargs: dict) -> Optional[dict[str, int]]:
+        """The named sizes keyword arguments bind, with the call-time size checks made; None when some leaf
+        cannot bind its sizes (a wrong rank: :meth:`bind_sized` then gives the full error)."""
+        self.check_names(kwargs)
+        shapes = [_shape_of(kwargs[spec.name]) for spec in self.leaves]
+        if any(len(sh) != len(spec.shape) for sh, spec in zip(shapes, self.leaves)):
+            return None
+        sizes = bind_sizes(self.leaves, shapes, self.prefix)
+        for check in self.checks:
+            if check.fails(sizes):
+                raise ValueError(self.prefix + check.message(sizes))
+        return sizes
+
     def bind_sized(self, kwargs: dict) -> tuple[list[np.ndarray], dict[str, int]]:
         """:meth:`bind`, and the named sizes the call binds (``{}`` for a graph of fixed shapes)."""
         self.check_names(kwargs)
