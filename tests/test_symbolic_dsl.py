@@ -241,3 +241,29 @@ def test_batching_the_dsl_over_a_symbolic_size():
         for j in range(b):
             for k, want in enumerate(one(v[j], iv[j])):
                 np.testing.assert_allclose(got[k][j], want, rtol=1e-12, atol=1e-14)
+
+
+def test_basic_indexing_of_a_symbolic_axis_matches_numpy():
+    """Every key of ints {0, -1} and slices with bounds {None, 0, 1, -1, 2, -2} and steps {None, 1, -1, 2} on
+    the symbolic axis of x: (n, 4): NumPy's result at n = 1, 2, 7, or a SymbolicDimError when the size decides."""
+    bounds = (None, 0, 1, -1, 2, -2)
+    keys = [0, -1] + [slice(a, b, s) for a in bounds for b in bounds for s in (None, 1, -1, 2)]
+    x = sd.input("x", ("n", 4), F)
+    outs, kept = [], []
+    for k in keys:
+        try:
+            outs.append(x[k, 1:])
+        except SymbolicDimError:
+            continue
+        kept.append(k)
+    assert len(kept) >= 50  # the keys whose bounds hold for every size (None, 0, 1, -1 and their mixes)
+    f = sd.compile(outs + sd.grad(sd.sum(sd.concatenate([sd.ravel(o) for o in outs]) ** 2), [x]), "numpy",
+                   inputs=[x])
+    for n in SIZES:
+        v = np.random.default_rng(n).standard_normal((n, 4))
+        got = f(v)
+        g = np.zeros_like(v)
+        for k, r in zip(kept, got):
+            np.testing.assert_array_equal(r, v[k, 1:], err_msg=f"x[{k}, 1:] at n={n}")
+            np.add.at(g, (np.arange(n)[k], slice(1, None)), 2 * v[k, 1:])
+        np.testing.assert_allclose(got[-1], g, rtol=1e-12)
