@@ -39,6 +39,9 @@ _PACK_A_BYTES = 256 << 10  # its buffer, at most
 _OUTER_TASK_BYTES = 256 << 10   # K == 1 products: two tasks from this much of C on
 PF_A_DIST = 16            # micro-kernel: prefetch op(A) this many k steps ahead (0: off)
 
+# the task-split thresholds, for planners that apply them at run time (gemm/dynamic.py)
+TASK_RULE = {"serial_flops": _SERIAL_FLOPS, "task_flops": _TASK_FLOPS, "outer_task_bytes": _OUTER_TASK_BYTES}
+
 # micro-kernel flags
 UK_LOAD_C, UK_EPI, UK_BIAS_COL, UK_BIAS_ROW, UK_RELU = 1, 2, 4, 8, 16
 
