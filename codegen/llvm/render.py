@@ -30,7 +30,7 @@ from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program
                                        ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
-from symdiff.codegen.llvm.gemm.dynamic import DynamicGemmUnsupported, emit_dynamic_matmul
+from symdiff.codegen.llvm.gemm.dynamic import emit_dynamic_matmul
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
 from symdiff.codegen.llvm.gemm.plan import planned_for
 from symdiff.codegen.llvm.jit import new_module
@@ -484,10 +484,10 @@ class Renderer:
         where = self.p.where
         ptrs = [self._ptr(b, ctx, where[k.a].id), self._ptr(b, ctx, where[k.b].id), self._ptr(b, ctx, k.out.id),
                 self._ptr(b, ctx, where[k.bias].id) if k.bias is not None else ir.Constant(PTR, None)]
-        b.call(gemm, ptrs + [begin, end, self.dim(b, k.M), self.dim(b, k.K)])
+        b.call(gemm, ptrs + [begin, end, self.dim(b, k.M), self.dim(b, k.K), self.dim(b, k.N)])
         b.ret_void()
         eb = self.entry_b
-        tasks = g.tasks(eb, self.dim(eb, k.M), self.dim(eb, k.K))
+        tasks = g.tasks(eb, self.dim(eb, k.M), self.dim(eb, k.K), self.dim(eb, k.N))
         if self.target.gemm_tasks > 1:
             self.parallel = True
             eb.call(self.par, [self.pool, fn, self.ctx, tasks])  # (one task runs inline, without the pool)
@@ -499,15 +499,19 @@ class Renderer:
         t // T (T = the GEMM's own split, planned for the threads the batch leaves), with the operands'
         batch offsets (stride 0 for a broadcast operand) computed from the entry's index."""
         nb = k.batch_count
-        if any(isinstance(v, _dims.Dim) for v in (k.M, k.N, k.K)):
-            raise DynamicGemmUnsupported(f"a batched product with a symbolic matrix size ({k.describe()})")
+        dynamic = any(isinstance(v, _dims.Dim) for v in (k.M, k.N, k.K))
         sym_batch = isinstance(nb, _dims.Dim)  # a symbolic batch: its entries are the tasks, one GEMM task each
-        threads = 1 if sym_batch else max(1, self.target.gemm_tasks // max(nb, 1))  # nb == 0: no task runs
-        info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
-                           trans_b=k.trans_b, bias=False, threads=threads)
+        threads = 1 if (sym_batch or dynamic) else max(1, self.target.gemm_tasks // max(nb, 1))  # nb == 0: none
+        if dynamic:  # matrices sized at run time: one task per batch entry (llvm/gemm/dynamic.py)
+            g = emit_dynamic_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
+                                    trans_b=k.trans_b, bias=False, threads=1)
+            info = g.info()
+        else:
+            info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
+                               trans_b=k.trans_b, bias=False, threads=threads)
         self.gemm_info[self.kernel_index] = info
         gemm = self.mod.globals[info.name]
-        T = info.n_tasks
+        T = 1 if dynamic else info.n_tasks
         fn, b = self._task_fn("bmatmul")
         ctx, begin, end = fn.args
         where, ety = self.p.where, lltype(k.node.dtype)
@@ -522,9 +526,10 @@ class Renderer:
                 rest = b.udiv(rest, self.dim(b, size))
                 oa = b.add(oa, b.mul(i, self.dim(b, sa))) if sa else oa
                 ob = b.add(ob, b.mul(i, self.dim(b, sb))) if sb else ob
-            oc = b.mul(bi, _c(k.M * k.N))
+            oc = b.mul(bi, self.dim(b, k.M * k.N))
             ptrs = [b.gep(p, [o], source_etype=ety) for p, o in zip(base, (oa, ob, oc))]
-            b.call(gemm, ptrs + [ir.Constant(PTR, None), sub, b.add(sub, _c(1))])
+            sizes = [self.dim(b, k.M), self.dim(b, k.K), self.dim(b, k.N)] if dynamic else []
+            b.call(gemm, ptrs + [ir.Constant(PTR, None), sub, b.add(sub, _c(1))] + sizes)
         Loops(b).range(begin, end, task, name="bt")
         b.ret_void()
         if sym_batch:

@@ -210,11 +210,13 @@ def _choose_tasks(flops: int, units: int, threads: int) -> int:
     return max(1, t)
 
 
-def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[int] = None) -> Plan:
+def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[int] = None,
+              allow_dot: bool = True) -> Plan:
     """Kernel, register tile, cache blocking and task split for a problem.  existing: names
     of functions already in the module (kernels shared with earlier products); threads: the
     thread count the product runs on (at most one task each; default
-    :func:`symdiff.codegen.target.default_threads`)."""
+    :func:`symdiff.codegen.target.default_threads`); allow_dot=False keeps to the row and outer kernels
+    (whose edge tiles can be chosen at run time: gemm/dynamic.py)."""
     threads = default_threads() if threads is None else threads
     M, N, K = p.M, p.N, p.K
     if M == 0 or N == 0:
@@ -229,7 +231,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[i
     b_rows = p.sbj in (0, 1)                        # op(B) rows contiguous
     a_kcont = p.sak in (0, 1)
     b_kcont = p.sbk in (0, 1)
-    if K > 0 and not b_rows and a_kcont and b_kcont and M <= _DOT_MAX_M:
+    if allow_dot and K > 0 and not b_rows and a_kcont and b_kcont and M <= _DOT_MAX_M:
         # Dot-product kernel: vectors along k.
         mr = min(M, 4)
         nr = max(1, min(N, VL // mr))
