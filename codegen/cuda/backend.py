@@ -17,6 +17,12 @@ a library that fails (corrupt, truncated, foreign, world-writable) is rebuilt, n
 one is loaded from a private copy of exactly the verified bytes. Builds happen in a temporary folder;
 ``SYMDIFF_CACHE=0`` or ``cache=False`` loads the library from there instead.
 
+Symbolic sizes (``sd.input("x", ("batch", 784))``): one library serves every size. The generated entry
+points take the sizes (``const long long* sizes``, ``program.size_names`` order); the launcher computes
+the grids, offsets and byte counts from them (``cuda/host.py``). A call binds the sizes from its arrays
+(``CompiledFunction.__call__``), allocates the outputs, and grows the device buffers (inputs, outputs,
+workspace of ``<name>_workspace_bytes(sizes)`` bytes) when a call needs more than the last one.
+
 Options (``sd.compile(..., backend="cuda-cpu", **options)``): ``cache`` (bool), ``compiler`` (the host
 C++ compiler for cuda-cpu, or nvcc for cuda; defaults: ``$SYMDIFF_CXX``/``$CXX``/g++ and
 ``$SYMDIFF_NVCC``/``$NVCC``/nvcc on PATH or /usr/local/cuda/bin), ``arch`` (cuda: e.g. "sm_90";
@@ -40,8 +46,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from symdiff import dims as _dims
 from symdiff.backends import Backend
 from symdiff.compiled import CompiledFunction
+from symdiff.dim_binding import SymbolicUnsupported
+from symdiff.dims import SymbolicDimError
 from symdiff.ir import Node
 
 from symdiff.codegen import cache as _cache
@@ -294,18 +303,24 @@ class CudaFunction(CompiledFunction):
                     f"generated CUDA source on the CPU (codegen/cuda/cuda_cpu.h emulates the CUDA thread model).")
             arch = arch or f"sm_{cc}"
         expanded = require_supported(backend, self.outputs, scalar_rules.SCALAR_RULES, scalar_rules.UNSUPPORTED)
-        self.program: Program = lower(expanded, signature=self.signature)
-        self.renderer = CudaRenderer(self.program, ENTRY)
-        self.source, self.header = self.renderer.render()
-        self.kernel_stats = self.renderer.stats()
+        try:
+            self.program: Program = lower(expanded, signature=self.signature)
+            self.renderer = CudaRenderer(self.program, ENTRY)
+            self.source, self.header = self.renderer.render()
+            self.kernel_stats = self.renderer.stats()
+        except SymbolicDimError as e:  # a decision only the call's sizes could make: sd.compile specialises
+            raise SymbolicUnsupported(f"{backend}: {e}") from e
+        self.symbolic = self.program.symbolic  # runtime sizes: the entry points take them (_run_sized)
+        self.size_names = self.program.size_names
         t1 = time.perf_counter()
         self.library_path, self.cache_hit, self._tmpdir, data = _build_library(
             self.source, backend, cache=cache, compiler=compiler, arch=arch, flags=flags)
         t2 = time.perf_counter()
         self._lib = lib = _load_library(self.library_path, data)
         fn = lambda nm, res, *args: self._bind(lib, nm, res, args)  # noqa: E731
-        self._launch = fn("launch", ctypes.c_int, ctypes.POINTER(_P), _P)
-        self._ws_bytes = fn("workspace_bytes", ctypes.c_size_t)
+        sizes = (ctypes.POINTER(ctypes.c_longlong),) if self.symbolic else ()
+        self._launch = fn("launch", ctypes.c_int, ctypes.POINTER(_P), *sizes, _P)
+        self._ws_bytes = fn("workspace_bytes", ctypes.c_size_t, *sizes)
         self._last_error = fn("last_error", ctypes.c_char_p)
         self._malloc = fn("malloc", _P, ctypes.c_size_t)
         self._free = fn("free", ctypes.c_int, _P)
@@ -313,13 +328,15 @@ class CudaFunction(CompiledFunction):
         self._to_host = fn("to_host", ctypes.c_int, _P, _P, ctypes.c_size_t)
         self._sync = fn("synchronize", ctypes.c_int)
         self._device_count = fn("device_count", ctypes.c_int)
-        self.workspace_bytes = int(self._ws_bytes())
+        # bytes: an int, or (symbolic sizes) a Dim polynomial of them; _workspace_bytes(sizes) evaluates it in C
+        self.workspace_bytes = self.renderer.ws_bytes if self.symbolic else int(self._ws_bytes())
         if backend == "cuda" and self._device_count() <= 0:
             raise CudaUnavailableError(f"backend='cuda': the CUDA runtime sees no GPU "
                                        f"({self._error_text()}); use backend='cuda-cpu'")
         self._lock = threading.Lock()
         self._dev: Optional[list] = None
         self._argv = None
+        self._caps: list = []  # symbolic sizes: the byte capacity of each device buffer in self._dev
         self.compile_detail = {"lower+render_s": t1 - t0, "build_s": t2 - t1, "cache_hit": self.cache_hit,
                                "library": str(self.library_path)}
 
@@ -368,7 +385,45 @@ class CudaFunction(CompiledFunction):
             self._argv = (_P * len(dev))(*dev)
         return self._dev
 
+    def _sized_buffers(self, needed: list) -> list:
+        """Device buffers of at least ``needed`` bytes each (symbolic sizes): the ones from earlier calls,
+        those too small replaced by buffers of the size now needed."""
+        if self._dev is None:
+            self._dev, self._caps = [None] * len(needed), [-1] * len(needed)
+        for i, nb in enumerate(needed):
+            if self._caps[i] < nb:
+                if self._dev[i]:
+                    self._free(self._dev[i])
+                    self._dev[i], self._caps[i] = None, -1
+                p = self._malloc(max(int(nb), 1))
+                if not p:
+                    raise MemoryError(f"{self.backend}: device allocation of {nb} bytes failed: {self._error_text()}")
+                self._dev[i], self._caps[i] = p, nb
+        self._argv = (_P * len(self._dev))(*self._dev)
+        return self._dev
+
+    def _run_sized(self, arrays: list[np.ndarray], sizes: dict[str, int]) -> list[np.ndarray]:
+        """One call with these named sizes: outputs of the shapes they give, the launch sized by them."""
+        if not self.symbolic:  # (a graph whose symbolic sizes were all simplified away)
+            return self._run(arrays)
+        vals = (ctypes.c_longlong * max(len(self.size_names), 1))(*[int(sizes[n]) for n in self.size_names])
+        outs = [np.empty(_dims.substitute(shape, sizes), dtype=dtype) for shape, dtype in self.output_specs]
+        with self._lock:
+            needed = [a.nbytes for a in arrays] + [o.nbytes for o in outs] + [int(self._ws_bytes(vals))]
+            dev = self._sized_buffers(needed)
+            for a, p in zip(arrays, dev):
+                if a.nbytes:
+                    self._check(self._to_device(p, a.ctypes.data, a.nbytes), "copy to device")
+            self._check(self._launch(self._argv, vals, None), "kernel launch")
+            self._check(self._sync(), "synchronize")
+            for o, p in zip(outs, dev[len(arrays):]):
+                if o.nbytes:
+                    self._check(self._to_host(o.ctypes.data, p, o.nbytes), "copy to host")
+        return outs
+
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if self.symbolic:
+            raise RuntimeError(f"{self.backend}: this function has symbolic sizes; call it through __call__")
         with self._lock:
             dev = self._buffers()
             nin = len(self.program.inputs)
@@ -391,7 +446,8 @@ class CudaFunction(CompiledFunction):
         if dev:
             for p in dev:
                 try:
-                    self._free(p)
+                    if p:
+                        self._free(p)
                 except Exception:  # interpreter shutdown
                     pass
 
@@ -416,7 +472,8 @@ def _cpu_function(outputs: Sequence[Node], single: bool, **options) -> CudaFunct
 
 
 CUDA_BACKEND = Backend("cuda", _gpu_function, {"cache": None, "compiler": None, "arch": None, "flags": ()},
-                       "CUDA C built with nvcc for the NVIDIA GPU of this machine")
+                       "CUDA C built with nvcc for the NVIDIA GPU of this machine", symbolic_dims=True)
 CUDA_CPU_BACKEND = Backend("cuda-cpu", _cpu_function, {"cache": None, "compiler": None, "flags": ()},
                            "the same generated CUDA C built with the host C++ compiler against a CPU "
-                           "emulation of the CUDA thread model (tests the CUDA renderer without a GPU)")
+                           "emulation of the CUDA thread model (tests the CUDA renderer without a GPU)",
+                           symbolic_dims=True)

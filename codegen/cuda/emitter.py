@@ -13,7 +13,7 @@ from typing import Any, Optional
 from symdiff.ir import Node
 
 from symdiff.codegen.kernel_ir import Buffer
-from symdiff.codegen.cuda.ir import CTYPE, IDENT, KernelCtx, Stmt, node_label
+from symdiff.codegen.cuda.ir import CTYPE, IDENT, KernelCtx, Stmt, cdim, node_label
 from symdiff.codegen.cuda.literals import flit
 from symdiff.codegen.cuda.scalar_rules import SPECIAL, scalar_expr
 from symdiff.codegen.pointeval import RAND_SCALE, Emitter, PointEval
@@ -28,7 +28,9 @@ def _operand(e: str) -> str:
 
 class CudaEmitter(Emitter):
     """Point evaluation as C statements appended to ``out`` (a statement list of kernel ``kc``);
-    ``idx`` is the C type of index variables ("int" or "long long")."""
+    ``idx`` is the C type of index variables ("int" or "long long"). An index constant may be a symbolic
+    size (a :class:`symdiff.dims.Dim`): it is written as its polynomial of the kernel's ``sz_<name>``
+    parameters (``cuda/ir.py``'s ``cdim``)."""
 
     def __init__(self, kc: KernelCtx, out: list, idx: str) -> None:
         self.kc, self.out, self.idx = kc, out, idx
@@ -41,20 +43,20 @@ class CudaEmitter(Emitter):
         return name
 
     # -- indices: C expressions --
-    def iconst(self, v: int) -> str:
-        return str(int(v))
+    def iconst(self, v) -> str:
+        return cdim(v)
 
     def iadd(self, a: str, b: str) -> str:
         return f"{a} + {b}"
 
-    def imul(self, a: str, c: int) -> str:
-        return f"{_operand(a)} * {c}"
+    def imul(self, a: str, c) -> str:
+        return f"{_operand(a)} * {cdim(c)}"
 
-    def iudiv(self, a: str, c: int) -> str:
-        return f"{_operand(a)} / {c}"
+    def iudiv(self, a: str, c) -> str:
+        return f"{_operand(a)} / {cdim(c)}"
 
-    def iurem(self, a: str, c: int) -> str:
-        return f"{_operand(a)} % {c}"
+    def iurem(self, a: str, c) -> str:
+        return f"{_operand(a)} % {cdim(c)}"
 
     def atom(self, e: str) -> str:
         return e if IDENT.fullmatch(e) else self.bind(self.idx, e)
@@ -86,11 +88,12 @@ class CudaEmitter(Emitter):
     def isub(self, a: str, b: str) -> str:
         return f"({a} - {b if IDENT.fullmatch(b) or b.isdigit() else '(' + b + ')'})"
 
-    def iult(self, a: str, c: int) -> str:
-        return self.bind("bool", f"(unsigned long long)({a}) < {int(c)}ull")
+    def iult(self, a: str, c) -> str:
+        bound = f"{int(c)}ull" if isinstance(c, int) else f"(unsigned long long){cdim(c)}"
+        return self.bind("bool", f"(unsigned long long)({a}) < {bound}")
 
-    def ieq(self, a: str, c: int) -> str:
-        return self.bind("bool", f"{_operand(a)} == {int(c)}")
+    def ieq(self, a: str, c) -> str:
+        return self.bind("bool", f"{_operand(a)} == {cdim(c)}")
 
     def pand(self, p: str, q: str) -> str:
         return self.bind("bool", f"{p} && {q}")
@@ -101,10 +104,14 @@ class CudaEmitter(Emitter):
     def vselect(self, p: str, a: str, b: str, dtype: str) -> str:
         return self.bind(CTYPE[dtype], f"{p} ? {a} : {b}")
     # -- dynamic indices (gather/scatter) --
-    def iwrap_clamp(self, i: str, n: int) -> str:
+    def iwrap_clamp(self, i: str, n) -> str:
         """``i + n`` when negative, then clamped to ``[0, n - 1]``, in 64 bits (a label may be a long long)."""
-        w = self.bind("long long", f"(long long){i} < 0 ? (long long){i} + {n}LL : (long long){i}")
-        return self.bind(self.idx, f"({self.idx})({w} < 0 ? 0LL : ({w} > {max(n - 1, 0)}LL ? {max(n - 1, 0)}LL : {w}))")
+        if isinstance(n, int):
+            size, top = f"{n}LL", f"{max(n - 1, 0)}LL"
+        else:  # a symbolic size (>= 1 at every call)
+            size, top = cdim(n), cdim(n - 1)
+        w = self.bind("long long", f"(long long){i} < 0 ? (long long){i} + {size} : (long long){i}")
+        return self.bind(self.idx, f"({self.idx})({w} < 0 ? 0LL : ({w} > {top} ? {top} : {w}))")
 
     def rand_uniform(self, index: str, seed: str, seed_dtype: str, step: str, step_dtype: str, stream: int,
                      dtype: str) -> str:

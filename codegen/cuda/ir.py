@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from symdiff import dims as _dims
 from symdiff import ops_random as R
+from symdiff.dims import Dim, DimLike
 from symdiff.ir import Node
 
 from symdiff.codegen.kernel_ir import Buffer
@@ -29,21 +31,64 @@ WARP_ROW_MAX = 1024  # rows up to this length: one warp per row; longer: one blo
 ALIGN = 256
 
 
-def prod_shape(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+def prod_shape(shape) -> DimLike:
+    """Elements of ``shape``: an int, or a Dim polynomial of the named sizes (symbolic shapes)."""
+    return _dims.prod(shape)
 
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def block_threads(n: int, cap: int = BLOCK) -> int:
-    """Threads per block for n work items: a multiple of 32 in [32, cap]."""
+def block_threads(n: DimLike, cap: int = BLOCK) -> int:
+    """Threads per block for n work items: a multiple of 32 in [32, cap] (``cap`` for a symbolic n)."""
+    if isinstance(n, Dim):
+        return cap
     return max(32, min(cap, ceil_div(max(n, 1), 32) * 32))
 
 
-def align_up(n: int, a: int = ALIGN) -> int:
+def align_up(n: DimLike, a: int = ALIGN) -> DimLike:
+    """``n`` rounded up to a multiple of ``a``; for a polynomial, every coefficient is (then the value is a
+    multiple of ``a``, and at least ``n``, at every size)."""
+    if isinstance(n, Dim):
+        return sum((Dim([(m, ceil_div(c, a) * a)]) if m else ceil_div(c, a) * a) for m, c in n.terms)
     return ceil_div(n, a) * a
+
+
+SIZE_PREFIX = "sz_"  # the C variable holding a named size at run time: sz_<name> (a long long)
+
+
+def cdim(d: DimLike) -> str:
+    """A size as a C expression: an int literal, or a symbolic size's polynomial of the ``sz_<name>``
+    variables (``long long``; parenthesised unless it is one name, so it is an operand of ``* / %``)."""
+    if not isinstance(d, Dim):
+        return str(int(d))
+    text = ""
+    for mono, c in sorted(d.terms, key=lambda t: (-len(t[0]), t[0])):
+        factors = [f"{SIZE_PREFIX}{n}" for n in mono]
+        if abs(c) != 1 or not factors:
+            factors.insert(0, str(abs(c)))
+        term = " * ".join(factors)
+        text = (f"{text} {'-' if c < 0 else '+'} {term}" if text else f"{'-' if c < 0 else ''}{term}")
+    return text if IDENT.fullmatch(text) else f"({text})"
+
+
+def size_names_in(text: str) -> list:
+    """The named sizes a C text reads (its ``sz_<name>`` identifiers), sorted."""
+    return sorted({t[len(SIZE_PREFIX):] for t in _names(text) if t.startswith(SIZE_PREFIX)})
+
+
+def grid_size(n: DimLike, per: int, cap: int):
+    """Blocks for ``n`` work items of ``per`` each, in [1, cap]: an int, or (symbolic n) the C expression
+    ``sd_grid(n, per, cap)``, computed at launch (on the host, or in a kernel that needs it)."""
+    if isinstance(n, Dim):
+        return f"sd_grid({cdim(n)}, {per}, {cap})"
+    return max(1, min(ceil_div(n, per), cap))
+
+
+def per_thread(n, d) -> float:
+    """Iterations per thread of a loop (``Block.count``, informative): n / d, or 1 when symbolic."""
+    return n / d if isinstance(n, (int, float)) and isinstance(d, (int, float)) else 1.0
 
 
 REDUCE_IDENT = {"sum": 0.0, "max": -np.inf, "prod": 1.0}
@@ -188,6 +233,20 @@ class KernelCtx:
 # ---- device helpers (emitted when used) -------------------------------------------------------------------
 
 HELPERS: dict[str, tuple[tuple, str]] = {  # name -> (dependencies, code)
+    "sd_grid": ((), """\
+// blocks for n work items of `per` each, in [1, cap] (a launch sized by the call's symbolic sizes)
+static __host__ __device__ __forceinline__ long long sd_grid(long long n, long long per, long long cap) {
+    const long long g = (n + per - 1) / per;
+    return g < 1 ? 1 : (g > cap ? cap : g);
+}"""),
+    "sd_split": ((), """\
+// chunks of a split reduction of r elements: ceil(r / per), in [1, max(1, min(256 / blocks, cap))]
+static __host__ __device__ __forceinline__ long long sd_split(long long r, long long per, long long blocks, long long cap) {
+    long long top = 256 / (blocks < 1 ? 1 : blocks);
+    top = top > cap ? cap : (top < 1 ? 1 : top);
+    const long long s = (r + per - 1) / per;
+    return s < 1 ? 1 : (s > top ? top : s);
+}"""),
     "sd_max": ((), """\
 // NaN-propagating maximum / minimum (as np.maximum / np.minimum; fmaxf would drop the NaN)
 __device__ __forceinline__ float sd_max(float a, float b) { return (a > b || a != a) ? a : b; }

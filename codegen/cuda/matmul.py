@@ -5,13 +5,18 @@ op(B) through shared memory, 256 threads with a TM x TN register block each; tra
 in place. A batched product adds a loop over the batch entries in grid y: entry ``bt`` reads A and B at
 their batch offsets (element strides per batch axis, 0 for a broadcast operand: it is read, never copied)
 and writes the contiguous C entry ``bt``.
+
+Symbolic sizes (M, N, K, the batch: :class:`symdiff.dims.Dim`) are read from the kernel's ``sz_<name>``
+parameters: the tile loop, the bounds and the strides are their expressions, the tiles are the largest
+(64 x 64), and the grid is computed at launch.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from symdiff.dims import Dim
 from symdiff.codegen.kernel_ir import MatmulKernel
-from symdiff.codegen.cuda.ir import CTYPE, ceil_div, flit, node_label
+from symdiff.codegen.cuda.ir import CTYPE, cdim, ceil_div, flit, grid_size, node_label
 
 __all__ = ["matmul_source", "MAX_GRID_Y"]
 
@@ -22,11 +27,11 @@ def _batch_prelude(k: MatmulKernel, I: str, T: str, A: str, B: str, C: str) -> s
     """Offsets of batch entry ``bt`` (row-major over ``k.batch``) and the entry's base pointers."""
     lines = [f"    {I} rest = bt, oa = 0, ob = 0;"]
     for size, sa, sb in zip(reversed(k.batch), reversed(k.a_batch_strides), reversed(k.b_batch_strides)):
-        upd = [f"oa += i * {sa};" if sa else "", f"ob += i * {sb};" if sb else ""]
-        lines.append(f"    {{ const {I} i = rest % {size}; rest /= {size}; {' '.join(u for u in upd if u)} }}")
+        upd = [f"oa += i * {cdim(sa)};" if sa else "", f"ob += i * {cdim(sb)};" if sb else ""]
+        lines.append(f"    {{ const {I} i = rest % {cdim(size)}; rest /= {cdim(size)}; {' '.join(u for u in upd if u)} }}")
     lines.append(f"    const {T}* Ab = {A} + oa;")
     lines.append(f"    const {T}* Bb = {B} + ob;")
-    lines.append(f"    {T}* Cb = {C} + ({I})bt * {k.M * k.N};")
+    lines.append(f"    {T}* Cb = {C} + ({I})bt * {cdim(k.M * k.N)};")
     lines.append("    (void)rest;")
     return "\n".join(lines)
 
@@ -34,18 +39,23 @@ def _batch_prelude(k: MatmulKernel, I: str, T: str, A: str, B: str, C: str) -> s
 def matmul_source(k: MatmulKernel, A: str, B: str, C: str, bias, I: str, out_name: str) -> tuple:
     """(code, comment lines, grid, shared bytes) of the kernel computing ``k`` from the device pointers
     named ``A``, ``B``, ``C`` (and ``bias`` or None); ``I`` is the C index type."""
-    M, N, K = k.M, k.N, k.K
     dt = k.node.dtype
     T = CTYPE[dt]
     batched = bool(k.batch)
     src_a, src_b, dst = ("Ab", "Bb", "Cb") if batched else (A, B, C)
-    BM = 64 if M >= 64 else (32 if M >= 32 else 16)
-    BN = 64 if N >= 64 else (32 if N >= 32 else 16)
+    BM, BN = _tile(k.M), _tile(k.N)
     BK = 16
     TM, TN = BM // 16, BN // 16
-    tiles_n = ceil_div(N, BN)
-    tiles = ceil_div(M, BM) * tiles_n
-    grid = max(1, min(tiles, 65535))
+    if isinstance(k.M, Dim) or isinstance(k.N, Dim):  # tiles counted at run time
+        tiles_n = f"(({cdim(k.N)} + {BN - 1}) / {BN})" if isinstance(k.N, Dim) else ceil_div(k.N, BN)
+        tiles_m = f"({cdim(k.M)} + {BM - 1}) / {BM}" if isinstance(k.M, Dim) else ceil_div(k.M, BM)
+        tiles = f"({tiles_m} * {tiles_n})"
+        grid = f"sd_grid({tiles}, 1, 65535)"
+    else:
+        tiles_n = ceil_div(k.N, BN)
+        tiles = ceil_div(k.M, BM) * tiles_n
+        grid = max(1, min(tiles, 65535))
+    M, N, K = cdim(k.M), cdim(k.N), cdim(k.K)
     z = flit(0, dt)
     # op(A)[i, k]: A is M x K (row-major), or K x M read transposed in place; consecutive threads
     # stage consecutive addresses of the stored operand
@@ -106,7 +116,7 @@ for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
         }}
 }}"""
     if batched:
-        nb = k.batch_count
+        nb = cdim(k.batch_count)
         head = f"for ({I} bt = ({I})blockIdx.y; bt < {nb}; bt += ({I})gridDim.y) {{\n"
         code = (head + _batch_prelude(k, I, T, arg_a, arg_b, arg_c) + "\n"
                 + "\n".join("    " + ln if ln else ln for ln in code.split("\n")) + "\n}")
@@ -114,11 +124,18 @@ for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
     opb = f"{node_label(k.b)}{'^T' if k.trans_b else ''}"
     bdesc = f"batch {'x'.join(map(str, k.batch))} of " if batched else ""
     comment = [f"matmul {out_name} ({node_label(k.node)}) = {opa} @ {opb}"
-               + (f" + {node_label(k.bias)}" if k.bias is not None else "") + f"  {bdesc}[{M}x{K}] @ [{K}x{N}]",
+               + (f" + {node_label(k.bias)}" if k.bias is not None else "") + f"  {bdesc}[{k.M}x{k.K}] @ [{k.K}x{k.N}]",
                f"{BM}x{BN} output tiles, k-steps of {BK} through shared memory, 256 threads with a {TM}x{TN} "
                f"register block each" + ("; transposed operands read in place" if k.trans_a or k.trans_b else "")
                + ("; bias added in the epilogue" if k.bias is not None else "")
                + ("; batch entries in grid y (broadcast operands: batch stride 0)" if batched else "")]
     shared = (BK * (BM + 1) + BK * (BN + 1)) * np.dtype(dt).itemsize
-    grid_t = (grid, min(k.batch_count, MAX_GRID_Y)) if batched else (grid,)
+    grid_t = (grid, grid_size(k.batch_count, 1, MAX_GRID_Y)) if batched else (grid,)
     return code, comment, grid_t, shared
+
+
+def _tile(n) -> int:
+    """The output tile's side along a matrix size: 64, or 32 / 16 for a small fixed size."""
+    if isinstance(n, Dim):
+        return 64
+    return 64 if n >= 64 else (32 if n >= 32 else 16)

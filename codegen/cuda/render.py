@@ -42,6 +42,7 @@ from typing import Optional
 
 import numpy as np
 
+from symdiff.dims import Dim
 from symdiff.ir import Node, toposort
 
 from symdiff.codegen.cost import Cost
@@ -54,6 +55,7 @@ from symdiff.codegen.cuda.matmul import matmul_source
 from symdiff.codegen.cuda.ir import (
     CTYPE, BLOCK, MAX_GRID, MAX_PARTIAL_BLOCKS, WARP_ROW_MAX, prod_shape, ceil_div, block_threads,
     align_up, flit, reduce_ident, reduce_update, REDUCE_FUNCTOR, math_suffix, node_label, Stmt, Block, dce, CudaKernel, KernelCtx,
+    cdim, emit, grid_size, per_thread, size_names_in,
 )
 from symdiff.codegen.pointeval import PointEval, strides
 
@@ -74,6 +76,10 @@ class CudaRenderer(CudaSourceAssembly):
         self._names: dict[int, str] = {}
         self._used_names: set = set()
         self._consts: dict[int, str] = {}
+        self.size_names = program.size_names  # symbolic sizes: the sizes argument of the entry points
+        if self.size_names:  # sizes known at call time only: 64-bit indices
+            self.idx = "long long"
+            return
         nodes = toposort(program.output_nodes)
         biggest = max([n.size for n in nodes] + [b.size for b in self._all_buffers()] + [1])
         for k in program.kernels:
@@ -135,7 +141,12 @@ class CudaRenderer(CudaSourceAssembly):
         cost model's for IR kernel ``ir_index``)."""
         body = dce(body, set())
         cost = self.costs[ir_index] if cost is None else cost
-        ck = CudaKernel(name, ir_index, kind, comment, tuple(grid), tuple(block), shared, body, kc.decls(),
+        params = kc.decls()
+        if self.size_names:  # the named sizes the kernel reads: by value (the launcher's sz_<name>)
+            lines: list = []
+            emit(body, 0, lines)
+            params += [(f"const long long sz_{s}", f"sz_{s}") for s in size_names_in("\n".join(lines))]
+        ck = CudaKernel(name, ir_index, kind, comment, tuple(grid), tuple(block), shared, body, params,
                         cost.flops, cost.special, cost.bytes_read, cost.bytes_written)
         self.kernels.append(ck)
         g = ", ".join(str(x) for x in grid)
@@ -146,9 +157,9 @@ class CudaRenderer(CudaSourceAssembly):
                                   f"SD_CHECK(cudaGetLastError());"))
         return ck
 
-    def _grid_loop(self, var: str, n: int) -> str:
+    def _grid_loop(self, var: str, n) -> str:
         I = self.idx
-        return (f"for ({I} {var} = ({I})blockIdx.x * ({I})blockDim.x + ({I})threadIdx.x; {var} < {n}; "
+        return (f"for ({I} {var} = ({I})blockIdx.x * ({I})blockDim.x + ({I})threadIdx.x; {var} < {cdim(n)}; "
                 f"{var} += ({I})gridDim.x * ({I})blockDim.x) {{")
 
     def _coords(self, out: list, flat: str, shape: tuple, names: list) -> tuple:
@@ -162,9 +173,9 @@ class CudaRenderer(CudaSourceAssembly):
                 continue
             nm = names[ax]
             if first:
-                e = f"{flat} / {t}" if t != 1 else flat
+                e = f"{flat} / {cdim(t)}" if t != 1 else flat
             else:
-                e = f"{flat} / {t} % {s}" if t != 1 else f"{flat} % {s}"
+                e = f"{flat} / {cdim(t)} % {cdim(s)}" if t != 1 else f"{flat} % {cdim(s)}"
             first = False
             if e == flat:
                 point.append(flat)
@@ -178,7 +189,9 @@ class CudaRenderer(CudaSourceAssembly):
         N = prod_shape(dom)
         nthreads = block_threads(N)
         cap = MAX_PARTIAL_BLOCKS if k.accums else MAX_GRID
-        grid = max(1, min(ceil_div(N, nthreads), cap))
+        grid = grid_size(N, nthreads, cap)  # (a C expression for a symbolic domain: computed at launch)
+        split = isinstance(grid, str) or grid > 1  # more than one block (possibly): partial results
+        nblocks = cap if isinstance(grid, str) else grid  # (at most)
         kc = KernelCtx(self)
         body: list = []
         accs = []
@@ -186,7 +199,7 @@ class CudaRenderer(CudaSourceAssembly):
             a = f"acc{j}"
             body.append(Stmt(f"{CTYPE[r.dtype]} {a} = {reduce_ident(r.op, r.dtype)};"))
             accs.append(a)
-        loop = Block(self._grid_loop("i", N), count=N / (grid * nthreads))
+        loop = Block(self._grid_loop("i", N), count=per_thread(N, nblocks * nthreads))
         body.append(loop)
         point = self._coords(loop.body, "i", dom, [f"d{a}" for a in range(len(dom))])
         ev = cuda_eval(kc, loop.body, self.idx, flat=("i", dom, point))
@@ -204,7 +217,7 @@ class CudaRenderer(CudaSourceAssembly):
         if k.accums:
             comment.append("grid-stride loop; each thread accumulates, the block reduces with warp shuffles "
                            "and shared memory" + ("; one partial result per block, combined by the next kernel"
-                                                  if grid > 1 else ""))
+                                                  if split else ""))
             dts = sorted({r.dtype for r, _, _ in k.accums})
             for dt in dts:
                 body.append(Stmt(f"__shared__ {CTYPE[dt]} red_{dt}[32];"))
@@ -213,9 +226,9 @@ class CudaRenderer(CudaSourceAssembly):
             for j, ((r, x, o), a) in enumerate(zip(k.accums, accs)):
                 body.append(Stmt(f"{a} = sd_block_allreduce({a}, red_{r.dtype}, {REDUCE_FUNCTOR[r.op]}(), "
                                  f"{reduce_ident(r.op, r.dtype)});"))
-                if grid > 1:
-                    part = self.partial(f"partial {r.op}s of {node_label(r)} (one per block of k{ki})", r.dtype, grid)
-                    tgt = kc.raw(part, CTYPE[r.dtype], grid * np.dtype(r.dtype).itemsize, write=True)
+                if split:
+                    part = self.partial(f"partial {r.op}s of {node_label(r)} (one per block of k{ki})", r.dtype, nblocks)
+                    tgt = kc.raw(part, CTYPE[r.dtype], nblocks * np.dtype(r.dtype).itemsize, write=True)
                     finals.append((r, o, part))
                     body.append(Stmt(f"if (threadIdx.x == 0) {tgt}[blockIdx.x] = {a};"))
                 else:
@@ -223,25 +236,27 @@ class CudaRenderer(CudaSourceAssembly):
         else:
             comment.append("grid-stride loop, one element per iteration")
         name = f"k{ki}_loop"
-        partial_bytes = grid * sum(np.dtype(r.dtype).itemsize for r, _, _ in k.accums) if k.accums and grid > 1 else 0
+        partial_bytes = nblocks * sum(np.dtype(r.dtype).itemsize for r, _, _ in k.accums) if k.accums and split else 0
         self._add(kc, name, ki, "loop", comment, (grid,), (nthreads,), body, shared,
                   self._plus_partials(ki, partial_bytes))
-        if k.accums and grid > 1:
-            self._finish_partials(ki, name, finals, grid)
+        if k.accums and split:
+            self._finish_partials(ki, name, finals, grid, nblocks)
 
-    def _finish_partials(self, ki: int, src: str, finals: list, count: int) -> None:
+    def _finish_partials(self, ki: int, src: str, finals: list, count, bound: int) -> None:
+        """The second pass of a loop kernel's total reductions: ``count`` partial results (an int, or the
+        C expression of the first pass's grid), at most ``bound``."""
         kc = KernelCtx(self)
-        nthreads = block_threads(count)
+        nthreads = block_threads(bound)
         body: list = []
         for dt in sorted({r.dtype for r, _, _ in finals}):
             body.append(Stmt(f"__shared__ {CTYPE[dt]} red_{dt}[32];"))
         for j, (r, o, part) in enumerate(finals):
             T = CTYPE[r.dtype]
-            p = kc.raw(part, T, count * np.dtype(r.dtype).itemsize)
+            p = kc.raw(part, T, bound * np.dtype(r.dtype).itemsize)
             body.append(Stmt(f"{T} a{j} = {reduce_ident(r.op, r.dtype)};"))
             upd = reduce_update(r.op, f"a{j}", f"{p}[b]")
             body.append(Block(f"for (int b = (int)threadIdx.x; b < {count}; b += (int)blockDim.x) {{",
-                              [Stmt(f"a{j} = {upd};", flops=1)], count=count / nthreads))
+                              [Stmt(f"a{j} = {upd};", flops=1)], count=per_thread(count, nthreads)))
             body.append(Stmt(f"a{j} = sd_block_allreduce(a{j}, red_{r.dtype}, {REDUCE_FUNCTOR[r.op]}(), "
                              f"{reduce_ident(r.op, r.dtype)});"))
             body.append(Stmt(f"if (threadIdx.x == 0) {kc.buf(o, write=True)}[0] = a{j};"))
@@ -251,7 +266,7 @@ class CudaRenderer(CudaSourceAssembly):
         shared = sum(32 * np.dtype(dt).itemsize for dt in {r.dtype for r, _, _ in finals})
         rd, wr = kc.traffic()
         self._add(kc, f"k{ki}_total", ki, "loop_total", comment, (1,), (nthreads,), body, shared,
-                  Cost(count * len(finals), 0, rd, wr))  # one combine per partial result
+                  Cost(bound * len(finals), 0, rd, wr))  # one combine per partial result (at most)
 
     def _kernel_reduce(self, ki: int, k: ReduceKernel) -> None:
         r, out = k.node, k.out
@@ -266,46 +281,45 @@ class CudaRenderer(CudaSourceAssembly):
         opname = REDUCE_FUNCTOR[r.op]
         ident = reduce_ident(r.op, r.dtype)
         inner_reduced = x.ndim - 1 in axes
-        row_mode = inner_reduced and R >= 32  # contiguous runs: a block per output, threads along the run
-        if row_mode:
-            nthreads = block_threads(R)
-            gx = max(1, min(M, MAX_GRID))
-            S = max(1, min(ceil_div(R, nthreads * 16), max(1, 256 // max(gx, 1)), 64))
-        else:
-            nthreads = block_threads(M)
-            gx = max(1, min(ceil_div(M, nthreads), MAX_GRID))
-            S = max(1, min(ceil_div(R, 256), max(1, 256 // gx), 64))
-        CH = ceil_div(R, S)
+        # contiguous runs: a block per output, threads along the run (a symbolic run too)
+        row_mode = inner_reduced and (isinstance(R, Dim) or R >= 32)
+        nthreads = block_threads(R) if row_mode else block_threads(M)
+        gx = grid_size(M, 1, MAX_GRID) if row_mode else grid_size(M, nthreads, MAX_GRID)
+        S, S_max = self._chunks(R, nthreads * 16 if row_mode else 256, gx)
+        split = S_max > 1  # the reduced elements in chunks (grid y), combined by a second kernel
+        CH = ceil_div(R, S) if isinstance(S, int) and isinstance(R, int) else "r_ch"
         kc = KernelCtx(self)
         body: list = []
         part = None
-        if S > 1:
-            part = self.partial(f"partial {r.op}s of {node_label(r)} ({S} chunks x {M})", r.dtype, S * M)
-            dst = kc.raw(part, T, S * M * np.dtype(r.dtype).itemsize, write=True)
-            target = f"{dst}[({I})blockIdx.y * {M} + o]"
+        if split:
+            part = self.partial(f"partial {r.op}s of {node_label(r)} ({S} chunks x {M})", r.dtype, S_max * M)
+            dst = kc.raw(part, T, S_max * M * np.dtype(r.dtype).itemsize, write=True)
+            target = f"{dst}[({I})blockIdx.y * {cdim(M)} + o]"
         else:
             target = f"{kc.buf(out, write=True)}[o]"
-        if S > 1:
+        if split:
+            if CH == "r_ch":  # chunks of ceil(R / gridDim.y) (the chunk count is the launch's)
+                body.append(Stmt(f"const {I} r_ch = ({cdim(R)} + ({I})gridDim.y - 1) / ({I})gridDim.y;"))
             lo = f"({I})blockIdx.y * {CH}"
             body.append(Stmt(f"const {I} r_lo = {lo};"))
-            body.append(Stmt(f"const {I} r_hi = r_lo + {CH} < {R} ? r_lo + {CH} : {R};"))
+            body.append(Stmt(f"const {I} r_hi = r_lo + {CH} < {cdim(R)} ? r_lo + {CH} : {cdim(R)};"))
             rlo, rhi = "r_lo", "r_hi"
         else:
-            rlo, rhi = "0", str(R)
+            rlo, rhi = "0", cdim(R)
         if row_mode:
             body.insert(0, Stmt(f"__shared__ {T} red_{r.dtype}[32];"))
-            outer = Block(f"for ({I} o = ({I})blockIdx.x; o < {M}; o += ({I})gridDim.x) {{",
-                          count=M / gx)
+            outer = Block(f"for ({I} o = ({I})blockIdx.x; o < {cdim(M)}; o += ({I})gridDim.x) {{",
+                          count=per_thread(M, gx))
         else:
-            outer = Block(self._grid_loop("o", M), count=M / (gx * nthreads))
+            outer = Block(self._grid_loop("o", M), count=per_thread(M, gx if isinstance(gx, str) else gx * nthreads))
         body.append(outer)
         kpoint = self._coords(outer.body, "o", kshape, [f"o{a}" for a in kept])
         outer.body.append(Stmt(f"{T} acc = {ident};"))
         if row_mode:
             start = f"{rlo} + ({I})threadIdx.x" if rlo != "0" else f"({I})threadIdx.x"
-            inner = Block(f"for ({I} r = {start}; r < {rhi}; r += ({I})blockDim.x) {{", count=CH / nthreads)
+            inner = Block(f"for ({I} r = {start}; r < {rhi}; r += ({I})blockDim.x) {{", count=per_thread(CH, nthreads))
         else:
-            inner = Block(f"for ({I} r = {rlo}; r < {rhi}; ++r) {{", count=CH)
+            inner = Block(f"for ({I} r = {rlo}; r < {rhi}; ++r) {{", count=per_thread(CH, 1))
         outer.body.append(inner)
         rpoint = self._coords(inner.body, "r", rshape, [f"r{a}" for a in red])
         pt = [None] * x.ndim
@@ -326,26 +340,41 @@ class CudaRenderer(CudaSourceAssembly):
         comment = [f"{r.op} over axes {sorted(axes)} of {node_label(x)} {list(x.shape)} -> {self.buf_name(out)} "
                    f"({node_label(r)}, {M} outputs x {R} elements)",
                    how + (f"; the reduced elements split in {S} chunks (grid y), combined by the next kernel"
-                          if S > 1 else "")]
-        grid = (gx, S) if S > 1 else (gx,)
+                          if split else "")]
+        grid = (gx, S) if split else (gx,)
         self._add(kc, f"k{ki}_{r.op}", ki, "reduce", comment, grid, (nthreads,), body,
                   32 * np.dtype(r.dtype).itemsize if row_mode else 0,
-                  self._plus_partials(ki, S * M * np.dtype(r.dtype).itemsize if S > 1 else 0))
-        if S > 1:
+                  self._plus_partials(ki, S_max * M * np.dtype(r.dtype).itemsize if split else 0))
+        if split:
             kc2 = KernelCtx(self)
             nt2 = block_threads(M)
-            g2 = max(1, min(ceil_div(M, nt2), MAX_GRID))
-            p = kc2.raw(part, T, S * M * np.dtype(r.dtype).itemsize)
-            loop = Block(self._grid_loop("o", M), count=M / (g2 * nt2))
+            g2 = grid_size(M, nt2, MAX_GRID)
+            p = kc2.raw(part, T, S_max * M * np.dtype(r.dtype).itemsize)
+            loop = Block(self._grid_loop("o", M), count=per_thread(M, g2 * nt2 if isinstance(g2, int) else g2))
             loop.body.append(Stmt(f"{T} acc = {p}[o];"))
-            upd = reduce_update(r.op, "acc", f"{p}[s * {M} + o]")
-            loop.body.append(Block(f"for (int s = 1; s < {S}; ++s) {{", [Stmt(f"acc = {upd};", flops=1)], count=S - 1))
+            upd = reduce_update(r.op, "acc", f"{p}[s * {cdim(M)} + o]")
+            loop.body.append(Block(f"for (int s = 1; s < {S}; ++s) {{", [Stmt(f"acc = {upd};", flops=1)],
+                                   count=per_thread(S_max - 1, 1)))
             loop.body.append(Stmt(f"{kc2.buf(out, write=True)}[o] = acc;"))
             rd, wr = kc2.traffic()
             self._add(kc2, f"k{ki}_{r.op}_total", ki, "reduce_total",
                       [f"combine the {S} chunk results of k{ki}_{r.op} -> {self.buf_name(out)}",
                        "a thread per output, chunks in order (deterministic)"], (g2,), (nt2,), [loop], 0,
-                      Cost((S - 1) * M, 0, rd, wr))  # S - 1 combines per output
+                      Cost((S_max - 1) * M, 0, rd, wr))  # S - 1 combines per output (at most)
+
+    @staticmethod
+    def _chunks(R, per: int, gx) -> tuple:
+        """(S, S_max): the chunks a reduction of ``R`` elements over ``gx`` blocks in x splits into,
+        ceil(R / per) in [1, max(1, min(256 // gx, 64))] (an int, or, with symbolic sizes, the C expression
+        ``sd_split(...)`` computed at launch), and its largest value (the partial array's length)."""
+        top = max(1, min(256 // gx, 64)) if isinstance(gx, int) else 64
+        if isinstance(R, int):
+            top = min(top, max(1, ceil_div(R, per)))
+            if isinstance(gx, int) or top == 1:
+                return top, top
+        elif top == 1:
+            return 1, 1
+        return f"sd_split({cdim(R)}, {per}, {gx}, 64)", top
 
     def _kernel_row(self, ki: int, k: RowKernel) -> None:
         n, out, axis = k.node, k.out, k.axis
@@ -356,25 +385,25 @@ class CudaRenderer(CudaSourceAssembly):
         odims = [d for d in range(x.ndim) if d != axis]
         oshape = tuple(x.shape[d] for d in odims)
         ROWS = prod_shape(oshape)
-        warp_mode = L <= WARP_ROW_MAX
+        warp_mode = not isinstance(L, Dim) and L <= WARP_ROW_MAX  # (a symbolic row: a block per row)
         kc = KernelCtx(self)
         body: list = []
         if warp_mode:
-            rpb = max(1, min(BLOCK // 32, ROWS))  # rows (warps) per block
+            rpb = BLOCK // 32 if isinstance(ROWS, Dim) else max(1, min(BLOCK // 32, ROWS))  # rows (warps) per block
             nthreads = 32 * rpb
-            grid = max(1, min(ceil_div(ROWS, rpb), MAX_GRID))
+            grid = grid_size(ROWS, rpb, MAX_GRID)
             body.append(Stmt("const int lane = (int)(threadIdx.x & 31u);"))
-            loop = Block(f"for ({I} row = ({I})blockIdx.x * {rpb} + ({I})(threadIdx.x >> 5); row < {ROWS}; "
-                         f"row += ({I})gridDim.x * {rpb}) {{", count=ROWS / (grid * rpb))
+            loop = Block(f"for ({I} row = ({I})blockIdx.x * {rpb} + ({I})(threadIdx.x >> 5); row < {cdim(ROWS)}; "
+                         f"row += ({I})gridDim.x * {rpb}) {{", count=per_thread(ROWS, grid * rpb if isinstance(grid, int) else grid))
             jstart, jstep, per = "lane", "32", 32
             red = lambda v, op: f"{v} = sd_warp_allreduce({v}, {op}());"  # noqa: E731
             shared = 0
         else:
             nthreads = BLOCK
-            grid = max(1, min(ROWS, MAX_GRID))
+            grid = grid_size(ROWS, 1, MAX_GRID)
             body.append(Stmt(f"__shared__ {T} red_{dt}[32];"))
-            loop = Block(f"for ({I} row = ({I})blockIdx.x; row < {ROWS}; row += ({I})gridDim.x) {{",
-                         count=ROWS / grid)
+            loop = Block(f"for ({I} row = ({I})blockIdx.x; row < {cdim(ROWS)}; row += ({I})gridDim.x) {{",
+                         count=per_thread(ROWS, grid))
             jstart, jstep, per = "(int)threadIdx.x", "(int)blockDim.x", nthreads
             red = lambda v, op: (f"{v} = sd_block_allreduce({v}, red_{dt}, {op}(), "  # noqa: E731
                                  f"{reduce_ident('sum' if op == 'SdSum' else 'max', dt)});")
@@ -383,7 +412,7 @@ class CudaRenderer(CudaSourceAssembly):
         opoint = self._coords(loop.body, "row", oshape, [f"o{d}" for d in odims])
 
         def jloop(label: str) -> tuple[Block, PointEval, tuple]:
-            b = Block(f"for ({I} j = {jstart}; j < {L}; j += {jstep}) {{  // {label}", count=L / per)
+            b = Block(f"for ({I} j = {jstart}; j < {cdim(L)}; j += {jstep}) {{  // {label}", count=per_thread(L, per))
             loop.body.append(b)
             pt = list(opoint)
             pt.insert(axis, "j")
@@ -446,22 +475,29 @@ class CudaRenderer(CudaSourceAssembly):
         out = []
         for ck in self.kernels:
             moved = ck.bytes_read + ck.bytes_written
+            fixed = all(isinstance(g, int) for g in ck.grid)
+            sym = isinstance(moved, Dim) or isinstance(ck.flops, Dim)
             out.append({
                 "name": ck.name,
                 "kind": ck.kind,
                 "ir_kernel": ck.ir_index,
-                "grid": ck.grid,
+                "grid": ck.grid,  # ints, or C expressions of the sizes (computed at launch)
                 "block": ck.block,
-                "threads": int(np.prod(ck.grid)) * int(ck.block[0]),
+                "threads": int(np.prod(ck.grid)) * int(ck.block[0]) if fixed else None,
                 "shared_bytes": int(ck.shared_bytes),
-                "flops": int(round(ck.flops)),
-                "special_ops": int(round(ck.special)),
-                "bytes_read": int(ck.bytes_read),
-                "bytes_written": int(ck.bytes_written),
-                "intensity": (ck.flops / moved) if moved else 0.0,
+                "flops": _count(ck.flops),  # ints, or Dim polynomials of the named sizes
+                "special_ops": _count(ck.special),
+                "bytes_read": _count(ck.bytes_read),
+                "bytes_written": _count(ck.bytes_written),
+                "intensity": None if sym else (ck.flops / moved) if moved else 0.0,  # (None: symbolic)
                 "what": ck.comment[0],
             })
         return out
+
+
+def _count(v):
+    """A statistic: an int, or a Dim polynomial of the named sizes (symbolic shapes)."""
+    return v if isinstance(v, Dim) else int(round(v))
 
 
 def render_cuda(program: Program, name: str = "sd_entry") -> tuple[str, str]:

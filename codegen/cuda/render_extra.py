@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from symdiff.dims import Dim
 from symdiff.codegen.cost import Cost
 from symdiff.codegen.cuda.emitter import cuda_eval
-from symdiff.codegen.cuda.ir import (CTYPE, MAX_GRID, Block, KernelCtx, Stmt, block_threads, ceil_div, flit,
-                                     node_label, prod_shape)
+from symdiff.codegen.cuda.ir import (CTYPE, MAX_GRID, Block, KernelCtx, Stmt, block_threads, cdim, flit,
+                                     grid_size, node_label, per_thread, prod_shape)
 from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel, SortKernel
 from symdiff.codegen.pointeval import strides
 
@@ -47,9 +48,15 @@ IDENTITY = {
 SCAN_STEP = {"cumsum": "+", "cumprod": "*"}
 
 
-def _grid(n: int) -> tuple[int, int]:
+def _grid(n) -> tuple:
+    """(blocks, threads per block) of a grid-stride loop over n items (blocks: a C expression when n is
+    symbolic)."""
     t = block_threads(n)
-    return max(1, min(ceil_div(n, t), MAX_GRID)), t
+    return grid_size(n, t, MAX_GRID), t
+
+
+def _count(n, grid, nt) -> float:
+    return per_thread(n, grid * nt if isinstance(grid, int) else grid)
 
 
 def render_scatter(r, ki: int, k: ScatterKernel) -> None:
@@ -60,7 +67,7 @@ def render_scatter(r, ki: int, k: ScatterKernel) -> None:
     # 1. fill
     kc = KernelCtx(r)
     grid, nt = _grid(out.size)
-    loop = Block(r._grid_loop("i", out.size), count=out.size / (grid * nt))
+    loop = Block(r._grid_loop("i", out.size), count=_count(out.size, grid, nt))
     loop.body.append(Stmt(f"{kc.buf(out, write=True)}[i] = {ident};"))
     r._add(kc, f"k{ki}_fill", ki, "scatter_fill",
            [f"fill {r.buf_name(out)} ({node_label(n)}, {list(shape)}) with {ident}, the identity of {n.op}",
@@ -69,7 +76,7 @@ def render_scatter(r, ki: int, k: ScatterKernel) -> None:
     kc = KernelCtx(r)
     U = prod_shape(g.shape)
     grid, nt = _grid(U)
-    loop = Block(r._grid_loop("i", U), count=U / (grid * nt))
+    loop = Block(r._grid_loop("i", U), count=_count(U, grid, nt))
     point = r._coords(loop.body, "i", g.shape, [f"d{a}" for a in range(g.ndim)])
     ev = cuda_eval(kc, loop.body, r.idx, flat=("i", g.shape, point))
     v = ev.convert(ev.ev(g, point), g.dtype, n.dtype)
@@ -96,11 +103,12 @@ def render_scan(r, ki: int, k: ScanKernel) -> None:
     ROWS = prod_shape(oshape)
     kc = KernelCtx(r)
     grid, nt = _grid(ROWS)
-    loop = Block(r._grid_loop("row", ROWS), count=ROWS / (grid * nt))
+    loop = Block(r._grid_loop("row", ROWS), count=_count(ROWS, grid, nt))
     opoint = r._coords(loop.body, "row", oshape, [f"o{d}" for d in odims])
     loop.body.append(Stmt(f"{T} acc = {flit(IDENTITY[n.op](n.dtype, n.attrs), n.dtype)};"))
-    head = (f"for ({I} jr = 0; jr < {L}; ++jr) {{" if not reverse else f"for ({I} jr = {L - 1}; jr >= 0; --jr) {{")
-    inner = Block(head, count=L)
+    head = (f"for ({I} jr = 0; jr < {cdim(L)}; ++jr) {{" if not reverse
+            else f"for ({I} jr = {cdim(L - 1)}; jr >= 0; --jr) {{")
+    inner = Block(head, count=per_thread(L, 1))
     loop.body.append(inner)
     pt = list(opoint)
     pt.insert(axis, "jr")
@@ -121,11 +129,11 @@ def render_sort(r, ki: int, k: SortKernel) -> None:
     I = r.idx
     L = n.shape[axis]
     kc = KernelCtx(r)
-    if L >= HEAP_MIN_ROW:
+    if isinstance(L, Dim) or L >= HEAP_MIN_ROW:  # (a symbolic row: heap sort, right for any length)
         return _heap_sort(r, ki, k, kc)
     N = prod_shape(n.shape)
     grid, nt = _grid(N)
-    loop = Block(r._grid_loop("i", N), count=N / (grid * nt))
+    loop = Block(r._grid_loop("i", N), count=_count(N, grid, nt))
     point = r._coords(loop.body, "i", n.shape, [f"d{a}" for a in range(n.ndim)])
     ev = cuda_eval(kc, loop.body, I, flat=("i", n.shape, point))
     j = point[axis]
@@ -155,14 +163,15 @@ def _heap_sort(r, ki: int, k: SortKernel, kc: KernelCtx) -> None:
     oshape = tuple(n.shape[d] for d in odims)
     ROWS = prod_shape(oshape)
     grid, nt = _grid(ROWS)
-    loop = Block(r._grid_loop("row", ROWS), count=ROWS / (grid * nt))
+    loop = Block(r._grid_loop("row", ROWS), count=_count(ROWS, grid, nt))
     opoint = list(r._coords(loop.body, "row", oshape, [f"o{d}" for d in odims]))
     opoint.insert(axis, "0")
     ev = cuda_eval(kc, loop.body, I)
     st = strides(n.shape)[axis]
     xb, ob = kc.buf(r.p.where[x]), kc.buf(out, write=True)
-    loop.body.append(Stmt(f"sd_heap_argsort({xb}, {ob}, ({I})({ev.offset(n.shape, opoint)}), ({I}){st}, ({I}){L});",
-                          flops=int(2 * L * max(1, int(np.log2(L))))))
+    flops = int(2 * L * max(1, int(np.log2(L)))) if isinstance(L, int) else 0  # (symbolic: the cost model's)
+    loop.body.append(Stmt(f"sd_heap_argsort({xb}, {ob}, ({I})({ev.offset(n.shape, opoint)}), ({I}){cdim(st)}, "
+                          f"({I}){cdim(L)});", flops=flops))
     r._add(kc, f"k{ki}_{n.op}", ki, "sort",
            [f"{n.op} along axis {axis} of {node_label(x)} {list(x.shape)} -> {r.buf_name(out)} ({ROWS} rows of {L})",
             "a thread per row: heap sort of the row's indices in place (O(L log L))"], (grid,), (nt,), [loop], 0)
