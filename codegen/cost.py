@@ -166,7 +166,10 @@ SORT_HEAP_MIN_ROW = 33  # rows at least this long are heap-sorted (codegen/llvm/
 def sort_cost(k, where) -> Cost:
     x = k.node.inputs[0]
     L = x.shape[k.axis]
-    per = L if L < SORT_HEAP_MIN_ROW else 2 * max(1, int(np.log2(L)))
+    if isinstance(L, _dims.Dim):  # a symbolic row: L comparisons per element (a bound on either method's)
+        per = L
+    else:
+        per = L if L < SORT_HEAP_MIN_ROW else 2 * max(1, int(np.log2(L)))
     return Cost(x.size * per, 0, *_traffic(k, where))
 
 

@@ -38,6 +38,24 @@ def _conv():
     return [loss, *sd.grad(loss, [w, v, x])]
 
 
+def _kernel_kinds():
+    """Every kind of CUDA kernel with a symbolic axis where its launch or its loops depend on it: reductions
+    along it (a block per row) and across it (split in chunks), softmaxes along it, scans and argsorts along
+    it, a concatenation along it, products with a symbolic batch and a symbolic M = K, scatters (the
+    gradients of takes) into it and from it (float64)."""
+    D = "float64"
+    x, y, z = sd.input("u", (3, "n"), D), sd.input("p", ("n", 4), D), sd.input("q", ("n", 4), D)
+    a, b, c = sd.input("a", ("n", 5, 3), D), sd.input("b", ("n", 3, 4), D), sd.input("c", (2, "n", "n"), D)
+    tab, w = sd.input("tab", ("n", 3), D), sd.input("w", (4, 3), D)
+    idx, idx_n = sd.input("idx", (5,), "int64"), sd.input("idx_n", ("n",), "int64")
+    t1, t2 = sd.take(tab, idx, axis=0), sd.take(w, idx_n, axis=0)
+    return [sd.sum(sd.exp(x), axis=1), sd.max(x, axis=1), sd.sum(y * z, axis=0), sd.sum(x),
+            sd.softmax(x, axis=1), sd.log_softmax(x, axis=1), sd.logsumexp(x, axis=1),
+            sd.cumsum(x, axis=1), sd.cumprod(x, axis=0), sd.argsort(x, axis=1),
+            sd.concatenate([y, z, y], axis=0) * 2.0, a @ b, c @ c,
+            *sd.grad(sd.sum(t1 * t1) + sd.sum(t2 * t2) + sd.sum(a @ b), [tab, w, a])]
+
+
 def _values(f, size: int, rng) -> dict:
     vals = {}
     for s in f.signature.leaves:
@@ -48,14 +66,15 @@ def _values(f, size: int, rng) -> dict:
 
 
 @needs_cxx
-@pytest.mark.parametrize("graph", [_mlp, _conv], ids=["mlp", "conv"])
+@pytest.mark.parametrize("graph", [_mlp, _conv, _kernel_kinds], ids=["mlp", "conv", "kernel-kinds"])
 def test_one_compile_serves_every_batch_size(graph):
-    """Loss and gradients over a symbolic batch equal NumPy's at every size, from a single compile."""
+    """Loss and gradients over a symbolic batch (or every kernel kind over a symbolic axis) equal NumPy's at
+    every size, from a single compile."""
     outs = graph()
     f = sd.compile(outs, "cuda-cpu")
     ref = sd.compile(outs, "numpy")
     assert isinstance(f, cb.CudaFunction) and not hasattr(f, "specialized_because")
-    assert f.program.size_names == ("batch",)
+    assert len(f.program.size_names) == 1
     rng = np.random.default_rng(0)
     for size in SIZES + (2,):  # a size seen before, after a larger one (reused device buffers)
         vals = _values(f, size, rng)
@@ -98,8 +117,8 @@ def test_workspace_and_launch_follow_the_sizes():
 
 @pytest.mark.skipif(cb.find_nvcc() is None, reason="nvcc not found")
 def test_nvcc_compiles_a_symbolic_source():
-    """The runtime-sized source (MLP and conv net, loss and gradients, float32) is valid CUDA: PTX for sm_90
-    without warnings."""
-    src = render_cuda(lower(_mlp() + _conv()), "sd_entry")[0]
+    """The runtime-sized source (an MLP's loss and gradients; every kernel kind over a symbolic
+    axis) is valid CUDA: PTX for sm_90, without warnings."""
+    src = render_cuda(lower(_mlp() + _kernel_kinds()), "sd_entry")[0]
     assert "sz_batch" in src
     assert cb.nvcc_ptx(src, "sm_90") == (0, "")
