@@ -102,7 +102,8 @@ def test_symbolic_source_takes_the_sizes_and_fixed_sources_do_not():
 @needs_cxx
 def test_workspace_and_launch_follow_the_sizes():
     """``workspace_bytes`` is a polynomial of the sizes; the library's ``_workspace_bytes(sizes)`` evaluates
-    it (a split reduction over the batch: partial results in the workspace)."""
+    it (a split reduction over the batch: partial results in the workspace); the C entry ``_run(host_args,
+    sizes)`` gives the Python call's results at each size."""
     x = sd.input("x", ("batch", 300))
     outs = [sd.sum(sd.exp(x), axis=0), sd.sum(x)]
     f = sd.compile(outs, "cuda-cpu")
@@ -113,6 +114,14 @@ def test_workspace_and_launch_follow_the_sizes():
         a, b = f(x=X)
         np.testing.assert_allclose(a, np.exp(X).sum(axis=0), rtol=1e-5)
         np.testing.assert_allclose(b, X.sum(), rtol=1e-4, atol=1e-4)
+        # the C one-shot entry on host pointers, as a C program calls it: <name>_run(host_args, sizes)
+        run = f._lib.sd_entry_run
+        run.restype, run.argtypes = ctypes.c_int, [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_longlong)]
+        ca, cb_ = np.zeros(300, np.float32), np.zeros((), np.float32)
+        args = (ctypes.c_void_p * 3)(X.ctypes.data, ca.ctypes.data, cb_.ctypes.data)
+        assert run(args, vals) == 0
+        np.testing.assert_array_equal(ca, a)
+        np.testing.assert_array_equal(cb_, b)
 
 
 @pytest.mark.skipif(cb.find_nvcc() is None, reason="nvcc not found")
