@@ -11,6 +11,8 @@ contracts ``a * b + c`` into fused multiply-adds and CUDA's math functions have 
 ulp bounds, so GPU results are close to, not bit-identical with, the CPU emulation; the counter-based
 RNG is bit-exact everywhere.
 
+Graphs with a symbolic batch run at several sizes from one compile (``test_symbolic_sizes_on_gpu``).
+
 Without a GPU, one test still runs when nvcc is present: it builds a GPU library with nvcc (the real
 runtime, host launcher and all), loads it, and checks that it reports the missing device cleanly.
 """
@@ -75,6 +77,23 @@ def test_gpu_and_cpu_emulation_agree_on_the_mlp():
     assert len(gpu) == len(cpu) == len(g.labels) > 0
     for a, b, label in zip(gpu, cpu, g.labels):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6, err_msg=label)
+
+
+@needs_gpu
+@pytest.mark.parametrize("graph", ["mlp", "conv", "kernel-kinds"])
+def test_symbolic_sizes_on_gpu(graph):
+    """One GPU library serves batch sizes 1, 2, 7, 64 and 1000 (grids computed at launch; split reductions,
+    partial tiles, grown device buffers): NumPy's values, one compile (tests/test_cuda_symbolic.py's graphs)."""
+    from test_cuda_symbolic import _conv, _kernel_kinds, _mlp, _values
+    outs = {"mlp": _mlp, "conv": _conv, "kernel-kinds": _kernel_kinds}[graph]()
+    f, ref = sd.compile(outs, "cuda"), sd.compile(outs, "numpy")
+    assert f.backend == "cuda" and not hasattr(f, "specialized_because")
+    rng = np.random.default_rng(1)
+    for size in (1, 2, 7, 64, 1000, 2):
+        vals = _values(f, size, rng)
+        for i, (a, b) in enumerate(zip(f(**vals), ref(**vals))):
+            _close(a, b, f"{graph} output {i}, size {size}")
+    assert f.compiles == 1
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found")

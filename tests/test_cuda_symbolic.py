@@ -40,7 +40,8 @@ def _conv():
 
 def _kernel_kinds():
     """Every kind of CUDA kernel with a symbolic axis where its launch or its loops depend on it: reductions
-    along it (a block per row) and across it (split in chunks), softmaxes along it, scans and argsorts along
+    along it (a block per row) and across it (split in chunks), reductions split in chunks over a symbolic
+    number of blocks (both modes), softmaxes along it, scans and argsorts along
     it, a concatenation along it, products with a symbolic batch and a symbolic M = K, scatters (the
     gradients of takes) into it and from it (float64)."""
     D = "float64"
@@ -49,7 +50,9 @@ def _kernel_kinds():
     tab, w = sd.input("tab", ("n", 3), D), sd.input("w", (4, 3), D)
     idx, idx_n = sd.input("idx", (5,), "int64"), sd.input("idx_n", ("n",), "int64")
     t1, t2 = sd.take(tab, idx, axis=0), sd.take(w, idx_n, axis=0)
+    cols, rows = sd.input("cols", (300, "n"), D), sd.input("rows", ("n", 5000), D)  # chunks over a symbolic grid x
     return [sd.sum(sd.exp(x), axis=1), sd.max(x, axis=1), sd.sum(y * z, axis=0), sd.sum(x),
+            sd.sum(cols, axis=0), sd.max(rows, axis=1),
             sd.softmax(x, axis=1), sd.log_softmax(x, axis=1), sd.logsumexp(x, axis=1),
             sd.cumsum(x, axis=1), sd.cumprod(x, axis=0), sd.argsort(x, axis=1),
             sd.concatenate([y, z, y], axis=0) * 2.0, a @ b, c @ c,
