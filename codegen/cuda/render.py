@@ -22,6 +22,13 @@ Entry ABI (the header declares it): ``args`` = device pointers to the inputs (si
 outputs, then a workspace of ``<name>_workspace_bytes()`` bytes (the Program's temporaries plus the
 partial results of multi-block reductions).
 
+Symbolic sizes (``program.size_names``): the entry points also take ``const long long* sizes``; every
+shape-derived number (bounds, strides, GEMM sizes, offsets, byte counts) is written as its polynomial of
+``sz_<name>`` variables (``cuda/ir.py``'s ``cdim``), grids are C expressions computed at launch
+(``sd_grid``, ``sd_split``), kernels take the sizes they read as parameters, and the choices a size would
+make at build time take the one right for every size (64-bit indices, full blocks, 64 x 64 GEMM tiles, a
+block per row along a symbolic axis); see ``cuda/host.py``. Fixed-shape sources are unchanged.
+
 Kernels evaluate graph nodes *at a point* with the same evaluator as the LLVM renderer: materialised
 nodes are loaded from their buffers, the others (elementwise chains, broadcasts, transposes, reshapes,
 pick, one_hot, rand_uniform) are computed inline, so forward and backward elementwise chains fuse into
