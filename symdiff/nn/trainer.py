@@ -216,6 +216,7 @@ class Trainer:
         if client is None:
             self.step_fn = self._step_fns[self._rows(self.batch_size)] = _compile(
                 [self.loss, self.output, *self.updates.values()], **self.compile_options)
+            self._prepare(self.batch_size)
         self.state: dict[str, np.ndarray] = {**model.init_values(self.seed), **self.updates.initial_state()}
         self._eval_fns: dict[tuple, object] = {}
 
@@ -256,6 +257,15 @@ class Trainer:
                          f"per size)")
             self._step_fns[key] = _compile([loss, out, *updates.values()], **self.compile_options)
         return self._step_fns[key]
+
+    def _prepare(self, n: int) -> None:
+        """Compile the training step for batches of ``n`` rows now, not in the first timed step, where a backend
+        compiles once per set of sizes (``SpecializedFunction.for_sizes``) or the shapes are fixed."""
+        if self.parallel is not None:
+            return
+        fn = self._step_fn(n)
+        if self.batch_dim is not None and hasattr(fn, "for_sizes"):
+            fn.for_sizes({self.batch_dim: int(n)})
 
     def _notice(self, text: str) -> None:
         if self.progress:
@@ -326,6 +336,8 @@ class Trainer:
         if patience is not None and val_data is None:
             raise ValueError("fit: early stopping (patience=) needs val_data")
         self._check_shards(n)
+        if n % bs and not self.drop_last:
+            self._prepare(n % bs)  # the last partial batch's compile, if any, before the epochs' timers start
         best, best_state, waited = None, None, 0
         bar = tqdm(total=epochs * steps, disable=not self.progress, unit="step", mininterval=0.25, leave=False)
         try:
