@@ -203,7 +203,8 @@ class Trainer:
                 label_shape = out.shape[1:-1] if self.label_dtype in ("int32", "int64") else out.shape[1:]
             self.label_shape = tuple(int(d) for d in label_shape)
             self.optimizer_config = (optimizer, momentum, weight_decay, dict(optimizer_options or {}))
-            self.loss, self.output, self.objective, self.updates = self._training_graph(out, self._rows(self.batch_size))
+            rows = self._rows(self.batch_size)
+            self.loss, self.output, self.objective, self.updates = self._training_graph(out, rows)
         finally:
             model.train(was_training)
         self.parallel = None  # the data-parallel step (with a client): shard graphs on the workers
@@ -453,8 +454,9 @@ class Trainer:
                 out = self.model(self._x_input(key[0]))
                 outs = [self.loss_fn(out, self._y_input(key[0])), out] if with_labels else out
                 if self.batch_dim is None:  # fixed shapes: one compile per evaluation size, say so
-                    self._notice(f"compiling the evaluation graph for {n} samples ({'with' if with_labels else 'without'} "
-                                 f"labels; fixed shapes, batch_dim=None: once per size)")
+                    labels = "with" if with_labels else "without"
+                    self._notice(f"compiling the evaluation graph for {n} samples ({labels} labels; fixed shapes, "
+                                 f"batch_dim=None: once per size)")
                 self._eval_fns[key] = _compile(outs, **self.compile_options)
             finally:
                 self.model.train(was_training)
@@ -504,5 +506,6 @@ class Trainer:
             raise ValueError(f"fit: the last batch has {last} rows ({n} samples, batch_size={self.batch_size}), "
                              f"fewer than the {shards} shards of the client's workers; pass drop_last=True or "
                              f"another batch_size")
+
 
 __all__ = ["Trainer", "History", "accuracy", "rmse", "OPTIMIZERS"]
