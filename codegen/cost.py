@@ -33,6 +33,7 @@ from typing import Iterable
 
 import numpy as np
 
+from symdiff import dims as _dims
 from symdiff.ir import Node
 from symdiff.optable import OPS
 
@@ -111,8 +112,8 @@ def point_cost(roots: Iterable[tuple[Node, bool]], where) -> tuple[int, int]:
     return flops, special
 
 
-def _size(shape: tuple) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+def _size(shape: tuple):
+    return _dims.prod(shape)  # an int, or a Dim polynomial (symbolic shapes: costs are polynomials too)
 
 
 def _traffic(k, where) -> tuple[int, int]:

@@ -57,7 +57,8 @@ def expand_composites(outputs: Sequence[Node]) -> list[Node]:
 
     def expand(n: Node, ins: list) -> Optional[Node]:
         if n.op in TENSOR_EXPANSIONS:
-            return expand_composites([TENSOR_EXPANSIONS[n.op](n, ins)])[0]
+            new = TENSOR_EXPANSIONS[n.op](n, ins)  # None: kept (the point evaluator computes it)
+            return None if new is None else expand_composites([new])[0]
         if not is_composite(n.op):
             return None
         new = to_graph(value_expr(n), {X[j]: inp for j, inp in enumerate(ins)}, n.dtype)

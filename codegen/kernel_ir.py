@@ -33,6 +33,8 @@ from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
+from symdiff import dims as _dims
+from symdiff.dims import DimLike
 from symdiff.ir import Node
 
 from symdiff.codegen import cost as _cost
@@ -53,8 +55,9 @@ class Buffer:
     value: Optional[np.ndarray] = None  # constants
 
     @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+    def size(self) -> DimLike:
+        """Elements: an int, or a Dim polynomial of the named sizes (symbolic shapes)."""
+        return _dims.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -238,8 +241,8 @@ class MatmulKernel(NodeKernel):
     kind: ClassVar[str] = "matmul"
 
     @property
-    def batch_count(self) -> int:
-        return int(np.prod(self.batch, dtype=np.int64)) if self.batch else 1
+    def batch_count(self) -> DimLike:
+        return _dims.prod(self.batch)
 
     def batch_offsets(self, index: int) -> tuple[int, int, int]:
         """Element offsets (A, B, C) of batch entry ``index`` (row-major over ``batch``)."""
@@ -326,6 +329,16 @@ class Program:
     workspace_bytes: int
     output_nodes: tuple
     target: Optional[Target] = None
+
+    @property
+    def size_names(self) -> tuple:
+        """The named sizes the buffers' shapes use, sorted: the order of the entry's ``sizes`` argument
+        (empty for fixed shapes; see codegen/llvm/render.py's ABI)."""
+        return tuple(sorted(_dims.free_names(s for b in self.inputs + self.outputs + self.temps for s in b.shape)))
+
+    @property
+    def symbolic(self) -> bool:
+        return bool(self.size_names)
 
     def costs(self) -> list:
         """The cost of each kernel, in order (:class:`symdiff.codegen.cost.Cost`)."""

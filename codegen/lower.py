@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from symdiff import dims as _dims
 from symdiff.ir import Node, apply, rebuild, toposort
 from symdiff.ops_gather import SCAN_OPS, SCATTER_OPS, SORT_OPS
 from symdiff.ops_tensor import reshape as _reshape
@@ -74,11 +75,32 @@ def _regroups(x: Node) -> bool:
 
 
 def _tasks(domain: tuple, max_tasks: int) -> int:
-    """Tasks a loop over ``domain`` splits its outermost axis into (at most ``Target.loop_tasks``)."""
+    """Tasks a loop over ``domain`` splits its outermost axis into (at most ``Target.loop_tasks``). A symbolic
+    domain gets the most tasks: the renderer runs them serially when the call's size is below
+    ``PAR_MIN_ELEMS`` (:func:`par_worthwhile`)."""
+    if not domain:
+        return 1
+    if _dims.is_symbolic(domain):
+        d0 = domain[0]
+        return max_tasks if isinstance(d0, _dims.Dim) else int(min(d0, max_tasks)) if d0 >= 2 else 1
     size = int(np.prod(domain, dtype=np.int64))
-    if not domain or size < PAR_MIN_ELEMS or domain[0] < 2:
+    if size < PAR_MIN_ELEMS or domain[0] < 2:
         return 1
     return int(min(domain[0], max_tasks))
+
+
+def par_worthwhile(domain: tuple) -> Optional[_dims.DimLike]:
+    """For a symbolic domain, the element count whose runtime value decides between a parallel dispatch
+    (``>= PAR_MIN_ELEMS``) and a serial run; None for a fixed domain (decided at lowering)."""
+    return _dims.prod(domain) if _dims.is_symbolic(domain) else None
+
+
+def surely(test: Callable[[], bool]) -> bool:
+    """``test()``, or False when it compares symbolic sizes that only the call decides."""
+    try:
+        return bool(test())
+    except _dims.SymbolicDimError:
+        return False
 
 
 def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
@@ -94,7 +116,7 @@ def _one_axis_logsumexp(outputs: Sequence[Node]) -> list[Node]:
         x, axes = ins[0], tuple(n.attrs["axes"])
         if axes:
             rest = tuple(i for i in range(x.ndim) if i not in axes)
-            inner = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+            inner = _dims.prod([x.shape[a] for a in axes])
             merged = _reshape(_transpose(x, rest + axes), tuple(x.shape[i] for i in rest) + (inner,))
             x = apply("logsumexp", [merged], axes=(len(rest),), keepdims=False)
         return _reshape(x, n.shape)
@@ -171,7 +193,7 @@ class Lowering:
         cost_memo: dict = {}
         for n in self.order:  # an expensive operand of a select is computed at points that discard it:
             if n.op in SELECT_OPS:  # at every point of a concatenation, at the fill of an embed
-                waste = n.op == "concatenate" or n.size >= 2 * n.inputs[0].size
+                waste = n.op == "concatenate" or surely(lambda: n.size >= 2 * n.inputs[0].size)
                 mat.update(x for x in n.inputs if waste and not x.is_leaf and _chain_cost(x, cost_memo) >= 4)
         for n in self.order:  # bias epilogue: add(matmul, b) with a single use of the matmul
             if n.op == "matmul" and n.ndim == 2 and len(self.users[n]) == 1 and n not in mat_outputs:
@@ -353,8 +375,9 @@ def _scatter_kernel(n: Node, out: Buffer, max_tasks: int) -> ScatterKernel:
     """Updates at different coordinates of an axis the output shares with them (not the scattered axis,
     not broadcast) never collide: the longest such axis is split over tasks; none: one serial task."""
     g = n.inputs[0]
-    shared = [d for d in range(n.ndim) if d != n.attrs["axis"] and n.shape[d] == g.shape[d] > 1]
-    if not shared or g.size < PAR_MIN_ELEMS:
+    shared = [d for d in range(n.ndim) if d != n.attrs["axis"] and n.shape[d] == g.shape[d]
+              and isinstance(n.shape[d], int) and n.shape[d] > 1]  # (a symbolic axis: serial, for now)
+    if not shared or surely(lambda: g.size < PAR_MIN_ELEMS) or _dims.is_symbolic(g.shape):
         return ScatterKernel(n, out)
     p = max(shared, key=lambda d: n.shape[d])
     return ScatterKernel(n, out, int(min(n.shape[p], max_tasks)), p)
@@ -397,22 +420,56 @@ def _plan(kernels: list, temps: list, where) -> tuple[dict, int]:
             b = where.get(n)
             if b is not None and b.kind == "temp":
                 last[b.id] = i
-    live: list[tuple[int, int, int]] = []  # (offset, size, last use)
-    top = 0
-    offsets: dict[int, int] = {}
+    live: list = []  # (offset, size, last use); offsets and sizes are ints or Dims (symbolic shapes)
+    top: _dims.DimLike = 0
+    offsets: dict = {}
     for b in sorted(temps, key=lambda b: first.get(b.id, 0)):
         start = first.get(b.id, 0)
         live = [x for x in live if x[2] >= start]
-        size = (b.nbytes + ALIGN - 1) // ALIGN * ALIGN
+        size = _aligned(b.nbytes)
+        off = _first_fit(live, size, top)
+        offsets[b.id] = off
+        top = _dims_max(top, off + size)
+        live.append((off, size, last.get(b.id, start)))
+    return offsets, top
+
+
+def _aligned(nbytes: _dims.DimLike) -> _dims.DimLike:
+    """``nbytes`` rounded up to ALIGN; for a polynomial, every coefficient is (a bound that stays a
+    multiple of ALIGN at every size, so each temporary's offset is aligned at every call)."""
+    if isinstance(nbytes, int):
+        return (nbytes + ALIGN - 1) // ALIGN * ALIGN
+    return sum((_dims.Dim([(m, -(-c // ALIGN) * ALIGN)]) if m else -(-c // ALIGN) * ALIGN)
+               for m, c in nbytes.terms)
+
+
+def _dims_max(a: _dims.DimLike, b: _dims.DimLike) -> _dims.DimLike:
+    """max(a, b), or an upper bound a + b when only the call's sizes would decide (a workspace may be
+    larger than the tightest plan, never smaller)."""
+    if surely(lambda: a >= b):
+        return a
+    if surely(lambda: b >= a):
+        return b
+    return a + b
+
+
+def _first_fit(live: list, size: _dims.DimLike, top: _dims.DimLike) -> _dims.DimLike:
+    """The lowest offset where ``size`` bytes overlap no live block: the first gap between blocks sorted by
+    offset (fixed sizes), or, with symbolic sizes, the first of 0 and the blocks' ends that is disjoint from
+    every live block at every size (else ``top``, which lies above every block)."""
+    if isinstance(size, int) and all(isinstance(lo, int) and isinstance(sz, int) for lo, sz, _ in live):
         off = 0
         for lo, sz, _ in sorted(live):
             if off + size <= lo:
                 break
             off = max(off, lo + sz)
-        offsets[b.id] = off
-        top = max(top, off + size)
-        live.append((off, size, last.get(b.id, start)))
-    return offsets, top
+        return off
+    ends = [lo + sz for lo, sz, _ in live]
+    cands = [0] + sorted(e for e in ends if isinstance(e, int)) + [e for e in ends if not isinstance(e, int)]
+    for off in cands:
+        if all(surely(lambda: off + size <= lo) or surely(lambda: lo + sz <= off) for lo, sz, _ in live):
+            return off
+    return top
 
 
 def lower(outputs: Sequence[Node], target: Optional[Target] = None,

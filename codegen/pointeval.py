@@ -47,6 +47,8 @@ from typing import Any, Optional, Sequence
 
 from symdiff import dtypes as _dt
 from symdiff import ops_random as R
+from symdiff import dims as _dims
+from symdiff.dims import SymbolicDimError
 from symdiff.ir import Node
 from symdiff.optable import OPS
 
@@ -340,6 +342,9 @@ class PointEval:
             seed, step = self.ev(s, []), self.ev(t, [])
             return em.rand_uniform(self.offset(n.shape, point), seed, s.dtype, step, t.dtype,
                                    int(n.attrs.get("stream", 0)) & R.MASK32, n.dtype)
+        if op == "axis_size":  # a symbolic element count: the call's size, as a value (mean's divisor)
+            size = _dims.prod(n.inputs[0].shape[a] for a in n.attrs["axes"])
+            return em.cast(em.iconst(size), "int64", n.dtype)
         if op in INDEX_RULES:
             return INDEX_RULES[op](self, n, point)
         raise NotImplementedError(f"{type(em).__name__}: op {op!r} cannot be evaluated inside a kernel")
@@ -347,7 +352,15 @@ class PointEval:
 
 def reshape_groups(src_shape: Sequence[int], dst_shape: Sequence[int]) -> Optional[list]:
     """The finest split of a reshape into groups ``(input axes, output axes)`` of consecutive non-unit axes
-    with equal sizes (row-major order maps each group onto itself); None when a size is 0."""
+    with equal sizes (row-major order maps each group onto itself); None when a size is 0, or when symbolic
+    sizes make the grouping depend on the call (the general flat-offset mapping applies then)."""
+    try:
+        return _reshape_groups(src_shape, dst_shape)
+    except SymbolicDimError:
+        return None
+
+
+def _reshape_groups(src_shape: Sequence[int], dst_shape: Sequence[int]) -> Optional[list]:
     src = [a for a, s in enumerate(src_shape) if s != 1]
     dst = [d for d, s in enumerate(dst_shape) if s != 1]
     if 0 in src_shape or 0 in dst_shape:
@@ -427,7 +440,7 @@ def _concat_point(ev: PointEval, n: Node, point) -> Any:
         t = em.atom(em.isub(p, em.iconst(off))) if off else p
         inside = em.iult(t, m)
         local = list(point)
-        local[axis] = em.iselect(inside, t, em.iconst(0)) if m > 1 else em.iconst(0)
+        local[axis] = em.iselect(inside, t, em.iconst(0)) if (not isinstance(m, int) or m > 1) else em.iconst(0)
         reads.append((inside, ev.ev(x, local)))
         off += m
     v = reads[-1][1]

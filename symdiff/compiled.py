@@ -10,7 +10,7 @@ import numpy as np
 
 from . import dims as _dims
 from .backends import Backend, get_backend, register_backend
-from .dim_binding import is_symbolic_graph, specialize
+from .dim_binding import SymbolicUnsupported, is_symbolic_graph, specialize
 from .ir import Node, leaves, toposort
 from .optable import OPS
 from .signature import Signature
@@ -30,6 +30,7 @@ class CompiledFunction:
     """
 
     backend = "abstract"
+    compiles = 1  # machine-code compiles behind this function (a SpecializedFunction counts one per size set)
 
     def __init__(self, outputs: Sequence[Node], single: bool, inputs: Optional[Sequence[Node]] = None) -> None:
         self.outputs = list(outputs)
@@ -215,7 +216,11 @@ def compile(outputs, backend: str | None = None, *, inputs: Optional[Sequence[No
     if not spec.symbolic_dims and symbolic:
         fn = SpecializedFunction(outs, single, spec, opts, simplify_graph)
     else:
-        fn = spec.factory(outs, single, **opts)
+        try:
+            fn = spec.factory(outs, single, **opts)
+        except SymbolicUnsupported as e:  # a kernel the backend cannot size at run time: one compile per size set
+            fn = SpecializedFunction(outs, single, spec, opts, simplify_graph)
+            fn.specialized_because = str(e)
     if keyword_only:
         fn.signature.positional = False  # (the order is the caller's graph's, not one they chose)
     fn.compile_seconds = time.perf_counter() - t0

@@ -20,6 +20,11 @@ from .optable import OPS
 BROADCASTING_OPS = ("broadcast_to", "eq")  # besides the elementwise ops
 
 
+class SymbolicUnsupported(NotImplementedError):
+    """A backend that compiles runtime sizes cannot compile this graph so (a kernel whose plan needs a size it
+    only learns at call time): ``sd.compile`` then specialises the graph per call's sizes instead."""
+
+
 @dataclass(frozen=True)
 class SizeCheck:
     """At call time ``left`` must equal ``right`` (a size decided on trust when ``where`` was built)."""

@@ -6,6 +6,8 @@ Conventions as ``ops_tensor``: ``axes`` is a sorted tuple of non-negative ints, 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from . import dims as _dims
@@ -144,8 +146,11 @@ def axis_size(x: Node, axes: tuple, dtype: str) -> Node:
     return apply("axis_size", [x], axes=tuple(axes), dtype=_dt.normalize(dtype))
 
 
-def expand_axis_size(n: Node, ins: list) -> Node:
-    """A compiled backend's axis_size over fixed sizes: the constant (symbolic sizes are specialised first)."""
+def expand_axis_size(n: Node, ins: list) -> Optional[Node]:
+    """A compiled backend's axis_size over fixed sizes: the constant; over symbolic sizes None (kept: the
+    point evaluator reads the call's sizes)."""
+    if _dims.is_symbolic([ins[0].shape[a] for a in n.attrs["axes"]]):
+        return None
     return const(np.asarray(_dims.prod(ins[0].shape[a] for a in n.attrs["axes"]), dtype=n.dtype), n.dtype)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
+from symdiff.backends import get_backend
 from symdiff.batching import batch
 from symdiff.dims import dim
 from symdiff.interchange import from_json_data, to_json_data
@@ -17,6 +18,7 @@ from test_ops import API_CASES, CASES
 
 EVERY = {**CASES, **{f"sd.{k}": c for k, c in API_CASES.items()}}
 SIZES = (1, 2, 7)
+SIZES_COMPILED = (1, 2, 7, 64)
 
 
 def _symbolic_case(name: str, count: int):
@@ -51,11 +53,11 @@ def test_every_op_over_a_symbolic_batch_compiles_once_on_numpy(name):
 @pytest.mark.skipif(not os.environ.get("SYMDIFF_SLOW_TESTS"), reason="~20 s per backend: set SYMDIFF_SLOW_TESTS=1")
 @pytest.mark.parametrize("backend", ["llvm", "cuda-cpu"])
 def test_all_cases_in_one_symbolic_graph_on_a_compiled_backend(backend):
-    """Every case's batched graph as one graph: the compiled backend agrees with numpy at sizes 2 and 7 and
-    compiles once per size set (the sizes are specialised; a repeated size reuses its compile)."""
-    outs, vals_by_size = [], {s: {} for s in (2, 7)}
+    """Every case's batched graph as one graph: the compiled backend agrees with numpy at sizes 1, 2, 7 and 64
+    and compiles once (runtime sizes), or once per size set on a backend that specialises them."""
+    outs, vals_by_size = [], {s: {} for s in SIZES_COMPILED}
     for name in sorted(EVERY):
-        bout, out, k0, bname, draws = _symbolic_case(name, 7)
+        bout, out, k0, bname, draws = _symbolic_case(name, max(SIZES_COMPILED))
         if not out.dtype.startswith("float"):
             continue
         renamed = {n: sd.input(f"{name.replace('.', '_')}__{n.name}", n.shape, n.dtype)
@@ -68,12 +70,14 @@ def test_all_cases_in_one_symbolic_graph_on_a_compiled_backend(backend):
                 vals_by_size[s][new.name] = full[old.name]
     f = sd.compile(outs, backend)
     ref = sd.compile(outs, "numpy")
-    for size in (2, 7, 2):
+    for size in SIZES_COMPILED + (2,):
         vals = vals_by_size[size]
         got, want = f(**{k: vals[k] for k in f.input_names}), ref(**{k: vals[k] for k in ref.input_names})
         for g, w, o in zip(got, want, outs):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=f"{backend}: {o}")
-    assert f.compiles == 2
+    runtime_sizes = get_backend(backend).symbolic_dims
+    assert not (runtime_sizes and hasattr(f, "specialized_because")), f.specialized_because  # every op sized at run time
+    assert f.compiles == (1 if runtime_sizes else len(SIZES_COMPILED))
 
 
 def _mlp():
@@ -97,8 +101,7 @@ def test_mean_divides_by_the_call_size_and_matches_fixed_compiles(backend):
         for g, e in zip(f(x=X, y=Y, w=W), want):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-7)
     f(x=X[:2], y=Y[:2], w=W)  # a size seen before
-    if backend == "llvm":  # specialised per size set until the llvm code takes sizes at run time
-        assert f.compiles == 4
+    assert f.compiles == 1  # one compile serves every size (the llvm code takes the sizes at run time)
 
 
 def test_call_time_errors_name_inputs_axes_and_sizes():

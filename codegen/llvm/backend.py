@@ -1,14 +1,19 @@
 """``backend="llvm"``: lower, render, JIT-compile (or load from the cache) and call through the C runtime."""
 from __future__ import annotations
 
+import ctypes
 import gc
+import threading
 import time
 from typing import Optional, Sequence
 
 import llvmlite
 import numpy as np
 
+from symdiff import dims as _dims
 from symdiff.backends import Backend
+from symdiff.dim_binding import SymbolicUnsupported
+from symdiff.dims import SymbolicDimError
 from symdiff.compiled import CompiledFunction
 from symdiff.ir import Node
 
@@ -64,7 +69,10 @@ class LLVMFunction(CompiledFunction):
             if not host_supports(isa):
                 raise ValueError(f"llvm backend: this CPU cannot run isa={isa!r} code; sd.export(..., cpu="
                                  f"{ISA_LEVELS[isa][0]!r}) writes a library for such a machine")
-        self.program: Program = lower(expanded, self.target, self.signature)
+        try:
+            self.program: Program = lower(expanded, self.target, self.signature)
+        except SymbolicDimError as e:  # a lowering decision only the call's sizes could make
+            raise SymbolicUnsupported(f"llvm: {e}") from e
         # a user op is keyed by its expansion; the argument slots (the signature) are compiled in too
         sig = ";".join(f"{s.name}:{s.dtype}:{s.shape}" for s in self.signature.leaves)
         key = graph_key(expanded, "llvm", extra=sig, target=self.target)
@@ -82,14 +90,23 @@ class LLVMFunction(CompiledFunction):
         self.ir: Optional[str] = None
         self.shared_kernels: dict = {"reused": [], "compiled": []}
         if objs is None:
-            objs = self._compile(use_cache)
+            try:
+                objs = self._compile(use_cache)
+            except SymbolicDimError as e:  # a kernel that needs a fixed size: sd.compile specialises instead
+                raise SymbolicUnsupported(f"llvm: {e}") from e
             if use_cache:
-                _cache.store(key, {"workspace_bytes": self.program.workspace_bytes, "parallel": self.parallel},
+                _cache.store(key, {"workspace_bytes": str(self.program.workspace_bytes), "parallel": self.parallel},
                              _cache.pack(objs))
         self.jit = JitModule.from_objects(objs, symbols=runtime_symbols())
         self.entry_address = self.jit.address(ENTRY)
         from symdiff.codegen.runtime.kernel import Kernel, make_pool
         self.pool = make_pool(self.target.threads) if self.parallel else None  # no threads for serial programs
+        self.symbolic = self.program.symbolic
+        if self.symbolic:  # runtime sizes: bound, allocated and passed by SizedEntry (one compile for every size)
+            self.sized = SizedEntry(self.entry_address, self.program, self.pool, self.jit)
+            self.kernel = None
+            self.compile_detail = {"lower+codegen_s": time.perf_counter() - t0, "cache_hit": self.cache_hit}
+            return
         inputs = [(s.name, s.shape, s.dtype) + ((s.label_depth,) if s.label_depth is not None else ())
                   for s in self.signature.leaves]
         outputs = [(f"out{i}", shape, dtype) for i, (shape, dtype) in enumerate(self.output_specs)]
@@ -136,14 +153,66 @@ class LLVMFunction(CompiledFunction):
         return self.program.stats()
 
     def __call__(self, *args, **kwargs):
+        if self.kernel is None:  # symbolic sizes: the signature binds them (CompiledFunction.__call__)
+            return CompiledFunction.__call__(self, *args, **kwargs)
         # exact arrays go straight through C; any other call is converted (or refused) by self.signature
         if args:
             self.check_positional(len(args))
         return self.kernel(*args, **kwargs)
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if self.kernel is None:
+            return self.sized(arrays, {})
         out = self.kernel(*arrays)
         return [out] if self.single else list(out)
+
+    def _run_sized(self, arrays: list[np.ndarray], sizes: dict[str, int]) -> list[np.ndarray]:
+        return self.sized(arrays, sizes)
+
+
+class SizedEntry:
+    """Calls an entry compiled with runtime sizes (render.py's ABI): the output arrays and the workspace
+    are sized for the call's named sizes, whose values are passed as the entry's last argument. The
+    workspace is reused between calls (a concurrent call gets its own)."""
+
+    def __init__(self, address: int, program: Program, pool, owner) -> None:
+        self.fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(address)  # releases the GIL
+        self.owner = owner  # keeps the machine code alive
+        self.pool = pool
+        self.names = program.size_names
+        self.outputs = [(b.shape, np.dtype(b.dtype)) for b in program.outputs]
+        self.n_args = len(program.inputs) + len(program.outputs)
+        self.ws_bytes = program.workspace_bytes
+        self.ws = np.empty(0, np.uint8)
+        self.lock = threading.Lock()
+
+    def _workspace(self, nbytes: int) -> np.ndarray:
+        raw = np.empty(nbytes + 64, np.uint8)
+        skip = (-raw.ctypes.data) % 64
+        return raw[skip:skip + nbytes]
+
+    def __call__(self, arrays: list, sizes: dict) -> list:
+        outs = [np.empty(_dims.substitute(shape, sizes), dt) for shape, dt in self.outputs]
+        nbytes = _dims.evaluate(self.ws_bytes, sizes)
+        vals = np.array([sizes[n] for n in self.names], np.int64)
+        ptrs = (ctypes.c_void_p * (self.n_args + 2))()
+        for i, a in enumerate(list(arrays) + outs):
+            ptrs[i] = a.ctypes.data if a.size else None
+        pool = self.pool.address if self.pool is not None else None
+        ptrs[self.n_args + 1] = vals.ctypes.data
+        if self.lock.acquire(blocking=False):  # the shared workspace; a concurrent call allocates its own
+            try:
+                if self.ws.size < nbytes:
+                    self.ws = self._workspace(nbytes)
+                ptrs[self.n_args] = self.ws.ctypes.data if nbytes else None
+                self.fn(ptrs, pool)
+            finally:
+                self.lock.release()
+        else:
+            ws = self._workspace(nbytes)
+            ptrs[self.n_args] = ws.ctypes.data if nbytes else None
+            self.fn(ptrs, pool)
+        return outs
 
 
 def _export(functions, name, outdir, **options):
@@ -158,6 +227,6 @@ def _load_library(path):
 
 BACKEND = Backend("llvm", LLVMFunction, {"cache": None, "num_threads": None, "isa": None},
                   "JIT-compiled host machine code (LLVM), called through the C runtime; the default",
-                  extras={"export": _export, "load_library": _load_library})
+                  extras={"export": _export, "load_library": _load_library}, symbolic_dims=True)
 
 __all__ = ["LLVMFunction", "graph_key", "llvm_version", "BACKEND"]

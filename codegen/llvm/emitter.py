@@ -29,10 +29,20 @@ class LLVMEmitter(Emitter):
     """Point evaluation into the current block of ``b``; ``ctx`` is the kernel's array of buffer pointers
     (slot = buffer id); ``scalar(b, op, args, dtype)`` is the renderer's scalar rule."""
 
-    def __init__(self, b: ir.IRBuilder, ctx: ir.Value, scalar: Callable, alias: Optional[dict] = None) -> None:
+    def __init__(self, b: ir.IRBuilder, ctx: ir.Value, scalar: Callable, alias: Optional[dict] = None,
+                 dim: Optional[Callable] = None) -> None:
         self.b, self.ctx, self.scalar_rule = b, ctx, scalar
         self.bases: dict = {}
         self.alias = alias or {}  # buffer id -> (alias.scope, noalias) metadata (Renderer._alias_scopes)
+        self.dim = dim  # a symbolic size (symdiff.dims.Dim) -> its i64 value (Renderer.dim)
+
+    def _i(self, c) -> ir.Value:
+        """An index constant: an int, or a symbolic size's runtime value."""
+        if isinstance(c, int):
+            return _c(c)
+        if self.dim is None:
+            raise NotImplementedError(f"a symbolic size {c} in a kernel rendered without runtime sizes")
+        return self.dim(c)
 
     def tag(self, instr: ir.Instruction, buf: Buffer) -> ir.Instruction:
         """Attach the kernel's scoped-alias metadata of ``buf`` to a load or store."""
@@ -51,20 +61,20 @@ class LLVMEmitter(Emitter):
         return self.bases[buf.id]
 
     # -- indices (i64) --
-    def iconst(self, v: int) -> ir.Value:
-        return _c(v)
+    def iconst(self, v) -> ir.Value:
+        return self._i(v)
 
     def iadd(self, a, b) -> ir.Value:
         return self.b.add(a, b)
 
     def imul(self, a, c: int) -> ir.Value:
-        return self.b.mul(a, _c(c))
+        return self.b.mul(a, self._i(c))
 
     def iudiv(self, a, c: int) -> ir.Value:
-        return self.b.udiv(a, _c(c))
+        return self.b.udiv(a, self._i(c))
 
     def iurem(self, a, c: int) -> ir.Value:
-        return self.b.urem(a, _c(c))
+        return self.b.urem(a, self._i(c))
 
     def key(self, i) -> int:
         return id(i)  # llvmlite values: identity (the evaluator keeps them alive)
@@ -98,10 +108,10 @@ class LLVMEmitter(Emitter):
         return self.b.sub(a, b)
 
     def iult(self, a, c: int) -> ir.Value:
-        return self.b.icmp_unsigned("<", a, _c(c))
+        return self.b.icmp_unsigned("<", a, self._i(c))
 
     def ieq(self, a, c: int) -> ir.Value:
-        return self.b.icmp_unsigned("==", a, _c(c))
+        return self.b.icmp_unsigned("==", a, self._i(c))
 
     def pand(self, p, q) -> ir.Value:
         return self.b.and_(p, q)
@@ -112,12 +122,13 @@ class LLVMEmitter(Emitter):
     def vselect(self, p, a, b, dtype: str) -> ir.Value:
         return self.b.select(p, a, b)
     # -- dynamic indices (gather/scatter) --
-    def iwrap_clamp(self, i, n: int) -> ir.Value:
+    def iwrap_clamp(self, i, n) -> ir.Value:
         # w = i < 0 ? i + n : i;  clamp(w, 0, n - 1) (selects: vectorisable, no branches)
         b = self.b
-        w = b.select(b.icmp_signed("<", i, _c(0)), b.add(i, _c(n)), i)
+        w = b.select(b.icmp_signed("<", i, _c(0)), b.add(i, self._i(n)), i)
         w = b.select(b.icmp_signed("<", w, _c(0)), _c(0), w)
-        return b.select(b.icmp_signed(">", w, _c(n - 1)), _c(max(n - 1, 0)), w)
+        top = self._i(n - 1) if not isinstance(n, int) else _c(max(n - 1, 0))  # (a named size is >= 1)
+        return b.select(b.icmp_signed(">", w, top), top, w)
 
     # -- uint32 (rand_uniform): i32 with wraparound mul, xor, logical shift --
     def u32(self, v, dtype: str) -> ir.Value:

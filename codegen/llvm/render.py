@@ -5,7 +5,10 @@ Entry ABI (also what the exported C header declares)::
     void <name>(void **args, void *pool)
 
 ``args`` = input data pointers (signature order), output pointers, then a workspace pointer of
-``program.workspace_bytes`` bytes (may be NULL when that is 0). ``pool`` is an ``sd_pool*`` or NULL
+``program.workspace_bytes`` bytes (may be NULL when that is 0). A program with symbolic sizes
+(``program.size_names``, sorted) takes one more: a pointer to their ``int64_t`` values in that order; its
+workspace size is then a polynomial of them (a :class:`symdiff.dims.Dim`), and every loop bound, task
+split, offset and GEMM parameter that depends on them is computed from them at run time. ``pool`` is an ``sd_pool*`` or NULL
 (serial). Every kernel is an internal function ``void k(ctx, i64 begin, i64 end)`` over a range of
 tasks, run directly or through ``sd_parallel_for(pool, k, ctx, tasks)``; ``ctx`` is an array of buffer
 pointers built by the entry. No Python runs between kernels.
@@ -21,10 +24,13 @@ from typing import Callable, Optional
 import numpy as np
 from llvmlite import ir
 
+from symdiff import dims as _dims
+
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
                                        ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import counted_loop
+from symdiff.codegen.llvm.gemm.dynamic import emit_dynamic_matmul
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
 from symdiff.codegen.llvm.gemm.plan import planned_for
 from symdiff.codegen.llvm.jit import new_module
@@ -32,6 +38,7 @@ from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.render_extra import render_scan, render_scatter, render_sort
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
+from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
 from symdiff.codegen.pointeval import PointEval
 from symdiff.codegen.target import ISA_LEVELS, Target, host_target
 
@@ -97,6 +104,9 @@ class Renderer:
         self.partials: dict[int, int] = {}  # id(accum tuple) -> ctx slot of its partial array
         self.kcount = 0
         self.parallel = False  # does any kernel dispatch to the thread pool?
+        self.size_names = program.size_names  # symbolic sizes: read from the entry's last argument
+        self.size_slot: Optional[int] = None  # the ctx slot holding the pointer to their values
+        self.dim_memo: dict = {}  # (function name, Dim) -> its i64 value in that function
 
     def _all_buffers(self) -> list[Buffer]:
         return self.p.inputs + self.p.outputs + self.p.temps + self.p.consts
@@ -117,16 +127,25 @@ class Renderer:
                 for acc in k.accums:
                     self.partials[id(acc)] = self.n_ctx
                     self.n_ctx += 1
+        if self.size_names:
+            self.size_slot = self.n_ctx
+            self.n_ctx += 1
         entry = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [PTR, PTR]), self.name)
+        self.entry_fn = entry
         args, pool = entry.args
         b = ir.IRBuilder(entry.append_basic_block("entry"))
         ctx = alloca(b, ir.ArrayType(PTR, max(self.n_ctx, 1)), name="ctx")
-        ws = b.load(b.gep(args, [_c(len(self.p.inputs) + len(self.p.outputs))], source_etype=PTR), typ=PTR, name="ws")
+        self.ctx = ctx
+        nargs = len(self.p.inputs) + len(self.p.outputs)
+        ws = b.load(b.gep(args, [_c(nargs)], source_etype=PTR), typ=PTR, name="ws")
+        if self.size_slot is not None:
+            sizes = b.load(b.gep(args, [_c(nargs + 1)], source_etype=PTR), typ=PTR, name="sizes")
+            b.store(sizes, self._slot(b, ctx, self.size_slot))
         for buf in self._all_buffers():
             if buf.kind in ("input", "output"):
                 ptr = b.load(b.gep(args, [_c(buf.slot)], source_etype=PTR), typ=PTR, name=f"arg{buf.slot}")
             elif buf.kind == "temp":
-                ptr = b.gep(ws, [_c(buf.offset)], source_etype=I8, name=f"tmp{buf.id}")
+                ptr = b.gep(ws, [self.dim(b, buf.offset)], source_etype=I8, name=f"tmp{buf.id}")
             else:
                 ptr = self._global(buf)
             b.store(ptr, self._slot(b, ctx, buf.id))
@@ -157,6 +176,34 @@ class Renderer:
     def _slot(self, b: ir.IRBuilder, ctx, i: int):
         return b.gep(ctx, [_c(i)], source_etype=PTR)
 
+    def dim(self, b: ir.IRBuilder, d) -> ir.Value:
+        """A size as an i64: a constant, or a symbolic size's polynomial of the call's sizes, computed once
+        per function in its entry block (loop-invariant; the loads read the entry's ``sizes`` argument)."""
+        if not isinstance(d, _dims.Dim):
+            return _c(d)
+        fn = b.function
+        key = (fn.name, d)
+        if key in self.dim_memo:
+            return self.dim_memo[key]
+        with b.goto_entry_block():
+            ctx = self.ctx if fn is self.entry_fn else fn.args[0]
+            vals = {}
+            for name in sorted(d.names):
+                nkey = (fn.name, name)
+                if nkey not in self.dim_memo:
+                    sizes = b.load(self._slot(b, ctx, self.size_slot), typ=PTR)
+                    self.dim_memo[nkey] = b.load(b.gep(sizes, [_c(self.size_names.index(name))], source_etype=I64),
+                                                 typ=I64, name=f"size_{name}")
+                vals[name] = self.dim_memo[nkey]
+            total = None
+            for mono, coef in d.terms:  # sum of coef * prod(names)
+                t = None if (mono and coef == 1) else _c(coef)
+                for name in mono:
+                    t = vals[name] if t is None else b.mul(t, vals[name])
+                total = t if total is None else b.add(total, t)
+        self.dim_memo[key] = total
+        return total
+
     def _global(self, buf: Buffer) -> ir.GlobalVariable:
         arr = np.ascontiguousarray(buf.value.reshape(-1))
         ty = ir.ArrayType(lltype(buf.dtype), arr.size)
@@ -167,9 +214,20 @@ class Renderer:
                                          for v in arr])
         return g
 
-    def _dispatch(self, fn: ir.Function, tasks: int) -> None:
+    def _dispatch(self, fn: ir.Function, tasks: int, domain: Optional[tuple] = None) -> None:
+        """Run ``fn``'s tasks: through the pool, or serially (one call over all tasks) when the kernel's
+        symbolic ``domain`` holds fewer than ``PAR_MIN_ELEMS`` points at this call."""
         b = self.entry_b
-        if tasks > 1:
+        size = par_worthwhile(domain) if domain is not None and tasks > 1 else None
+        if tasks > 1 and size is not None:
+            self.parallel = True
+            big = b.icmp_signed(">=", self.dim(b, size), _c(PAR_MIN_ELEMS))
+            with b.if_else(big) as (par, serial):
+                with par:
+                    b.call(self.par, [self.pool, fn, self.ctx, _c(tasks)])
+                with serial:
+                    b.call(fn, [self.ctx, _c(0), _c(tasks)])
+        elif tasks > 1:
             self.parallel = True
             b.call(self.par, [self.pool, fn, self.ctx, _c(tasks)])
         else:
@@ -189,7 +247,8 @@ class Renderer:
     def make_eval(self, fn, b: ir.IRBuilder, ctx) -> PointEval:
         """An evaluator ``ev(node, point) -> value`` for one loop body (memoised per point): the shared
         point evaluator (codegen/pointeval.py) over llvmlite instructions at ``b``."""
-        return PointEval(LLVMEmitter(b, ctx, self.scalar, getattr(self, "alias_md", None)), self.p.where)
+        return PointEval(LLVMEmitter(b, ctx, self.scalar, getattr(self, "alias_md", None),
+                                     dim=lambda d: self.dim(b, d)), self.p.where)
 
     def intrinsic(self, name: str, dtype: str, nargs: int) -> ir.Function:
         ty = lltype(dtype)
@@ -214,11 +273,16 @@ class Renderer:
         return b.call(self.intrinsic("maximum", _dtype_of(v), 2), [acc, v])
 
     # -- kernels ----------------------------------------------------------------------------------------------
-    def _task_bounds(self, b, begin, end, extent: int, tasks: int):
-        chunk = -(-extent // tasks)
-        lo = b.mul(begin, _c(chunk))
-        hi = b.mul(end, _c(chunk))
-        hi = b.select(b.icmp_signed("<", hi, _c(extent)), hi, _c(extent))
+    def _task_bounds(self, b, begin, end, extent, tasks: int):
+        """Rows [lo, hi) of tasks [begin, end): chunks of ceil(extent / tasks) (extent an int or a Dim)."""
+        if isinstance(extent, _dims.Dim):
+            ext = self.dim(b, extent)
+            chunk = b.udiv(b.add(ext, _c(tasks - 1)), _c(tasks)) if tasks > 1 else ext
+        else:
+            ext, chunk = _c(extent), _c(-(-extent // tasks))
+        lo = b.mul(begin, chunk)
+        hi = b.mul(end, chunk)
+        hi = b.select(b.icmp_signed("<", hi, ext), hi, ext)
         return lo, hi
 
     def _kernel_loop(self, k: LoopKernel) -> None:
@@ -250,7 +314,7 @@ class Renderer:
             with eb.goto_entry_block():
                 arr = alloca(eb, ir.ArrayType(lltype(r.dtype), k.tasks))
             eb.store(arr, self._slot(eb, self.ctx, self.partials[id(acc)]))
-        self._dispatch(fn, k.tasks)
+        self._dispatch(fn, k.tasks, k.domain)
         for acc in k.accums:  # combine the partial results in task order (deterministic)
             r, _, out = acc
             ty = lltype(r.dtype)
@@ -268,7 +332,7 @@ class Renderer:
             body([])
             return
         lo, hi = self._task_bounds(b, begin, end, shape[0], tasks)
-        loops.nest([(lo, hi)] + [(_c(0), _c(s)) for s in shape[1:]], body, name="o")
+        loops.nest([(lo, hi)] + [(_c(0), self.dim(b, s)) for s in shape[1:]], body, name="o")
 
     def _loop_body(self, fn, b, loops, ctx, k: LoopKernel, dom, tb, te, accs) -> None:
         def body(point):
@@ -295,7 +359,7 @@ class Renderer:
         eb = self.entry_b
         if needs_init:  # accumulation into memory across outer reduced axes: start from the identity
             optr = eb.load(self._slot(eb, self.ctx, out.id), typ=PTR)
-            self.loops.range(_c(0), _c(out.size), lambda i: eb.store(ir.Constant(ty, ident), eb.gep(optr, [i], source_etype=ty)), "init")
+            self.loops.range(_c(0), self.dim(eb, out.size), lambda i: eb.store(ir.Constant(ty, ident), eb.gep(optr, [i], source_etype=ty)), "init")
         fn, b = self._task_fn("reduce")
         ctx, begin, end = fn.args
         loops = Loops(b)
@@ -315,7 +379,7 @@ class Renderer:
                 def inner(ipoint):
                     v = ev.convert(ev(x, opoint + ipoint), x.dtype, r.dtype)
                     b.store(self._accum(b, r.op, b.load(acc, typ=ty), v), acc)
-                loops.nest([(_c(0), _c(s)) for s in x.shape[nd - trailing:]], inner, name="r")
+                loops.nest([(_c(0), self.dim(b, s)) for s in x.shape[nd - trailing:]], inner, name="r")
                 val = b.load(acc, typ=ty)
                 ptr = out_ptr(ev, opoint + [_c(0)] * trailing)
                 b.store(self._accum(b, r.op, b.load(ptr, typ=ty), val) if needs_init else val, ptr)
@@ -326,7 +390,7 @@ class Renderer:
 
         self._task_nest(b, loops, begin, end, outer, k.tasks, outer_body)
         b.ret_void()
-        self._dispatch(fn, k.tasks)
+        self._dispatch(fn, k.tasks, x.shape)
 
     def _kernel_row(self, k: RowKernel) -> None:
         n, out, axis = k.node, k.out, k.axis
@@ -336,7 +400,7 @@ class Renderer:
         ctx, begin, end = fn.args
         loops = Loops(b)
         m_slot, s_slot = alloca(b, ty), alloca(b, ty)
-        L = x.shape[axis]
+        L = self.dim(b, x.shape[axis])
         outer_dims = [d for d in range(x.ndim) if d != axis]
         outer_shape = [x.shape[d] for d in outer_dims]
         mx = self.intrinsic("maximum", n.dtype, 2)
@@ -349,7 +413,7 @@ class Renderer:
                 pt.insert(axis, j)
                 return pt
             b.store(ir.Constant(ty, -np.inf), m_slot)
-            loops.range(_c(0), _c(L), lambda j: b.store(b.call(mx, [b.load(m_slot, typ=ty), self.make_eval(fn, b, ctx)(x, at(j))]), m_slot), "j")
+            loops.range(_c(0), L, lambda j: b.store(b.call(mx, [b.load(m_slot, typ=ty), self.make_eval(fn, b, ctx)(x, at(j))]), m_slot), "j")
             m = b.load(m_slot, typ=ty)
             fin = b.fcmp_ordered("<", self.math.call(b, "abs", [m], n.dtype), ir.Constant(ty, np.inf))
             m = b.select(fin, m, ir.Constant(ty, 0.0))  # all -inf / +inf rows: no shift
@@ -360,7 +424,7 @@ class Renderer:
                 if n.op == "softmax":
                     b.store(e, self.make_eval(fn, b, ctx).store_ref(out, n, at(j)))
                 b.store(self._accum(b, "sum", b.load(s_slot, typ=ty), e), s_slot)
-            loops.range(_c(0), _c(L), acc_exp, "j")
+            loops.range(_c(0), L, acc_exp, "j")
             s = b.load(s_slot, typ=ty)
             if n.op == "softmax":
                 inv = b.fdiv(ir.Constant(ty, 1.0), s)
@@ -368,7 +432,7 @@ class Renderer:
                 def scale(j):
                     p = self.make_eval(fn, b, ctx).store_ref(out, n, at(j))
                     b.store(b.fmul(b.load(p, typ=ty), inv), p)
-                loops.range(_c(0), _c(L), scale, "j")
+                loops.range(_c(0), L, scale, "j")
             elif n.op == "log_softmax":
                 # (x - max) - log(s), as numpy: x - (max + log(s)) would lose log(s) next to a large max
                 ls = self.math.call(b, "log", [s], n.dtype)
@@ -376,7 +440,7 @@ class Renderer:
                 def write(j):
                     evj = self.make_eval(fn, b, ctx)
                     b.store(b.fsub(b.fsub(evj(x, at(j)), m), ls), evj.store_ref(out, n, at(j)))
-                loops.range(_c(0), _c(L), write, "j")
+                loops.range(_c(0), L, write, "j")
             else:  # logsumexp
                 ls = b.fadd(m, self.math.call(b, "log", [s], n.dtype))
                 opt = at(_c(0)) if n.attrs["keepdims"] else list(opoint)
@@ -384,11 +448,13 @@ class Renderer:
 
         self._task_nest(b, loops, begin, end, outer_shape, k.tasks, row)
         b.ret_void()
-        self._dispatch(fn, k.tasks)
+        self._dispatch(fn, k.tasks, x.shape)
 
     def _kernel_matmul(self, k: MatmulKernel) -> None:
         if k.batch:
             return self._kernel_batched_matmul(k)
+        if any(isinstance(v, _dims.Dim) for v in (k.M, k.N, k.K)):
+            return self._kernel_dynamic_matmul(k)
         info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
                            trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
         self.gemm_info[self.kernel_index] = info
@@ -407,17 +473,45 @@ class Renderer:
         else:
             eb.call(fn, [self.ctx, _c(0), _c(info.n_tasks)])
 
+    def _kernel_dynamic_matmul(self, k: MatmulKernel) -> None:
+        """A product whose M or K is symbolic: planned once, sized at run time (llvm/gemm/dynamic.py)."""
+        g = emit_dynamic_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
+                                trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
+        self.gemm_info[self.kernel_index] = g.info()
+        gemm = self.mod.globals[g.name]
+        fn, b = self._task_fn("matmul")
+        ctx, begin, end = fn.args
+        where = self.p.where
+        ptrs = [self._ptr(b, ctx, where[k.a].id), self._ptr(b, ctx, where[k.b].id), self._ptr(b, ctx, k.out.id),
+                self._ptr(b, ctx, where[k.bias].id) if k.bias is not None else ir.Constant(PTR, None)]
+        b.call(gemm, ptrs + [begin, end, self.dim(b, k.M), self.dim(b, k.K), self.dim(b, k.N)])
+        b.ret_void()
+        eb = self.entry_b
+        tasks = g.tasks(eb, self.dim(eb, k.M), self.dim(eb, k.K), self.dim(eb, k.N))
+        if self.target.gemm_tasks > 1:
+            self.parallel = True
+            eb.call(self.par, [self.pool, fn, self.ctx, tasks])  # (one task runs inline, without the pool)
+        else:
+            eb.call(fn, [self.ctx, _c(0), tasks])
+
     def _kernel_batched_matmul(self, k: MatmulKernel) -> None:
         """A loop over the batch entries around one planned GEMM: task t is split task t % T of batch entry
         t // T (T = the GEMM's own split, planned for the threads the batch leaves), with the operands'
         batch offsets (stride 0 for a broadcast operand) computed from the entry's index."""
         nb = k.batch_count
-        threads = max(1, self.target.gemm_tasks // max(nb, 1))  # nb == 0: an empty batch, no task runs
-        info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
-                           trans_b=k.trans_b, bias=False, threads=threads)
+        dynamic = any(isinstance(v, _dims.Dim) for v in (k.M, k.N, k.K))
+        sym_batch = isinstance(nb, _dims.Dim)  # a symbolic batch: its entries are the tasks, one GEMM task each
+        threads = 1 if (sym_batch or dynamic) else max(1, self.target.gemm_tasks // max(nb, 1))  # nb == 0: none
+        if dynamic:  # matrices sized at run time: one task per batch entry (llvm/gemm/dynamic.py)
+            g = emit_dynamic_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
+                                    trans_b=k.trans_b, bias=False, threads=1)
+            info = g.info()
+        else:
+            info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
+                               trans_b=k.trans_b, bias=False, threads=threads)
         self.gemm_info[self.kernel_index] = info
         gemm = self.mod.globals[info.name]
-        T = info.n_tasks
+        T = 1 if dynamic else info.n_tasks
         fn, b = self._task_fn("bmatmul")
         ctx, begin, end = fn.args
         where, ety = self.p.where, lltype(k.node.dtype)
@@ -428,16 +522,20 @@ class Renderer:
             oa = ob = _c(0)
             rest = bi
             for size, sa, sb in zip(reversed(k.batch), reversed(k.a_batch_strides), reversed(k.b_batch_strides)):
-                i = b.urem(rest, _c(size))
-                rest = b.udiv(rest, _c(size))
-                oa = b.add(oa, b.mul(i, _c(sa))) if sa else oa
-                ob = b.add(ob, b.mul(i, _c(sb))) if sb else ob
-            oc = b.mul(bi, _c(k.M * k.N))
+                i = b.urem(rest, self.dim(b, size))
+                rest = b.udiv(rest, self.dim(b, size))
+                oa = b.add(oa, b.mul(i, self.dim(b, sa))) if sa else oa
+                ob = b.add(ob, b.mul(i, self.dim(b, sb))) if sb else ob
+            oc = b.mul(bi, self.dim(b, k.M * k.N))
             ptrs = [b.gep(p, [o], source_etype=ety) for p, o in zip(base, (oa, ob, oc))]
-            b.call(gemm, ptrs + [ir.Constant(PTR, None), sub, b.add(sub, _c(1))])
+            sizes = [self.dim(b, k.M), self.dim(b, k.K), self.dim(b, k.N)] if dynamic else []
+            b.call(gemm, ptrs + [ir.Constant(PTR, None), sub, b.add(sub, _c(1))] + sizes)
         Loops(b).range(begin, end, task, name="bt")
         b.ret_void()
-        if nb:  # an empty batch (a vmap over 0 examples) has no entry to compute
+        if sym_batch:
+            self.parallel = True
+            self.entry_b.call(self.par, [self.pool, fn, self.ctx, self.dim(self.entry_b, nb * T)])
+        elif nb:  # an empty batch (a vmap over 0 examples) has no entry to compute
             self._dispatch(fn, nb * T)
 
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)

@@ -79,7 +79,7 @@ def render_scatter(r, k: ScatterKernel) -> None:
     lo_hi = r._task_bounds(b, begin, end, shape[p], k.tasks) if p is not None else None
 
     def nest(dims: tuple, body: Callable[[list], None], name: str) -> None:
-        _nest(b, [lo_hi if d == p else (_c(0), _c(s)) for d, s in enumerate(dims)], body, name)
+        _nest(b, [lo_hi if d == p else (_c(0), r.dim(b, s)) for d, s in enumerate(dims)], body, name)
 
     def fill(point: list) -> None:
         b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), r.make_eval(fn, b, ctx).store_ref(out, n, point))
@@ -94,7 +94,7 @@ def render_scatter(r, k: ScatterKernel) -> None:
         b.store(combine(b, b.load(ptr, typ=ty), v), ptr)
     if p is None:  # one task: a flat fill
         optr = r._ptr(b, ctx, out.id)
-        with counted_loop(b, _c(0), _c(out.size), 1, "fill") as i:
+        with counted_loop(b, _c(0), r.dim(b, out.size), 1, "fill") as i:
             b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), b.gep(optr, [i], source_etype=ty, inbounds=True))
     else:
         nest(shape, fill, "f")
@@ -116,9 +116,9 @@ def render_scan(r, k: ScanKernel) -> None:
 
     def row(opoint: list) -> None:
         b.store(ir.Constant(ty, ident(n.dtype, n.attrs)), acc)
-        with counted_loop(b, _c(0), _c(L), 1, "j") as j:
+        with counted_loop(b, _c(0), r.dim(b, L), 1, "j") as j:
             pt = list(opoint)
-            pt.insert(axis, b.sub(_c(L - 1), j) if reverse else j)
+            pt.insert(axis, b.sub(r.dim(b, L - 1), j) if reverse else j)
             ev = r.make_eval(fn, b, ctx)
             a = combine(b, b.load(acc, typ=ty), ev.convert(ev(x, pt), x.dtype, n.dtype))
             b.store(a, acc)
@@ -126,7 +126,7 @@ def render_scan(r, k: ScanKernel) -> None:
 
     _rows(r, b, k, begin, end, n.shape, axis, row)
     b.ret_void()
-    r._dispatch(fn, k.tasks)
+    r._dispatch(fn, k.tasks, n.shape)
 
 
 def _rows(r, b: ir.IRBuilder, k, begin, end, shape: tuple, axis: int, row: Callable[[list], None]) -> None:
@@ -134,7 +134,7 @@ def _rows(r, b: ir.IRBuilder, k, begin, end, shape: tuple, axis: int, row: Calla
     rows = [s for d, s in enumerate(shape) if d != axis]
     if rows:
         lo, hi = r._task_bounds(b, begin, end, rows[0], k.tasks)
-        _nest(b, [(lo, hi)] + [(_c(0), _c(s)) for s in rows[1:]], row, "o")
+        _nest(b, [(lo, hi)] + [(_c(0), r.dim(b, s)) for s in rows[1:]], row, "o")
     else:
         row([])
 
@@ -193,12 +193,14 @@ def _heap_sort_row(r, fn, b: ir.IRBuilder, ctx, k: SortKernel, opoint: list, slo
         b.branch(hdr)
         b.position_at_end(done)
 
-    with counted_loop(b, _c(0), _c(L), 1, "h") as j:
+    Lv = r.dim(b, L)  # (a symbolic row length: its value at this call)
+    half = b.udiv(Lv, _c(2))
+    with counted_loop(b, _c(0), Lv, 1, "h") as j:
         b.store(j, ref(j))
-    with counted_loop(b, _c(0), _c(L // 2), 1, "hb") as t:  # heapify: roots L/2-1 .. 0
-        sift(b.sub(_c(L // 2 - 1), t), _c(L))
-    with counted_loop(b, _c(0), _c(L - 1), 1, "he") as t:  # move the largest behind the heap, L-1 .. 1
-        end = b.sub(_c(L - 1), t)
+    with counted_loop(b, _c(0), half, 1, "hb") as t:  # heapify: roots L/2-1 .. 0
+        sift(b.sub(b.sub(half, _c(1)), t), Lv)
+    with counted_loop(b, _c(0), b.sub(Lv, _c(1)), 1, "he") as t:  # move the largest behind the heap, L-1 .. 1
+        end = b.sub(b.sub(Lv, _c(1)), t)
         i0, ie = get(_c(0)), get(end)
         b.store(ie, ref(_c(0)))
         b.store(i0, ref(end))
@@ -219,18 +221,19 @@ def render_sort(r, k: SortKernel) -> None:
         return pt
 
     def rank_row(opoint: list) -> None:
-        with counted_loop(b, _c(0), _c(L), 1, "j") as j:
+        with counted_loop(b, _c(0), r.dim(b, L), 1, "j") as j:
             ev = r.make_eval(fn, b, ctx)
             xj = ev(x, at(opoint, j))
             b.store(_c(0), cnt)
-            with counted_loop(b, _c(0), _c(L), 1, "k") as kk:
+            with counted_loop(b, _c(0), r.dim(b, L), 1, "k") as kk:
                 xk = r.make_eval(fn, b, ctx)(x, at(opoint, kk))
                 b.store(b.add(b.load(cnt, typ=I64), b.zext(_sorts_before(b, xk, xj, kk, j), I64)), cnt)
             ptr = ev.store_ref(out, n, at(opoint, b.load(cnt, typ=I64)))
             b.store(j if lltype(n.dtype) == I64 else b.trunc(j, lltype(n.dtype)), ptr)
 
-    heap = L >= HEAP_MIN_ROW and lltype(n.dtype) == I64
+    # a symbolic row length may be long at run time: heap sort (correct at every length)
+    heap = (not isinstance(L, int) or L >= HEAP_MIN_ROW) and lltype(n.dtype) == I64
     _rows(r, b, k, begin, end, n.shape, axis,
           (lambda op: _heap_sort_row(r, fn, b, ctx, k, op, (cnt,))) if heap else rank_row)
     b.ret_void()
-    r._dispatch(fn, k.tasks)
+    r._dispatch(fn, k.tasks, n.shape)

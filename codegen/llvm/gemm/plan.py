@@ -39,6 +39,9 @@ _PACK_A_BYTES = 256 << 10  # its buffer, at most
 _OUTER_TASK_BYTES = 256 << 10   # K == 1 products: two tasks from this much of C on
 PF_A_DIST = 16            # micro-kernel: prefetch op(A) this many k steps ahead (0: off)
 
+# the task-split thresholds, for planners that apply them at run time (gemm/dynamic.py)
+TASK_RULE = {"serial_flops": _SERIAL_FLOPS, "task_flops": _TASK_FLOPS, "outer_task_bytes": _OUTER_TASK_BYTES}
+
 # micro-kernel flags
 UK_LOAD_C, UK_EPI, UK_BIAS_COL, UK_BIAS_ROW, UK_RELU = 1, 2, 4, 8, 16
 
@@ -207,11 +210,13 @@ def _choose_tasks(flops: int, units: int, threads: int) -> int:
     return max(1, t)
 
 
-def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[int] = None) -> Plan:
+def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[int] = None,
+              allow_dot: bool = True) -> Plan:
     """Kernel, register tile, cache blocking and task split for a problem.  existing: names
     of functions already in the module (kernels shared with earlier products); threads: the
     thread count the product runs on (at most one task each; default
-    :func:`symdiff.codegen.target.default_threads`)."""
+    :func:`symdiff.codegen.target.default_threads`); allow_dot=False keeps to the row and outer kernels
+    (whose edge tiles can be chosen at run time: gemm/dynamic.py)."""
     threads = default_threads() if threads is None else threads
     M, N, K = p.M, p.N, p.K
     if M == 0 or N == 0:
@@ -226,7 +231,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[i
     b_rows = p.sbj in (0, 1)                        # op(B) rows contiguous
     a_kcont = p.sak in (0, 1)
     b_kcont = p.sbk in (0, 1)
-    if K > 0 and not b_rows and a_kcont and b_kcont and M <= _DOT_MAX_M:
+    if allow_dot and K > 0 and not b_rows and a_kcont and b_kcont and M <= _DOT_MAX_M:
         # Dot-product kernel: vectors along k.
         mr = min(M, 4)
         nr = max(1, min(N, VL // mr))

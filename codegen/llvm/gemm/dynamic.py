@@ -1,0 +1,263 @@
+"""GEMMs whose sizes M, N or K are known only at call time (symbolic dimensions, issue 15).
+
+The plan (kernel family, register tile, packing, cache blocks, the axis the tasks split) is chosen once, at
+compile time, for a nominal problem in which every named size is ``NOMINAL``; everything that depends on
+the actual sizes is computed at run time from the same formulas the static planner uses
+(``codegen/llvm/gemm/plan.py``): the K block ``kc`` and block count, the edge tile kernels (tables with one
+kernel per possible remainder: ``M % MR`` rows, ``ceil((N % NR) / VL)`` vectors, whose last one is masked to
+``N % NR % VL`` lanes), the number of tasks, and the operand strides. The loop nest is
+the shared driver of the static GEMMs (``SharedKernels.driver``), fed a parameter block built on the stack
+instead of a constant one, so a dynamic product runs the same micro-kernels at the same speed.
+
+Emitted: ``void name(ptr A, ptr B, ptr C, ptr bias, i64 task_begin, i64 task_end, i64 M, i64 K, i64 N)``;
+the caller computes the task count with :meth:`DynamicGemm.tasks` (the same formula the function uses).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from llvmlite import ir
+
+from symdiff import dims as _dims
+from symdiff.dim_binding import SymbolicUnsupported
+
+from symdiff.codegen.llvm.gemm.ir import PRM, I32, I64, PTR, c64, Kit, prm_type, PtrRef
+from symdiff.codegen.llvm.gemm.kernels import SharedKernels
+from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, UK_EPI, GemmInfo, Plan, Problem, abuf_elems, ceil_div,
+                                            TASK_RULE, cfg_of, elem_size, make_plan, norm_dtype)
+
+__all__ = ["DynamicGemm", "NOMINAL", "DynamicGemmUnsupported"]
+
+NOMINAL = 256  # the value of every named size in the problem the plan is chosen for
+
+
+class DynamicGemmUnsupported(SymbolicUnsupported):
+    """A product this module cannot compile with runtime sizes (a dot-kernel plan with a symbolic size)."""
+
+
+def _nominal(v) -> int:
+    return _dims.evaluate(v, {n: NOMINAL for n in _dims.free_names([v])}) if isinstance(v, _dims.Dim) else int(v)
+
+
+class DynamicGemm(Kit):
+    """C = op(A) @ op(B) (+ bias[j]) with any of M, N, K symbolic (ints or Dims)."""
+
+    def __init__(self, module: ir.Module, name: str, dtype: str, M, N, K, trans_a: bool, trans_b: bool,
+                 bias: bool, threads: int) -> None:
+        dtype = norm_dtype(dtype)
+        super().__init__(module, dtype)
+        self.name, self.M, self.N, self.K = name, M, N, K
+        self.trans_a, self.trans_b, self.bias, self.threads = trans_a, trans_b, bias, threads
+        self.cfg = cfg_of(dtype)
+        # with K symbolic the plan is made for the largest K block (kc <= KC * 5/4 at every K), so the
+        # packing buffers and the N block fit every call
+        self.kc_max = max(self.cfg["KC"] * 5 // 4, self.cfg["KC"] + self.cfg["U"])
+        Mn, Nn = _nominal(M), _nominal(N)
+        Kn = self.kc_max if isinstance(K, _dims.Dim) else int(K)
+        sai, sak = (1, Mn) if trans_a else (Kn, 1)
+        sbk, sbj = (1, Kn) if trans_b else (Nn, 1)
+        self.nominal = Problem(dtype, Mn, Nn, Kn, sai, sak, sbk, sbj, Nn, False,
+                               "col" if bias else "none", False, False)
+        # dot kernels (small fixed M and N) only when both are fixed: their edge tiles are not tabled
+        self.plan: Plan = make_plan(self.nominal, frozenset(), threads,
+                                    allow_dot=not (isinstance(M, _dims.Dim) or isinstance(N, _dims.Dim)))
+        self.shared = SharedKernels(module, dtype)
+
+    # -- what the caller needs ------------------------------------------------------------------------------
+    def info(self) -> GemmInfo:
+        plan, VL = self.plan, self.VL
+        nr = plan.nv if plan.kernel in ("dot", "outer") else plan.nv * VL
+        return GemmInfo(name=self.name, n_tasks=plan.n_tasks, flops=0, dtype=self.dt, M=0, N=0, K=0,
+                        kernel=plan.kernel, mr=plan.mr, nr=nr, packed_b=bool(plan.pack), transposed=False,
+                        split=plan.split, stack_bytes=0)
+
+    def _units(self, b: ir.IRBuilder, M: ir.Value, N: ir.Value) -> ir.Value:
+        plan = self.plan
+        if plan.kernel == "outer":
+            return M
+        if plan.split == "m":
+            return b.udiv(b.add(M, c64(plan.mr - 1)), c64(plan.mr))
+        if isinstance(self.N, _dims.Dim):  # NR-column panels
+            NR = plan.nv if plan.kernel == "dot" else plan.nv * self.VL
+            return b.udiv(b.add(N, c64(NR - 1)), c64(NR))
+        return c64(plan.units)
+
+    def tasks(self, b: ir.IRBuilder, M: ir.Value, K: ir.Value, N: ir.Value) -> ir.Value:
+        """The task count at sizes M, K, N (plan.py's ``_choose_tasks`` rule, or the outer product's)."""
+        plan = self.plan
+        if plan.kernel == "empty":
+            return c64(1)
+        if plan.kernel == "outer":  # two tasks from _OUTER_TASK_BYTES of C on
+            big = b.icmp_signed(">=", b.mul(b.mul(M, N), c64(self.esz)), c64(TASK_RULE["outer_task_bytes"]))
+            t = self.smin(b, self.smin(b, c64(2), M), c64(self.threads))
+            return b.select(big, t, c64(1))
+        units = self._units(b, M, N)
+        flops = b.mul(b.mul(M, K), b.mul(N, c64(2)))
+        t = self.smin(b, self.smin(b, c64(self.threads), units),
+                      self.smax(b, c64(1), b.udiv(flops, c64(TASK_RULE["task_flops"]))))
+        odd = b.and_(b.icmp_signed(">", t, c64(2)), b.icmp_signed("==", b.and_(t, c64(1)), c64(1)))
+        t = b.select(odd, b.sub(t, c64(1)), t)
+        serial = b.or_(b.icmp_signed("<", flops, c64(TASK_RULE["serial_flops"])), b.icmp_signed("<", units, c64(2)))
+        return b.select(serial, c64(1), t)
+
+    def smax(self, b, x, y):
+        return b.select(b.icmp_signed(">", x, y), x, y)
+
+    # -- the function ------------------------------------------------------------------------------------------
+    def _tile_kernels(self) -> tuple:
+        """The full tile kernel and, per M remainder r (rows) and N-edge vector count v, the edge kernels:
+        ``nt[v]`` (MR rows), ``mt[r]`` (whole vectors), ``co[r, v]`` (corner); a fixed size has one remainder."""
+        plan, VL, sh = self.plan, self.VL, self.shared
+        MR = plan.mr
+        sym_m, sym_n = isinstance(self.M, _dims.Dim), isinstance(self.N, _dims.Dim)
+        rems = list(range(1, MR)) if sym_m else sorted({int(self.M) % MR} - {0})
+        if plan.kernel == "dot":  # fixed M and N (checked in __init__)
+            NR = plan.nv
+            ntail = int(self.N) % NR
+            k = lambda mr, nr: sh.dot_kernel(mr, nr, plan.ks)  # noqa: E731
+            full = k(MR, NR)
+            nt = {ntail: k(MR, ntail)} if ntail else {}
+            mt = {r: k(r, NR) for r in rems}
+            co = {(r, ntail): k(r, ntail) for r in rems if ntail}
+            return full, nt, mt, co, NR
+        NR = plan.nv * VL
+        vecs = list(range(1, plan.nv + 1)) if sym_n else ([ceil_div(int(self.N) % NR, VL)] if int(self.N) % NR else [])
+
+        def k(mr, nv, whole):
+            return sh.row_ukernel(mr, nv, plan.ks, plan.unroll, pa=plan.pack_a, pb=bool(plan.pack) or whole)
+        full = k(MR, plan.nv, True)
+        nt = {v: k(MR, v, False) for v in vecs}
+        mt = {r: k(r, plan.nv, True) for r in rems}
+        co = {(r, v): k(r, v, False) for r in rems for v in vecs}
+        return full, nt, mt, co, NR
+
+    def _table(self, entries: list, tag: str) -> ir.GlobalVariable:
+        ty = ir.ArrayType(PTR, len(entries))
+        g = ir.GlobalVariable(self.m, ty, name=f"{self.name}.{tag}")
+        g.linkage = "internal"
+        g.global_constant = True
+        g.initializer = ir.Constant(ty, [PtrRef(f) for f in entries])
+        return g
+
+    def _pick(self, b: ir.IRBuilder, entries: list, index: ir.Value, tag: str) -> ir.Value:
+        """``entries[index]`` (functions) at run time: a constant table, or the one entry."""
+        if len(set(entries)) == 1:
+            return PtrRef(entries[0])
+        g = self._table(entries, tag)
+        return b.load(b.gep(g, [c64(0), index], inbounds=True, source_etype=g.value_type), typ=PTR)
+
+    def emit(self) -> ir.Function:
+        plan, VL, N = self.plan, self.VL, self.N
+        fn = self.new_fn(self.name, [PTR, PTR, PTR, PTR, I64, I64, I64, I64, I64], internal=False, small=True)
+        A, B, C, bias, tb, te, M, K, N = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        biasp = bias if self.bias else C
+        if plan.kernel == "empty":
+            b.ret_void()
+            return fn
+        T = self.tasks(b, M, K, N)
+        if plan.kernel == "outer":  # K == 1: C (+)= a b^T row by row, rows split over the tasks
+            m0 = b.udiv(b.mul(tb, M), T)
+            m1 = b.udiv(b.mul(te, M), T)
+            sai = c64(1) if self.trans_a else K
+            b.call(self.shared.outer_kernel(False, "col" if self.bias else "none", False),
+                   [A, sai, B, C, N, biasp, m0, m1, N])
+            b.ret_void()
+            return fn
+        full, nt, mt, co, NR = self._tile_kernels()
+        MR = plan.mr
+        ntail = b.urem(N, c64(NR))  # the last panel's columns, its vectors and the last vector's lanes
+        nvec = b.udiv(b.add(ntail, c64(VL - 1)), c64(VL)) if plan.kernel != "dot" else ntail
+        lanes_tail = b.urem(ntail, c64(VL))
+        lanes_tail = b.select(b.icmp_signed("==", lanes_tail, c64(0)), c64(VL), lanes_tail)
+        if plan.kernel == "dot":  # (dot kernels take whole vectors along k)
+            lanes_tail = c64(VL)
+        flags = UK_BIAS_COL if self.bias else 0
+        dot = plan.kernel == "dot"
+        sai, sak = (c64(1), M) if self.trans_a else (K, c64(1))
+        sbk, sbj = (c64(1), K) if self.trans_b else (N, c64(1))
+        kstride = sbj if dot else (c64(NR) if plan.pack else sbk)
+        if dot or not plan.pack:
+            kc = self.smax(b, K, c64(1))  # one K block
+        else:  # plan.py: K > KC * 5/4 splits into ceil(K / KC) blocks of equal size, rounded up to the unroll
+            KC, U = self.cfg["KC"], plan.unroll
+            nb = b.udiv(b.add(K, c64(KC - 1)), c64(KC))
+            per = b.udiv(b.add(K, b.sub(nb, c64(1))), nb)
+            split = b.mul(b.udiv(b.add(per, c64(U - 1)), c64(U)), c64(U))
+            kc = b.select(b.icmp_signed(">", K, c64(KC * 5 // 4)), split, self.smax(b, K, c64(1)))
+        nkb = c64(1) if dot else self.smax(b, c64(1), b.udiv(b.add(K, b.sub(kc, c64(1))), kc))
+        if plan.pack:
+            fn.attributes.add('"probe-stack"="inline-asm"')
+            buf = b.alloca(ir.ArrayType(self.ety, plan.kc * plan.nc + VL * NR), name="bpack")
+            buf.align = 64
+            buf.type = PTR
+            packfn = self.shared.pack_copy(plan.nv) if plan.pack == "copy" else self.shared.pack_trans(plan.nv)
+        else:
+            buf = ir.Constant(PTR, None)
+            packfn = None
+        if plan.pack_a:
+            abuf = b.alloca(ir.ArrayType(self.ety, abuf_elems(plan.mc, plan.kc, plan.mr, VL)), name="apack")
+            abuf.align = 64
+            abuf.type = PTR
+            packafn = self.shared.pack_a_copy(plan.mr) if self.nominal.sai == 1 else self.shared.pack_a_rows(plan.mr)
+        else:
+            abuf = ir.Constant(PTR, None)
+            packafn = None
+        MC = plan.mc or ceil_div(self.nominal.M, plan.mr) * plan.mr
+        if dot:  # dot plans: one M block of the whole (fixed) M
+            MC = ceil_div(int(self.M), plan.mr) * plan.mr
+        vals = dict(M=M, N=N, K=K, sai=sai, sak=sak, sbk=sbk, sbj=sbj, ldc=N, MR=c64(plan.mr),
+                    NR=c64(NR), KC=kc, NC=c64(plan.nc or ceil_div(self.nominal.N, NR) * NR), MC=c64(MC), T=T,
+                    units=self._units(b, M, N), split_m=c64(int(plan.split == "m")),
+                    pack=c64({"": 0, "copy": 1, "trans": 2}[plan.pack]),
+                    pstride=sbk if plan.pack == "copy" else sbj, kstride=kstride, flags=c64(flags),
+                    lanes_tail=lanes_tail, bias_mode=c64(1 if self.bias else 0), nkb=nkb, VL=c64(VL),
+                    packa=c64(int(plan.pack_a)), pastride=sak if self.nominal.sai == 1 else sai)
+        sty = prm_type()
+        prm = b.alloca(sty, name="prm")
+        prm.align = 8
+        prm.type = PTR
+        for i, f in enumerate(PRM):
+            b.store(vals[f], b.gep(prm, [ir.Constant(I32, 0), ir.Constant(I32, 0), ir.Constant(I32, i)],
+                                   inbounds=True, source_etype=sty))
+        # edge kernels by remainder (index 0: a size with no remainder, whose edge kernel is never called)
+        rem = b.urem(M, c64(MR))
+        nvs = sorted(nt)
+        nv_top = max(nvs, default=0)
+        nt_list = [nt.get(v, full) for v in range(nv_top + 1)]
+        mt_list = [mt.get(r, full) for r in range(MR)]
+        co_list = [co.get((r, v), nt.get(v, full)) for r in range(MR) for v in range(nv_top + 1)]
+        nv_index = nvec if len(nvs) > 1 else c64(nvs[0] if nvs else 0)
+        edge_n = self._pick(b, nt_list, nv_index, "nt")
+        edge_m = self._pick(b, mt_list, rem, "mt")
+        corner = self._pick(b, co_list, b.add(b.mul(rem, c64(nv_top + 1)), nv_index), "co")
+        ptrs = [PtrRef(full), edge_n, edge_m, corner,
+                PtrRef(packfn) if packfn is not None else ir.Constant(PTR, None),
+                PtrRef(packafn) if packafn is not None else ir.Constant(PTR, None)]
+        for i, v in enumerate(ptrs):
+            b.store(v, b.gep(prm, [ir.Constant(I32, 0), ir.Constant(I32, 1), ir.Constant(I32, i)],
+                             inbounds=True, source_etype=sty))
+        b.call(self.shared.driver(), [A, B, C, biasp, tb, te, prm, buf, abuf])
+        b.ret_void()
+        return fn
+
+
+def dynamic_stack_bytes(g: DynamicGemm) -> int:
+    """Bytes of packing buffers the function allocates on the stack."""
+    plan, VL = g.plan, g.VL
+    nr = plan.nv * VL
+    out = (plan.kc * plan.nc + VL * nr) * elem_size(g.dt) if plan.pack else 0
+    return out + (abuf_elems(plan.mc, plan.kc, plan.mr, VL) * elem_size(g.dt) if plan.pack_a else 0)
+
+
+def emit_dynamic_matmul(module: ir.Module, name: str, dtype: str, M, N, K, trans_a: bool = False,
+                        trans_b: bool = False, bias: bool = False, threads: Optional[int] = None) -> DynamicGemm:
+    """Emit the dynamic product into ``module`` (see the module docstring); returns its :class:`DynamicGemm`."""
+    from symdiff.codegen.target import default_threads
+    g = DynamicGemm(module, name, dtype, M, N, K, trans_a, trans_b, bias,
+                    default_threads() if threads is None else threads)
+    g.emit()
+    return g
+
+
+__all__ += ["emit_dynamic_matmul", "dynamic_stack_bytes"]
