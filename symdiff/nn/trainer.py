@@ -277,7 +277,7 @@ class Trainer:
     def compiles(self) -> dict:
         """``{"train": n, "eval": m}``: how many graphs the local training steps and the evaluation functions
         have compiled (a function compiled once per set of sizes counts each, see ``SpecializedFunction``;
-        with a symbolic batch on the numpy backend a whole ``fit`` compiles one of each)."""
+        with a symbolic batch on a backend with ``symbolic_dims`` a whole ``fit`` compiles one of each)."""
         def count(fns) -> int:
             return sum(int(getattr(f, "compiles", 1)) for f in fns)
         return {"train": count(self._step_fns.values()), "eval": count(self._eval_fns.values())}
