@@ -43,7 +43,7 @@ class DynamicGemm(Kit):
     """C = op(A) @ op(B) (+ bias[j]) with any of M, N, K symbolic (ints or Dims)."""
 
     def __init__(self, module: ir.Module, name: str, dtype: str, M, N, K, trans_a: bool, trans_b: bool,
-                 bias: bool, threads: int) -> None:
+                 bias: bool, threads: int, nominal_m: Optional[int] = None) -> None:
         dtype = norm_dtype(dtype)
         super().__init__(module, dtype)
         self.name, self.M, self.N, self.K = name, M, N, K
@@ -52,16 +52,16 @@ class DynamicGemm(Kit):
         # with K symbolic the plan is made for the largest K block (kc <= KC * 5/4 at every K), so the
         # packing buffers and the N block fit every call
         self.kc_max = max(self.cfg["KC"] * 5 // 4, self.cfg["KC"] + self.cfg["U"])
-        Mn, Nn = _nominal(M), _nominal(N)
+        Mn, Nn = nominal_m or _nominal(M), _nominal(N)
         Kn = self.kc_max if isinstance(K, _dims.Dim) else int(K)
         sai, sak = (1, Mn) if trans_a else (Kn, 1)
         sbk, sbj = (1, Kn) if trans_b else (Nn, 1)
         self.nominal = Problem(dtype, Mn, Nn, Kn, sai, sak, sbk, sbj, Nn, False,
                                "col" if bias else "none", False, False)
-        # dot kernels (small fixed M and N) only when both are fixed: their edge tiles are not tabled
-        self.plan: Plan = make_plan(self.nominal, frozenset(), threads,
-                                    allow_dot=not (isinstance(M, _dims.Dim) or isinstance(N, _dims.Dim)))
+        # dot kernels (small M) need a fixed N: their column tiles are not tabled
+        self.plan: Plan = make_plan(self.nominal, frozenset(), threads, allow_dot=not isinstance(N, _dims.Dim))
         self.shared = SharedKernels(module, dtype)
+        self.internal = False  # a variant of a DynamicProduct is internal
 
     # -- what the caller needs ------------------------------------------------------------------------------
     def info(self) -> GemmInfo:
@@ -111,7 +111,7 @@ class DynamicGemm(Kit):
         MR = plan.mr
         sym_m, sym_n = isinstance(self.M, _dims.Dim), isinstance(self.N, _dims.Dim)
         rems = list(range(1, MR)) if sym_m else sorted({int(self.M) % MR} - {0})
-        if plan.kernel == "dot":  # fixed M and N (checked in __init__)
+        if plan.kernel == "dot":  # a fixed N (checked in __init__)
             NR = plan.nv
             ntail = int(self.N) % NR
             k = lambda mr, nr: sh.dot_kernel(mr, nr, plan.ks)  # noqa: E731
@@ -148,7 +148,7 @@ class DynamicGemm(Kit):
 
     def emit(self) -> ir.Function:
         plan, VL, N = self.plan, self.VL, self.N
-        fn = self.new_fn(self.name, [PTR, PTR, PTR, PTR, I64, I64, I64, I64, I64], internal=False, small=True)
+        fn = self.new_fn(self.name, [PTR, PTR, PTR, PTR, I64, I64, I64, I64, I64], internal=self.internal, small=True)
         A, B, C, bias, tb, te, M, K, N = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         biasp = bias if self.bias else C
@@ -203,11 +203,11 @@ class DynamicGemm(Kit):
         else:
             abuf = ir.Constant(PTR, None)
             packafn = None
-        MC = plan.mc or ceil_div(self.nominal.M, plan.mr) * plan.mr
-        if dot:  # dot plans: one M block of the whole (fixed) M
-            MC = ceil_div(int(self.M), plan.mr) * plan.mr
+        MC = c64(plan.mc or ceil_div(self.nominal.M, plan.mr) * plan.mr)
+        if dot:  # dot plans: one M block of the whole M
+            MC = b.mul(b.udiv(b.add(M, c64(plan.mr - 1)), c64(plan.mr)), c64(plan.mr))
         vals = dict(M=M, N=N, K=K, sai=sai, sak=sak, sbk=sbk, sbj=sbj, ldc=N, MR=c64(plan.mr),
-                    NR=c64(NR), KC=kc, NC=c64(plan.nc or ceil_div(self.nominal.N, NR) * NR), MC=c64(MC), T=T,
+                    NR=c64(NR), KC=kc, NC=c64(plan.nc or ceil_div(self.nominal.N, NR) * NR), MC=MC, T=T,
                     units=self._units(b, M, N), split_m=c64(int(plan.split == "m")),
                     pack=c64({"": 0, "copy": 1, "trans": 2}[plan.pack]),
                     pstride=sbk if plan.pack == "copy" else sbj, kstride=kstride, flags=c64(flags),
@@ -250,14 +250,79 @@ def dynamic_stack_bytes(g: DynamicGemm) -> int:
     return out + (abuf_elems(plan.mc, plan.kc, plan.mr, VL) * elem_size(g.dt) if plan.pack_a else 0)
 
 
+SMALL_M = 16  # a symbolic M below this runs the small-M plan (no op(B) packing, dot kernels): plan.py's _PACK_MIN_M
+
+
+class DynamicProduct:
+    """The emitted product: plans chosen at run time, in order, by the first condition that holds:
+
+    - a symbolic M (or K) of 1 with the other two sizes fixed: the static product for that shape
+      (``emit_matmul``: a one-row tile, or the outer product of a one-deep K, exactly as a fixed-shape compile);
+    - a symbolic M below ``SMALL_M``: the plan for a nominal M of 8 (op(B) read in place, dot kernels, as the
+      static planner does for small M);
+    - otherwise the plan for every named size at ``NOMINAL``.
+    """
+
+    def __init__(self, module: ir.Module, name: str, dtype: str, M, N, K, trans_a: bool, trans_b: bool,
+                 bias: bool, threads: int) -> None:
+        from symdiff.codegen.llvm.gemm.emit import emit_matmul
+        self.name = name
+        args = (dtype, M, N, K, trans_a, trans_b, bias, threads)
+        sym = [isinstance(v, _dims.Dim) for v in (M, N, K)]
+        self.variants: list = []  # (axis 0 = M / 2 = K, bound, kind, callee, info or DynamicGemm)
+        for axis in (0, 2):
+            if sym[axis] and sum(sym) == 1:  # one symbolic size, at 1: the fixed-shape product
+                shape = [1 if a == axis else int(v) for a, v in enumerate((M, N, K))]
+                info = emit_matmul(module, f"{name}.one{'mk'[axis // 2]}", dtype, *shape, trans_a=trans_a,
+                                   trans_b=trans_b, bias=bias, threads=threads)
+                module.globals[info.name].linkage = "internal"
+                self.variants.append((axis, 2, "static", info))
+        if sym[0]:
+            self.variants.append((0, SMALL_M, "dynamic", DynamicGemm(module, f"{name}.small", *args, nominal_m=8)))
+        self.general = DynamicGemm(module, f"{name}.large" if self.variants else name, *args, nominal_m=None)
+        self.kit = self.general
+
+    def info(self) -> GemmInfo:
+        return self.general.info()
+
+    def tasks(self, b: ir.IRBuilder, M: ir.Value, K: ir.Value, N: ir.Value) -> ir.Value:
+        t = self.general.tasks(b, M, K, N)
+        for axis, bound, kind, g in reversed(self.variants):
+            vt = c64(g.n_tasks) if kind == "static" else g.tasks(b, M, K, N)
+            t = b.select(b.icmp_signed("<", (M, None, K)[axis], c64(bound)), vt, t)
+        return t
+
+    def emit(self) -> ir.Function:
+        if not self.variants:
+            return self.general.emit()
+        self.general.internal = True
+        for _, _, kind, g in self.variants:
+            if kind == "dynamic":
+                g.internal = True
+        general = self.general.emit()
+        fns = [(axis, bound, kind, self.kit.m.globals[g.name] if kind == "static" else g.emit())
+               for axis, bound, kind, g in self.variants]
+        fn = self.kit.new_fn(self.name, [PTR, PTR, PTR, PTR, I64, I64, I64, I64, I64], internal=False, small=True)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        args = list(fn.args)
+        size = {0: args[6], 2: args[7]}
+        for axis, bound, kind, callee in fns:  # the first variant whose condition holds, else the general plan
+            with b.if_then(b.icmp_signed("<", size[axis], c64(bound))):
+                b.call(callee, args[:6] if kind == "static" else args)
+                b.ret_void()
+        b.call(general, args)
+        b.ret_void()
+        return fn
+
+
 def emit_dynamic_matmul(module: ir.Module, name: str, dtype: str, M, N, K, trans_a: bool = False,
-                        trans_b: bool = False, bias: bool = False, threads: Optional[int] = None) -> DynamicGemm:
-    """Emit the dynamic product into ``module`` (see the module docstring); returns its :class:`DynamicGemm`."""
+                        trans_b: bool = False, bias: bool = False, threads: Optional[int] = None) -> DynamicProduct:
+    """Emit the dynamic product into ``module`` (see the module docstring); returns its :class:`DynamicProduct`."""
     from symdiff.codegen.target import default_threads
-    g = DynamicGemm(module, name, dtype, M, N, K, trans_a, trans_b, bias,
-                    default_threads() if threads is None else threads)
+    g = DynamicProduct(module, name, dtype, M, N, K, trans_a, trans_b, bias,
+                       default_threads() if threads is None else threads)
     g.emit()
     return g
 
 
-__all__ += ["emit_dynamic_matmul", "dynamic_stack_bytes"]
+__all__ += ["emit_dynamic_matmul", "dynamic_stack_bytes", "DynamicProduct", "SMALL_M"]
