@@ -520,7 +520,7 @@ def export_c(outputs: Sequence[Node], name: str, outdir: str | os.PathLike, *,
     timings["llvm_s"] = time.perf_counter() - t
 
     args = describe_args(outs, simplified, output_names, output_docs, program)
-    taken = {a.c_name for a in args}
+    taken = {a.c_name for a in args} | set(_sizes.HELPERS)
     sizes = _sizes.size_spec(args, program, size_checks(outs), lambda n: c_ident(n, taken))
     res = ExportResult(name, program, args, cpu=cpu_name, optimized_ir=opt_ir, timings=timings, sizes=sizes)
 

@@ -77,7 +77,7 @@ def size_spec(args: Sequence, program, checks: Sequence, ident: Callable[[str], 
     names = sorted(_dims.free_names(s for a in args for s in a.shape))
     if not names:
         return None
-    sizes = [SizeArg(n, ident(n), i) for i, n in enumerate(names)]
+    sizes = [SizeArg(n, ident(n), i) for i, n in enumerate(names)]  # (ident avoids HELPERS too)
     by_name = {s.name: s for s in sizes}
     for a in args:
         if a.role == "output":
@@ -87,6 +87,10 @@ def size_spec(args: Sequence, program, checks: Sequence, ident: Callable[[str], 
                 by_name[next(iter(d.names))].bound_by.append(f"{a.c_name} axis {axis}")
     return SizeSpec(sizes, tuple(program.size_names), program.workspace_bytes,
                     [(c.left, c.right, c.where) for c in checks])
+
+
+# the static functions of the API source: a size's C name never shadows one
+HELPERS = ("sizes_ok", "workspace_bytes_of", "workspace_alloc_of", "run_sized", "raw_sizes", "sizes")
 
 
 def _comment(text: str) -> str:
@@ -231,12 +235,13 @@ def api_helpers(name: str, spec: SizeSpec, args: Sequence, n_raw: int) -> list[s
         f"",
         f"SD_EXPORT int {name}_num_sizes(void) {{ return {U}_NUM_SIZES; }}",
         f"",
-        f"SD_EXPORT void *{name}_workspace_alloc({params}) {{",
-        f"    const int64_t *sizes = {spec.literal()};",
+        f"static void *workspace_alloc_of(const int64_t *sizes) {{",
         f"    if (!sizes_ok(sizes)) return NULL;",
         f"    size_t n = (workspace_bytes_of(sizes) + 63) / 64 * 64;",
         f"    return aligned_alloc(64, n ? n : 64);",
         f"}}",
+        f"",
+        f"SD_EXPORT void *{name}_workspace_alloc({params}) {{ return workspace_alloc_of({spec.literal()}); }}",
         f"",
         f"SD_EXPORT void {name}_workspace_free(void *workspace) {{ free(workspace); }}",
         f"",
