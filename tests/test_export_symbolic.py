@@ -222,3 +222,31 @@ def test_export_without_a_compiler_writes_the_sources(tmp_path):
     assert "SD_EXPORT size_t nocc_predict_workspace_bytes(int64_t batch)" in api
     assert 'nocc_predict_arg_dims[NOCC_PREDICT_NUM_ARGS] = {"[batch, 12]"' in api
     assert res.shared_library is None
+
+
+SYM_MODEL = """
+import symdiff as sd
+x = sd.input("x", ("batch", 4))
+y = sd.input("y", ("batch", 1))
+W = sd.param("W", (4, 1))
+loss = sd.mse(x @ W, y)
+"""
+
+
+@needs_gcc
+def test_cli_compile_of_a_symbolic_model(tmp_path, capsys):
+    from symdiff import cli
+    model = tmp_path / "reg.py"
+    model.write_text(SYM_MODEL)
+    assert cli.main(["compile", str(model), "-o", str(tmp_path / "out")]) == 0
+    report = capsys.readouterr().out
+    assert "workspace" in report and "*batch" in report  # costs as polynomials of the sizes
+    assert "size_t reg_workspace_bytes(int64_t batch);" in (tmp_path / "out" / "reg.h").read_text()
+    f = sd.load_library(tmp_path / "out" / "libreg.so")["reg"]
+    ns = {}
+    exec(SYM_MODEL, ns)
+    ref = sd.compile([ns["loss"], sd.grad(ns["loss"], ns["W"])], backend="numpy")
+    for B in (2, 9):
+        kw = {"x": fill(4 * B, 1).reshape(B, 4), "y": fill(B, 2).reshape(B, 1), "W": fill(4, 3).reshape(4, 1)}
+        for g, w in zip(f(**kw), ref(**kw)):
+            np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-6)
