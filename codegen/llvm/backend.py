@@ -1,7 +1,6 @@
 """``backend="llvm"``: lower, render, JIT-compile (or load from the cache) and call through the C runtime."""
 from __future__ import annotations
 
-import ctypes
 import gc
 import threading
 import time
@@ -103,7 +102,7 @@ class LLVMFunction(CompiledFunction):
         self.pool = make_pool(self.target.threads) if self.parallel else None  # no threads for serial programs
         self.symbolic = self.program.symbolic
         if self.symbolic:  # runtime sizes: bound, allocated and passed by SizedEntry (one compile for every size)
-            self.sized = SizedEntry(self.entry_address, self.program, self.pool, self.jit)
+            self.sized = SizedEntry(self.entry_address, self.program, self.pool, self.jit, self.signature, single)
             self.kernel = None
             self.compile_detail = {"lower+codegen_s": time.perf_counter() - t0, "cache_hit": self.cache_hit}
             return
@@ -153,66 +152,87 @@ class LLVMFunction(CompiledFunction):
         return self.program.stats()
 
     def __call__(self, *args, **kwargs):
-        if self.kernel is None:  # symbolic sizes: the signature binds them (CompiledFunction.__call__)
-            return CompiledFunction.__call__(self, *args, **kwargs)
+        if self.kernel is None:  # symbolic sizes: a keyword call of arrays goes to its sizes' C Kernel
+            sizes = None if args else self.sized.sizes_of(kwargs)
+            k = self.sized.kernel_for(sizes) if sizes is not None else None
+            if k is not None:
+                return k(**kwargs)
+            return CompiledFunction.__call__(self, *args, **kwargs)  # the signature binds (or refuses) the call
         # exact arrays go straight through C; any other call is converted (or refused) by self.signature
         if args:
             self.check_positional(len(args))
         return self.kernel(*args, **kwargs)
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        if self.kernel is None:
-            return self.sized(arrays, {})
         out = self.kernel(*arrays)
         return [out] if self.single else list(out)
 
     def _run_sized(self, arrays: list[np.ndarray], sizes: dict[str, int]) -> list[np.ndarray]:
-        return self.sized(arrays, sizes)
+        out = self.sized.kernel_for(sizes)(*arrays)
+        return [out] if self.single else list(out)
 
 
 class SizedEntry:
-    """Calls an entry compiled with runtime sizes (render.py's ABI): the output arrays and the workspace
-    are sized for the call's named sizes, whose values are passed as the entry's last argument. The
-    workspace is reused between calls (a concurrent call gets its own)."""
+    """Calls an entry compiled with runtime sizes (render.py's ABI) through the C runtime: one C ``Kernel`` per
+    set of sizes seen (its shapes, workspace size and the sizes' int64 values -- the entry's last argument --
+    fixed), made on first use and kept (the ``MAX_SIZE_SETS`` most recent). A keyword call of arrays binds its
+    sizes here from the arrays' shapes and goes straight to that Kernel (the C fast path does the rest)."""
 
-    def __init__(self, address: int, program: Program, pool, owner) -> None:
-        self.fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(address)  # releases the GIL
-        self.owner = owner  # keeps the machine code alive
-        self.pool = pool
+    MAX_SIZE_SETS = 64
+
+    def __init__(self, address: int, program: Program, pool, owner, signature, single: bool) -> None:
+        self.address, self.pool, self.owner, self.signature = address, pool, owner, signature
         self.names = program.size_names
-        self.outputs = [(b.shape, np.dtype(b.dtype)) for b in program.outputs]
-        self.n_args = len(program.inputs) + len(program.outputs)
+        self.outputs = [(f"out{i}", b.shape, b.dtype) for i, b in enumerate(program.outputs)]
         self.ws_bytes = program.workspace_bytes
-        self.ws = np.empty(0, np.uint8)
+        self.returns = "single" if single else "tuple"
+        # (argument, axis, size name) for every axis that is a plain name: what a keyword call binds
+        self.binds = [(spec.name, axis, next(iter(d.names))) for spec in signature.leaves
+                      for axis, d in enumerate(spec.shape) if isinstance(d, _dims.Dim) and d.is_name]
+        self.n_leaves = len(signature.leaves)
+        self.kernels: dict = {}
         self.lock = threading.Lock()
 
-    def _workspace(self, nbytes: int) -> np.ndarray:
-        raw = np.empty(nbytes + 64, np.uint8)
-        skip = (-raw.ctypes.data) % 64
-        return raw[skip:skip + nbytes]
+    def sizes_of(self, kwargs: dict) -> Optional[dict]:
+        """The sizes a keyword call of arrays binds, or None when anything is unusual (the signature's path
+        then binds or words the error)."""
+        if len(kwargs) != self.n_leaves:
+            return None
+        sizes: dict = {}
+        try:
+            for arg, axis, name in self.binds:
+                v = kwargs[arg].shape[axis]
+                if sizes.setdefault(name, v) != v:
+                    return None
+        except (KeyError, AttributeError, IndexError, TypeError):
+            return None
+        return sizes
 
-    def __call__(self, arrays: list, sizes: dict) -> list:
-        outs = [np.empty(_dims.substitute(shape, sizes), dt) for shape, dt in self.outputs]
-        nbytes = _dims.evaluate(self.ws_bytes, sizes)
-        vals = np.array([sizes[n] for n in self.names], np.int64)
-        ptrs = (ctypes.c_void_p * (self.n_args + 2))()
-        for i, a in enumerate(list(arrays) + outs):
-            ptrs[i] = a.ctypes.data if a.size else None
-        pool = self.pool.address if self.pool is not None else None
-        ptrs[self.n_args + 1] = vals.ctypes.data
-        if self.lock.acquire(blocking=False):  # the shared workspace; a concurrent call allocates its own
-            try:
-                if self.ws.size < nbytes:
-                    self.ws = self._workspace(nbytes)
-                ptrs[self.n_args] = self.ws.ctypes.data if nbytes else None
-                self.fn(ptrs, pool)
-            finally:
-                self.lock.release()
-        else:
-            ws = self._workspace(nbytes)
-            ptrs[self.n_args] = ws.ctypes.data if nbytes else None
-            self.fn(ptrs, pool)
-        return outs
+    def kernel_for(self, sizes: dict):
+        """The C Kernel of these sizes (made and checked on first use)."""
+        key = tuple(sizes[n] for n in self.names)
+        k = self.kernels.get(key)
+        if k is not None:
+            return k
+        from symdiff.codegen.runtime.kernel import Kernel
+        with self.lock:
+            k = self.kernels.get(key)
+            if k is None:
+                if any(not isinstance(v, int) or v < 1 for v in key):
+                    return None  # (the signature's path gives the error)
+                for check in self.signature.checks:
+                    if check.fails(sizes):
+                        raise ValueError(self.signature.prefix + check.message(sizes))
+                inputs = [(s.name, _dims.substitute(s.shape, sizes), s.dtype)
+                          + ((s.label_depth,) if s.label_depth is not None else ()) for s in self.signature.leaves]
+                outputs = [(n, _dims.substitute(shape, sizes), dt) for n, shape, dt in self.outputs]
+                k = Kernel(self.address, self.pool, inputs, outputs, name="symdiff", returns=self.returns,
+                           owner=self.owner, workspace_bytes=_dims.evaluate(self.ws_bytes, sizes),
+                           tail=np.array(key, np.int64).tobytes())
+                while len(self.kernels) >= self.MAX_SIZE_SETS:
+                    self.kernels.pop(next(iter(self.kernels)))
+                self.kernels[key] = k
+        return k
 
 
 def _export(functions, name, outdir, **options):

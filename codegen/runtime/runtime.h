@@ -104,6 +104,7 @@ typedef struct {
     void *ws_raw;            /* cached workspace (malloc'd block; aligned view below) */
     void *ws;
     int ws_busy;             /* a call is using the cached workspace (GIL-protected) */
+    PyObject *tail;          /* bytes appended as one more pointer after the workspace (the call's sizes), or NULL */
     PyObject *weakreflist;
 } KernelObject;
 

@@ -2,7 +2,8 @@
  * The Kernel type: a callable wrapper of a compiled entry point  void entry(void **args, void *pool)
  * where args = data pointers of all inputs, then all outputs (C-contiguous, aligned, native byte
  * order; inputs are never written), then -- only when the Kernel has workspace_bytes set -- a
- * scratch workspace pointer, and pool is an sd_pool* or NULL.
+ * scratch workspace pointer, then -- only when the Kernel has a tail -- a pointer to the tail bytes
+ * (a program with symbolic sizes: their int64 values), and pool is an sd_pool* or NULL.
  *
  * A call whose arguments are all exact arrays (the spec's dtype and shape, C-contiguous, aligned,
  * native, labels in range) passed by position or by name in any order is bound, unboxed and run in
@@ -163,7 +164,7 @@ PyObject *Kernel_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf
                                    PyObject *kwnames) {
     KernelObject *k = (KernelObject *)self;
     const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    const Py_ssize_t n_in = k->n_in, n_out = k->n_out, n_all = n_in + n_out + k->has_ws;
+    const Py_ssize_t n_in = k->n_in, n_out = k->n_out, n_all = n_in + n_out + k->has_ws + (k->tail != NULL);
 
     PyObject *argv_small[SD_SMALL_ARGS];
     PyObject *tmps_small[SD_SMALL_ARGS];
@@ -258,6 +259,8 @@ PyObject *Kernel_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf
         }
         ptrs[n_in + n_out] = ws;
     }
+    if (k->tail) /* the entry's last argument: a constant block (symbolic programs: the sizes) */
+        ptrs[n_in + n_out + k->has_ws] = PyBytes_AS_STRING(k->tail);
 
     /* ---- run */
     {

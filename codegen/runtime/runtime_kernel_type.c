@@ -28,6 +28,7 @@ static void Kernel_dealloc(KernelObject *k) {
     specs_free(k->in, k->n_in);
     specs_free(k->out, k->n_out);
     PyMem_RawFree(k->ws_raw);
+    Py_XDECREF(k->tail);
     Py_XDECREF(k->name);
     Py_XDECREF(k->input_names);
     Py_XDECREF(k->output_names);
@@ -37,14 +38,18 @@ static void Kernel_dealloc(KernelObject *k) {
 static PyObject *Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"entry", "pool", "inputs", "outputs", "name", "returns",
                              "release_gil", "zero_outputs", "owner", "workspace_bytes", "signature",
-                             NULL};
+                             "tail", NULL};
     PyObject *entry_o, *pool_o, *ins_o, *outs_o, *name_o = NULL, *returns_o = NULL, *owner = NULL;
-    PyObject *ws_o = Py_None, *sig_o = Py_None;
+    PyObject *ws_o = Py_None, *sig_o = Py_None, *tail_o = Py_None;
     int release_gil = 1, zero_outputs = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|$UUppOOO:Kernel", kwlist, &entry_o, &pool_o,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|$UUppOOOO:Kernel", kwlist, &entry_o, &pool_o,
                                      &ins_o, &outs_o, &name_o, &returns_o, &release_gil,
-                                     &zero_outputs, &owner, &ws_o, &sig_o))
+                                     &zero_outputs, &owner, &ws_o, &sig_o, &tail_o))
         return NULL;
+    if (tail_o != Py_None && !PyBytes_CheckExact(tail_o)) {
+        PyErr_Format(PyExc_TypeError, "Kernel: tail must be None or bytes, got %R", tail_o);
+        return NULL;
+    }
     Py_ssize_t ws_bytes = -1;
     if (ws_o != Py_None) {
         ws_bytes = PyLong_Check(ws_o) && !PyBool_Check(ws_o) ? PyLong_AsSsize_t(ws_o) : -2;
@@ -73,6 +78,10 @@ static PyObject *Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     k->release_gil = release_gil;
     k->zero_outputs = zero_outputs;
     k->has_ws = ws_bytes >= 0;
+    if (tail_o != Py_None) {
+        Py_INCREF(tail_o);
+        k->tail = tail_o;
+    }
     k->ws_bytes = ws_bytes > 0 ? (size_t)ws_bytes : 0;
     k->name = name_o ? name_o : PyUnicode_FromString("kernel");
     if (name_o)
@@ -218,7 +227,7 @@ PyTypeObject SdKernelType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc =
         "Kernel(entry, pool, inputs, outputs, *, name='kernel', returns='tuple', "
-        "release_gil=True, zero_outputs=False, owner=None, workspace_bytes=None, signature=None)\n--\n\n"
+        "release_gil=True, zero_outputs=False, owner=None, workspace_bytes=None, signature=None, tail=None)\n--\n\n"
         "Callable wrapper of a compiled entry point  void entry(void **args, void *pool).\n\n"
         "entry: int address.  pool: Pool, int sd_pool* address, or None (serial).\n"
         "inputs: sequence of (name, shape, dtype[, label_range]); label_range is an int C\n"
@@ -231,7 +240,9 @@ PyTypeObject SdKernelType = {
         "  pointer: scratch memory of n bytes, 64-byte aligned, uninitialised, reused across\n"
         "  calls (a concurrent call gets its own); NULL when n == 0.\n"
         "signature: a symdiff.signature.Signature with the same inputs (default: built from\n"
-        "  `inputs` on first need, its messages prefixed with `name()`).\n\n"
+        "  `inputs` on first need, its messages prefixed with `name()`).\n"
+        "tail: None, or bytes whose address is one more pointer after the workspace (a program\n"
+        "  with symbolic sizes: their int64 values, one Kernel per size set).\n\n"
         "kernel(*arrays, **named_arrays): inputs by position and/or by name.  Arrays with the\n"
         "exact dtype and shape that are C-contiguous, aligned and native-endian (labels in\n"
         "range) are passed without a copy.  Every other call goes to signature.bind_call,\n"
