@@ -197,16 +197,23 @@ def test_load_library_binds_sizes_from_the_arrays(mlp_lib):
 
 @needs_gcc
 def test_call_time_check_and_unused_symbolic_input(tmp_path):
-    """A named size broadcast against a fixed one is checked by the C code (-2: a ValueError here); an input
-    whose symbolic dimension the simplified graph no longer reads still takes its size."""
+    """A named size broadcast against a fixed one is checked by the C code (-2: a ValueError here); two sizes
+    and a product of them; an input whose symbolic dimension the simplified graph no longer reads still takes
+    its size (the raw entry then takes none)."""
     x = sd.input("x", ("n", 3), dtype="float64")
     M = sd.param("M", (3, 3), dtype="float64")
     z = sd.input("z", ("m",), dtype="float64")
-    res = sd.export({"f": x + M, "g": sd.sum(M) + 0.0 * sd.sum(z)}, "chk", tmp_path)
+    s = sd.input("s", ("seq", "batch", 3), dtype="float64")
+    rows = s.reshape(-1, 3) @ M  # (batch*seq, 3): an output shape that is a product of two sizes
+    Mv = np.arange(9.0).reshape(3, 3)
+    res = sd.export({"f": x + M, "g": sd.sum(M) + 0.0 * sd.sum(z), "h": rows}, "chk", tmp_path)
     h = (tmp_path / "chk_f.h").read_text()
     assert "Call-time checks" in h and "n == 3" in h
+    assert "int chk_h_run(int64_t batch, int64_t seq," in (tmp_path / "chk_h.h").read_text()
     lib = sd.load_library(res.shared_library)
-    Mv = np.arange(9.0).reshape(3, 3)
+    sv = np.arange(2 * 5 * 3.0).reshape(2, 5, 3)
+    np.testing.assert_allclose(lib["h"](s=sv, M=Mv), sv.reshape(10, 3) @ Mv)
+    assert lib["h"].size_names == ("batch", "seq")
     np.testing.assert_array_equal(lib["f"](x=np.ones((3, 3)), M=Mv), 1 + Mv)
     with pytest.raises(ValueError, match=r"chk_f\(\): the sizes n=2 fail a call-time check"):
         lib["f"](x=np.ones((2, 3)), M=Mv)
