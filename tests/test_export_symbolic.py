@@ -257,3 +257,18 @@ def test_cli_compile_of_a_symbolic_model(tmp_path, capsys):
         kw = {"x": fill(4 * B, 1).reshape(B, 4), "y": fill(B, 2).reshape(B, 1), "W": fill(4, 3).reshape(4, 1)}
         for g, w in zip(f(**kw), ref(**kw)):
             np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-6)
+
+
+def test_a_graph_that_needs_a_fixed_size_is_an_export_error(tmp_path, monkeypatch):
+    """No per-size fallback exists in a C library: a kernel that needs a fixed value of a size is refused."""
+    from symdiff.codegen.llvm import render as render_mod
+    from symdiff.codegen.runtime.export import ExportError
+    from symdiff.dims import SymbolicDimError
+
+    def refuse(program, name="sd_entry", target=None):
+        raise SymbolicDimError("the size batch is symbolic: this needs a fixed size")
+    monkeypatch.setattr(render_mod, "render", refuse)
+    _, logits, _ = _mlp()
+    with pytest.raises(ExportError, match=r"cannot be compiled once for every value of its named sizes \(the size "
+                                          r"batch is symbolic.*export it with fixed sizes"):
+        sd.export({"predict": logits}, "bad", tmp_path, shared=False)
