@@ -23,7 +23,10 @@ def export(functions: Mapping[str, Outputs], name: str, outdir: str = ".", *, ba
     """Write ``lib<name>.so`` + ``<name>.h`` holding one C function ``<name>_<key>`` per entry of
     ``functions`` (``{"loss": [loss, *grads], "jac": sd.jacobian(y, x)}``), each with the C ABI of
     docs/cli.md: ``<fn>_run``, the work-size query ``<fn>_workspace_bytes``, the argument counts,
-    names, shapes and dtypes as ``#define``s, functions and the ``<fn>_arg_table``. Returns the
+    names, shapes and dtypes as ``#define``s, functions and the ``<fn>_arg_table``. A function whose
+    inputs have named dimensions (``sd.input("x", ("batch", 784))``) is compiled once for every size:
+    its C functions take the sizes as ``int64_t`` arguments (``<fn>_run(batch, x, ...)``,
+    ``<fn>_workspace_bytes(batch)``) and its header says which dimensions are symbolic. Returns the
     backend's export result (files, per-function programs)."""
     if not isinstance(functions, Mapping) or not functions:
         raise TypeError("export: functions must be a non-empty dict {function name: tensor or list of tensors}")

@@ -46,10 +46,13 @@ def test_logistic_regression_trains_with_the_default_labels_and_fails_loudly_wit
     nothing (logits (B, 1) broadcast against targets (B,) to (B, B)). Now the Trainer infers float targets
     of shape (1,) from the loss and the output, (n,) labels are reshaped, and an explicit wrong label_shape
     is an error that names the fix."""
-    with pytest.raises(ValueError, match=r"bce_with_logits: target of shape \(32,\) does not match the prediction of "
-                                         r"shape \(32, 1\).*label_shape="):
+    with pytest.raises(ValueError, match=r"bce_with_logits: target of shape \(batch,\) does not match the prediction "
+                                         r"of shape \(batch, 1\).*label_shape="):
         nn.Trainer(nn.Linear(64, 1, name="logreg"), nn.bce_with_logits, input_shape=(64,), label_shape=(),
                    progress=False)
+    with pytest.raises(ValueError, match=r"target of shape \(32,\) does not match the prediction of shape \(32, 1\)"):
+        nn.Trainer(nn.Linear(64, 1, name="logreg"), nn.bce_with_logits, input_shape=(64,), label_shape=(),
+                   progress=False, batch_dim=None)  # fixed shapes: the sizes
     r = np.random.default_rng(0)
     X = r.standard_normal((128, 64)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.float32)  # (n,): reshaped to (n, 1)

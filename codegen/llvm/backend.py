@@ -153,10 +153,18 @@ class LLVMFunction(CompiledFunction):
 
     def __call__(self, *args, **kwargs):
         if self.kernel is None:  # symbolic sizes: a keyword call of arrays goes to its sizes' C Kernel
+            last = self.sized.last
+            if last is not None and not args:  # the sizes of the previous call: its Kernel checks every shape
+                try:
+                    return last(**kwargs)
+                except (ValueError, TypeError):
+                    pass  # other sizes (or a bad call): bind them below, which words any error
             sizes = None if args else self.sized.sizes_of(kwargs)
             k = self.sized.kernel_for(sizes) if sizes is not None else None
             if k is not None:
-                return k(**kwargs)
+                out = k(**kwargs)
+                self.sized.last = k
+                return out
             return CompiledFunction.__call__(self, *args, **kwargs)  # the signature binds (or refuses) the call
         # exact arrays go straight through C; any other call is converted (or refused) by self.signature
         if args:
@@ -191,6 +199,7 @@ class SizedEntry:
                       for axis, d in enumerate(spec.shape) if isinstance(d, _dims.Dim) and d.is_name]
         self.n_leaves = len(signature.leaves)
         self.kernels: dict = {}
+        self.last = None  # the Kernel of the latest keyword call's sizes (tried first)
         self.lock = threading.Lock()
 
     def sizes_of(self, kwargs: dict) -> Optional[dict]:

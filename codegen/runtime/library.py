@@ -15,7 +15,9 @@ so two threads may call one function at the same time, each with its own workspa
 
 ``load_library(path)`` opens such a ``.so`` with ctypes, reads the index and the argument tables, and
 returns a :class:`Library` of :class:`LibraryFunction` callables with the same argument checks as
-``sd.compile``'s functions (keywords by input name or positionally in the header's order).
+``sd.compile``'s functions (keywords by input name or positionally in the header's order). A function
+with symbolic sizes (``<fn>_num_sizes`` exported, see ``export_sizes.py``) binds them from the arrays'
+shapes, as ``sd.compile``'s functions do, and allocates its outputs for them.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from symdiff import dims as _dims
 from symdiff.signature import Signature
 
 from symdiff.codegen.runtime.export import ExportError, ExportResult, build_shared, export_c
@@ -126,36 +129,68 @@ class LibraryFunction:
     def __init__(self, lib: ctypes.CDLL, symbol: str) -> None:
         self.symbol = symbol
         self._lib = lib
-        self.workspace_bytes = int(self._fn("workspace_bytes", ctypes.c_size_t)())
         n = int(self._fn("num_args", ctypes.c_int)())
+        # the named sizes (a symbolic function) in the API's sizes[] order; () for fixed shapes
+        n_sizes = int(self._fn("num_sizes", ctypes.c_int)()) if hasattr(lib, f"{symbol}_num_sizes") else 0
+        self.size_names: tuple = ()
+        dims_text = None
+        if n_sizes:
+            names = (ctypes.c_char_p * n_sizes).in_dll(lib, f"{symbol}_size_names")
+            self.size_names = tuple(names[i].decode() for i in range(n_sizes))
+            dims_text = (ctypes.c_char_p * n).in_dll(lib, f"{symbol}_arg_dims")
+        size_types = [ctypes.c_int64] * n_sizes
+        self._ws_query = self._fn("workspace_bytes", ctypes.c_size_t, size_types)
+        self.workspace_bytes: Optional[int] = None if n_sizes else int(self._ws_query())  # None: see workspace_size
         table = (_ArgInfo * n).in_dll(lib, f"{symbol}_arg_table")
-        args = [(a.name.decode(), a.role.decode(), a.dtype.decode(), tuple(a.shape[i] for i in range(a.ndim)))
-                for a in table]
+        args = [(a.name.decode(), a.role.decode(), a.dtype.decode(),
+                 _parse_shape(dims_text[i].decode()) if dims_text is not None else
+                 tuple(a.shape[k] for k in range(a.ndim))) for i, a in enumerate(table)]
         self.inputs = [a for a in args if a[1] != "output"]
         self.outputs = [a for a in args if a[1] == "output"]
         self.signature = Signature.from_specs([(n, s, d, None) for n, _, d, s in self.inputs], name=symbol)
         self.input_names = self.signature.names
         self._run = getattr(lib, f"{symbol}_run")
         self._run.restype = ctypes.c_int
-        self._run.argtypes = [ctypes.c_void_p] * (len(args) + 2)
+        self._run.argtypes = size_types + [ctypes.c_void_p] * (len(args) + 2)
 
-    def _fn(self, suffix: str, restype):
+    def _fn(self, suffix: str, restype, argtypes=()):
         f = getattr(self._lib, f"{self.symbol}_{suffix}")
         f.restype = restype
-        f.argtypes = []
+        f.argtypes = list(argtypes)
         return f
 
+    def workspace_size(self, **sizes: int) -> int:
+        """Bytes of workspace one call needs (the C work-size query), for the named ``sizes`` of a
+        symbolic function (``f.workspace_size(batch=64)``); a fixed-shape function takes none."""
+        if set(sizes) != set(self.size_names):
+            raise TypeError(f"{self.symbol}.workspace_size takes the sizes {', '.join(self.size_names) or '(none)'}, "
+                            f"got {', '.join(sizes) or '(none)'}")
+        return int(self._ws_query(*(int(sizes[n]) for n in self.size_names)))
+
     def __call__(self, *args, **kwargs):
-        arrays = self.signature.bind_call(args, kwargs) if args else self.signature.bind(kwargs)
-        outs = [np.empty(s, dtype=d) for _, _, d, s in self.outputs]
+        arrays, sizes = (self.signature.bind_call_sized(args, kwargs) if args else
+                         self.signature.bind_sized(kwargs))
+        outs = [np.empty(_dims.substitute(s, sizes), dtype=d) for _, _, d, s in self.outputs]
         ptrs = [a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs]
-        rc = self._run(*ptrs, None, None)
+        values = [sizes[n] for n in self.size_names]
+        rc = self._run(*values, *ptrs, None, None)
+        if rc == -2:
+            given = ", ".join(f"{n}={v}" for n, v in zip(self.size_names, values))
+            raise ValueError(f"{self.symbol}(): the sizes {given} fail a call-time check of the exported function "
+                             f"(its header lists them)")
         if rc != 0:
-            raise MemoryError(f"{self.symbol}: could not allocate its {self.workspace_bytes}-byte workspace")
+            nbytes = self.workspace_size(**sizes) if self.size_names else self.workspace_bytes
+            raise MemoryError(f"{self.symbol}: could not allocate its {nbytes}-byte workspace")
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def __repr__(self) -> str:
         return f"<symdiff library function {self.symbol} ({self.signature.describe()}) -> {len(self.outputs)} output(s)>"
+
+
+def _parse_shape(text: str) -> tuple:
+    """A shape from its ``<fn>_arg_dims`` text: ``"[batch, 784]"`` -> ``(Dim(batch), 784)``."""
+    inner = text.strip()[1:-1].strip()
+    return tuple(_dims.dim(part) for part in inner.split(",")) if inner else ()
 
 
 class Library:

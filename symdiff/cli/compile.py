@@ -129,6 +129,13 @@ def write_ir(job: Job):
 TARGETS: dict[str, Callable[[Job], object]] = {"llvm": write_llvm, "cuda": write_cuda, "ir": write_ir}
 
 
+def fmt_count(v) -> str:
+    """``1,234`` for an int; a symbolic model's count (a polynomial of its named sizes) as ``(20*batch + 36)``."""
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"({v})" if " " in str(v) else str(v)
+
+
 def fmt_seconds(s: float) -> str:
     """``1.40 s`` or ``26 ms``."""
     return f"{s:.2f} s" if s >= 1 else f"{s * 1000:.0f} ms"
@@ -217,8 +224,9 @@ def run(a: argparse.Namespace) -> int:
     print(f"  outputs   {out_desc}")
     print(f"  nodes     {count_nodes(raw_outs)} as built, {count_nodes(simplified)} after simplification")
     print(f"  kernels   {st['kernels']} ({kinds or 'none'})")
-    print(f"  FLOPs     {mm + ew:,} per call ({mm:,} matmul + {ew:,} elementwise/reduction, estimate)")
-    print(f"  bytes     {st['io_bytes']:,} in/out + {st['workspace_bytes']:,} workspace")
+    print(f"  FLOPs     {fmt_count(mm + ew)} per call ({fmt_count(mm)} matmul + {fmt_count(ew)} elementwise/reduction, "
+          f"estimate)")
+    print(f"  bytes     {fmt_count(st['io_bytes'])} in/out + {fmt_count(st['workspace_bytes'])} workspace")
     print(f"  time      {total:.2f} s ({detail})")
     print("  files     " + "\n            ".join(str(f) for f in job.files))
     for w in job.warnings:

@@ -21,7 +21,7 @@ shard index so shards draw independent masks).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -51,13 +51,16 @@ class ParallelStep:
         self.trainer = trainer
         self.x_name, self.y_name, self.lr_name = x_name, y_name, lr_name
         self.params = trainer.model.params()
-        self.dp = DataParallel(self.shard_graph, client, split=(x_name, y_name),
+        # a symbolic batch (Trainer(batch_dim=...), the default): one shard graph serves every shard size
+        graph = self.shard_graph if trainer.batch_dim is None else self.shard_graph(trainer.batch_dim)
+        self.dp = DataParallel(graph, client, split=(x_name, y_name),
                                reduce=["mean", "concat"] + ["mean"] * len(self.params),
                                **trainer.compile_options)
         self.update_fn = self._update_fn()
 
-    def shard_graph(self, rows: int) -> list:
-        """``[data loss, outputs, *d objective / d params]`` of the Trainer's model on a shard of ``rows`` rows."""
+    def shard_graph(self, rows: Union[int, str]) -> list:
+        """``[data loss, outputs, *d objective / d params]`` of the Trainer's model on a shard of ``rows`` rows
+        (a number, or the name of a symbolic batch dimension)."""
         t = self.trainer
         was_training = t.model.training
         t.model.train()

@@ -147,11 +147,15 @@ def build_optimizer_step(trainer: "Trainer", objective: Node, lr: Node):
 class Trainer:
     """Mini-batch SGD for a :class:`~symdiff.nn.Module`, one compiled call per step.
 
-    ``model(x)`` with ``x``: (batch_size, *input_shape) gives the outputs; the training objective is
+    ``model(x)`` with ``x``: (batch, *input_shape) gives the outputs; the training objective is
     ``loss_fn(outputs, y) + regularizer(model)``. ``lr`` is a float or a schedule ``lr(epoch) -> float``
-    (fed as the scalar graph input ``lr``). The last incomplete batch of an epoch is dropped (shapes
-    are static); reshuffling each epoch means every sample is used. ``metric``: "auto" (accuracy
-    where it applies, see :func:`accuracy`), a callable ``metric(outputs, y) -> float``, or None.
+    (fed as the scalar graph input ``lr``). ``batch_dim``: the name of the batch axis (default "batch",
+    a symbolic size, docs/symbolic_dims.md): one compiled training function and one compiled evaluation
+    function serve every batch size, the last partial batch of an epoch included; None builds fixed shapes
+    ``(batch_size, ...)`` (then each other size, a partial batch or an evaluation chunk, compiles its own
+    graph). ``drop_last``: drop the last incomplete batch of each epoch (default False: every sample is
+    used every epoch). ``metric``: "auto" (accuracy where it applies, see :func:`accuracy`), a callable
+    ``metric(outputs, y) -> float``, or None.
     ``optimizer``: "sgd" (default), "adam", "adamw", "rmsprop", "adagrad" (``optimizer_options``: their
     keywords, as PyTorch's: ``betas``, ``eps``, ``amsgrad``, ``clip_norm``, ...), or a callable
     ``optimizer(objective, params, lr) -> Updates``; its state buffers are carried between steps.
@@ -165,10 +169,16 @@ class Trainer:
                  weight_decay: float = 0.0, regularizer: Optional[Callable[[Module], Node]] = None,
                  label_shape="auto", label_dtype: str = "auto", dtype: str = "float32", metric="auto", seed: int = 0,
                  progress: bool = True, compile_options: Optional[dict] = None, optimizer="sgd",
-                 optimizer_options: Optional[dict] = None, client=None) -> None:
+                 optimizer_options: Optional[dict] = None, client=None, batch_dim: Optional[str] = "batch",
+                 drop_last: bool = False) -> None:
+        if batch_dim is not None and not (isinstance(batch_dim, str) and batch_dim.isidentifier()):
+            raise ValueError(f"Trainer: batch_dim must be a name (a Python identifier) or None, got {batch_dim!r}")
         self.model, self.loss_fn, self.regularizer = model, loss_fn, regularizer
         self.input_shape = tuple(int(d) for d in np.atleast_1d(input_shape))  # (features,) or (C, H, W)
         self.batch_size, self.dtype = int(batch_size), dtype
+        if self.batch_size < 1:
+            raise ValueError(f"Trainer: batch_size must be at least 1, got {batch_size!r}")
+        self.batch_dim, self.drop_last = batch_dim, bool(drop_last)
         self.schedule = lr if callable(lr) else (lambda epoch, _lr=float(lr): _lr)
         regression = getattr(loss_fn, "__name__", "") in REGRESSION_LOSSES
         self.metric = (rmse if regression else accuracy) if metric == "auto" else metric
@@ -181,34 +191,96 @@ class Trainer:
 
         was_training = model.training
         model.train()
-        x = sd.input(X_INPUT, (self.batch_size,) + self.input_shape, dtype)
-        out = model(x)
-        if not isinstance(out, Node):
-            raise TypeError(f"Trainer: the model must return one tensor, got {type(out).__name__}")
-        # labels: class indices for the class losses (one per row of scores), else targets shaped like
-        # the model's output per sample; "auto" infers both from the loss and the output
-        classes = getattr(loss_fn, "__name__", "") in CLASS_LOSSES
-        self.label_dtype = label_dtype if label_dtype != "auto" else ("int64" if classes else dtype)
-        if label_shape == "auto":
-            label_shape = out.shape[1:-1] if self.label_dtype in ("int32", "int64") else out.shape[1:]
-        self.label_shape = tuple(int(d) for d in label_shape)
-        y = sd.input(Y_INPUT, (self.batch_size,) + self.label_shape, self.label_dtype)
-        data_loss = loss_fn(out, y)
-        objective = data_loss if regularizer is None else sd.add(data_loss, regularizer(model))
-        lr_in = sd.input(LR_INPUT, (), dtype)
-        self.optimizer_config = (optimizer, momentum, weight_decay, dict(optimizer_options or {}))
-        self.updates = build_optimizer_step(self, objective, lr_in)
-        self.updates.update(model.state_updates())
-        self.loss, self.output, self.objective = data_loss, out, objective
-        model.train(was_training)
+        try:
+            out = model(self._x_input(self._rows(self.batch_size)))
+            if not isinstance(out, Node):
+                raise TypeError(f"Trainer: the model must return one tensor, got {type(out).__name__}")
+            # labels: class indices for the class losses (one per row of scores), else targets shaped like
+            # the model's output per sample; "auto" infers both from the loss and the output
+            classes = getattr(loss_fn, "__name__", "") in CLASS_LOSSES
+            self.label_dtype = label_dtype if label_dtype != "auto" else ("int64" if classes else dtype)
+            if label_shape == "auto":
+                label_shape = out.shape[1:-1] if self.label_dtype in ("int32", "int64") else out.shape[1:]
+            self.label_shape = tuple(int(d) for d in label_shape)
+            self.optimizer_config = (optimizer, momentum, weight_decay, dict(optimizer_options or {}))
+            rows = self._rows(self.batch_size)
+            self.loss, self.output, self.objective, self.updates = self._training_graph(out, rows)
+        finally:
+            model.train(was_training)
         self.parallel = None  # the data-parallel step (with a client): shard graphs on the workers
         if client is not None:
             from ..distributed.training import ParallelStep
             self.parallel = ParallelStep(self, client, X_INPUT, Y_INPUT, LR_INPUT)
-        self.step_fn = None if client is not None else _compile([data_loss, out, *self.updates.values()],
-                                                                **self.compile_options)
+        # the compiled training steps by batch key: one (the batch name) with a symbolic batch, else one per size
+        self._step_fns: dict = {}
+        self.step_fn = None
+        if client is None:
+            self.step_fn = self._step_fns[self._rows(self.batch_size)] = _compile(
+                [self.loss, self.output, *self.updates.values()], **self.compile_options)
+            self._prepare(self.batch_size)
         self.state: dict[str, np.ndarray] = {**model.init_values(self.seed), **self.updates.initial_state()}
         self._eval_fns: dict[tuple, object] = {}
+
+    # -- graphs -----------------------------------------------------------------------------------------------
+    def _rows(self, n: int):
+        """The leading size of the graph that serves a batch of ``n`` rows: the batch name, or ``n`` itself."""
+        return self.batch_dim if self.batch_dim is not None else int(n)
+
+    def _x_input(self, rows) -> Node:
+        return sd.input(X_INPUT, (rows,) + self.input_shape, self.dtype)
+
+    def _y_input(self, rows) -> Node:
+        return sd.input(Y_INPUT, (rows,) + self.label_shape, self.label_dtype)
+
+    def _training_graph(self, out: Node, rows) -> tuple:
+        """(data loss, outputs, objective, Updates) of a training-mode forward pass ``out`` of ``rows`` rows:
+        the optimizer's step plus the running-statistics updates that pass recorded."""
+        data_loss = self.loss_fn(out, self._y_input(rows))
+        objective = data_loss if self.regularizer is None else sd.add(data_loss, self.regularizer(self.model))
+        updates = build_optimizer_step(self, objective, sd.input(LR_INPUT, (), self.dtype))
+        updates.update(self.model.state_updates())
+        return data_loss, out, objective, updates
+
+    def _step_fn(self, n: int):
+        """The compiled training step for a batch of ``n`` rows (fixed shapes: built and compiled per size)."""
+        key = self._rows(n)
+        if key not in self._step_fns:
+            was_training = self.model.training
+            self.model.train()
+            try:
+                loss, out, _, updates = self._training_graph(self.model(self._x_input(key)), key)
+            finally:
+                self.model.train(was_training)
+            if list(updates) != list(self.updates):
+                raise RuntimeError(f"Trainer: the training graph for {n} rows updates {list(updates)}, "
+                                   f"the first one {list(self.updates)}")
+            self._notice(f"compiling the training graph for batches of {n} (fixed shapes, batch_dim=None: once "
+                         f"per size)")
+            self._step_fns[key] = _compile([loss, out, *updates.values()], **self.compile_options)
+        return self._step_fns[key]
+
+    def _prepare(self, n: int) -> None:
+        """Compile the training step for batches of ``n`` rows now, not in the first timed step, where a backend
+        compiles once per set of sizes (``SpecializedFunction.for_sizes``) or the shapes are fixed."""
+        if self.parallel is not None:
+            return
+        fn = self._step_fn(n)
+        if self.batch_dim is not None and hasattr(fn, "for_sizes"):
+            fn.for_sizes({self.batch_dim: int(n)})
+
+    def _notice(self, text: str) -> None:
+        if self.progress:
+            from tqdm.auto import tqdm
+            tqdm.write(f"Trainer: {text}", file=sys.stderr)
+
+    @property
+    def compiles(self) -> dict:
+        """``{"train": n, "eval": m}``: how many graphs the local training steps and the evaluation functions
+        have compiled (a function compiled once per set of sizes counts each, see ``SpecializedFunction``;
+        with a symbolic batch on a backend with ``symbolic_dims`` a whole ``fit`` compiles one of each)."""
+        def count(fns) -> int:
+            return sum(int(getattr(f, "compiles", 1)) for f in fns)
+        return {"train": count(self._step_fns.values()), "eval": count(self._eval_fns.values())}
 
     # -- state ----------------------------------------------------------------------------------------------
     def param_values(self) -> dict[str, np.ndarray]:
@@ -235,7 +307,8 @@ class Trainer:
         if self.parallel is not None:
             res = self.parallel(xb, yb, lr)
         else:
-            res = self.step_fn(**self._feed(self.step_fn, extra))
+            fn = self._step_fn(len(xb))
+            res = fn(**self._feed(fn, extra))
         loss, out = res[0], res[1]
         for name, value in zip(self.updates.keys(), res[2:]):
             self.state[name] = value
@@ -246,21 +319,26 @@ class Trainer:
     def fit(self, X: np.ndarray, y: np.ndarray, epochs: int = 10, val_data: Optional[tuple] = None,
             shuffle: bool = True, log: bool = False, patience: Optional[int] = None, monitor: str = "val_loss",
             min_delta: float = 0.0) -> History:
-        """Train for ``epochs`` passes over (X, y); returns (and extends) ``self.history``. With ``patience``,
+        """Train for ``epochs`` passes over (X, y) in batches of ``batch_size`` (the last one smaller unless
+        ``drop_last``); returns (and extends) ``self.history``. With ``patience``,
         stop when ``monitor`` ("val_loss" or "val_acc") has not improved for that many epochs and keep
         the best epoch's state (``self.stopped_epoch``)."""
         from tqdm.auto import tqdm
 
         X = np.ascontiguousarray(X, dtype=self.dtype)
         y = self._labels(y, "fit")
-        n = len(X)
+        n, bs = len(X), self.batch_size
         if n != len(y):
             raise ValueError(f"fit: {n} samples but {len(y)} labels")
-        steps = n // self.batch_size
+        steps = n // bs if self.drop_last else -(-n // bs)  # the last partial batch kept unless drop_last
         if steps == 0:
-            raise ValueError(f"fit: {n} samples are fewer than one batch of {self.batch_size}")
+            raise ValueError(f"fit: {n} samples are fewer than one batch of {bs}"
+                             + (" (drop_last=True drops it)" if n else ""))
         if patience is not None and val_data is None:
             raise ValueError("fit: early stopping (patience=) needs val_data")
+        self._check_shards(n)
+        if n % bs and not self.drop_last:
+            self._prepare(n % bs)  # the last partial batch's compile, if any, before the epochs' timers start
         best, best_state, waited = None, None, 0
         bar = tqdm(total=epochs * steps, disable=not self.progress, unit="step", mininterval=0.25, leave=False)
         try:
@@ -269,32 +347,33 @@ class Trainer:
                 lr = float(self.schedule(epoch))
                 rng = np.random.default_rng([self.seed, epoch])  # per epoch: a resumed run shuffles the same
                 order = rng.permutation(n) if shuffle else np.arange(n)
-                losses, metrics = [], []
+                losses, metrics, sizes = [], [], []  # per batch; epoch means weight each batch by its size
                 t0 = time.perf_counter()
                 for k in range(steps):
-                    idx = order[k * self.batch_size:(k + 1) * self.batch_size]
+                    idx = order[k * bs:(k + 1) * bs]
                     yb = y[idx]
                     loss, out = self.step(X[idx], yb, lr)
                     losses.append(loss)
+                    sizes.append(len(idx))
                     if self.metric is not None:
                         metrics.append(self.metric(out, yb))
                     bar.update(1)
                     if k % 8 == 0 or k == steps - 1:
                         dt = time.perf_counter() - t0
-                        post = {"epoch": epoch, "loss": f"{np.mean(losses[-steps:]):.4f}"}
-                        if metrics and metrics[-1] is not None:
-                            post["acc"] = f"{np.mean(metrics):.3f}"
-                        post["samples/s"] = f"{(k + 1) * self.batch_size / max(dt, 1e-9):.0f}"
+                        post = {"epoch": epoch, "loss": f"{np.average(losses, weights=sizes):.4f}"}
+                        if metrics and None not in metrics:
+                            post["acc"] = f"{np.average(metrics, weights=sizes):.3f}"
+                        post["samples/s"] = f"{sum(sizes) / max(dt, 1e-9):.0f}"
                         bar.set_postfix(post, refresh=False)
                 seconds = time.perf_counter() - t0
                 self.epochs_done += 1
                 h = self.history
                 h.epoch.append(epoch)
-                h.loss.append(float(np.mean(losses)))
-                h.acc.append(float(np.mean(metrics)) if metrics and None not in metrics else None)
+                h.loss.append(float(np.average(losses, weights=sizes)))
+                h.acc.append(float(np.average(metrics, weights=sizes)) if metrics and None not in metrics else None)
                 h.lr.append(lr)
                 h.seconds.append(seconds)
-                h.samples_per_sec.append(steps * self.batch_size / max(seconds, 1e-9))
+                h.samples_per_sec.append(sum(sizes) / max(seconds, 1e-9))
                 if val_data is not None:
                     ev = self.evaluate(*val_data)
                     h.val_loss.append(ev["loss"])
@@ -366,33 +445,31 @@ class Trainer:
 
     # -- evaluation ------------------------------------------------------------------------------------------
     def _eval_fn(self, n: int, with_labels: bool):
-        key = (n, with_labels)
+        """The compiled evaluation-mode graph for ``n`` rows: one for every size with a symbolic batch."""
+        key = (self._rows(n), with_labels)
         if key not in self._eval_fns:
             was_training = self.model.training
             self.model.eval()
             try:
-                x = sd.input(X_INPUT, (n,) + self.input_shape, self.dtype)
-                out = self.model(x)
-                if with_labels:
-                    y = sd.input(Y_INPUT, (n,) + self.label_shape, self.label_dtype)
-                    outs = [self.loss_fn(out, y), out]
-                else:
-                    outs = out
-                if self.progress:  # one compile per evaluation size (until symbolic batch sizes exist): say so
-                    from tqdm.auto import tqdm
-                    tqdm.write(f"Trainer: compiling the evaluation graph for {n} samples "
-                               f"({'with' if with_labels else 'without'} labels; once per size)", file=sys.stderr)
+                out = self.model(self._x_input(key[0]))
+                outs = [self.loss_fn(out, self._y_input(key[0])), out] if with_labels else out
+                if self.batch_dim is None:  # fixed shapes: one compile per evaluation size, say so
+                    labels = "with" if with_labels else "without"
+                    self._notice(f"compiling the evaluation graph for {n} samples ({labels} labels; fixed shapes, "
+                                 f"batch_dim=None: once per size)")
                 self._eval_fns[key] = _compile(outs, **self.compile_options)
             finally:
                 self.model.train(was_training)
         return self._eval_fns[key]
 
     def _chunks(self, n: int, chunk: Optional[int]):
-        chunk = n if chunk is None else int(chunk)
+        """``[(start, stop), ...]``: ``n`` rows in chunks of ``chunk`` (default the batch size), the last smaller."""
+        chunk = self.batch_size if chunk is None else int(chunk)
         return [(i, min(i + chunk, n)) for i in range(0, n, chunk)]
 
-    def predict(self, X: np.ndarray, chunk: Optional[int] = 4096) -> np.ndarray:
-        """Model outputs in evaluation mode (dropout off, running batch-norm statistics)."""
+    def predict(self, X: np.ndarray, chunk: Optional[int] = None) -> np.ndarray:
+        """Model outputs in evaluation mode (dropout off, running batch-norm statistics), computed in chunks of
+        ``chunk`` rows (default ``batch_size``)."""
         X = np.ascontiguousarray(X, dtype=self.dtype)
         outs = []
         for a, b in self._chunks(len(X), chunk):
@@ -400,10 +477,13 @@ class Trainer:
             outs.append(fn(**self._feed(fn, {X_INPUT: X[a:b]})))
         return np.concatenate(outs)
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: Optional[int] = 4096) -> dict:
-        """``{"loss": mean loss, "acc": metric}`` in evaluation mode."""
+    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: Optional[int] = None) -> dict:
+        """``{"loss": mean loss, "acc": metric}`` in evaluation mode, over chunks of ``chunk`` rows (default
+        ``batch_size``): the loss is the size-weighted mean of the chunks' losses, the metric that of all outputs."""
         X = np.ascontiguousarray(X, dtype=self.dtype)
         y = self._labels(y, "evaluate")
+        if len(X) == 0 or len(X) != len(y):
+            raise ValueError(f"evaluate: {len(X)} samples and {len(y)} labels (need the same number, at least one)")
         total, outs = 0.0, []
         for a, b in self._chunks(len(X), chunk):
             fn = self._eval_fn(b - a, True)
@@ -416,6 +496,16 @@ class Trainer:
             if m is not None:
                 res["acc"] = m
         return res
+
+    def _check_shards(self, n: int) -> None:
+        """With a client, every batch (the last partial one too) needs at least one row per shard."""
+        if self.parallel is None or self.drop_last or n % self.batch_size == 0:
+            return
+        last, shards = n % self.batch_size, self.parallel.dp.shards
+        if last < shards:
+            raise ValueError(f"fit: the last batch has {last} rows ({n} samples, batch_size={self.batch_size}), "
+                             f"fewer than the {shards} shards of the client's workers; pass drop_last=True or "
+                             f"another batch_size")
 
 
 __all__ = ["Trainer", "History", "accuracy", "rmse", "OPTIMIZERS"]

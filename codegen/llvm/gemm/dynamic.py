@@ -21,7 +21,7 @@ from llvmlite import ir
 from symdiff import dims as _dims
 from symdiff.dim_binding import SymbolicUnsupported
 
-from symdiff.codegen.llvm.gemm.ir import PRM, I32, I64, PTR, c64, Kit, prm_type, PtrRef
+from symdiff.codegen.llvm.gemm.ir import EDGE_PARTS, PRM, I32, I64, PTR, c64, Kit, prm_type, PtrRef
 from symdiff.codegen.llvm.gemm.kernels import SharedKernels
 from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, UK_EPI, GemmInfo, Plan, Problem, abuf_elems, ceil_div,
                                             TASK_RULE, cfg_of, elem_size, make_plan, norm_dtype)
@@ -106,29 +106,35 @@ class DynamicGemm(Kit):
     # -- the function ------------------------------------------------------------------------------------------
     def _tile_kernels(self) -> tuple:
         """The full tile kernel and, per M remainder r (rows) and N-edge vector count v, the edge kernels:
-        ``nt[v]`` (MR rows), ``mt[r]`` (whole vectors), ``co[r, v]`` (corner); a fixed size has one remainder."""
+        ``nt[v]`` (MR rows), ``mt[r]`` (whole vectors), ``co[r, v]`` (corner) -- for a fixed M, whose one
+        remainder has its own kernels; a symbolic M's edge runs as row parts (``EDGE_PARTS`` rows: keys
+        ``("part", p)`` of mt and ``("part", p, v)`` of co; the driver's ``edge_split``)."""
         plan, VL, sh = self.plan, self.VL, self.shared
         MR = plan.mr
         sym_m, sym_n = isinstance(self.M, _dims.Dim), isinstance(self.N, _dims.Dim)
-        rems = list(range(1, MR)) if sym_m else sorted({int(self.M) % MR} - {0})
+        rems = [] if sym_m else sorted({int(self.M) % MR} - {0})
+        parts = [p for p in EDGE_PARTS if p < MR] if sym_m else []
         if plan.kernel == "dot":  # a fixed N (checked in __init__)
             NR = plan.nv
             ntail = int(self.N) % NR
             k = lambda mr, nr: sh.dot_kernel(mr, nr, plan.ks)  # noqa: E731
             full = k(MR, NR)
             nt = {ntail: k(MR, ntail)} if ntail else {}
-            mt = {r: k(r, NR) for r in rems}
-            co = {(r, ntail): k(r, ntail) for r in rems if ntail}
+            mt = {r: k(r, NR) for r in rems} | {("part", p): k(p, NR) for p in parts}
+            co = {(r, ntail): k(r, ntail) for r in rems if ntail} | {("part", p, ntail): k(p, ntail)
+                                                                    for p in parts if ntail}
             return full, nt, mt, co, NR
         NR = plan.nv * VL
         vecs = list(range(1, plan.nv + 1)) if sym_n else ([ceil_div(int(self.N) % NR, VL)] if int(self.N) % NR else [])
 
-        def k(mr, nv, whole):
-            return sh.row_ukernel(mr, nv, plan.ks, plan.unroll, pa=plan.pack_a, pb=bool(plan.pack) or whole)
+        def k(mr, nv, whole, pa=plan.pack_a):
+            return sh.row_ukernel(mr, nv, plan.ks, plan.unroll, pa=pa, pb=bool(plan.pack) or whole)
         full = k(MR, plan.nv, True)
         nt = {v: k(MR, v, False) for v in vecs}
-        mt = {r: k(r, plan.nv, True) for r in rems}
-        co = {(r, v): k(r, v, False) for r in rems for v in vecs}
+        # row parts read packed op(A) with run-time strides (a panel of r rows): the unpacked-A kernels
+        mt = {r: k(r, plan.nv, True) for r in rems} | {("part", p): k(p, plan.nv, True, False) for p in parts}
+        co = {(r, v): k(r, v, False) for r in rems for v in vecs} | {("part", p, v): k(p, v, False, False)
+                                                                    for p in parts for v in vecs}
         return full, nt, mt, co, NR
 
     def _table(self, entries: list, tag: str) -> ir.GlobalVariable:
@@ -212,7 +218,8 @@ class DynamicGemm(Kit):
                     pack=c64({"": 0, "copy": 1, "trans": 2}[plan.pack]),
                     pstride=sbk if plan.pack == "copy" else sbj, kstride=kstride, flags=c64(flags),
                     lanes_tail=lanes_tail, bias_mode=c64(1 if self.bias else 0), nkb=nkb, VL=c64(VL),
-                    packa=c64(int(plan.pack_a)), pastride=sak if self.nominal.sai == 1 else sai)
+                    packa=c64(int(plan.pack_a)), pastride=sak if self.nominal.sai == 1 else sai,
+                    edge_split=c64(int(isinstance(self.M, _dims.Dim))))
         sty = prm_type()
         prm = b.alloca(sty, name="prm")
         prm.align = 8
@@ -231,9 +238,13 @@ class DynamicGemm(Kit):
         edge_n = self._pick(b, nt_list, nv_index, "nt")
         edge_m = self._pick(b, mt_list, rem, "mt")
         corner = self._pick(b, co_list, b.add(b.mul(rem, c64(nv_top + 1)), nv_index), "co")
+        null = ir.Constant(PTR, None)
+        part_w = [PtrRef(mt[("part", p)]) if ("part", p) in mt else null for p in EDGE_PARTS]
+        part_n = [self._pick(b, [co.get(("part", p, v), full) for v in range(nv_top + 1)], nv_index, f"p{p}")
+                  if ("part", p) in mt else null for p in EDGE_PARTS]
         ptrs = [PtrRef(full), edge_n, edge_m, corner,
-                PtrRef(packfn) if packfn is not None else ir.Constant(PTR, None),
-                PtrRef(packafn) if packafn is not None else ir.Constant(PTR, None)]
+                PtrRef(packfn) if packfn is not None else null,
+                PtrRef(packafn) if packafn is not None else null] + part_w + part_n
         for i, v in enumerate(ptrs):
             b.store(v, b.gep(prm, [ir.Constant(I32, 0), ir.Constant(I32, 1), ir.Constant(I32, i)],
                              inbounds=True, source_etype=sty))

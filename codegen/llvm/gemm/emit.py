@@ -57,7 +57,7 @@ from typing import Optional
 
 from llvmlite import ir
 
-from symdiff.codegen.llvm.gemm.ir import PRM, I32, I64, PTR, c64, Kit, prm_type, PtrRef
+from symdiff.codegen.llvm.gemm.ir import PRM, PRM_PTRS, I32, I64, PTR, c64, Kit, prm_type, PtrRef
 from symdiff.codegen.llvm.gemm.kernels import SharedKernels
 from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, GemmInfo, abuf_elems, ceil_div,
                         elem_size, norm_dtype, Plan, make_plan, Problem, make_problem, vec_len, plan_matmul)
@@ -169,7 +169,7 @@ class _Gemm(Kit):
                     pstride=p.sbk if plan.pack == "copy" else p.sbj, kstride=kstride, flags=flags,
                     lanes_tail=lanes_tail, bias_mode={"none": 0, "col": 1, "row": 2}[p.bias],
                     nkb=nkb, VL=VL, packa=int(plan.pack_a),
-                    pastride=p.sak if p.sai == 1 else p.sai)
+                    pastride=p.sak if p.sai == 1 else p.sai, edge_split=0)
         sty = prm_type()
         prm = ir.GlobalVariable(self.m, sty, name=self.name + ".prm")
         prm.linkage = "internal"
@@ -178,7 +178,8 @@ class _Gemm(Kit):
         prm.type = PTR
         prm.initializer = ir.Constant(sty, [
             ir.Constant(ir.ArrayType(I64, len(PRM)), [vals[f] for f in PRM]),
-            ir.Constant(ir.ArrayType(PTR, 6), [PtrRef(f) for f in list(kerns) + [packfn, packafn]])])
+            ir.Constant(ir.ArrayType(PTR, PRM_PTRS), [PtrRef(f) for f in list(kerns) + [packfn, packafn]]
+                        + [ir.Constant(PTR, None)] * (PRM_PTRS - 6))])
         b.call(self.shared.driver(), [A, B, C, biasp, tb, te, prm, buf, abuf])
         b.ret_void()
         return fn

@@ -324,8 +324,14 @@ class PtrRef(IndirectCallee):
 # Integer fields of a product's parameter block (then 5 function pointers).
 PRM = ("M", "N", "K", "sai", "sak", "sbk", "sbj", "ldc", "MR", "NR", "KC", "NC", "MC", "T", "units",
         "split_m", "pack", "pstride", "kstride", "flags", "lanes_tail", "bias_mode", "nkb", "VL",
-        "packa", "pastride")
+        "packa", "pastride", "edge_split")
+# Function pointers after them: the tile kernels (full, N-edge, M-edge, corner), op(B) and op(A) packing, then
+# (edge_split != 0) the row-part kernels of EDGE_PARTS rows, whole and N-edge: an M edge of r < MR rows runs
+# as one call per set bit of r (8 + 2 + 1 for 11), so a product sized at run time needs log2(MR) edge kernels,
+# not MR - 1 (codegen/llvm/gemm/dynamic.py).
+EDGE_PARTS = (8, 4, 2, 1)
+PRM_PTRS = 6 + 2 * len(EDGE_PARTS)
 
 
 def prm_type() -> ir.LiteralStructType:
-    return ir.LiteralStructType([ir.ArrayType(I64, len(PRM)), ir.ArrayType(PTR, 6)])
+    return ir.LiteralStructType([ir.ArrayType(I64, len(PRM)), ir.ArrayType(PTR, PRM_PTRS)])

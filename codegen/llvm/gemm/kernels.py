@@ -7,7 +7,8 @@ from typing import Optional
 
 from llvmlite import ir
 
-from symdiff.codegen.llvm.gemm.ir import ARG_TYPES, PRM, I32, I64, PTR, VOID, c64, IndirectCallee, Kit, prm_type
+from symdiff.codegen.llvm.gemm.ir import (ARG_TYPES, EDGE_PARTS, PRM, I32, I64, PTR, VOID, c64, IndirectCallee, Kit,
+                                          prm_type)
 from symdiff.codegen.llvm.gemm.plan import UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, PF_A_DIST, ceil_div
 
 # ----------------------------------------------------------------------------- shared kernels
@@ -433,6 +434,10 @@ class SharedKernels(Kit):
 
         P = {f: field(0, i, I64) for i, f in enumerate(PRM)}
         uk_full, uk_ntail, uk_mtail, uk_corner, packfn, packafn = [field(1, i, PTR) for i in range(6)]
+        np_ = len(EDGE_PARTS)
+        part_w = [field(1, 6 + q, PTR) for q in range(np_)]          # p-row kernels, whole vectors
+        part_n = [field(1, 6 + np_ + q, PTR) for q in range(np_)]    # p-row kernels, the N-edge panel
+        edge_split = b.icmp_signed("!=", P["edge_split"], c64(0))
         uk_t = ir.FunctionType(VOID, [PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I32])
         pk_t = ir.FunctionType(VOID, [PTR, I64, PTR, I64, I64])
 
@@ -481,14 +486,38 @@ class SharedKernels(Kit):
                             k_n = b.select(full_n, uk_full, uk_ntail)
                             k_c = b.select(full_n, uk_mtail, uk_corner)
                             with self.loop(b, ic, iend, MR, "ir") as i:
-                                kern = b.select(b.icmp_signed("<=", b.add(i, MR), iend), k_n, k_c)
-                                aptr = b.select(packed_a, self.gep(b, abuf, b.mul(b.sub(i, ic), kc)),
-                                                self.gep(b, asrc, b.mul(b.sub(i, ic), P["sai"])))
-                                cptr = self.gep(b, C, b.add(b.mul(i, P["ldc"]), j))
-                                bp = b.select(b.icmp_signed("==", bias_mode, one), self.gep(b, bias, j),
-                                              b.select(b.icmp_signed("==", bias_mode, c64(2)),
-                                                       self.gep(b, bias, i), cptr))
-                                icall(kern, [aptr, k_sai, k_sak, bptr, P["kstride"], cptr,
-                                             P["ldc"], bp, kc, lanes, flags], uk_t)
+                                whole_m = b.icmp_signed("<=", b.add(i, MR), iend)
+                                split = b.and_(edge_split, b.not_(whole_m))
+                                with b.if_else(split) as (parts, tile):
+                                    with parts:  # the M edge, r = iend - i rows: one call per set bit of r
+                                        r = b.sub(iend, i)
+                                        off = zero
+                                        for q, rows in enumerate(EDGE_PARTS):
+                                            has = b.icmp_signed("!=", b.and_(r, c64(rows)), zero)
+                                            with b.if_then(has):
+                                                # a packed panel of r rows holds (row, k) at k*r + row
+                                                aptr = b.select(
+                                                    packed_a, self.gep(b, abuf, b.add(b.mul(b.sub(i, ic), kc), off)),
+                                                    self.gep(b, asrc, b.mul(b.add(b.sub(i, ic), off), P["sai"])))
+                                                ip = b.add(i, off)
+                                                cptr = self.gep(b, C, b.add(b.mul(ip, P["ldc"]), j))
+                                                bp = b.select(b.icmp_signed("==", bias_mode, one), self.gep(b, bias, j),
+                                                              b.select(b.icmp_signed("==", bias_mode, c64(2)),
+                                                                       self.gep(b, bias, ip), cptr))
+                                                icall(b.select(full_n, part_w[q], part_n[q]),
+                                                      [aptr, b.select(packed_a, one, P["sai"]),
+                                                       b.select(packed_a, r, P["sak"]), bptr, P["kstride"], cptr,
+                                                       P["ldc"], bp, kc, lanes, flags], uk_t)
+                                            off = b.add(off, b.select(has, c64(rows), zero))
+                                    with tile:
+                                        kern = b.select(whole_m, k_n, k_c)
+                                        aptr = b.select(packed_a, self.gep(b, abuf, b.mul(b.sub(i, ic), kc)),
+                                                        self.gep(b, asrc, b.mul(b.sub(i, ic), P["sai"])))
+                                        cptr = self.gep(b, C, b.add(b.mul(i, P["ldc"]), j))
+                                        bp = b.select(b.icmp_signed("==", bias_mode, one), self.gep(b, bias, j),
+                                                      b.select(b.icmp_signed("==", bias_mode, c64(2)),
+                                                               self.gep(b, bias, i), cptr))
+                                        icall(kern, [aptr, k_sai, k_sak, bptr, P["kstride"], cptr,
+                                                     P["ldc"], bp, kc, lanes, flags], uk_t)
         b.ret_void()
         return fn
