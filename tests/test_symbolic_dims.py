@@ -16,8 +16,7 @@ from symdiff.interchange import from_json_data, to_json_data
 from test_ops import API_CASES, CASES
 
 EVERY = {**CASES, **{f"sd.{k}": c for k, c in API_CASES.items()}}
-SIZES = (1, 2, 7)
-SIZES_COMPILED = (1, 2, 7, 64)
+SIZES = SIZES_COMPILED = (1, 2, 7, 64)
 
 
 def _symbolic_case(name: str, count: int):
@@ -34,7 +33,7 @@ def _symbolic_case(name: str, count: int):
 
 @pytest.mark.parametrize("name", sorted(EVERY))
 def test_every_op_over_a_symbolic_batch_compiles_once_on_numpy(name):
-    """One numpy compile serves batch sizes 1, 2 and 7; example b equals the unbatched graph at draw b."""
+    """One numpy compile serves batch sizes 1, 2, 7 and 64; example b equals the unbatched graph at draw b."""
     bout, out, k0, bname, draws = _symbolic_case(name, max(SIZES))
     assert bout.shape[0] == dim("batch")
     f = sd.compile(bout, "numpy")
