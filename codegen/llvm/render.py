@@ -458,14 +458,7 @@ class Renderer:
         info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
                            trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
         self.gemm_info[self.kernel_index] = info
-        gemm = self.mod.globals[info.name]
-        fn, b = self._task_fn("matmul")
-        ctx, begin, end = fn.args
-        where = self.p.where
-        ptrs = [self._ptr(b, ctx, where[k.a].id), self._ptr(b, ctx, where[k.b].id), self._ptr(b, ctx, k.out.id),
-                self._ptr(b, ctx, where[k.bias].id) if k.bias is not None else ir.Constant(PTR, None)]
-        b.call(gemm, ptrs + [begin, end])
-        b.ret_void()
+        fn = self._matmul_task(k, self.mod.globals[info.name], lambda b: [])
         eb = self.entry_b
         if info.n_tasks > 1:
             self.parallel = True
@@ -473,19 +466,23 @@ class Renderer:
         else:
             eb.call(fn, [self.ctx, _c(0), _c(info.n_tasks)])
 
-    def _kernel_dynamic_matmul(self, k: MatmulKernel) -> None:
-        """A product whose M or K is symbolic: planned once, sized at run time (llvm/gemm/dynamic.py)."""
-        g = emit_dynamic_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
-                                trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
-        self.gemm_info[self.kernel_index] = g.info()
-        gemm = self.mod.globals[g.name]
+    def _matmul_task(self, k: MatmulKernel, gemm: ir.Function, sizes: Callable) -> ir.Function:
+        """The task function of a 2-D product: ``gemm(A, B, C, bias, begin, end, *sizes(builder))``."""
         fn, b = self._task_fn("matmul")
         ctx, begin, end = fn.args
         where = self.p.where
         ptrs = [self._ptr(b, ctx, where[k.a].id), self._ptr(b, ctx, where[k.b].id), self._ptr(b, ctx, k.out.id),
                 self._ptr(b, ctx, where[k.bias].id) if k.bias is not None else ir.Constant(PTR, None)]
-        b.call(gemm, ptrs + [begin, end, self.dim(b, k.M), self.dim(b, k.K), self.dim(b, k.N)])
+        b.call(gemm, ptrs + [begin, end] + sizes(b))
         b.ret_void()
+        return fn
+
+    def _kernel_dynamic_matmul(self, k: MatmulKernel) -> None:
+        """A product whose M or K is symbolic: planned once, sized at run time (llvm/gemm/dynamic.py)."""
+        g = emit_dynamic_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
+                                trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
+        self.gemm_info[self.kernel_index] = g.info()
+        fn = self._matmul_task(k, self.mod.globals[g.name], lambda b: [self.dim(b, v) for v in (k.M, k.K, k.N)])
         eb = self.entry_b
         tasks = g.tasks(eb, self.dim(eb, k.M), self.dim(eb, k.K), self.dim(eb, k.N))
         if self.target.gemm_tasks > 1:
