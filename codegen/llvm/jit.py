@@ -6,7 +6,11 @@ Every compiled module owns its own execution engine (no module-level engines).
 from __future__ import annotations
 
 import functools
-from typing import Optional
+import re
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -135,6 +139,25 @@ class JitModule:
         return self.tm.emit_assembly(self.mod)
 
 
+_RECORDERS: list[list[dict]] = []
+_RECORD_LOCK = threading.Lock()
+_DEFINE = re.compile(r'^define [^@]*@"?([^"(]+)', re.M)
+
+
+@contextmanager
+def record_compile_times() -> Iterator[list[dict]]:
+    """Collect, for every module :func:`emit_object` compiles inside the block (any thread), a dict
+    ``{"module": first defined function, "ir_chars", "parse_s", "opt_s", "codegen_s"}`` (benchmarks)."""
+    records: list[dict] = []
+    with _RECORD_LOCK:
+        _RECORDERS.append(records)
+    try:
+        yield records
+    finally:
+        with _RECORD_LOCK:
+            _RECORDERS.remove(records)
+
+
 def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool = False,
                 target=None) -> tuple[bytes, str]:
     """Compile to a position-independent object file; returns (object bytes, optimized IR text).
@@ -142,14 +165,28 @@ def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool
     ``private_context``: parse into a fresh LLVMContext, so several threads may compile at once.
     ``target``: a :class:`symdiff.codegen.target.Target` (its CPU and features); default the host.
     """
+    t0 = time.perf_counter()
     if target is None:
         tm = target_machine(reloc="pic", jit=False)
     else:
         tm = target_machine(cpu=target.cpu, features=_features(target.features), reloc="pic", jit=False)
-    mod = parse(str(module), llvm.create_context() if private_context else None)
+    text = str(module)
+    mod = parse(text, llvm.create_context() if private_context else None)
+    t1 = time.perf_counter()
     if opt:
         optimize(mod, tm)
-    return tm.emit_object(mod), str(mod)
+    t2 = time.perf_counter()
+    obj = tm.emit_object(mod)
+    t3 = time.perf_counter()
+    optimized = str(mod)
+    if _RECORDERS:
+        found = _DEFINE.search(text)
+        rec = {"module": found.group(1) if found else "?", "ir_chars": len(text), "parse_s": t1 - t0,
+               "opt_s": t2 - t1, "codegen_s": t3 - t2, "print_s": time.perf_counter() - t3}
+        with _RECORD_LOCK:
+            for r in _RECORDERS:
+                r.append(rec)
+    return obj, optimized
 
 
 def llvm_version() -> str:
