@@ -72,7 +72,7 @@ class _Timers:
         setattr(owner, attr, timed)
 
 
-def child(case: str) -> dict:
+def child(case: str, speed_level: int | None = None) -> dict:
     t0 = time.perf_counter()
     import numpy  # noqa: F401
     t1 = time.perf_counter()
@@ -89,6 +89,8 @@ def child(case: str) -> dict:
     from symdiff.codegen.runtime import kernel as runtime
     from benchmarks import workloads as W
 
+    if speed_level is not None:  # (each run has its own cache folder: no object of another level is loaded)
+        jit.EMIT_SPEED_LEVEL = speed_level
     T = _Timers()
     T.t.update({"import numpy": t1 - t0, "import symdiff": t2 - t1, "import llvm backend": t3 - t2})
     calls = {"n": 0, "stage": "graph build"}
@@ -133,10 +135,11 @@ def child(case: str) -> dict:
 
 
 # --------------------------------------------------------------------------- parent
-def run_child(case: str, cache_dir: Path) -> dict:
+def run_child(case: str, cache_dir: Path, speed_level: int | None = None) -> dict:
     env = {**os.environ, "SYMDIFF_CACHE_DIR": str(cache_dir), "SYMDIFF_CACHE": "1"}
-    out = subprocess.run([sys.executable, "-m", "benchmarks.compile_time", "--child", case], cwd=REPO, env=env,
-                         capture_output=True, text=True)
+    level = [] if speed_level is None else ["--speed-level", str(speed_level)]
+    out = subprocess.run([sys.executable, "-m", "benchmarks.compile_time", "--child", case, *level], cwd=REPO,
+                         env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"child {case} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -149,18 +152,18 @@ def drop_graph_entries(cache_dir: Path) -> None:
             shutil.rmtree(p)
 
 
-def measure(case: str, runs: int) -> dict[str, list[dict]]:
+def measure(case: str, runs: int, speed_level: int | None = None) -> dict[str, list[dict]]:
     res: dict[str, list[dict]] = {s: [] for s in STATES}
     for _ in range(runs):
         d = Path(tempfile.mkdtemp(prefix="sd-compile-time-"))
         try:
-            res["cold"].append(run_child(case, d))
+            res["cold"].append(run_child(case, d, speed_level))
             drop_graph_entries(d)
-            r = run_child(case, d)
+            r = run_child(case, d, speed_level)
             if r["shared"]["compiled"]:
                 r["warning"] = f"kernels compiled again: {r['shared']['compiled']}"
             res["kernels"].append(r)
-            res["cached"].append(run_child(case, d))
+            res["cached"].append(run_child(case, d, speed_level))
         finally:
             shutil.rmtree(d, ignore_errors=True)
     return res
@@ -221,9 +224,11 @@ def main(argv=None) -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--profile", metavar="CASE", help="cProfile one cold compile of CASE")
     ap.add_argument("--json", metavar="PATH", help="also write the raw results there")
+    ap.add_argument("--speed-level", type=int, choices=(1, 2, 3),
+                    help="LLVM optimisation level of the emitted objects (default: jit.EMIT_SPEED_LEVEL)")
     a = ap.parse_args(argv)
     if a.child:
-        print(json.dumps(child(a.child)))
+        print(json.dumps(child(a.child, a.speed_level)))
         return
     if a.profile:
         profile(a.profile)
@@ -232,12 +237,12 @@ def main(argv=None) -> None:
     m = machine.describe(str(REPO))
     idle = machine.idle_check()
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, Python {m['python']}, llvmlite {m['llvmlite']}, "
-          f"symdiff {m['symdiff_git']}")
+          f"symdiff {m['symdiff_git']}" + (f", LLVM O{a.speed_level}" if a.speed_level else ""))
     if idle["warning"]:
         print(idle["warning"])
     raw = {}
     for case in [c.strip() for c in a.cases.split(",") if c.strip()]:
-        raw[case] = measure(case, a.runs)
+        raw[case] = measure(case, a.runs, a.speed_level)
         print()
         print(table(case, raw[case]), flush=True)
     cold = {c: statistics.median(r["t"]["total"] for r in rs["cold"]) for c, rs in raw.items()}

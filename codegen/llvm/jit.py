@@ -1,5 +1,5 @@
-"""Host-targeted LLVM compilation with llvmlite: optimise at O3 with the new pass
-manager, JIT with MCJIT, or emit an object file.
+"""Host-targeted LLVM compilation with llvmlite: optimise with the new pass manager (O2 for the
+objects :func:`emit_object` writes, O3 for a :class:`JitModule`), JIT with MCJIT, or emit an object file.
 
 Every compiled module owns its own execution engine (no module-level engines).
 """
@@ -65,7 +65,8 @@ def new_module(name: str, target=None) -> ir.Module:
 
 
 def optimize(mod: "llvm.ModuleRef", tm: "llvm.TargetMachine", speed_level: int = 3) -> None:
-    """Run the standard O3 pipeline (new pass manager) with loop and SLP vectorisation."""
+    """Run the standard pipeline of ``speed_level`` (O3 by default; new pass manager) with loop and SLP
+    vectorisation, unrolling and interleaving."""
     pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
@@ -154,13 +155,22 @@ def record_compile_times() -> Iterator[list[dict]]:
     try:
         yield records
     finally:
-        with _RECORD_LOCK:
-            _RECORDERS.remove(records)
+        with _RECORD_LOCK:  # by identity (two blocks' lists may be equal)
+            _RECORDERS[:] = [r for r in _RECORDERS if r is not records]
+
+
+# The optimisation level of every object emit_object compiles (the JIT's graph module, each shared GEMM
+# module, an exported library). Measured (docs/performance.md, "Compile time"): the GEMM micro-kernels and
+# the driver are explicit vector code and get the same assembly at O2 as at O3 (packers: within a few
+# instructions); an MLP's graph module gets the same assembly; a conv net's graph module (LeNet: 35 loop
+# kernels) optimises in about half O3's time (O3's larger full-unroll threshold), runtime within noise.
+EMIT_SPEED_LEVEL = 2
 
 
 def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool = False,
                 target=None) -> tuple[bytes, str]:
-    """Compile to a position-independent object file; returns (object bytes, optimized IR text).
+    """Compile to a position-independent object file at ``EMIT_SPEED_LEVEL``; returns (object bytes,
+    optimized IR text).
 
     ``private_context``: parse into a fresh LLVMContext, so several threads may compile at once.
     ``target``: a :class:`symdiff.codegen.target.Target` (its CPU and features); default the host.
@@ -174,7 +184,7 @@ def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool
     mod = parse(text, llvm.create_context() if private_context else None)
     t1 = time.perf_counter()
     if opt:
-        optimize(mod, tm)
+        optimize(mod, tm, EMIT_SPEED_LEVEL)
     t2 = time.perf_counter()
     obj = tm.emit_object(mod)
     t3 = time.perf_counter()
