@@ -174,8 +174,8 @@ def measure(case: str, runs: int, speed_level: int | None = None) -> dict[str, l
 ORDER = ["import numpy", "import symdiff", "import llvm backend", "graph build", "autodiff", "simplify",
          "expand", "lower", "cache key", "render (build IR)", "split + IR text", "shared kernels (wall)",
          "shared parse", "shared opt", "shared codegen", "shared print", "main parse", "main opt",
-         "main codegen", "main print", "cache I/O", "link + load", "runtime setup", "compile CPU (all threads)", "compile",
-         "total"]
+         "main codegen", "main print", "cache I/O", "link + load", "runtime setup", "compile CPU (all threads)",
+         "compile", "total"]
 
 
 def table(case: str, res: dict[str, list[dict]]) -> str:
@@ -192,7 +192,8 @@ def table(case: str, res: dict[str, list[dict]]) -> str:
         for s in STATES:
             vals = [r["t"].get(k, 0.0) for r in res[s]]
             cells.append(f"{1e3 * statistics.median(vals):.1f}" if any(vals) else "")
-        name = f"**{k}**" if k in ("compile", "total") else ("&nbsp;&nbsp;" + k if k.startswith(("simplify ", "shared ", "main ")) else k)
+        sub = k.startswith(("simplify ", "shared ", "main "))
+        name = f"**{k}**" if k in ("compile", "total") else ("&nbsp;&nbsp;" + k if sub else k)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cold = res["cold"][0]
     lines += ["", f"cold: {len(cold['shared']['compiled'])} shared GEMM modules compiled "

@@ -13,7 +13,11 @@ SRC = """define float @"sdgemm.test.twice"(float %x) {
 def test_emit_object_uses_emit_speed_level(monkeypatch):
     seen = []
     real = jit.optimize
-    monkeypatch.setattr(jit, "optimize", lambda mod, tm, speed_level=3: (seen.append(speed_level), real(mod, tm, speed_level)))
+
+    def optimize(mod, tm, speed_level=3):
+        seen.append(speed_level)
+        real(mod, tm, speed_level)
+    monkeypatch.setattr(jit, "optimize", optimize)
     obj, text = jit.emit_object(SRC)
     assert seen == [jit.EMIT_SPEED_LEVEL] and obj and "fadd" in text
     jit.emit_object(SRC, opt=False)
