@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, TypeVar
 
 from llvmlite import ir
 
 SHARED_PREFIX = "sdgemm."
+T = TypeVar("T")
 _REF = re.compile(r'@"([^"]+)"|@([-A-Za-z$._][-A-Za-z$._0-9]*)')
 
 
@@ -66,11 +67,12 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def compile_parallel(texts: list[str], compile_text: Callable[[str], bytes],
-                     workers: int | None = None) -> list[bytes]:
+def compile_parallel(texts: list[str], compile_text: Callable[[str], T],
+                     workers: int | None = None) -> list[T]:
     """Compile module texts on ``workers`` threads (default: the CPUs this process may use; llvmlite
     releases the GIL while LLVM works), largest first (the longest jobs do not end up last on one
-    thread); the objects come back in the order of ``texts``."""
+    thread); the results come back in the order of ``texts``. ``compile_text`` may return anything
+    (e.g. ``emit_object``'s (object, IR) pair, to compile the graph's own module in the same pool)."""
     workers = max(1, min(len(texts), workers or _cpus()))
     if workers == 1:
         return [compile_text(t) for t in texts]
