@@ -43,19 +43,30 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SYMDIFF_CACHE_DIR") or Path.home() / ".cache" / "symdiff")
 
 
+def source_files() -> list[str]:
+    """symdiff's and codegen's own source files (.py, .c, .h; real paths, sorted): what
+    :func:`source_fingerprint` hashes."""
+    import symdiff
+    import symdiff.codegen
+    files: set[str] = set()
+    for pkg in (symdiff, symdiff.codegen):  # the codegen folder is installed as symdiff.codegen
+        root = Path(pkg.__file__).resolve().parent  # resolved once; only a linked file is resolved again
+        for dirpath, _dirs, names in os.walk(root):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                if name.endswith((".py", ".c", ".h")) and os.path.isfile(path):
+                    files.add(os.path.realpath(path) if os.path.islink(path) else path)
+    return sorted(files)
+
+
 @functools.lru_cache(maxsize=1)
 def source_fingerprint() -> str:
     """A hash of symdiff's and codegen's own source files: the compiler version in cache keys."""
-    import symdiff
-    import symdiff.codegen
     h = hashlib.sha256()
-    files: set = set()
-    for pkg in (symdiff, symdiff.codegen):  # the codegen folder is installed as symdiff.codegen
-        files.update(f.resolve() for f in Path(pkg.__file__).resolve().parent.rglob("*")
-                     if f.suffix in (".py", ".c", ".h") and f.is_file())
-    for f in sorted(files):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
+    for f in source_files():
+        h.update(os.path.basename(f).encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read())
     return h.hexdigest()
 
 

@@ -115,6 +115,20 @@ def test_cuda_cpu_key_depends_on_source_compiler_and_runtime_header(cache_dir, m
 
 # ---- hits, switches, clear ---------------------------------------------------------------------------------------
 
+def test_source_fingerprint_covers_every_source_file():
+    import symdiff.codegen
+    files = _cache.source_files()
+    expect = {str(f.resolve()) for pkg in (sd, symdiff.codegen) for f in Path(pkg.__file__).resolve().parent.rglob("*")
+              if f.suffix in (".py", ".c", ".h") and f.is_file()}
+    assert files == sorted(expect) and len(files) == len(set(files))
+    assert str(Path(_cache.__file__).resolve()) in files and any(f.endswith(".c") for f in files)
+    h = hashlib.sha256()
+    for f in files:
+        h.update(Path(f).name.encode() + Path(f).read_bytes())
+    _cache.source_fingerprint.cache_clear()
+    assert _cache.source_fingerprint() == h.hexdigest()
+
+
 def test_llvm_hit_after_store_and_results(cache_dir):
     f1 = sd.compile(_graph())
     assert not f1.cache_hit and f1.ir is not None

@@ -1,16 +1,22 @@
-"""Host-targeted LLVM compilation with llvmlite: optimise at O3 with the new pass
-manager, JIT with MCJIT, or emit an object file.
+"""Host-targeted LLVM compilation with llvmlite: optimise with the new pass manager (O2 for the
+objects :func:`emit_object` writes, O3 for a :class:`JitModule`), JIT with MCJIT, or emit an object file.
 
 Every compiled module owns its own execution engine (no module-level engines).
 """
 from __future__ import annotations
 
+import ctypes
 import functools
-from typing import Optional
+import re
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import llvmlite
 import llvmlite.binding as llvm
 from llvmlite import ir
+from llvmlite.binding import ffi
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,8 +66,11 @@ def new_module(name: str, target=None) -> ir.Module:
     return mod
 
 
-def optimize(mod: "llvm.ModuleRef", tm: "llvm.TargetMachine", speed_level: int = 3) -> None:
-    """Run the standard O3 pipeline (new pass manager) with loop and SLP vectorisation."""
+def optimize(mod: "llvm.ModuleRef", tm: "llvm.TargetMachine", speed_level: int = 3,
+             unlocked: bool = False) -> None:
+    """Run the standard pipeline of ``speed_level`` (O3 by default; new pass manager) with loop and SLP
+    vectorisation, unrolling and interleaving. ``unlocked``: run it outside llvmlite's global lock (see
+    :func:`_unlocked`; only for a module in a private context with a target machine of its own)."""
     pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
@@ -69,7 +78,51 @@ def optimize(mod: "llvm.ModuleRef", tm: "llvm.TargetMachine", speed_level: int =
     pto.loop_interleaving = True
     pb = llvm.create_pass_builder(tm, pto)
     mpm = pb.getModulePassManager()
-    mpm.run(mod, pb)
+    run = _unlocked("LLVMPY_RunNewModulePassManager") if unlocked else None
+    if run is None:
+        mpm.run(mod, pb)
+    else:
+        run(mpm, mod, pb)
+
+
+@functools.lru_cache(maxsize=None)
+def _unlocked(name: str):
+    """The C function ``name`` of libllvmlite without llvmlite's lock, or None.
+
+    llvmlite serialises every call into LLVM behind one process-wide lock (``binding/ffi.py``), so
+    threads compiling separate modules run one at a time. LLVM itself is thread-safe for objects that
+    share nothing (one LLVMContext, module, target machine and pass builder per thread), so for the two
+    long calls of such a module (running the pass pipeline, emitting the object) the ctypes function
+    under the lock is called directly (ctypes releases the GIL). None when this llvmlite is built
+    differently: the locked call is used then.
+    """
+    try:
+        fn = getattr(ffi.lib, name)._cfn  # the wrapper's ctypes function, argtypes already set
+    except AttributeError:
+        return None
+    return fn if callable(fn) else None
+
+
+def parallel_llvm() -> bool:
+    """Whether modules in private contexts compile concurrently (:func:`_unlocked` found its functions)."""
+    return all(_unlocked(n) is not None
+               for n in ("LLVMPY_RunNewModulePassManager", "LLVMPY_TargetMachineEmitToMemory"))
+
+
+def _emit(tm: "llvm.TargetMachine", mod: "llvm.ModuleRef", unlocked: bool) -> bytes:
+    """``tm.emit_object(mod)``; ``unlocked``: the code generation outside llvmlite's lock (as in
+    llvmlite's ``TargetMachine._emit_to_memory``)."""
+    emit = _unlocked("LLVMPY_TargetMachineEmitToMemory") if unlocked else None
+    if emit is None:
+        return tm.emit_object(mod)
+    with ffi.OutputString() as err:
+        buf = emit(tm, mod, 1, err)
+        if not buf:
+            raise RuntimeError(str(err))
+    try:
+        return ctypes.string_at(ffi.lib.LLVMPY_GetBufferStart(buf), ffi.lib.LLVMPY_GetBufferSize(buf))
+    finally:
+        ffi.lib.LLVMPY_DisposeMemoryBuffer(buf)
 
 
 def parse(ir_text: str, context=None) -> "llvm.ModuleRef":
@@ -135,21 +188,64 @@ class JitModule:
         return self.tm.emit_assembly(self.mod)
 
 
+_RECORDERS: list[list[dict]] = []
+_RECORD_LOCK = threading.Lock()
+_DEFINE = re.compile(r'^define [^@]*@"?([^"(]+)', re.M)
+
+
+@contextmanager
+def record_compile_times() -> Iterator[list[dict]]:
+    """Collect, for every module :func:`emit_object` compiles inside the block (any thread), a dict
+    ``{"module": first defined function, "ir_chars", "parse_s", "opt_s", "codegen_s"}`` (benchmarks)."""
+    records: list[dict] = []
+    with _RECORD_LOCK:
+        _RECORDERS.append(records)
+    try:
+        yield records
+    finally:
+        with _RECORD_LOCK:  # by identity (two blocks' lists may be equal)
+            _RECORDERS[:] = [r for r in _RECORDERS if r is not records]
+
+
+# The optimisation level of every object emit_object compiles (the JIT's graph module, each shared GEMM
+# module, an exported library). Measured (docs/performance.md, "Compile time"): the GEMM micro-kernels and
+# the driver are explicit vector code and get the same assembly at O2 as at O3 (packers: within a few
+# instructions); an MLP's graph module gets the same assembly; a conv net's graph module (LeNet: 35 loop
+# kernels) optimises in about half O3's time (O3's larger full-unroll threshold), runtime within noise.
+EMIT_SPEED_LEVEL = 2
+
+
 def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool = False,
                 target=None) -> tuple[bytes, str]:
-    """Compile to a position-independent object file; returns (object bytes, optimized IR text).
+    """Compile to a position-independent object file at ``EMIT_SPEED_LEVEL``; returns (object bytes,
+    optimized IR text).
 
-    ``private_context``: parse into a fresh LLVMContext, so several threads may compile at once.
+    ``private_context``: parse into a fresh LLVMContext, so several threads may compile at once (and
+    really do: the pass pipeline and the code generation run outside llvmlite's lock, :func:`_unlocked`).
     ``target``: a :class:`symdiff.codegen.target.Target` (its CPU and features); default the host.
     """
+    t0 = time.perf_counter()
     if target is None:
         tm = target_machine(reloc="pic", jit=False)
     else:
         tm = target_machine(cpu=target.cpu, features=_features(target.features), reloc="pic", jit=False)
-    mod = parse(str(module), llvm.create_context() if private_context else None)
-    if opt:
-        optimize(mod, tm)
-    return tm.emit_object(mod), str(mod)
+    text = str(module)
+    mod = parse(text, llvm.create_context() if private_context else None)
+    t1 = time.perf_counter()
+    if opt:  # (the target machine is this call's own: with a private context nothing is shared)
+        optimize(mod, tm, EMIT_SPEED_LEVEL, unlocked=private_context)
+    t2 = time.perf_counter()
+    obj = _emit(tm, mod, unlocked=private_context)
+    t3 = time.perf_counter()
+    optimized = str(mod)
+    if _RECORDERS:
+        found = _DEFINE.search(text)
+        rec = {"module": found.group(1) if found else "?", "ir_chars": len(text), "parse_s": t1 - t0,
+               "opt_s": t2 - t1, "codegen_s": t3 - t2, "print_s": time.perf_counter() - t3}
+        with _RECORD_LOCK:
+            for r in _RECORDERS:
+                r.append(rec)
+    return obj, optimized
 
 
 def llvm_version() -> str:

@@ -10,13 +10,15 @@ The exported library (``symdiff compile``) still compiles one whole module.
 """
 from __future__ import annotations
 
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, TypeVar
 
 from llvmlite import ir
 
 SHARED_PREFIX = "sdgemm."
+T = TypeVar("T")
 _REF = re.compile(r'@"([^"]+)"|@([-A-Za-z$._][-A-Za-z$._0-9]*)')
 
 
@@ -58,9 +60,23 @@ def split_shared(module: ir.Module, prefix: str = SHARED_PREFIX) -> tuple[str, l
     return str(module), parts
 
 
-def compile_parallel(texts: list[str], compile_text: Callable[[str], bytes]) -> list[bytes]:
-    """Compile module texts two at a time (llvmlite releases the GIL while LLVM works)."""
-    if len(texts) <= 1:
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def compile_parallel(texts: list[str], compile_text: Callable[[str], T],
+                     workers: int | None = None) -> list[T]:
+    """Compile module texts on ``workers`` threads (default: the CPUs this process may use; llvmlite
+    releases the GIL while LLVM works), largest first (the longest jobs do not end up last on one
+    thread); the results come back in the order of ``texts``. ``compile_text`` may return anything
+    (e.g. ``emit_object``'s (object, IR) pair, to compile the graph's own module in the same pool)."""
+    workers = max(1, min(len(texts), workers or _cpus()))
+    if workers == 1:
         return [compile_text(t) for t in texts]
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        return list(ex.map(compile_text, texts))
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        done = dict(zip(order, ex.map(compile_text, [texts[i] for i in order])))
+    return [done[i] for i in range(len(texts))]
