@@ -138,12 +138,13 @@ class LLVMFunction(CompiledFunction):
             if gc_was_on:
                 gc.enable()
         self.parallel = renderer.parallel
-        fresh = compile_parallel([text for _, _, text in parts],
-                                 lambda text: emit_object(text, private_context=True, target=self.target)[0])
+        # the graph's own module and the shared GEMM modules in one pool (each in a private LLVM context)
+        done = compile_parallel([main_text] + [text for _, _, text in parts],
+                                lambda text: emit_object(text, private_context=True, target=self.target))
+        (obj, self.ir), fresh = done[0], [o for o, _ in done[1:]]
         if use_cache:
-            for (name, args, _), obj in zip(parts, fresh):
-                _cache.store(_cache.make_key("llvm-shared", name, *versions), {"args": args}, obj, "kernels")
-        obj, self.ir = emit_object(main_text, target=self.target)
+            for (name, args, _), o in zip(parts, fresh):
+                _cache.store(_cache.make_key("llvm-shared", name, *versions), {"args": args}, o, "kernels")
         self.shared_kernels = {"reused": sorted(reused), "compiled": [name for name, _, _ in parts]}
         return [obj, *reused.values(), *fresh]
 
