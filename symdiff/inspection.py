@@ -1,14 +1,16 @@
 """Looking at graphs: a networkx.DiGraph view, a jaxpr-like text listing, and Graphviz DOT."""
 from __future__ import annotations
 
-import networkx as nx
 
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import numpy as np
 
 from .ir import PROVENANCE, Node, interned, toposort
 from .simplify import simplify as _simplify
+
+if TYPE_CHECKING:  # networkx is imported when a graph is built (it costs ~0.13 s of `import symdiff`)
+    import networkx as nx
 
 
 def _outs(outputs) -> list[Node]:
@@ -100,6 +102,8 @@ def to_networkx(outputs, simplify: bool = True) -> nx.DiGraph:
         outs = _simplify(outs)
     order, ids = numbered(outs)
     fwd = forward_nodes(outs)
+    import networkx as nx
+
     G = nx.DiGraph(outputs=[ids[o] for o in outs])
     for n in order:
         r = role(n, fwd)

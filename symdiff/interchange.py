@@ -24,9 +24,8 @@ import math
 import numbers
 import os
 import warnings
-from typing import Any, Hashable, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Optional, Sequence, Union
 
-import networkx as nx
 import numpy as np
 
 from . import dims as _dims
@@ -34,6 +33,9 @@ from . import dtypes as _dt
 from .inspection import to_networkx
 from .ir import Node, apply, const
 from .optable import OPS
+
+if TYPE_CHECKING:  # networkx is imported when a graph is read or built (~0.13 s of `import symdiff`)
+    import networkx as nx
 
 FORMAT = "symdiff.graph"
 VERSION = 1
@@ -315,6 +317,8 @@ def from_networkx(G: nx.DiGraph, outputs: Optional[Iterable[Hashable]] = None) -
     Outputs: ``outputs`` (node ids), else the graph attribute ``G.graph["outputs"]``, else the nodes with
     ``output=True``, else the sinks; returns a list of tensors in that order. Node/edge schema: docs/dsl.md.
     Raises ValueError naming the node on an unknown op, a cycle, missing fields or inconsistent shapes."""
+    import networkx as nx
+
     if not isinstance(G, nx.DiGraph):
         raise ValueError(f"from_networkx: expected a networkx.DiGraph, got {type(G).__name__}")
     if not nx.is_directed_acyclic_graph(G):
@@ -384,6 +388,8 @@ def from_json_data(data: Any, source: str = "data") -> Outputs:
     edges = data.get("edges", data.get("links"))
     if not isinstance(data.get("nodes"), list) or not isinstance(edges, list) or not isinstance(head.get("outputs"), list):
         raise ValueError(f"{source}: damaged symdiff graph file: 'nodes', 'edges' and graph.outputs must be lists")
+    import networkx as nx
+
     G = nx.DiGraph()
     try:
         for rec in data["nodes"]:
