@@ -18,9 +18,9 @@ Phases (seconds, from ``time.perf_counter`` around the compiler's own functions,
 the llvm per-module numbers come from ``symdiff.codegen.llvm.jit.record_compile_times``): imports
 (``import symdiff``, the llvm backend on first use), graph build, autodiff (``sd.grad``), each
 simplifier phase, expand, lower, cache key, render (building the llvmlite IR), split + IR text, the
-shared kernels (wall time of the parallel compile, plus the summed per-module parse / opt / codegen),
-the main module (parse / opt / codegen / printing the optimised IR), cache I/O, link + load, runtime
-setup. ``compile`` is ``fn.compile_seconds`` (simplify + backend); ``total`` is build + grad + compile
+LLVM modules (wall time of the parallel compile of the graph's modules and the shared GEMM modules), the
+summed per-module parse / opt / codegen of the shared kernels and of the graph's own modules ("main"),
+cache I/O, link + load, runtime setup. ``compile`` is ``fn.compile_seconds`` (simplify + backend); ``total`` is build + grad + compile
 (imports excluded; they are reported on their own line).
 """
 from __future__ import annotations
@@ -108,8 +108,8 @@ def child(case: str, speed_level: int | None = None) -> dict:
     T.wrap(cache, "load", "cache I/O")
     T.wrap(cache, "store", "cache I/O")
     T.wrap(backend.Renderer, "render", "render (build IR)")
-    T.wrap(backend, "split_shared", "split + IR text")
-    T.wrap(backend, "compile_parallel", "shared kernels (wall)")
+    T.wrap(backend, "split_graph", "split + IR text")
+    T.wrap(backend, "compile_parallel", "LLVM modules (wall)")
     T.wrap(backend.JitModule, "from_objects", "link + load")
     T.wrap(runtime, "make_pool", "runtime setup")
     T.wrap(runtime, "Kernel", "runtime setup")
@@ -172,7 +172,7 @@ def measure(case: str, runs: int, speed_level: int | None = None) -> dict[str, l
 
 
 ORDER = ["import numpy", "import symdiff", "import llvm backend", "graph build", "autodiff", "simplify",
-         "expand", "lower", "cache key", "render (build IR)", "split + IR text", "shared kernels (wall)",
+         "expand", "lower", "cache key", "render (build IR)", "split + IR text", "LLVM modules (wall)",
          "shared parse", "shared opt", "shared codegen", "shared print", "main parse", "main opt",
          "main codegen", "main print", "cache I/O", "link + load", "runtime setup", "compile CPU (all threads)",
          "compile", "total"]

@@ -21,13 +21,14 @@ from symdiff.codegen.kernel_ir import Program
 from symdiff.codegen.llvm.gemm.plan import vector_bytes as gemm_vector_bytes
 from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
-from symdiff.codegen.llvm.split import compile_parallel, split_shared
+from symdiff.codegen.llvm.split import compile_parallel, compile_threads, split_graph
 from symdiff.codegen.expand import require_supported
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.lower import lower
 from symdiff.codegen.target import ISA_LEVELS, Target, host_supports, host_target, isa_target
 
 ENTRY = "sd_entry"
+GRAPH_PART_KERNELS = 8  # a graph module is split for parallel compilation from this many kernels per part
 CODEGEN_VERSION = "1"
 
 
@@ -128,25 +129,28 @@ class LLVMFunction(CompiledFunction):
             reused[name] = hit[1]
             return hit[0]["args"]
 
-        renderer = Renderer(self.program, ENTRY, shared_available=available, target=self.target)
+        # the graph's kernels in as many modules as threads compile them (at least GRAPH_PART_KERNELS each)
+        n_mod = max(1, min(compile_threads(), len(self.program.kernels) // GRAPH_PART_KERNELS))
+        renderer = Renderer(self.program, ENTRY, shared_available=available, target=self.target, modules=n_mod)
         gc_was_on = gc.isenabled()
         gc.disable()  # building IR allocates ~10^5 objects; repeated cyclic-GC scans only cost time here
         try:
-            module = renderer.render()
-            main_text, parts = split_shared(module)
+            renderer.render()
+            texts, parts = split_graph(renderer.modules)
         finally:
             if gc_was_on:
                 gc.enable()
         self.parallel = renderer.parallel
-        # the graph's own module and the shared GEMM modules in one pool (each in a private LLVM context)
-        done = compile_parallel([main_text] + [text for _, _, text in parts],
+        # the graph's modules and the shared GEMM modules in one pool (each in a private LLVM context)
+        done = compile_parallel(texts + [text for _, _, text in parts],
                                 lambda text: emit_object(text, private_context=True, target=self.target))
-        (obj, self.ir), fresh = done[0], [o for o, _ in done[1:]]
+        own, fresh = done[:len(texts)], [o for o, _ in done[len(texts):]]
+        self.ir = "\n".join(ir_text for _, ir_text in own)
         if use_cache:
             for (name, args, _), o in zip(parts, fresh):
                 _cache.store(_cache.make_key("llvm-shared", name, *versions), {"args": args}, o, "kernels")
         self.shared_kernels = {"reused": sorted(reused), "compiled": [name for name, _, _ in parts]}
-        return [obj, *reused.values(), *fresh]
+        return [*(o for o, _ in own), *reused.values(), *fresh]
 
     @property
     def stats(self) -> dict:

@@ -86,19 +86,24 @@ class Loops:
 
 
 class Renderer:
-    """Renders a Program into one llvmlite module. ``gemm_info`` records, per matmul kernel index,
-    the GemmInfo of the product the GEMM planner chose (task split, tile, packing)."""
+    """Renders a Program into one llvmlite module (``modules=n``: the entry in the first and the kernel
+    functions spread over n modules, balanced by instruction count, so that n threads can compile them:
+    ``llvm/split.py``'s ``split_graph``). ``gemm_info`` records, per matmul kernel index, the GemmInfo of the
+    product the GEMM planner chose (task split, tile, packing)."""
 
     def __init__(self, program: Program, name: str = "sd_entry", shared_available=None,
-                 target: Optional[Target] = None) -> None:
+                 target: Optional[Target] = None, modules: int = 1) -> None:
         self.p = program
         self.name = name
         self.target: Target = target or program.target or host_target()
-        self.mod = new_module(name, self.target)
+        self.modules = [new_module(name if i == 0 else f"{name}.part{i}", self.target) for i in range(max(1, modules))]
+        self.maths = [MathLib(m) for m in self.modules]
+        self.weights = [0] * len(self.modules)  # instructions of the kernels each module holds
         self.gemm_info: dict[int, GemmInfo] = {}
-        if shared_available is not None:  # GEMM library functions compiled elsewhere (llvm/split.py)
-            self.mod.sd_shared_available = shared_available
-        self.math = MathLib(self.mod)
+        for m in self.modules:
+            if shared_available is not None:  # GEMM library functions compiled elsewhere (llvm/split.py)
+                m.sd_shared_available = shared_available
+        self.mod, self.math = self.modules[0], self.maths[0]
         self.buf_ids = {id(b): b.id for b in self._all_buffers()}
         self.n_ctx = max(self.buf_ids.values(), default=-1) + 1
         self.partials: dict[int, int] = {}  # id(accum tuple) -> ctx slot of its partial array
@@ -153,8 +158,14 @@ class Renderer:
         self.loops = Loops(b)
         for i, k in enumerate(self.p.kernels):
             self.kernel_index = i
+            part = min(range(len(self.modules)), key=lambda j: self.weights[j])  # the lightest module so far
+            self.mod, self.math = self.modules[part], self.maths[part]
+            before = len(self.mod.globals)
             self.alias_md = self._alias_scopes(i, k) if isinstance(k, LoopKernel) else {}
             self.KERNEL_RULES[type(k)](self, k)
+            self.weights[part] += sum(len(bb.instructions) for g in list(self.mod.globals.values())[before:]
+                                      if isinstance(g, ir.Function) for bb in g.blocks)
+        self.mod, self.math = self.modules[0], self.maths[0]
         b.ret_void()
         return self.mod
 
@@ -236,7 +247,8 @@ class Renderer:
     def _task_fn(self, label: str) -> tuple[ir.Function, ir.IRBuilder]:
         fn = ir.Function(self.mod, TASK_FN, f"k{self.kcount}_{label}")
         self.kcount += 1
-        fn.linkage = "internal"
+        if self.mod is self.modules[0]:  # (a kernel in another module is called from the entry's: external)
+            fn.linkage = "internal"
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         return fn, b
 

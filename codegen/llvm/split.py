@@ -60,6 +60,39 @@ def split_shared(module: ir.Module, prefix: str = SHARED_PREFIX) -> tuple[str, l
     return str(module), parts
 
 
+def split_graph(modules: list, prefix: str = SHARED_PREFIX) -> tuple[list[str], list[tuple[str, list[str], str]]]:
+    """:func:`split_shared` of a graph rendered into several modules (the entry in the first; kernel functions
+    spread over the others, each compiled by its own thread): ([module text, ...], shared parts, each name once).
+
+    A module's text gets an external declaration of every function it references that another module
+    defines or declares (the entry's calls to kernels elsewhere, an intrinsic declared elsewhere)."""
+    texts, parts, seen = [], [], set()
+    decls: dict[str, str] = {}
+    for m in modules:
+        for g in m.global_values:
+            if isinstance(g, ir.Function) and g.name not in decls:
+                decls[g.name] = _declaration(g)
+    for m in modules:
+        own = {g.name for g in m.global_values}
+        text, shared = split_shared(m, prefix)
+        for name, args, body in shared:
+            if name not in seen:  # a shared function two modules both defined: compiled once
+                seen.add(name)
+                parts.append((name, args, body))
+        missing = []
+        for found in _REF.finditer(text):
+            name = found.group(1) or found.group(2)
+            if name not in own and name in decls and name not in missing:
+                missing.append(name)
+        texts.append(text + "\n" + "\n".join(decls[n] for n in missing) + "\n" if missing else text)
+    return texts, parts
+
+
+def compile_threads() -> int:
+    """Threads :func:`compile_parallel` uses by default (the CPUs this process may run on)."""
+    return _cpus()
+
+
 def _cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
