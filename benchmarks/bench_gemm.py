@@ -1,4 +1,5 @@
-"""GFLOP/s of the generated GEMM kernels (codegen/llvm/gemm/emit.py) vs numpy's matmul.
+"""GFLOP/s of the generated GEMM kernels (codegen/llvm/gemm/emit.py) vs numpy's matmul, and as a fraction of
+the machine's FMA peak measured in the same run (benchmarks/fma_peak.py).
 
     python benchmarks/bench_gemm.py [--dtype float32|float64|both] [--reps N] [--shapes small|big|all]
 
@@ -30,6 +31,8 @@ try:
 except ImportError:     # numpy 1-thread column left out
     threadpool_limits = None
 from symdiff.codegen.llvm.jit import JitModule, new_module  # noqa: E402
+
+from fma_peak import fma_peak  # noqa: E402
 
 # (M, K, N, trans_a, trans_b)
 SHAPES = [
@@ -140,8 +143,12 @@ def main() -> None:
         shapes = [s for s in SHAPES if s[0] * s[1] * s[2] < 10_000_000]
     elif a.shapes == "big":
         shapes = [s for s in SHAPES if s[0] * s[1] * s[2] >= 10_000_000]
+    peaks = {dt: (fma_peak(dt, 1), fma_peak(dt, 2)) for dt in dtypes}  # measured in this run
+    for dt, (p1, p2) in peaks.items():
+        print(f"FMA peak {dt} (benchmarks/fma_peak.py, this run): {p1:.1f} GFLOP/s on 1 thread, {p2:.1f} on 2")
     print(f"{'dtype':7s} {'M':>4s} {'K':>4s} {'N':>4s} tA tB kern tasks compile |"
-          f" {'ours 1 thread':>13s} | {'ours 2 threads':>14s} | {'numpy 1 thr':>11s} | {'numpy':>11s} | err")
+          f" {'ours 1 thread':>13s} | {'ours 2 threads':>14s} | {'numpy 1 thr':>11s} | {'numpy':>11s} | "
+          f"{'% peak 1/2':>10s} | err")
     for dt in dtypes:
         for (M, K, N, ta, tb) in shapes:
             r = bench(dt, M, K, N, ta, tb, a.reps)
@@ -153,12 +160,15 @@ def main() -> None:
                 med, best = t
                 s = f"{i.flops / med / 1e9:.1f}/{i.flops / best / 1e9:.1f}"
                 return f"{s:>{w}s}"
+            frac = "/".join(f"{100 * i.flops / t[0] / 1e9 / pk:.0f}" if t else "-"
+                            for t, pk in ((r["t1"], peaks[dt][0]), (r["t2"], peaks[dt][1])))
             print(f"{dt:7s} {M:4d} {K:4d} {N:4d} {int(ta):2d} {int(tb):2d} {i.kernel:4s} {i.n_tasks:5d} "
                   f"{r['ctime'] * 1e3:5.0f}ms | {g(r['t1'], 13)} | {g(r['t2'], 14)} | {g(r['tn1'], 11)} | "
-                  f"{g(r['tn'], 11)} | {r['err']:.0e}", flush=True)
+                  f"{g(r['tn'], 11)} | {frac:>10s} | {r['err']:.0e}", flush=True)
     print("GFLOP/s as median/best.  ours 1 thread: all tasks serially in one call; ours 2 threads: "
           "two Python threads each running half of the tasks back to back (throughput); numpy: "
-          "np.matmul (1 BLAS thread / default).  Shared machine: noisy.")
+          "np.matmul (1 BLAS thread / default); % peak: our medians over the FMA peak of 1 / 2 threads.  "
+          "Shared machine: noisy.")
 
 
 if __name__ == "__main__":
