@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
-
 from symdiff import dims as _dims
 from symdiff.dim_binding import SymbolicUnsupported, size_checks
 from symdiff.dims import SymbolicDimError

@@ -19,20 +19,15 @@ from typing import Optional
 from llvmlite import ir
 
 from symdiff import dims as _dims
-from symdiff.dim_binding import SymbolicUnsupported
 
 from symdiff.codegen.llvm.gemm.ir import EDGE_PARTS, PRM, I32, I64, PTR, c64, Kit, prm_type, PtrRef
 from symdiff.codegen.llvm.gemm.kernels import SharedKernels
-from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, UK_EPI, GemmInfo, Plan, Problem, abuf_elems, ceil_div,
-                                            TASK_RULE, cfg_of, elem_size, make_plan, norm_dtype)
+from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, GemmInfo, Plan, Problem, abuf_elems, ceil_div, TASK_RULE,
+                                            cfg_of, make_plan, norm_dtype)
 
-__all__ = ["DynamicGemm", "NOMINAL", "DynamicGemmUnsupported"]
+__all__ = ["DynamicGemm", "NOMINAL"]
 
 NOMINAL = 256  # the value of every named size in the problem the plan is chosen for
-
-
-class DynamicGemmUnsupported(SymbolicUnsupported):
-    """A product this module cannot compile with runtime sizes (a dot-kernel plan with a symbolic size)."""
 
 
 def _nominal(v) -> int:
@@ -253,14 +248,6 @@ class DynamicGemm(Kit):
         return fn
 
 
-def dynamic_stack_bytes(g: DynamicGemm) -> int:
-    """Bytes of packing buffers the function allocates on the stack."""
-    plan, VL = g.plan, g.VL
-    nr = plan.nv * VL
-    out = (plan.kc * plan.nc + VL * nr) * elem_size(g.dt) if plan.pack else 0
-    return out + (abuf_elems(plan.mc, plan.kc, plan.mr, VL) * elem_size(g.dt) if plan.pack_a else 0)
-
-
 SMALL_M = 16  # a symbolic M below this runs the small-M plan (no op(B) packing, dot kernels): plan.py's _PACK_MIN_M
 
 
@@ -336,4 +323,4 @@ def emit_dynamic_matmul(module: ir.Module, name: str, dtype: str, M, N, K, trans
     return g
 
 
-__all__ += ["emit_dynamic_matmul", "dynamic_stack_bytes", "DynamicProduct", "SMALL_M"]
+__all__ += ["emit_dynamic_matmul", "DynamicProduct", "SMALL_M"]
