@@ -33,7 +33,7 @@ def accumulators() -> int:
 _FN = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64)
 
 
-def _build(dtype: str) -> tuple[JitModule, int]:
+def build_loop(dtype: str) -> tuple[JitModule, int]:
     """A module with ``double fma_loop(i64 n)`` over vectors of ``dtype``; returns it and the lanes."""
     ety = ir.FloatType() if dtype == "float32" else ir.DoubleType()
     lanes = host_target().vector_bytes // (4 if dtype == "float32" else 8)
@@ -70,7 +70,7 @@ def _build(dtype: str) -> tuple[JitModule, int]:
 
 def fma_peak(dtype: str = "float32", threads: int = 1, seconds: float = 0.3) -> float:
     """GFLOP/s of the FMA loop on ``threads`` threads at once (the best of a few timings)."""
-    jm, lanes = _build(dtype)
+    jm, lanes = build_loop(dtype)
     f = _FN(jm.address("fma_loop"))
     flops_per_iter = 2 * lanes * accumulators()
     n = 1 << 16
