@@ -4,7 +4,8 @@
 
 The loop keeps ``accumulators()`` vector accumulators (enough to cover the FMA latency on every x86-64 core
 seen: 2 pipes x 4-5 cycles, and few enough that they and the two operands stay in registers: 16 with
-AVX-512's 32 registers, 12 with AVX2/SSE's 16 -- 16 there spill and measure half the peak) of the host's vector width (``Target.vector_bytes``: 16 floats with AVX-512),
+AVX-512's 32 registers, 12 with AVX2/SSE's 16, where 16 spill and measure half the peak) of the host's
+vector width (``Target.vector_bytes``: 16 floats with AVX-512),
 each updated ``acc = acc * x + y`` (``llvm.fma``: no fast-math, so LLVM cannot fold the chain). GFLOP/s =
 2 * lanes * accumulators * iterations / time; the 2-thread figure runs the loop on two Python threads at
 once (ctypes releases the GIL). ``benchmarks/bench_gemm.py`` prints each GEMM as a fraction of it.
@@ -24,13 +25,12 @@ from llvmlite import ir  # noqa: E402
 from symdiff.codegen.llvm.jit import JitModule, new_module  # noqa: E402
 from symdiff.codegen.target import host_target  # noqa: E402
 
+_FN = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64)
 
 
 def accumulators() -> int:
     """Independent FMA chains: 16 with 32 vector registers (AVX-512), else 12 (16 registers)."""
     return 16 if host_target().vector_bytes >= 64 else 12
-
-_FN = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64)
 
 
 def build_loop(dtype: str) -> tuple[JitModule, int]:
