@@ -511,7 +511,7 @@ def test_emulation_header(tmp_path):
     src.write_text(EMULATION_TEST)
     exe = tmp_path / "emu"
     cxx = cb.host_compiler()
-    r = subprocess.run([cxx, "-x", "c++", "-O2", "-pthread", f"-I{cb.CODEGEN_DIR}", "-o", str(exe), str(src)],
+    r = subprocess.run([cxx, "-x", "c++", "-std=c++20", "-O2", "-pthread", f"-I{cb.CODEGEN_DIR}", "-o", str(exe), str(src)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     for env in ({}, {"SD_CUDA_CPU_THREADS": "3"}, {"SD_CUDA_CPU_DIRECT": "0"}):

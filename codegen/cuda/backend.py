@@ -6,7 +6,7 @@ Both backends take the very same generated ``.cu`` source (``symdiff.codegen.cud
   buffers are allocated once per compiled function, inputs are copied in, the kernels launched (one per
   fused group), the outputs copied back. Without a GPU and driver this raises
   :class:`CudaUnavailableError`, which names ``cuda-cpu``.
-- ``"cuda-cpu"``: the host C++ compiler builds it (``g++ -x c++ -O2 -fPIC -shared -pthread
+- ``"cuda-cpu"``: the host C++ compiler builds it (``g++ -x c++ -std=c++20 -O2 -fPIC -shared -pthread
   -I<codegen>``) against ``codegen/cuda/cuda_cpu.h``, which emulates blocks, threads, ``__syncthreads`` and
   warp shuffles on the CPU. "Device" memory is host memory; the call path is otherwise identical.
 
@@ -66,7 +66,7 @@ CODEGEN_DIR = Path(__file__).resolve().parent
 CPU_HEADER = CODEGEN_DIR / "cuda_cpu.h"
 CPU_HEADERS = (CPU_HEADER, CODEGEN_DIR / "cuda_cpu_threads.h")  # the emulation: cuda_cpu.h includes the other
 CACHE_NAMESPACE = "cuda"  # the symdiff.codegen.cache namespace of the shared libraries
-CPU_FLAGS = ("-x", "c++", "-O2", "-fPIC", "-shared", "-pthread")
+CPU_FLAGS = ("-x", "c++", "-std=c++20", "-O2", "-fPIC", "-shared", "-pthread")
 GPU_FLAGS = ("-O3", "-shared", "-Xcompiler", "-fPIC")
 
 __all__ = ["CudaFunction", "CudaUnavailableError", "CudaBuildError", "make_cuda_function", "gpu_info",

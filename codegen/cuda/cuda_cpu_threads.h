@@ -315,12 +315,13 @@ inline void launch(dim3 grid, dim3 block, const F &body) {
 }
 
 /* kernel<<<grid, block>>>(args...): the arguments are evaluated once, at the launch, and converted to
- * the kernel's parameter types (as CUDA copies them into the launch); every thread gets those values. */
+ * the kernel's parameter types (as CUDA copies them into the launch); every thread gets those values.
+ * A C++20 pack capture holds them: one closure member each (a std::tuple of a fused kernel's 100+
+ * parameters cost seconds of template instantiation per source). */
 template <typename... P, typename... A>
 inline void launch_kernel(dim3 grid, dim3 block, void (*kernel)(P...), A &&...args) {
     static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
-    const std::tuple<P...> params(std::forward<A>(args)...);
-    launch(grid, block, [&]() { std::apply(kernel, params); });
+    launch(grid, block, [kernel, ... ps = static_cast<P>(std::forward<A>(args))]() { kernel(ps...); });
 }
 
 inline Block *barrier_enter(const char *what) {

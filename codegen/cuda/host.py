@@ -92,7 +92,7 @@ class CudaSourceAssembly:
             f"// {len(self.kernels)} kernel(s) for a Program of {len(p.kernels)} fused group(s).",
             "//",
             "// GPU:  nvcc -O3 -shared -Xcompiler -fPIC -o lib{0}.so {0}.cu".format(name),
-            "// CPU:  g++ -x c++ -O2 -fPIC -shared -pthread -I<symdiff>/codegen -o lib{0}.so {0}.cu".format(name),
+            "// CPU:  g++ -x c++ -std=c++20 -O2 -fPIC -shared -pthread -I<symdiff>/codegen -o lib{0}.so {0}.cu".format(name),
             "//       (codegen/cuda/cuda_cpu.h emulates blocks, threads, __syncthreads and warp shuffles)",
             "//",
             f"// {name}_launch(args, {'sizes, ' if sym else ''}stream): args are device pointers:",
