@@ -92,11 +92,14 @@ def _cycles(n, offset, **options):
     return [r() for r in refs if r() is not None]
 
 
+GRAPHS = 30  # per cycle of the test below
+
+
 def test_compiled_functions_are_collected_and_free_their_engines(tmp_path, monkeypatch):
-    """50 distinct graphs compiled with cache=False, called and dropped: every LLVMFunction, its JIT
+    """GRAPHS (30) distinct graphs compiled with cache=False, called and dropped: every LLVMFunction, its JIT
     module (the MCJIT engine), kernel and thread pool are collected.
 
-    RSS: loading the same 50 graphs from the cache (engines, kernels, pools, workspaces, but no LLVM
+    RSS: loading the same graphs from the cache (engines, kernels, pools, workspaces, but no LLVM
     optimisation) must not grow the process; uncached compiles are allowed a little per graph for
     llvmlite's own leak (its new-pass-manager binding never frees the PassInstrumentationCallbacks it
     allocates per optimisation run, ~0.2 MiB per module; see docs/reliability.md)."""
@@ -105,17 +108,17 @@ def test_compiled_functions_are_collected_and_free_their_engines(tmp_path, monke
     assert not _cycles(5, 1000, cache=False)  # warm-up: one-time LLVM state, first pools
     gc.collect()
     before = rss_mb()
-    alive = _cycles(50, 0, cache=False)
+    alive = _cycles(GRAPHS, 0, cache=False)
     uncached = rss_mb() - before
     assert not alive, f"{len(alive)} objects still alive, e.g. {alive[:3]}"
-    assert uncached < 50 * 1.0, f"RSS grew {uncached:.1f} MiB over 50 uncached compile/free cycles"
-    assert not _cycles(50, 0, cache=True)  # fill the cache
+    assert uncached < GRAPHS * 1.0, f"RSS grew {uncached:.1f} MiB over {GRAPHS} uncached compile/free cycles"
+    assert not _cycles(GRAPHS, 0, cache=True)  # fill the cache
     gc.collect()
     before = rss_mb()
     for _ in range(2):
-        assert not _cycles(50, 0, cache=True)  # 100 cache hits: engines created and freed
+        assert not _cycles(GRAPHS, 0, cache=True)  # 2 x GRAPHS cache hits: engines created and freed
     hits = rss_mb() - before
-    assert hits < 6.0, f"RSS grew {hits:.1f} MiB over 100 cached compile/free cycles (engines not freed?)"
+    assert hits < 6.0, f"RSS grew {hits:.1f} MiB over {2 * GRAPHS} cached compile/free cycles (engines not freed?)"
 
 
 def test_jit_engines_are_freed():
