@@ -40,6 +40,7 @@ from symdiff.codegen.llvm.render_extra import render_scan, render_scatter, rende
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
 from symdiff.codegen.pointeval import PointEval
+from symdiff.codegen.schedule import independent_runs, lpt_schedule, task_seconds
 from symdiff.codegen.target import ISA_LEVELS, Target, host_target
 
 TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
@@ -112,6 +113,8 @@ class Renderer:
         self.size_names = program.size_names  # symbolic sizes: read from the entry's last argument
         self.size_slot: Optional[int] = None  # the ctx slot holding the pointer to their values
         self.dim_memo: dict = {}  # (function name, Dim) -> its i64 value in that function
+        self.groups: list[list[int]] = []  # runs of independent kernels dispatched as one (codegen/schedule.py)
+        self.launches: Optional[list] = None  # the (task fn, tasks) of the run being rendered
 
     def _all_buffers(self) -> list[Buffer]:
         return self.p.inputs + self.p.outputs + self.p.temps + self.p.consts
@@ -156,8 +159,13 @@ class Renderer:
             b.store(ptr, self._slot(b, ctx, buf.id))
         self.entry_b, self.ctx, self.pool = b, ctx, pool
         self.loops = Loops(b)
+        runs = independent_runs(self.p) if self.target.gemm_tasks > 1 and not self.size_names else []
+        self.groups = runs
+        firsts, lasts = {r[0]: r for r in runs}, {r[-1]: r for r in runs}
         for i, k in enumerate(self.p.kernels):
             self.kernel_index = i
+            if i in firsts:  # a run of independent kernels: collect their launches, dispatch them as one
+                self.launches = []
             part = min(range(len(self.modules)), key=lambda j: self.weights[j])  # the lightest module so far
             self.mod, self.math = self.modules[part], self.maths[part]
             before = len(self.mod.globals)
@@ -165,6 +173,8 @@ class Renderer:
             self.KERNEL_RULES[type(k)](self, k)
             self.weights[part] += sum(len(bb.instructions) for g in list(self.mod.globals.values())[before:]
                                       if isinstance(g, ir.Function) for bb in g.blocks)
+            if i in lasts:
+                self._launch_group(lasts[i])
         self.mod, self.math = self.modules[0], self.maths[0]
         b.ret_void()
         return self.mod
@@ -225,9 +235,52 @@ class Renderer:
                                          for v in arr])
         return g
 
+    def _launch_group(self, run: list) -> None:
+        """One parallel call for the collected launches of a run of independent kernels: task t of the group
+        function is thread t's share of a longest-task-first schedule of all their tasks (codegen/schedule.py)."""
+        launches, self.launches = self.launches, None
+        where = self.p.where
+        members = [(tasks, task_seconds(self.p.kernels[i].cost(where), tasks)) for i, (_fn, tasks) in zip(run, launches)]
+        threads = self.target.gemm_tasks
+        plan = lpt_schedule(members, threads)
+        mod, self.mod = self.mod, self.modules[0]  # beside the entry: it calls kernels of every module
+        fn, b = self._task_fn("group")
+        self.mod = mod
+        ctx, begin, end = fn.args
+
+        def thread(t):
+            sw = b.switch(t, b.function.append_basic_block("done"))
+            after = sw.default
+            for q, ranges in enumerate(plan):
+                blk = b.function.append_basic_block(f"thread{q}")
+                sw.add_case(_c(q), blk)
+                b.position_at_end(blk)
+                for m, lo, hi in ranges:
+                    b.call(launches[m][0], [ctx, _c(lo), _c(hi)])
+                b.branch(after)
+            b.position_at_end(after)
+        Loops(b).range(begin, end, thread, "t")
+        b.ret_void()
+        self.parallel = True
+        self.entry_b.call(self.par, [self.pool, fn, self.ctx, _c(threads)])
+
+    def _launch(self, fn: ir.Function, tasks: int) -> None:
+        """Run a static kernel's ``tasks``: collected when it is a member of a run (``_launch_group``), else
+        through the pool (more than one task) or directly."""
+        if self.launches is not None:
+            self.launches.append((fn, tasks))
+        elif tasks > 1:
+            self.parallel = True
+            self.entry_b.call(self.par, [self.pool, fn, self.ctx, _c(tasks)])
+        else:
+            self.entry_b.call(fn, [self.ctx, _c(0), _c(1)])
+
     def _dispatch(self, fn: ir.Function, tasks: int, domain: Optional[tuple] = None) -> None:
         """Run ``fn``'s tasks: through the pool, or serially (one call over all tasks) when the kernel's
         symbolic ``domain`` holds fewer than ``PAR_MIN_ELEMS`` points at this call."""
+        if self.launches is not None:  # a member of a run of independent kernels (static by construction)
+            self.launches.append((fn, tasks))
+            return
         b = self.entry_b
         size = par_worthwhile(domain) if domain is not None and tasks > 1 else None
         if tasks > 1 and size is not None:
@@ -471,12 +524,7 @@ class Renderer:
                            trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
         self.gemm_info[self.kernel_index] = info
         fn = self._matmul_task(k, self.mod.globals[info.name], lambda b: [])
-        eb = self.entry_b
-        if info.n_tasks > 1:
-            self.parallel = True
-            eb.call(self.par, [self.pool, fn, self.ctx, _c(info.n_tasks)])
-        else:
-            eb.call(fn, [self.ctx, _c(0), _c(info.n_tasks)])
+        self._launch(fn, info.n_tasks)
 
     def _matmul_task(self, k: MatmulKernel, gemm: ir.Function, sizes: Callable) -> ir.Function:
         """The task function of a 2-D product: ``gemm(A, B, C, bias, begin, end, *sizes(builder))``."""
