@@ -75,6 +75,14 @@ class Target:
         """The most tasks a matrix product splits into (1: serial)."""
         return self.threads
 
+    @property
+    def has_fma(self) -> bool:
+        """Fused multiply-add units: an x86-64 CPU whose features name ``+fma`` or a forced AVX2/AVX-512 level;
+        every other architecture LLVM targets here (aarch64) has them."""
+        if self.isa != "x86_64":
+            return True
+        return self.cpu in ("x86-64-v3", "x86-64-v4") or "+fma" in self.features.split(",")
+
     def with_threads(self, threads: Optional[int]) -> "Target":
         """This target with another thread count (None: unchanged)."""
         return self if threads is None else replace(self, threads=threads)

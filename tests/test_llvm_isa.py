@@ -40,6 +40,10 @@ def test_forced_isa_matches_numpy(isa, cpu, width):
     ref = sd.compile(outs, backend="numpy")(**_values())
     for got, want in zip(f(**_values()), ref):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    # without FMA units (SSE4.2) llvm.fma would be a libm call per element: the math library and the
+    # GEMM use a multiply and an add there
+    assert f.target.has_fma == (isa != "sse4.2")
+    assert ("llvm.fma." in f.ir) == f.target.has_fma
 
 
 def test_levels_are_separate_cache_entries(tmp_path, monkeypatch):

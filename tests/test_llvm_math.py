@@ -5,7 +5,8 @@ JIT-compiled at O3 and checked for
   * accuracy: max relative error in ulp against a higher-precision reference (float64 numpy for
     float32; long double numpy for float64), over random values spanning the whole useful range;
   * special values (0, -0, +-inf, NaN, denormals, over/underflow thresholds) as numpy gives them;
-  * vectorisation: the optimised loop works on vector types and has no call left.
+  * vectorisation: the optimised loop works on vector types and has no call left;
+each also with ``MathLib(hw_fma=False)``, the code for targets without FMA units (``soft_fma``: SSE4.2).
 No timing assertions (the machine is shared).
 """
 from __future__ import annotations
@@ -36,18 +37,22 @@ TOL = {
 }
 
 
-def _kernel(fname: str, dtype: str):
-    key = (fname, dtype)
+# hardware FMA (llvm.fma) and the code for targets without FMA units (soft_fma: SSE4.2)
+FMA = pytest.mark.parametrize("fma", [True, False], ids=["hw_fma", "soft_fma"])
+
+
+def _kernel(fname: str, dtype: str, fma: bool = True):
+    key = (fname, dtype, fma)
     if key not in _kernels:
         mod = llvm_jit.new_module(f"test_{fname}_{dtype}")
-        emit_elementwise_test_kernel(mod, fname, dtype)
+        emit_elementwise_test_kernel(mod, fname, dtype, lib=MathLib(mod, hw_fma=fma))
         jm = llvm_jit.JitModule(mod)
         _kernels[key] = (jm, _KFN(jm.address("k")))
     return _kernels[key]
 
 
-def run(fname: str, dtype: str, x, y=None) -> np.ndarray:
-    _, k = _kernel(fname, dtype)
+def run(fname: str, dtype: str, x, y=None, fma: bool = True) -> np.ndarray:
+    _, k = _kernel(fname, dtype, fma)
     x = np.ascontiguousarray(x, dtype=dtype)
     y = x if y is None else np.ascontiguousarray(y, dtype=dtype)
     assert x.shape == y.shape
@@ -120,12 +125,13 @@ def inputs(fname: str, dtype: str, rng, n: int = 40000):
     return x.astype(dtype), y
 
 
+@FMA
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fname", FUNCTIONS)
-def test_accuracy(fname, dtype):
+def test_accuracy(fname, dtype, fma):
     rng = np.random.default_rng(zlib.crc32(f"{fname}/{dtype}".encode()))
     x, y = inputs(fname, dtype, rng)
-    got = run(fname, dtype, x, y)
+    got = run(fname, dtype, x, y, fma)
     ref = reference(fname, dtype, x, y)
     err = ulp_error(got, ref, dtype)
     tol = TOL[dtype][fname] + (0.0 if dtype == "float32" or _LD_OK else 1.0)
@@ -148,11 +154,12 @@ SPECIAL = {
 }
 
 
+@FMA
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fname", [f for f in FUNCTIONS if f != "pow"])
-def test_special_values(fname, dtype):
+def test_special_values(fname, dtype, fma):
     x = np.array(SPECIAL[dtype], dtype=dtype)
-    got = run(fname, dtype, x)
+    got = run(fname, dtype, x, fma=fma)
     ref = reference(fname, dtype, x)
     with np.errstate(over="ignore"):
         rd = ref.astype(dtype)
@@ -190,17 +197,18 @@ def test_special_values_documented(dtype):
     assert run("log", dtype, np.array([tiny], dtype))[0] == pytest.approx(np.log(float(tiny)), rel=1e-6)
 
 
+@FMA
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fname", FUNCTIONS)
-def test_nan_propagates(fname, dtype):
+def test_nan_propagates(fname, dtype, fma):
     x = np.array([np.nan, -np.nan, 1.5, np.nan], dtype=dtype)
     if fname == "pow":  # pow(NaN, y) = NaN and pow(x, NaN) = NaN unless y == 0 or x == 1
-        got = run(fname, dtype, x, np.array([2.0, 0.5, np.nan, -3.0], dtype=dtype))
+        got = run(fname, dtype, x, np.array([2.0, 0.5, np.nan, -3.0], dtype=dtype), fma)
         assert np.all(np.isnan(got))
-        one = run(fname, dtype, np.array([np.nan, 1.0], dtype), np.array([0.0, np.nan], dtype))
+        one = run(fname, dtype, np.array([np.nan, 1.0], dtype), np.array([0.0, np.nan], dtype), fma)
         assert np.array_equal(one, np.ones(2, dtype))
     else:
-        got = run(fname, dtype, x)
+        got = run(fname, dtype, x, fma=fma)
         assert np.all(np.isnan(got[[0, 1, 3]])) and not np.isnan(got[2])
 
 
@@ -237,13 +245,16 @@ def _loop_asm(asm: str) -> list[str]:
     return best
 
 
+@FMA
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fname", FUNCTIONS)
-def test_vectorised(fname, dtype):
-    jm, _ = _kernel(fname, dtype)
+def test_vectorised(fname, dtype, fma):
+    jm, _ = _kernel(fname, dtype, fma)
     text = jm.optimized_ir
     body = text[text.index("define void @k"):]
     body = body[:body.index("\n}\n")]
+    if not fma:  # llvm.fma on a target without FMA units is a libm call per element
+        assert "llvm.fma" not in body
     elt = "float" if dtype == "float32" else "double"
     widths = {int(w) for w in re.findall(rf"<(\d+) x {elt}>", body)}
     assert widths and max(widths) >= 4, f"{fname}/{dtype}: loop not vectorised"

@@ -26,7 +26,7 @@ import mpmath
 import numpy as np
 from llvmlite import ir
 
-from symdiff.codegen.llvm.mathlib import MathLib
+from symdiff.codegen.llvm.mathlib import MathLib, soft_fma
 
 __all__ = ["EXT_RULES"]
 
@@ -75,7 +75,7 @@ class Ext:
         return self.b.select(cond, a, x)
 
     def fma(self, a, x, y):
-        return self.intrinsic("fma", a, x, y)
+        return self.intrinsic("fma", a, x, y) if self.math.hw_fma else soft_fma(self.b, a, x, y)
 
     def fabs(self, a):
         return self.intrinsic("fabs", a)

@@ -98,7 +98,7 @@ class Renderer:
         self.name = name
         self.target: Target = target or program.target or host_target()
         self.modules = [new_module(name if i == 0 else f"{name}.part{i}", self.target) for i in range(max(1, modules))]
-        self.maths = [MathLib(m) for m in self.modules]
+        self.maths = [MathLib(m, hw_fma=self.target.has_fma) for m in self.modules]
         self.weights = [0] * len(self.modules)  # instructions of the kernels each module holds
         self.gemm_info: dict[int, GemmInfo] = {}
         for m in self.modules:

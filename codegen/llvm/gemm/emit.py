@@ -22,7 +22,7 @@ kernels once (functions ``sdgemm.<f32|f64>.*``, internal):
 
 * ``uk<MR>x<NV>``: register-blocked micro-kernel (GotoBLAS style).  An MR x NV*VL tile of C
   lives in MR*NV vector accumulators (VL = 16 floats / 8 doubles: one zmm register); per k it
-  loads NV vectors of a row of op(B), broadcasts MR scalars of op(A) and issues ``llvm.fma``
+  loads NV vectors of a row of op(B), broadcasts MR scalars of op(A) and issues ``llvm.fmuladd`` (FMA)
   on <VL x T>; k unrolled by 2.  The last vector is masked (``llvm.masked.load/store``) for
   the N edge; edge tiles use smaller MR/NV variants.  A branch-free epilogue adds the old C
   (later K blocks / accumulate), the bias and applies relu.  When op(B) is packed, op(A) is
