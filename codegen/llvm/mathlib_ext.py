@@ -26,7 +26,8 @@ import mpmath
 import numpy as np
 from llvmlite import ir
 
-from symdiff.codegen.llvm.mathlib import MathLib, soft_fma
+from symdiff.codegen.llvm.mathlib import MathLib
+from symdiff.codegen.llvm.softfma import soft_fma
 
 __all__ = ["EXT_RULES"]
 

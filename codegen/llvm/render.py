@@ -36,11 +36,11 @@ from symdiff.codegen.llvm.gemm.plan import planned_for
 from symdiff.codegen.llvm.jit import new_module
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
-from symdiff.codegen.llvm.render_extra import render_scan, render_scatter, render_sort
+from symdiff.codegen.llvm.render_extra import render_group, render_scan, render_scatter, render_sort
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
 from symdiff.codegen.pointeval import PointEval
-from symdiff.codegen.schedule import independent_runs, lpt_schedule, task_seconds
+from symdiff.codegen.schedule import independent_runs
 from symdiff.codegen.target import ISA_LEVELS, Target, host_target
 
 TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
@@ -174,7 +174,7 @@ class Renderer:
             self.weights[part] += sum(len(bb.instructions) for g in list(self.mod.globals.values())[before:]
                                       if isinstance(g, ir.Function) for bb in g.blocks)
             if i in lasts:
-                self._launch_group(lasts[i])
+                render_group(self, lasts[i], self.p.kernels)
         self.mod, self.math = self.modules[0], self.maths[0]
         b.ret_void()
         return self.mod
@@ -235,37 +235,8 @@ class Renderer:
                                          for v in arr])
         return g
 
-    def _launch_group(self, run: list) -> None:
-        """One parallel call for the collected launches of a run of independent kernels: task t of the group
-        function is thread t's share of a longest-task-first schedule of all their tasks (codegen/schedule.py)."""
-        launches, self.launches = self.launches, None
-        where = self.p.where
-        members = [(tasks, task_seconds(self.p.kernels[i].cost(where), tasks)) for i, (_fn, tasks) in zip(run, launches)]
-        threads = self.target.gemm_tasks
-        plan = lpt_schedule(members, threads)
-        mod, self.mod = self.mod, self.modules[0]  # beside the entry: it calls kernels of every module
-        fn, b = self._task_fn("group")
-        self.mod = mod
-        ctx, begin, end = fn.args
-
-        def thread(t):
-            sw = b.switch(t, b.function.append_basic_block("done"))
-            after = sw.default
-            for q, ranges in enumerate(plan):
-                blk = b.function.append_basic_block(f"thread{q}")
-                sw.add_case(_c(q), blk)
-                b.position_at_end(blk)
-                for m, lo, hi in ranges:
-                    b.call(launches[m][0], [ctx, _c(lo), _c(hi)])
-                b.branch(after)
-            b.position_at_end(after)
-        Loops(b).range(begin, end, thread, "t")
-        b.ret_void()
-        self.parallel = True
-        self.entry_b.call(self.par, [self.pool, fn, self.ctx, _c(threads)])
-
     def _launch(self, fn: ir.Function, tasks: int) -> None:
-        """Run a static kernel's ``tasks``: collected when it is a member of a run (``_launch_group``), else
+        """Run a static kernel's ``tasks``: collected when it is a member of a run (``render_group``), else
         through the pool (more than one task) or directly."""
         if self.launches is not None:
             self.launches.append((fn, tasks))

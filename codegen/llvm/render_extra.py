@@ -1,5 +1,5 @@
 """LLVM rendering of the scatter, scan and sort kernels (``ScatterKernel``, ``ScanKernel``, ``SortKernel``;
-symdiff/ops_gather.py).
+symdiff/ops_gather.py), and of the group dispatch of a run of independent kernels (codegen/schedule.py).
 
 Both are loops in the generated code, dispatched by ``llvm/render.py``'s kernel table; each function
 takes the :class:`~symdiff.codegen.llvm.render.Renderer` and the kernel.
@@ -25,8 +25,9 @@ from llvmlite import ir
 from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel, SortKernel
 from symdiff.codegen.llvm.gemm.ir import counted_loop
 from symdiff.codegen.llvm.types import I64, PTR, lltype
+from symdiff.codegen.schedule import lpt_schedule, task_seconds
 
-__all__ = ["render_scatter", "render_scan", "render_sort", "COMBINE", "HEAP_MIN_ROW"]
+__all__ = ["render_scatter", "render_scan", "render_sort", "render_group", "COMBINE", "HEAP_MIN_ROW"]
 
 HEAP_MIN_ROW = 33  # argsort rows at least this long are heap-sorted; shorter ones ranked by counting
 
@@ -237,3 +238,35 @@ def render_sort(r, k: SortKernel) -> None:
           (lambda op: _heap_sort_row(r, fn, b, ctx, k, op, (cnt,))) if heap else rank_row)
     b.ret_void()
     r._dispatch(fn, k.tasks, n.shape)
+
+
+def render_group(r, run: list, kernels: list) -> None:
+    """One parallel call for the collected launches (``r.launches``: (task fn, tasks) per member) of a run of
+    independent kernels: task t of the group function is thread t's share of a longest-task-first schedule
+    of all their tasks (codegen/schedule.py); it lives beside the entry, which calls it."""
+    launches, r.launches = r.launches, None
+    where = r.p.where
+    members = [(tasks, task_seconds(kernels[i].cost(where), tasks)) for i, (_fn, tasks) in zip(run, launches)]
+    threads = r.target.gemm_tasks
+    plan = lpt_schedule(members, threads)
+    mod, r.mod = r.mod, r.modules[0]  # (the members' functions may sit in other modules: external there)
+    fn, b = r._task_fn("group")
+    r.mod = mod
+    ctx, begin, end = fn.args
+
+    def thread(t):
+        sw = b.switch(t, b.function.append_basic_block("done"))
+        after = sw.default
+        for q, ranges in enumerate(plan):
+            blk = b.function.append_basic_block(f"thread{q}")
+            sw.add_case(_c(q), blk)
+            b.position_at_end(blk)
+            for m, lo, hi in ranges:
+                b.call(launches[m][0], [ctx, _c(lo), _c(hi)])
+            b.branch(after)
+        b.position_at_end(after)
+    with counted_loop(b, begin, end, 1, "t") as t:
+        thread(t)
+    b.ret_void()
+    r.parallel = True
+    r.entry_b.call(r.par, [r.pool, fn, r.ctx, _c(threads)])
