@@ -28,7 +28,7 @@ def _own_cpu() -> float:
 
 def run_one(args) -> dict:
     from . import harness, reference, workloads
-    from .machine import cpu_snapshot, other_load
+    from .machine import cpu_snapshot, other_load, steal_fraction, steal_snapshot
     from .harness import TimingPlan, time_calls
 
     wl = workloads.WORKLOADS[args.workload]
@@ -61,9 +61,10 @@ def run_one(args) -> dict:
         del res
         stage = "timing"
         print("stage: timing", file=sys.stderr, flush=True)
-        snap0, cpu0 = cpu_snapshot(), _own_cpu()
+        snap0, cpu0, steal0 = cpu_snapshot(), _own_cpu(), steal_snapshot()
         out["timing"] = time_calls(prep.call, TimingPlan.make(args.quick, args.repeat))
         out["other_load"] = round(other_load(snap0, cpu_snapshot(), _own_cpu() - cpu0), 3)
+        out["steal"] = round(steal_fraction(steal0, steal_snapshot()), 3)   # the hypervisor's part of it
         stage = "post-timing gradient check"
         post = reference.compare(wl, prep.to_numpy(prep.call()), truth)
         out["check_after"] = {"ok": post["ok"], "max_err": post["max_err"]}

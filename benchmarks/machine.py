@@ -147,6 +147,22 @@ def cpu_snapshot() -> tuple[float, float]:
     return (tot - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
 
 
+def steal_snapshot() -> tuple[float, float]:
+    """(stolen CPU-seconds, wall-clock seconds): the time the hypervisor ran other guests while this
+    virtual machine wanted the CPU (the ``steal`` column of ``/proc/stat``; 0 on bare metal). Steal is
+    part of :func:`other_load`'s busy time: on a shared VM it is the usual cause of a noisy run."""
+    with open("/proc/stat") as fh:
+        vals = fh.readline().split()[1:]
+    steal = int(vals[7]) if len(vals) > 7 else 0
+    return steal / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+
+def steal_fraction(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Fraction of all CPUs stolen by the hypervisor between two :func:`steal_snapshot` s."""
+    wall = max(after[1] - before[1], 1e-9)
+    return max(0.0, (after[0] - before[0]) / (wall * (os.cpu_count() or 1)))
+
+
 def other_load(before: tuple[float, float], after: tuple[float, float], own_cpu_s: float) -> float:
     """Fraction of all CPUs used by *other* processes between two snapshots, given the CPU seconds
     our own child used meanwhile (from getrusage(RUSAGE_CHILDREN))."""

@@ -18,6 +18,12 @@ def _median(r: dict | None) -> float | None:
     return r["timing"]["median_s"] if r and r.get("status") == "ok" else None
 
 
+def load_text(r: dict) -> str:
+    """The other-load figure of a result, with the hypervisor's steal named when it is 1% or more."""
+    steal = r.get("steal", 0)
+    return f"{r.get('other_load', 0):.0%}" + (f" (steal {steal:.0%})" if steal >= 0.01 else "")
+
+
 def _noisy(r: dict, run: dict) -> str:
     return " ~" if r.get("other_load", 0) > run.get("idle_threshold", 0.1) else ""
 
@@ -102,7 +108,8 @@ def markdown(run: dict) -> str:
     add("## Median time per call (loss + all gradients)\n")
     add("Ratio in parentheses: to the fastest contender of the row whose gradients agree "
         "(**1.00x** = fastest). `!grad` = gradients disagree with the reference. `~` = other processes "
-        f"used more than {run.get('idle_threshold', 0.1):.0%} of the CPUs while it was being timed.\n")
+        f"(or the hypervisor, shown as steal) used more than {run.get('idle_threshold', 0.1):.0%} of the CPUs "
+        "while it was being timed.\n")
     sd_cols = [s for s in SYMDIFF if s in names]
     add("| workload | " + " | ".join(names) + "".join(f" | {s} vs best peer" for s in sd_cols) + " |")
     add("|---" * (1 + len(names) + len(sd_cols)) + "|")
@@ -135,7 +142,7 @@ def markdown(run: dict) -> str:
                 status += ": " + "; ".join(ck["problems"])[:160]
             add(f"| {w} | {n} | {fmt_time(t['median_s'])} | {fmt_time(t['p10_s'])} | {fmt_time(t['p90_s'])} | "
                 f"{t['reps']} | {val:.2f} {unit} | {frac} | {ck['max_err']:.1e} | {status} | "
-                f"{r.get('other_load', 0):.0%}{_noisy(r, run)} |")
+                f"{load_text(r)}{_noisy(r, run)} |")
     add("")
 
     # -- compile times

@@ -235,14 +235,14 @@ def main(argv=None) -> int:
             r["contender"] = name  # the child reports "symdiff-llvm" for the baseline too
             r["busy_before"] = between["busy"]
             results.append(r)
-            print(one_line(r) + (f"  [other load {r['other_load']:.0%}]" if r["status"] == "ok"
+            print(one_line(r) + (f"  [other load {report.load_text(r)}]" if r["status"] == "ok"
                                  and r.get("other_load", 0) > args.idle_threshold else ""), flush=True)
 
-    disturbed = [f"{r['workload']}/{r['contender']} ({r['other_load']:.0%})" for r in results
+    disturbed = [f"{r['workload']}/{r['contender']} ({report.load_text(r)})" for r in results
                  if r.get("status") == "ok" and r.get("other_load", 0) > args.idle_threshold]
     if disturbed:
-        load_warnings.append(f"other processes used more than {args.idle_threshold:.0%} of the CPUs while "
-                             f"these ran (marked ~ in the tables): " + ", ".join(disturbed))
+        load_warnings.append(f"other processes (or the hypervisor: steal) used more than {args.idle_threshold:.0%} "
+                             f"of the CPUs while these ran (marked ~ in the tables): " + ", ".join(disturbed))
         print(f"\nWARNING: {load_warnings[-1]}")
     if busy_samples:
         noisy = [b for b in busy_samples if b > args.idle_threshold]
