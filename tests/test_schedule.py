@@ -63,6 +63,10 @@ def test_the_weight_and_bias_gradients_of_an_mlp_form_one_run():
     assert any(set(grads) <= set(r) for r in runs), (runs, grads)
     for r in runs:
         assert r == list(range(r[0], r[-1] + 1)) and len(r) >= 2
+    # the program listing (symdiff compile --target ir) names the runs
+    assert ("run concurrently, one dispatch each (codegen/schedule.py): "
+            + ", ".join(f"k{r[0]}-k{r[-1]}" for r in runs)) in p.describe()
+    assert "run concurrently" not in lower(sd.simplify(outs), host_target(1)).describe()
 
 
 def test_no_run_holds_a_kernel_that_touches_memory_an_earlier_member_writes():
