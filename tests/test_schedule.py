@@ -15,6 +15,7 @@ import pytest
 
 import symdiff as sd
 from symdiff.codegen.kernel_ir import MatmulKernel, ReduceKernel
+from symdiff.codegen.llvm import backend as llvm_backend
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.lower import lower
 from symdiff.codegen.schedule import independent_runs, lpt_schedule
@@ -103,11 +104,14 @@ def test_the_renderer_dispatches_each_run_as_one_group():
     assert one.groups == []          # serial code: nothing to run concurrently
 
 
-@pytest.mark.parametrize("case", ["mlp", "conv"])
-def test_grouped_programs_match_numpy_on_two_threads(case):
+@pytest.mark.parametrize("case", ["mlp", "mlp in 2 modules", "conv"])
+def test_grouped_programs_match_numpy_on_two_threads(case, monkeypatch):
     rng = np.random.default_rng(0)
-    if case == "mlp":
+    if case.startswith("mlp"):
         outs, leaves = _mlp()
+        if case == "mlp in 2 modules":  # the members of a run spread over the graph's modules
+            monkeypatch.setattr(llvm_backend, "GRAPH_PART_KERNELS", 2)
+            monkeypatch.setattr(llvm_backend, "compile_threads", lambda: 2)
     else:
         x = sd.input("x", (8, 1, 12, 12), "float64")
         w1, w2 = sd.param("w1", (3, 1, 3, 3), "float64"), sd.param("w2", (4, 3, 3, 3), "float64")

@@ -235,21 +235,11 @@ class Renderer:
                                          for v in arr])
         return g
 
-    def _launch(self, fn: ir.Function, tasks: int) -> None:
-        """Run a static kernel's ``tasks``: collected when it is a member of a run (``render_group``), else
-        through the pool (more than one task) or directly."""
-        if self.launches is not None:
-            self.launches.append((fn, tasks))
-        elif tasks > 1:
-            self.parallel = True
-            self.entry_b.call(self.par, [self.pool, fn, self.ctx, _c(tasks)])
-        else:
-            self.entry_b.call(fn, [self.ctx, _c(0), _c(1)])
-
     def _dispatch(self, fn: ir.Function, tasks: int, domain: Optional[tuple] = None) -> None:
         """Run ``fn``'s tasks: through the pool, or serially (one call over all tasks) when the kernel's
-        symbolic ``domain`` holds fewer than ``PAR_MIN_ELEMS`` points at this call."""
-        if self.launches is not None:  # a member of a run of independent kernels (static by construction)
+        symbolic ``domain`` holds fewer than ``PAR_MIN_ELEMS`` points at this call; collected instead while
+        a run of independent kernels is rendered (``render_group``: static by construction)."""
+        if self.launches is not None:
             self.launches.append((fn, tasks))
             return
         b = self.entry_b
@@ -495,7 +485,7 @@ class Renderer:
                            trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks)
         self.gemm_info[self.kernel_index] = info
         fn = self._matmul_task(k, self.mod.globals[info.name], lambda b: [])
-        self._launch(fn, info.n_tasks)
+        self._dispatch(fn, info.n_tasks)
 
     def _matmul_task(self, k: MatmulKernel, gemm: ir.Function, sizes: Callable) -> ir.Function:
         """The task function of a 2-D product: ``gemm(A, B, C, bias, begin, end, *sizes(builder))``."""
