@@ -361,9 +361,9 @@ class Program:
         """A readable listing of the kernels (for `symdiff compile --target ir` and debugging)."""
         lines = [f"program: {len(self.kernels)} kernels, workspace {self.workspace_bytes} bytes"]
         lines += [f"k{i}: {k.describe()}" for i, k in enumerate(self.kernels)]
-        if self.target is not None and self.target.threads > 1 and not self.size_names:
-            from symdiff.codegen.schedule import independent_runs  # (it imports this module)
-            runs = independent_runs(self)
+        if self.target is not None:
+            from symdiff.codegen.schedule import concurrent_runs  # (it imports this module)
+            runs = concurrent_runs(self, self.target.gemm_tasks)
             if runs:
                 lines.append("run concurrently, one dispatch each (codegen/schedule.py): "
                              + ", ".join(f"k{r[0]}-k{r[-1]}" for r in runs))

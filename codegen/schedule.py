@@ -100,6 +100,12 @@ def independent_runs(program: Program, ok: Callable = groupable, min_len: int = 
     return runs
 
 
+def concurrent_runs(program: Program, threads: int) -> list[list[int]]:
+    """The runs a renderer dispatches as one group on ``threads`` threads: none for serial code or for a
+    program with symbolic sizes (its task counts and splits are decided at run time)."""
+    return independent_runs(program) if threads > 1 and not program.size_names else []
+
+
 def task_seconds(cost: Cost, tasks: int) -> float:
     """Modelled seconds of one task of a kernel of that cost split into ``tasks`` equal tasks."""
     t = (cost.matmul_flops / GEMM_FLOPS + (cost.flops - cost.matmul_flops) / OTHER_FLOPS + cost.bytes / BYTES)
@@ -131,4 +137,4 @@ def lpt_schedule(members: Sequence[tuple[int, float]], threads: int) -> list[lis
     return plan
 
 
-__all__ = ["groupable", "independent_runs", "task_seconds", "lpt_schedule"]
+__all__ = ["groupable", "independent_runs", "concurrent_runs", "task_seconds", "lpt_schedule"]

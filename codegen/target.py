@@ -81,7 +81,7 @@ class Target:
         every other architecture LLVM targets here (aarch64) has them."""
         if self.isa != "x86_64":
             return True
-        return self.cpu in ("x86-64-v3", "x86-64-v4") or "+fma" in self.features.split(",")
+        return self.cpu in FMA_LEVEL_CPUS or "+fma" in self.features.split(",")
 
     def with_threads(self, threads: Optional[int]) -> "Target":
         """This target with another thread count (None: unchanged)."""
@@ -103,6 +103,9 @@ def _host_isa() -> tuple[str, str, str]:
 # features follow from the name) and the vector register width the kernels are planned for
 ISA_LEVELS = {"sse4.2": ("x86-64-v2", 16, ("+sse4.2",)), "avx2": ("x86-64-v3", 32, ("+avx2", "+fma")),
               "avx512": ("x86-64-v4", 64, ("+avx512f",))}
+
+
+FMA_LEVEL_CPUS = frozenset(ISA_LEVELS[lv][0] for lv in ("avx2", "avx512"))  # the levels that include FMA
 
 
 def host_supports(level: str) -> bool:

@@ -18,7 +18,7 @@ from symdiff.codegen.kernel_ir import MatmulKernel, ReduceKernel
 from symdiff.codegen.llvm import backend as llvm_backend
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.lower import lower
-from symdiff.codegen.schedule import independent_runs, lpt_schedule
+from symdiff.codegen.schedule import concurrent_runs, independent_runs, lpt_schedule
 from symdiff.codegen.target import host_target
 
 TWO = host_target(2)
@@ -97,7 +97,8 @@ def test_the_renderer_dispatches_each_run_as_one_group():
     p = lower(sd.simplify(outs), TWO)
     r = Renderer(p, "t_entry", target=TWO)
     text = str(r.render())
-    assert r.groups == independent_runs(p) and r.groups
+    assert r.groups == independent_runs(p) == concurrent_runs(p, 2) and r.groups
+    assert concurrent_runs(p, 1) == []
     assert len(re.findall(r'define internal void @"?k\d+_group"?\(', text)) == len(r.groups)
     one = Renderer(p, "t_entry", target=host_target(1))
     one.render()

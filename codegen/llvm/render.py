@@ -40,7 +40,7 @@ from symdiff.codegen.llvm.render_extra import render_group, render_scan, render_
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
 from symdiff.codegen.pointeval import PointEval
-from symdiff.codegen.schedule import independent_runs
+from symdiff.codegen.schedule import concurrent_runs
 from symdiff.codegen.target import ISA_LEVELS, Target, host_target
 
 TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
@@ -159,7 +159,7 @@ class Renderer:
             b.store(ptr, self._slot(b, ctx, buf.id))
         self.entry_b, self.ctx, self.pool = b, ctx, pool
         self.loops = Loops(b)
-        runs = independent_runs(self.p) if self.target.gemm_tasks > 1 and not self.size_names else []
+        runs = concurrent_runs(self.p, self.target.gemm_tasks)
         self.groups = runs
         firsts, lasts = {r[0]: r for r in runs}, {r[-1]: r for r in runs}
         for i, k in enumerate(self.p.kernels):
