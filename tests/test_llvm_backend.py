@@ -75,6 +75,24 @@ def test_fused_elementwise_loss_and_gradients(n):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=2e-5)
 
 
+def test_math_heavy_innermost_loops_are_interleaved():
+    """A loop whose point makes several math-library calls gets an interleave hint on its innermost
+    loop (one per loop, its own loop ID); a light loop is left to LLVM's own choice."""
+    from symdiff.codegen.llvm.render import HEAVY_INTERLEAVE, render
+    hint = f'!"llvm.loop.interleave.count", i32 {HEAVY_INTERLEAVE}'
+    a, c = sd.input("a", (64, 50)), sd.input("c", (64, 50))
+    heavy = sd.sum(sd.log(1 + sd.exp(sd.sin(a) * sd.cos(c))) + sd.tanh(a * c) ** 2)
+    cases = {"heavy loop": ([heavy, *sd.grad(heavy, [a, c])], 1),
+             "heavy row sums": ([sd.sum(sd.exp(sd.sin(a)) * sd.cos(c), axis=1)], 1),
+             "light loop": ([a * c + 1.0, sd.sum(a * c, axis=1)], 0)}
+    for name, (outs, want) in cases.items():
+        text = str(render(lower(sd.simplify(outs))))
+        assert text.count(hint) == want, name
+        loop_ids = [ln for ln in text.splitlines() if ln.startswith("!") and "= !{ !" in ln
+                    and ln.split(" = ")[0] == ln.split("!{ ")[1].split(",")[0]]
+        assert len(loop_ids) == want, (name, loop_ids)  # self-referencing loop IDs, one per hinted loop
+
+
 def test_softmax_family_along_both_axes_and_stability():
     rng = np.random.default_rng(5)
     x = sd.input("x", (6, 9), "float64")

@@ -29,7 +29,7 @@ from symdiff import dims as _dims
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
                                        ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.llvm.emitter import LLVMEmitter
-from symdiff.codegen.llvm.gemm.ir import counted_loop
+from symdiff.codegen.llvm.gemm.ir import counted_loop, loop_hints
 from symdiff.codegen.llvm.gemm.dynamic import emit_dynamic_matmul
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
 from symdiff.codegen.llvm.gemm.plan import planned_for
@@ -38,6 +38,7 @@ from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.render_extra import render_group, render_scan, render_scatter, render_sort
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
+from symdiff.codegen.cost import point_cost
 from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
 from symdiff.codegen.pointeval import PointEval
 from symdiff.codegen.schedule import concurrent_runs
@@ -45,6 +46,8 @@ from symdiff.codegen.target import ISA_LEVELS, Target, host_target
 
 TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
 REDUCE_IDENT = {"sum": 0.0, "max": -np.inf, "prod": 1.0}  # the identity each accumulation starts from
+HEAVY_SPECIAL = 2  # math-library calls per point from which an innermost loop is interleaved ...
+HEAVY_INTERLEAVE = 2  # ... this many vectors at a time (Renderer._inner_hints)
 
 
 def alloca(b: ir.IRBuilder, ty: ir.Type, name: str = "") -> ir.Value:
@@ -71,18 +74,22 @@ class Loops:
     def __init__(self, b: ir.IRBuilder) -> None:
         self.b = b
 
-    def range(self, lo: ir.Value, hi: ir.Value, body: Callable[[ir.Value], None], name: str = "i") -> None:
-        with counted_loop(self.b, lo, hi, 1, name) as i:
+    def range(self, lo: ir.Value, hi: ir.Value, body: Callable[[ir.Value], None], name: str = "i",
+              hints: Optional[ir.MDValue] = None) -> None:
+        with counted_loop(self.b, lo, hi, 1, name, hints) as i:
             body(i)
 
-    def nest(self, bounds: list, body: Callable[[list], None], name: str = "d") -> None:
-        """Loops over [lo, hi) per axis, outermost first; body receives the index list."""
+    def nest(self, bounds: list, body: Callable[[list], None], name: str = "d",
+             inner: Optional[dict] = None) -> None:
+        """Loops over [lo, hi) per axis, outermost first; body receives the index list. ``inner``: loop
+        hints (``loop_hints`` keywords) for the innermost loop."""
         def rec(k: int, idx: list) -> None:
             if k == len(bounds):
                 body(idx)
                 return
             lo, hi = bounds[k]
-            self.range(lo, hi, lambda i: rec(k + 1, idx + [i]), name=f"{name}{k}")
+            hints = loop_hints(self.b.module, **inner) if inner and k == len(bounds) - 1 else None
+            self.range(lo, hi, lambda i: rec(k + 1, idx + [i]), name=f"{name}{k}", hints=hints)
         rec(0, [])
 
 
@@ -352,13 +359,23 @@ class Renderer:
                          else eb.call(self.intrinsic("maximum", r.dtype, 2), [total, v]))
             eb.store(total, eb.load(self._slot(eb, self.ctx, out.id), typ=PTR))
 
-    def _task_nest(self, b, loops: Loops, begin, end, shape, tasks: int, body) -> None:
+    def _task_nest(self, b, loops: Loops, begin, end, shape, tasks: int, body, inner=None) -> None:
         """Loops over ``shape`` with the outermost axis restricted to the tasks [begin, end)."""
         if not shape:
             body([])
             return
         lo, hi = self._task_bounds(b, begin, end, shape[0], tasks)
-        loops.nest([(lo, hi)] + [(_c(0), self.dim(b, s)) for s in shape[1:]], body, name="o")
+        loops.nest([(lo, hi)] + [(_c(0), self.dim(b, s)) for s in shape[1:]], body, name="o", inner=inner)
+
+    def _inner_hints(self, roots) -> Optional[dict]:
+        """Loop hints of an innermost loop evaluating ``roots`` ((node, compute) pairs) at each point.
+
+        A point with several math-library calls (W4: sin, cos, exp, log, tanh and their derivatives) is a
+        chain of ~60 dependent vector operations; LLVM's register-pressure estimate then picks an
+        interleave count of 1 and the loop runs at the chain's latency. Two interleaved vectors fill the
+        FMA pipes (W4 on one Zen 3 core: 7.1 -> 5.0 ms; docs/performance.md)."""
+        _flops, special = point_cost(roots, self.p.where)
+        return {"interleave_count": HEAVY_INTERLEAVE} if special >= HEAVY_SPECIAL else None
 
     def _loop_body(self, fn, b, loops, ctx, k: LoopKernel, dom, tb, te, accs) -> None:
         def body(point):
@@ -369,7 +386,7 @@ class Renderer:
             for (r, x, _), slot in zip(k.accums, accs):
                 v = ev.convert(ev(x, point), x.dtype, r.dtype)
                 b.store(self._accum(b, r.op, b.load(slot, typ=lltype(r.dtype)), v), slot)
-        self._task_nest(b, loops, tb, te, dom, k.tasks, body)
+        self._task_nest(b, loops, tb, te, dom, k.tasks, body, self._inner_hints(k.roots(self.p.where)))
 
     def _kernel_reduce(self, k: ReduceKernel) -> None:
         r, out = k.node, k.out
@@ -405,7 +422,8 @@ class Renderer:
                 def inner(ipoint):
                     v = ev.convert(ev(x, opoint + ipoint), x.dtype, r.dtype)
                     b.store(self._accum(b, r.op, b.load(acc, typ=ty), v), acc)
-                loops.nest([(_c(0), self.dim(b, s)) for s in x.shape[nd - trailing:]], inner, name="r")
+                loops.nest([(_c(0), self.dim(b, s)) for s in x.shape[nd - trailing:]], inner, name="r",
+                           inner=self._inner_hints([(x, False)]))
                 val = b.load(acc, typ=ty)
                 ptr = out_ptr(ev, opoint + [_c(0)] * trailing)
                 b.store(self._accum(b, r.op, b.load(ptr, typ=ty), val) if needs_init else val, ptr)

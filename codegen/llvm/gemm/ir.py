@@ -18,10 +18,22 @@ VOID = ir.VoidType()
 ARG_TYPES = {"ptr": PTR, "i64": I64, "i32": I32}  # argument types of the shared functions
 
 
+def loop_hints(module: ir.Module, **hints: int) -> ir.MDValue:
+    """A fresh loop ID for the latch of one loop: ``!N = !{!N, !{!"llvm.loop.<key>", i32 v}, ...}``,
+    e.g. ``loop_hints(m, interleave_count=2)``. LLVM wants the first operand to be the node itself, and
+    each loop its own node (so the node is built directly, not through the module's uniquing cache)."""
+    props = [module.add_metadata([ir.MetaDataString(module, "llvm.loop." + k.replace("_", ".")), I32(v)])
+             for k, v in hints.items()]
+    node = ir.MDValue(module, [], name=str(len(module.metadata)))  # (appends itself to the module)
+    node.operands = tuple([node, *props])
+    return node
+
+
 @contextmanager
-def counted_loop(b: ir.IRBuilder, start, stop, step=1, name: str = "i"):
+def counted_loop(b: ir.IRBuilder, start, stop, step=1, name: str = "i", hints: ir.MDValue | None = None):
     """for (i = start; i < stop; i += step): yields the i64 induction variable (a phi); the body is
-    what the ``with`` block emits. Shared by the GEMM kernels and the graph renderer."""
+    what the ``with`` block emits. Shared by the GEMM kernels and the graph renderer. ``hints``: a
+    :func:`loop_hints` node put on the back edge."""
     start, stop = _ival(start), _ival(stop)
     pre = b.block
     hdr = b.append_basic_block(name + ".hdr")
@@ -36,7 +48,9 @@ def counted_loop(b: ir.IRBuilder, start, stop, step=1, name: str = "i"):
     yield i
     nxt = b.add(i, _ival(step))
     i.add_incoming(nxt, b.block)
-    b.branch(hdr)
+    latch = b.branch(hdr)
+    if hints is not None:
+        latch.set_metadata("llvm.loop", hints)
     b.position_at_end(end)
 
 
