@@ -14,14 +14,44 @@ def test_emit_object_uses_emit_speed_level(monkeypatch):
     seen = []
     real = jit.optimize
 
-    def optimize(mod, tm, speed_level=3, unlocked=False):
-        seen.append(speed_level)
-        real(mod, tm, speed_level, unlocked)
+    def optimize(mod, tm, speed_level=3, unlocked=False, tuning=None):
+        seen.append((speed_level, tuning))
+        real(mod, tm, speed_level, unlocked, tuning)
     monkeypatch.setattr(jit, "optimize", optimize)
     obj, text = jit.emit_object(SRC)
-    assert seen == [jit.EMIT_SPEED_LEVEL] and obj and "fadd" in text
+    assert seen == [(jit.EMIT_SPEED_LEVEL, None)] and obj and "fadd" in text
     jit.emit_object(SRC, opt=False)
-    assert seen == [jit.EMIT_SPEED_LEVEL]
+    assert seen == [(jit.EMIT_SPEED_LEVEL, None)]
+    jit.emit_object(SRC, tuning=jit.GRAPH_PIPELINE)
+    assert seen[-1] == (jit.EMIT_SPEED_LEVEL, jit.GRAPH_PIPELINE)
+
+
+LOOPS = """
+define float @total(ptr %p, i64 %n) {
+entry:
+  br label %loop
+loop:
+  %i = phi i64 [0, %entry], [%i1, %loop]
+  %acc = phi float [0.0, %entry], [%acc1, %loop]
+  %q = getelementptr float, ptr %p, i64 %i
+  %x = load float, ptr %q
+  %acc1 = fadd reassoc float %acc, %x
+  %i1 = add i64 %i, 1
+  %c = icmp slt i64 %i1, %n
+  br i1 %c, label %loop, label %done
+done:
+  ret float %acc1
+}
+"""
+
+
+def test_graph_pipeline_keeps_vectorising_and_interleaving():
+    """The graph modules' tuning (no partial unrolling) still vectorises a sum and keeps several vector
+    accumulators (the vectoriser's interleaving), as the default pipeline does."""
+    for tuning in (None, jit.GRAPH_PIPELINE):
+        _, text = jit.emit_object(LOOPS, tuning=tuning)
+        body = text.split("vector.body:")[1].split("br ")[0]
+        assert body.count("fadd reassoc <") >= 2, (tuning, body)
 
 
 def test_record_compile_times():

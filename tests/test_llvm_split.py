@@ -69,3 +69,58 @@ def test_a_graph_renders_into_one_module_per_compile_thread_and_links():
             **{w.name: rng.standard_normal((12, 12)).astype("f4") * .4 for w in ws}}
     for got, want in zip(f(**vals), sd.compile(outs, "numpy")(**vals)):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+def test_graph_modules_are_balanced_by_their_own_instructions():
+    """The renderer spreads kernels by the instructions each module compiles itself: the entry's dispatch
+    code counts, the shared GEMM functions (compiled as modules of their own) do not. W1-like MLP: the two
+    modules differ by less than the largest kernel."""
+    import symdiff as sd
+    from symdiff.codegen.llvm.render import Renderer
+
+    x, y = sd.input("x", (64, 784)), sd.input("y", (64,), "int64")
+    sizes = (784, 256, 256, 10)
+    ws = [sd.param(f"w{i}", (a, b)) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))]
+    h = x
+    for i, w in enumerate(ws):
+        h = h @ w
+        h = sd.relu(h) if i < len(ws) - 1 else h
+    loss = sd.cross_entropy(h, y)
+    from symdiff.codegen.lower import lower
+    r = Renderer(lower(sd.simplify([loss, *sd.grad(loss, ws)])), "entry", modules=2)
+    r.render()
+
+    def own(m):
+        return {g.name: sum(len(bb.instructions) for bb in g.blocks) for g in m.functions
+                if g.blocks and not g.name.startswith("sdgemm.")}
+    sizes_ = [own(m) for m in r.modules]
+    totals = [sum(s.values()) for s in sizes_]  # (the entry's closing ret comes after the last kernel)
+    assert r.weights == [totals[0] - 1, totals[1]], (r.weights, totals)
+    largest = max(n for s in sizes_ for name, n in s.items() if name != "entry")
+    assert abs(r.weights[0] - r.weights[1]) <= largest, (r.weights, largest)
+
+
+def test_graph_modules_get_the_graph_pipeline(monkeypatch, tmp_path):
+    """The JIT compiles the graph's own modules with GRAPH_PIPELINE and the shared GEMM modules with the
+    default tuning."""
+    import numpy as np
+
+    import symdiff as sd
+    from symdiff.codegen.llvm import backend, jit
+
+    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
+    seen = []
+    real = backend.emit_object
+
+    def emit(text, *a, **k):
+        seen.append(("shared" if text.lstrip().startswith("target triple") and 'define void @"sdgemm.' in text
+                     else "graph", k.get("tuning")))
+        return real(text, *a, **k)
+    monkeypatch.setattr(backend, "emit_object", emit)
+    a, b = sd.input("a", (40, 30)), sd.input("b", (30, 20))
+    f = sd.compile([sd.sum(sd.tanh(a @ b))], "llvm")
+    kinds = {kind: tuning for kind, tuning in seen}
+    assert kinds == {"graph": jit.GRAPH_PIPELINE, "shared": None}, seen
+    rng = np.random.default_rng(1)
+    va, vb = rng.standard_normal((40, 30)).astype("f4"), rng.standard_normal((30, 20)).astype("f4")
+    np.testing.assert_allclose(f(a=va, b=vb)[0], np.tanh(va @ vb).sum(), rtol=1e-4)

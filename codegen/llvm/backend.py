@@ -19,7 +19,7 @@ from symdiff.ir import Node
 from symdiff.codegen import cache as _cache
 from symdiff.codegen.kernel_ir import Program
 from symdiff.codegen.llvm.gemm.plan import vector_bytes as gemm_vector_bytes
-from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
+from symdiff.codegen.llvm.jit import GRAPH_PIPELINE, JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import compile_parallel, compile_threads, split_graph
 from symdiff.codegen.expand import require_supported
@@ -142,8 +142,10 @@ class LLVMFunction(CompiledFunction):
                 gc.enable()
         self.parallel = renderer.parallel
         # the graph's modules and the shared GEMM modules in one pool (each in a private LLVM context)
+        graph = {id(t) for t in texts}  # (the graph's modules get their own pipeline tuning)
         done = compile_parallel(texts + [text for _, _, text in parts],
-                                lambda text: emit_object(text, private_context=True, target=self.target))
+                                lambda text: emit_object(text, private_context=True, target=self.target,
+                                                         tuning=GRAPH_PIPELINE if id(text) in graph else None))
         own, fresh = done[:len(texts)], [o for o, _ in done[len(texts):]]
         self.ir = "\n".join(ir_text for _, ir_text in own)
         if use_cache:

@@ -37,6 +37,7 @@ from symdiff.codegen.llvm.jit import new_module
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.render_extra import render_group, render_scan, render_scatter, render_sort
+from symdiff.codegen.llvm.split import SHARED_PREFIX
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.cost import point_cost
 from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
@@ -175,16 +176,22 @@ class Renderer:
                 self.launches = []
             part = min(range(len(self.modules)), key=lambda j: self.weights[j])  # the lightest module so far
             self.mod, self.math = self.modules[part], self.maths[part]
-            before = len(self.mod.globals)
             self.alias_md = self._alias_scopes(i, k) if isinstance(k, LoopKernel) else {}
             self.KERNEL_RULES[type(k)](self, k)
-            self.weights[part] += sum(len(bb.instructions) for g in list(self.mod.globals.values())[before:]
-                                      if isinstance(g, ir.Function) for bb in g.blocks)
             if i in lasts:
                 render_group(self, lasts[i], self.p.kernels)
+            for j in {0, part}:  # (the entry, in module 0, grows with every kernel's dispatch code)
+                self.weights[j] = self._own_instructions(self.modules[j])
         self.mod, self.math = self.modules[0], self.maths[0]
         b.ret_void()
         return self.mod
+
+    @staticmethod
+    def _own_instructions(module: ir.Module) -> int:
+        """Instructions of the functions a graph module compiles itself: the shared GEMM library functions
+        (``sdgemm.*``, compiled as modules of their own) are not counted."""
+        return sum(len(bb.instructions) for g in module.globals.values()
+                   if isinstance(g, ir.Function) and not g.name.startswith(SHARED_PREFIX) for bb in g.blocks)
 
     def _alias_scopes(self, i: int, k: LoopKernel) -> dict:
         """Scoped-alias metadata of a loop kernel, per buffer id: (its scope, the other buffers' scopes).
