@@ -17,10 +17,12 @@ Three states per case (each in a new process):
 Phases (seconds, from ``time.perf_counter`` around the compiler's own functions, patched in the child;
 the llvm per-module numbers come from ``symdiff.codegen.llvm.jit.record_compile_times``): imports
 (``import symdiff``, the llvm backend on first use), graph build, autodiff (``sd.grad``), each
-simplifier phase, expand, lower, cache key, render (building the llvmlite IR), split + IR text, the
-LLVM modules (wall time of the parallel compile of the graph's modules and the shared GEMM modules), the
-summed per-module parse / opt / codegen of the shared kernels and of the graph's own modules ("main"),
-cache I/O, link + load, runtime setup. ``compile`` is ``fn.compile_seconds`` (simplify + backend); ``total`` is build + grad + compile
+simplifier phase, expand, lower, cache key, render (building the llvmlite IR, and printing each shared
+GEMM function as it is handed to the compile threads), split + IR text of the graph's modules, the LLVM
+wait after render (the shared GEMM modules compile on the compile threads while the graph renders; this
+is the LLVM time left once the graph's own modules are queued), the summed per-module parse / opt /
+codegen of the shared kernels and of the graph's own modules ("main"), cache I/O, link + load, runtime
+setup. ``compile`` is ``fn.compile_seconds`` (simplify + backend); ``total`` is build + grad + compile
 (imports excluded; they are reported on their own line).
 """
 from __future__ import annotations
@@ -109,7 +111,7 @@ def child(case: str, speed_level: int | None = None) -> dict:
     T.wrap(cache, "store", "cache I/O")
     T.wrap(backend.Renderer, "render", "render (build IR)")
     T.wrap(backend, "split_graph", "split + IR text")
-    T.wrap(backend, "compile_parallel", "LLVM modules (wall)")
+    T.wrap(backend, "wait_all", "LLVM wait after render")
     T.wrap(backend.JitModule, "from_objects", "link + load")
     T.wrap(runtime, "make_pool", "runtime setup")
     T.wrap(runtime, "Kernel", "runtime setup")
@@ -172,7 +174,7 @@ def measure(case: str, runs: int, speed_level: int | None = None) -> dict[str, l
 
 
 ORDER = ["import numpy", "import symdiff", "import llvm backend", "graph build", "autodiff", "simplify",
-         "expand", "lower", "cache key", "render (build IR)", "split + IR text", "LLVM modules (wall)",
+         "expand", "lower", "cache key", "render (build IR)", "split + IR text", "LLVM wait after render",
          "shared parse", "shared opt", "shared codegen", "shared print", "main parse", "main opt",
          "main codegen", "main print", "cache I/O", "link + load", "runtime setup", "compile CPU (all threads)",
          "compile", "total"]

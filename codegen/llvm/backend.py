@@ -21,7 +21,7 @@ from symdiff.codegen.kernel_ir import Program
 from symdiff.codegen.llvm.gemm.plan import vector_bytes as gemm_vector_bytes
 from symdiff.codegen.llvm.jit import GRAPH_PIPELINE, JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
-from symdiff.codegen.llvm.split import compile_parallel, compile_threads, split_graph
+from symdiff.codegen.llvm.split import CompileQueue, compile_threads, split_graph
 from symdiff.codegen.expand import require_supported
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.lower import lower
@@ -45,6 +45,12 @@ def runtime_symbols() -> dict[str, int]:
     from symdiff.codegen.runtime.kernel import runtime_symbols as rs
     return rs()
 
+
+
+def wait_all(futures: list) -> list:
+    """The results of compile futures, in order (benchmarks/compile_time.py times this wait: the LLVM
+    work still running once the graph has rendered)."""
+    return [f.result() for f in futures]
 
 class LLVMFunction(CompiledFunction):
     """A graph compiled to host machine code. ``ir`` holds the optimised LLVM IR when compiled this run;
@@ -131,27 +137,37 @@ class LLVMFunction(CompiledFunction):
 
         # the graph's kernels in as many modules as threads compile them (at least GRAPH_PART_KERNELS each)
         n_mod = max(1, min(compile_threads(), len(self.program.kernels) // GRAPH_PART_KERNELS))
-        renderer = Renderer(self.program, ENTRY, shared_available=available, target=self.target, modules=n_mod)
-        gc_was_on = gc.isenabled()
-        gc.disable()  # building IR allocates ~10^5 objects; repeated cyclic-GC scans only cost time here
-        try:
-            renderer.render()
-            texts, parts = split_graph(renderer.modules)
-        finally:
-            if gc_was_on:
-                gc.enable()
-        self.parallel = renderer.parallel
-        # the graph's modules and the shared GEMM modules in one pool (each in a private LLVM context)
-        graph = {id(t) for t in texts}  # (the graph's modules get their own pipeline tuning)
-        done = compile_parallel(texts + [text for _, _, text in parts],
-                                lambda text: emit_object(text, private_context=True, target=self.target,
-                                                         tuning=GRAPH_PIPELINE if id(text) in graph else None))
-        own, fresh = done[:len(texts)], [o for o, _ in done[len(texts):]]
+        graph: set[int] = set()  # ids of the graph's own module texts (their own pipeline tuning)
+
+        def compile_text(text: str):
+            return emit_object(text, private_context=True, target=self.target,
+                               tuning=GRAPH_PIPELINE if id(text) in graph else None)
+
+        shared: list = []  # (name, arg types, future of (object, IR)) per shared GEMM function compiled
+        # one queue of compile threads (each module in a private LLVM context): every shared GEMM function
+        # starts compiling as soon as the renderer has built it, while the rest of the graph renders
+        with CompileQueue(compile_text, compile_threads()) as queue:
+            renderer = Renderer(self.program, ENTRY, shared_available=available, target=self.target,
+                                modules=n_mod, on_shared=lambda n, a, text: shared.append((n, a, queue.submit(text))))
+            gc_was_on = gc.isenabled()
+            gc.disable()  # building IR allocates ~10^5 objects; repeated cyclic-GC scans only cost time here
+            try:
+                renderer.render()
+                texts, parts = split_graph(renderer.modules)  # (parts: none left over, normally)
+            finally:
+                if gc_was_on:
+                    gc.enable()
+            self.parallel = renderer.parallel
+            graph.update(id(t) for t in texts)
+            futures = queue.submit_all(texts + [text for _, _, text in parts])
+            shared += [(n, a, f) for (n, a, _), f in zip(parts, futures[len(texts):])]
+            own = wait_all(futures[:len(texts)])
+            fresh = [o for o, _ in wait_all([f for _, _, f in shared])]
         self.ir = "\n".join(ir_text for _, ir_text in own)
         if use_cache:
-            for (name, args, _), o in zip(parts, fresh):
+            for (name, args, _), o in zip(shared, fresh):
                 _cache.store(_cache.make_key("llvm-shared", name, *versions), {"args": args}, o, "kernels")
-        self.shared_kernels = {"reused": sorted(reused), "compiled": [name for name, _, _ in parts]}
+        self.shared_kernels = {"reused": sorted(reused), "compiled": [name for name, _, _ in shared]}
         return [*(o for o, _ in own), *reused.values(), *fresh]
 
     @property

@@ -37,7 +37,7 @@ from symdiff.codegen.llvm.jit import new_module
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.render_extra import render_group, render_scan, render_scatter, render_sort
-from symdiff.codegen.llvm.split import SHARED_PREFIX
+from symdiff.codegen.llvm.split import SHARED_PREFIX, make_external, shared_part
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.cost import point_cost
 from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
@@ -101,7 +101,8 @@ class Renderer:
     product the GEMM planner chose (task split, tile, packing)."""
 
     def __init__(self, program: Program, name: str = "sd_entry", shared_available=None,
-                 target: Optional[Target] = None, modules: int = 1) -> None:
+                 target: Optional[Target] = None, modules: int = 1,
+                 on_shared: Optional[Callable[[str, list, str], None]] = None) -> None:
         self.p = program
         self.name = name
         self.target: Target = target or program.target or host_target()
@@ -109,6 +110,15 @@ class Renderer:
         self.maths = [MathLib(m, hw_fma=self.target.has_fma) for m in self.modules]
         self.weights = [0] * len(self.modules)  # instructions of the kernels each module holds
         self.gemm_info: dict[int, GemmInfo] = {}
+        # on_shared(name, arg types, module text): each shared GEMM function handed over as soon as the
+        # kernel that needed it is rendered (the JIT compiles it while the rest renders); later kernels, in
+        # any module, then declare it
+        self.on_shared = on_shared
+        self.handed: dict[str, list] = {}
+        if on_shared is not None:
+            def available(fname: str, _outer=shared_available):
+                return self.handed.get(fname) or (_outer(fname) if _outer is not None else None)
+            shared_available = available
         for m in self.modules:
             if shared_available is not None:  # GEMM library functions compiled elsewhere (llvm/split.py)
                 m.sd_shared_available = shared_available
@@ -182,9 +192,20 @@ class Renderer:
                 render_group(self, lasts[i], self.p.kernels)
             for j in {0, part}:  # (the entry, in module 0, grows with every kernel's dispatch code)
                 self.weights[j] = self._own_instructions(self.modules[j])
+            if self.on_shared is not None:
+                self._hand_over_shared(self.mod)
         self.mod, self.math = self.modules[0], self.maths[0]
         b.ret_void()
         return self.mod
+
+    def _hand_over_shared(self, module: ir.Module) -> None:
+        """Pass every shared function ``module`` defines to ``on_shared`` and keep a declaration of it."""
+        for fn in [f for f in module.functions if f.name.startswith(SHARED_PREFIX) and f.blocks]:
+            if fn.name not in self.handed:
+                name, args, text = shared_part(module, fn)
+                self.handed[name] = args
+                self.on_shared(name, args, text)
+            make_external(fn)
 
     @staticmethod
     def _own_instructions(module: ir.Module) -> int:

@@ -10,9 +10,11 @@ The exported library (``symdiff compile``) still compiles one whole module.
 """
 from __future__ import annotations
 
+import heapq
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from typing import Callable, TypeVar
 
 from llvmlite import ir
@@ -34,29 +36,40 @@ def arg_types(fn: ir.Function) -> list[str]:
     return [str(a) for a in fn.function_type.args]
 
 
+def shared_part(module: ir.Module, fn: ir.Function) -> tuple[str, list[str], str]:
+    """(name, arg types, module text) of the shared function ``fn`` of ``module``: its definition (external
+    linkage) plus declarations, or copies for constants, of the globals it references."""
+    globals_ = {g.name: g for g in module.global_values}
+    text = str(fn)
+    refs: list[str] = []
+    for m in _REF.finditer(text):
+        name = m.group(1) or m.group(2)
+        if name != fn.name and name not in refs and name in globals_:
+            refs.append(name)
+    decls = [_declaration(g) if isinstance(g, ir.Function) else str(g).strip()  # constants: copied
+             for g in (globals_[n] for n in refs)]
+    body = re.sub(r"^define internal ", "define ", text.lstrip(), count=1)
+    return fn.name, arg_types(fn), _header(module) + "\n".join(decls) + "\n\n" + body
+
+
+def make_external(fn: ir.Function) -> None:
+    """Turn a shared function of a graph module into an external declaration (its object is linked in);
+    the GEMM emitter finds it again as an available function (``sd_external``)."""
+    fn.blocks.clear()
+    fn.linkage = ""
+    fn.sd_external = True
+
+
 def split_shared(module: ir.Module, prefix: str = SHARED_PREFIX) -> tuple[str, list[tuple[str, list[str], str]]]:
     """(graph module text, [(name, arg types, module text)] for every *defined* ``prefix*`` function).
 
     In the graph text every shared function is an external declaration; each shared module holds one
     definition (external linkage) plus declarations or copies of what it references.
     """
-    globals_ = {g.name: g for g in module.global_values}
     shared = [f for f in module.functions if f.name.startswith(prefix) and f.blocks]
-    parts = []
-    for fn in shared:
-        text = str(fn)
-        refs: list[str] = []
-        for m in _REF.finditer(text):
-            name = m.group(1) or m.group(2)
-            if name != fn.name and name not in refs and name in globals_:
-                refs.append(name)
-        decls = [_declaration(g) if isinstance(g, ir.Function) else str(g).strip()  # constants: copied
-                 for g in (globals_[n] for n in refs)]
-        body = re.sub(r"^define internal ", "define ", text.lstrip(), count=1)
-        parts.append((fn.name, arg_types(fn), _header(module) + "\n".join(decls) + "\n\n" + body))
+    parts = [shared_part(module, fn) for fn in shared]
     for fn in shared:  # in the graph's own module they become external declarations
-        fn.blocks.clear()
-        fn.linkage = ""
+        make_external(fn)
     return str(module), parts
 
 
@@ -100,16 +113,76 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+class CompileQueue:
+    """Module texts compiled on ``workers`` threads as they are submitted; among the texts waiting, the
+    largest starts first (so the longest jobs do not end up last on one thread). llvmlite releases the GIL
+    while LLVM works, so the submitting thread goes on (rendering the rest of a graph) meanwhile.
+    ``submit`` returns a Future; ``close`` waits for the workers (use as a context manager)."""
+
+    def __init__(self, compile_text: Callable[[str], T], workers: int | None = None) -> None:
+        self.compile_text = compile_text
+        self.workers = max(1, workers or _cpus())
+        self._heap: list = []
+        self._cv = threading.Condition()
+        self._closed = False
+        self._count = 0
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, text: str) -> Future:
+        return self.submit_all([text])[0]
+
+    def submit_all(self, texts: list[str]) -> list[Future]:
+        """Queue several texts at once (no worker starts one before all are queued)."""
+        futures: list[Future] = []
+        with self._cv:
+            for text in texts:
+                fut: Future = Future()
+                heapq.heappush(self._heap, (-len(text), self._count, text, fut))
+                self._count += 1
+                futures.append(fut)
+            while len(self._threads) < min(self.workers, self._count):  # (no more threads than texts)
+                t = threading.Thread(target=self._work, name=f"sd-compile-{len(self._threads)}", daemon=True)
+                self._threads.append(t)
+                t.start()
+            self._cv.notify_all()
+        return futures
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap and not self._closed:
+                    self._cv.wait()
+                if not self._heap:
+                    return
+                _, _, text, fut = heapq.heappop(self._heap)
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(self.compile_text(text))
+                except BaseException as e:  # (reaches whoever waits for this future)
+                    fut.set_exception(e)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join()
+
+    def __enter__(self) -> "CompileQueue":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def compile_parallel(texts: list[str], compile_text: Callable[[str], T],
                      workers: int | None = None) -> list[T]:
-    """Compile module texts on ``workers`` threads (default: the CPUs this process may use; llvmlite
-    releases the GIL while LLVM works), largest first (the longest jobs do not end up last on one
-    thread); the results come back in the order of ``texts``. ``compile_text`` may return anything
-    (e.g. ``emit_object``'s (object, IR) pair, to compile the graph's own module in the same pool)."""
+    """Compile module texts on ``workers`` threads (default: the CPUs this process may use; a
+    :class:`CompileQueue`), largest first; the results come back in the order of ``texts``.
+    ``compile_text`` may return anything (e.g. ``emit_object``'s (object, IR) pair)."""
     workers = max(1, min(len(texts), workers or _cpus()))
     if workers == 1:
         return [compile_text(t) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        done = dict(zip(order, ex.map(compile_text, [texts[i] for i in order])))
-    return [done[i] for i in range(len(texts))]
+    with CompileQueue(compile_text, workers) as q:
+        futures = q.submit_all(texts)
+        return [f.result() for f in futures]
