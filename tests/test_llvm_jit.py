@@ -22,8 +22,8 @@ def test_emit_object_uses_emit_speed_level(monkeypatch):
     assert seen == [(jit.EMIT_SPEED_LEVEL, None)] and obj and "fadd" in text
     jit.emit_object(SRC, opt=False)
     assert seen == [(jit.EMIT_SPEED_LEVEL, None)]
-    jit.emit_object(SRC, tuning=jit.GRAPH_PIPELINE)
-    assert seen[-1] == (jit.EMIT_SPEED_LEVEL, jit.GRAPH_PIPELINE)
+    jit.emit_object(SRC, tuning={"loop_unrolling": False})
+    assert seen[-1] == (jit.EMIT_SPEED_LEVEL, {"loop_unrolling": False})
 
 
 LOOPS = """
@@ -45,13 +45,14 @@ done:
 """
 
 
-def test_graph_pipeline_keeps_vectorising_and_interleaving():
-    """The graph modules' tuning (no partial unrolling) still vectorises a sum and keeps several vector
-    accumulators (the vectoriser's interleaving), as the default pipeline does."""
-    for tuning in (None, jit.GRAPH_PIPELINE):
+def test_tuning_overrides_pipeline_options():
+    """A sum loop vectorises with several vector accumulators (the vectoriser's interleaving) by
+    default, and with one when ``tuning`` turns interleaving off."""
+    def accumulators(tuning):
         _, text = jit.emit_object(LOOPS, tuning=tuning)
-        body = text.split("vector.body:")[1].split("br ")[0]
-        assert body.count("fadd reassoc <") >= 2, (tuning, body)
+        return text.split("vector.body:")[1].split("br ")[0].count("fadd reassoc <")
+    assert accumulators(None) >= 2
+    assert accumulators({"loop_interleaving": False}) == 1
 
 
 def test_record_compile_times():

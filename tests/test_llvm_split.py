@@ -98,29 +98,3 @@ def test_graph_modules_are_balanced_by_their_own_instructions():
     assert r.weights == [totals[0] - 1, totals[1]], (r.weights, totals)
     largest = max(n for s in sizes_ for name, n in s.items() if name != "entry")
     assert abs(r.weights[0] - r.weights[1]) <= largest, (r.weights, largest)
-
-
-def test_graph_modules_get_the_graph_pipeline(monkeypatch, tmp_path):
-    """The JIT compiles the graph's own modules with GRAPH_PIPELINE and the shared GEMM modules with the
-    default tuning."""
-    import numpy as np
-
-    import symdiff as sd
-    from symdiff.codegen.llvm import backend, jit
-
-    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
-    seen = []
-    real = backend.emit_object
-
-    def emit(text, *a, **k):
-        seen.append(("shared" if text.lstrip().startswith("target triple") and 'define void @"sdgemm.' in text
-                     else "graph", k.get("tuning")))
-        return real(text, *a, **k)
-    monkeypatch.setattr(backend, "emit_object", emit)
-    a, b = sd.input("a", (40, 30)), sd.input("b", (30, 20))
-    f = sd.compile([sd.sum(sd.tanh(a @ b))], "llvm")
-    kinds = {kind: tuning for kind, tuning in seen}
-    assert kinds == {"graph": jit.GRAPH_PIPELINE, "shared": None}, seen
-    rng = np.random.default_rng(1)
-    va, vb = rng.standard_normal((40, 30)).astype("f4"), rng.standard_normal((30, 20)).astype("f4")
-    np.testing.assert_allclose(f(a=va, b=vb)[0], np.tanh(va @ vb).sum(), rtol=1e-4)

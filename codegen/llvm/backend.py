@@ -19,7 +19,7 @@ from symdiff.ir import Node
 from symdiff.codegen import cache as _cache
 from symdiff.codegen.kernel_ir import Program
 from symdiff.codegen.llvm.gemm.plan import vector_bytes as gemm_vector_bytes
-from symdiff.codegen.llvm.jit import GRAPH_PIPELINE, JitModule, emit_object, llvm_version
+from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import CompileQueue, compile_threads, split_graph
 from symdiff.codegen.expand import require_supported
@@ -137,11 +137,9 @@ class LLVMFunction(CompiledFunction):
 
         # the graph's kernels in as many modules as threads compile them (at least GRAPH_PART_KERNELS each)
         n_mod = max(1, min(compile_threads(), len(self.program.kernels) // GRAPH_PART_KERNELS))
-        graph: set[int] = set()  # ids of the graph's own module texts (their own pipeline tuning)
 
         def compile_text(text: str):
-            return emit_object(text, private_context=True, target=self.target,
-                               tuning=GRAPH_PIPELINE if id(text) in graph else None)
+            return emit_object(text, private_context=True, target=self.target)
 
         shared: list = []  # (name, arg types, future of (object, IR)) per shared GEMM function compiled
         # one queue of compile threads (each module in a private LLVM context): every shared GEMM function
@@ -158,7 +156,6 @@ class LLVMFunction(CompiledFunction):
                 if gc_was_on:
                     gc.enable()
             self.parallel = renderer.parallel
-            graph.update(id(t) for t in texts)
             futures = queue.submit_all(texts + [text for _, _, text in parts])
             shared += [(n, a, f) for (n, a, _), f in zip(parts, futures[len(texts):])]
             own = wait_all(futures[:len(texts)])

@@ -66,22 +66,13 @@ def new_module(name: str, target=None) -> ir.Module:
     return mod
 
 
-# The pipeline tuning of the graph's own modules (its loop kernels; the JIT's graph modules): no partial
-# or runtime unrolling of loops (full unrolling of short constant-trip loops, vectorisation and the
-# vectoriser's interleaving stay; a math-heavy loop is told to interleave: llvm/render.py's loop hints).
-# Measured on a Zen 3 (docs/performance.md, "Compile time"): W7's graph compiles in 0.35 s instead of
-# 0.89 s, LeNet's (W6) in 1.2 s instead of 1.5 s, W1's in about 15% less time; the runtime of W1-W7
-# did not move outside the run-to-run spread. (Interleaving off as well saved another 10%, but left a
-# plain sum loop with one vector accumulator instead of four.)
-GRAPH_PIPELINE = {"loop_unrolling": False}
-
-
 def optimize(mod: "llvm.ModuleRef", tm: "llvm.TargetMachine", speed_level: int = 3,
              unlocked: bool = False, tuning: Optional[dict] = None) -> None:
     """Run the standard pipeline of ``speed_level`` (O3 by default; new pass manager) with loop and SLP
-    vectorisation, unrolling and interleaving; ``tuning`` overrides pipeline tuning options by name (e.g.
-    :data:`GRAPH_PIPELINE`). ``unlocked``: run it outside llvmlite's global lock (see :func:`_unlocked`;
-    only for a module in a private context with a target machine of its own)."""
+    vectorisation, unrolling and interleaving; ``tuning`` overrides pipeline tuning options by name
+    (e.g. ``{"loop_unrolling": False}``, which also stops full unrolling: measured for the graph modules
+    and not taken, docs/performance.md). ``unlocked``: run it outside llvmlite's global lock (see
+    :func:`_unlocked`; only for a module in a private context with a target machine of its own)."""
     pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
     options = {"loop_vectorization": True, "slp_vectorization": True, "loop_unrolling": True,
                "loop_interleaving": True, **(tuning or {})}
