@@ -29,7 +29,7 @@ from symdiff import dims as _dims
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
                                        ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.llvm.emitter import LLVMEmitter
-from symdiff.codegen.llvm.gemm.ir import counted_loop, loop_hints
+from symdiff.codegen.llvm.gemm.ir import Loops
 from symdiff.codegen.llvm.gemm.dynamic import emit_dynamic_matmul
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul
 from symdiff.codegen.llvm.gemm.plan import planned_for
@@ -66,33 +66,7 @@ def _fconst(dtype: str, v: float) -> ir.Constant:
     return ir.Constant(FTYPE[dtype], float(v))
 
 
-
 FORCED_CPUS = frozenset(cpu for cpu, _, _ in ISA_LEVELS.values())  # isa= targets: GEMMs follow their width
-
-class Loops:
-    """Counted loops with an i64 induction variable (phi), the body given as a callback."""
-
-    def __init__(self, b: ir.IRBuilder) -> None:
-        self.b = b
-
-    def range(self, lo: ir.Value, hi: ir.Value, body: Callable[[ir.Value], None], name: str = "i",
-              hints: Optional[ir.MDValue] = None) -> None:
-        with counted_loop(self.b, lo, hi, 1, name, hints) as i:
-            body(i)
-
-    def nest(self, bounds: list, body: Callable[[list], None], name: str = "d",
-             inner: Optional[dict] = None) -> None:
-        """Loops over [lo, hi) per axis, outermost first; body receives the index list. ``inner``: loop
-        hints (``loop_hints`` keywords) for the innermost loop."""
-        def rec(k: int, idx: list) -> None:
-            if k == len(bounds):
-                body(idx)
-                return
-            lo, hi = bounds[k]
-            hints = loop_hints(self.b.module, **inner) if inner and k == len(bounds) - 1 else None
-            self.range(lo, hi, lambda i: rec(k + 1, idx + [i]), name=f"{name}{k}", hints=hints)
-        rec(0, [])
-
 
 class Renderer:
     """Renders a Program into one llvmlite module (``modules=n``: the entry in the first and the kernel

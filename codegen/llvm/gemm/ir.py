@@ -3,7 +3,7 @@ stores with masks, FMA, loops with carried values, in-register transposes and re
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from llvmlite import ir
 from llvmlite.ir.values import FunctionAttributes
@@ -52,6 +52,31 @@ def counted_loop(b: ir.IRBuilder, start, stop, step=1, name: str = "i", hints: i
     if hints is not None:
         latch.set_metadata("llvm.loop", hints)
     b.position_at_end(end)
+
+
+class Loops:
+    """Counted loops with an i64 induction variable (phi), the body given as a callback."""
+
+    def __init__(self, b: ir.IRBuilder) -> None:
+        self.b = b
+
+    def range(self, lo: ir.Value, hi: ir.Value, body: Callable[[ir.Value], None], name: str = "i",
+              hints: Optional[ir.MDValue] = None) -> None:
+        with counted_loop(self.b, lo, hi, 1, name, hints) as i:
+            body(i)
+
+    def nest(self, bounds: list, body: Callable[[list], None], name: str = "d",
+             inner: Optional[dict] = None) -> None:
+        """Loops over [lo, hi) per axis, outermost first; body receives the index list. ``inner``: loop
+        hints (``loop_hints`` keywords) for the innermost loop."""
+        def rec(k: int, idx: list) -> None:
+            if k == len(bounds):
+                body(idx)
+                return
+            lo, hi = bounds[k]
+            hints = loop_hints(self.b.module, **inner) if inner and k == len(bounds) - 1 else None
+            self.range(lo, hi, lambda i: rec(k + 1, idx + [i]), name=f"{name}{k}", hints=hints)
+        rec(0, [])
 
 
 class _FnAttrs(FunctionAttributes):
