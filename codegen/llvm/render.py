@@ -68,6 +68,7 @@ def _fconst(dtype: str, v: float) -> ir.Constant:
 
 FORCED_CPUS = frozenset(cpu for cpu, _, _ in ISA_LEVELS.values())  # isa= targets: GEMMs follow their width
 
+
 class Renderer:
     """Renders a Program into one llvmlite module (``modules=n``: the entry in the first and the kernel
     functions spread over n modules, balanced by instruction count, so that n threads can compile them:
