@@ -98,3 +98,29 @@ def test_graph_modules_are_balanced_by_their_own_instructions():
     assert r.weights == [totals[0] - 1, totals[1]], (r.weights, totals)
     largest = max(n for s in sizes_ for name, n in s.items() if name != "entry")
     assert abs(r.weights[0] - r.weights[1]) <= largest, (r.weights, largest)
+
+
+def test_short_gil_switches_nest_and_restore():
+    """The switch interval is shortened while any use is active (nested or from two threads) and the
+    original value comes back when the last one ends."""
+    import sys
+
+    from symdiff.codegen.llvm.split import RENDER_SWITCH_INTERVAL, short_gil_switches
+
+    before = sys.getswitchinterval()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other():
+        with short_gil_switches():
+            inside.set()
+            release.wait(10)
+    t = threading.Thread(target=other)
+    with short_gil_switches():
+        assert sys.getswitchinterval() == min(RENDER_SWITCH_INTERVAL, before)
+        t.start()
+        inside.wait(10)
+    assert sys.getswitchinterval() == min(RENDER_SWITCH_INTERVAL, before)  # the other thread still inside
+    release.set()
+    t.join()
+    assert sys.getswitchinterval() == before

@@ -21,7 +21,7 @@ from symdiff.codegen.kernel_ir import Program
 from symdiff.codegen.llvm.gemm.plan import vector_bytes as gemm_vector_bytes
 from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
-from symdiff.codegen.llvm.split import CompileQueue, compile_threads, split_graph
+from symdiff.codegen.llvm.split import CompileQueue, compile_threads, short_gil_switches, split_graph
 from symdiff.codegen.expand import require_supported
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.lower import lower
@@ -150,8 +150,9 @@ class LLVMFunction(CompiledFunction):
             gc_was_on = gc.isenabled()
             gc.disable()  # building IR allocates ~10^5 objects; repeated cyclic-GC scans only cost time here
             try:
-                renderer.render()
-                texts, parts = split_graph(renderer.modules)  # (parts: none left over, normally)
+                with short_gil_switches():  # (the compile threads get the GIL back sooner between LLVM calls)
+                    renderer.render()
+                    texts, parts = split_graph(renderer.modules)  # (parts: none left over, normally)
             finally:
                 if gc_was_on:
                     gc.enable()
