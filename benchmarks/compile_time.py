@@ -74,7 +74,7 @@ class _Timers:
         setattr(owner, attr, timed)
 
 
-def child(case: str, speed_level: int | None = None) -> dict:
+def child(case: str, speed_level: int | None = None, tuning: str = "") -> dict:
     t0 = time.perf_counter()
     import numpy  # noqa: F401
     t1 = time.perf_counter()
@@ -93,6 +93,7 @@ def child(case: str, speed_level: int | None = None) -> dict:
 
     if speed_level is not None:  # (each run has its own cache folder: no object of another level is loaded)
         jit.EMIT_SPEED_LEVEL = speed_level
+    jit.EMIT_TUNING = parse_tuning(tuning)
     T = _Timers()
     T.t.update({"import numpy": t1 - t0, "import symdiff": t2 - t1, "import llvm backend": t3 - t2})
     calls = {"n": 0, "stage": "graph build"}
@@ -139,9 +140,20 @@ def child(case: str, speed_level: int | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------- parent
-def run_child(case: str, cache_dir: Path, speed_level: int | None = None) -> dict:
+def parse_tuning(text: str) -> dict:
+    """``"loop_unrolling=0,slp_vectorization=1"`` -> {"loop_unrolling": False, "slp_vectorization": True}."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, value = item.partition("=")
+        if value not in ("0", "1"):
+            raise SystemExit(f"--tuning: expected name=0 or name=1, got {item!r}")
+        out[name] = value == "1"
+    return out
+
+
+def run_child(case: str, cache_dir: Path, speed_level: int | None = None, tuning: str = "") -> dict:
     env = {**os.environ, "SYMDIFF_CACHE_DIR": str(cache_dir), "SYMDIFF_CACHE": "1"}
-    level = [] if speed_level is None else ["--speed-level", str(speed_level)]
+    level = ([] if speed_level is None else ["--speed-level", str(speed_level)]) + (["--tuning", tuning] if tuning else [])
     out = subprocess.run([sys.executable, "-m", "benchmarks.compile_time", "--child", case, *level], cwd=REPO,
                          env=env, capture_output=True, text=True)
     if out.returncode:
@@ -156,18 +168,18 @@ def drop_graph_entries(cache_dir: Path) -> None:
             shutil.rmtree(p)
 
 
-def measure(case: str, runs: int, speed_level: int | None = None) -> dict[str, list[dict]]:
+def measure(case: str, runs: int, speed_level: int | None = None, tuning: str = "") -> dict[str, list[dict]]:
     res: dict[str, list[dict]] = {s: [] for s in STATES}
     for _ in range(runs):
         d = Path(tempfile.mkdtemp(prefix="sd-compile-time-"))
         try:
-            res["cold"].append(run_child(case, d, speed_level))
+            res["cold"].append(run_child(case, d, speed_level, tuning))
             drop_graph_entries(d)
-            r = run_child(case, d, speed_level)
+            r = run_child(case, d, speed_level, tuning)
             if r["shared"]["compiled"]:
                 r["warning"] = f"kernels compiled again: {r['shared']['compiled']}"
             res["kernels"].append(r)
-            res["cached"].append(run_child(case, d, speed_level))
+            res["cached"].append(run_child(case, d, speed_level, tuning))
         finally:
             shutil.rmtree(d, ignore_errors=True)
     return res
@@ -232,9 +244,10 @@ def main(argv=None) -> None:
     ap.add_argument("--json", metavar="PATH", help="also write the raw results there")
     ap.add_argument("--speed-level", type=int, choices=(1, 2, 3),
                     help="LLVM optimisation level of the emitted objects (default: jit.EMIT_SPEED_LEVEL)")
+    ap.add_argument("--tuning", default="", help="pipeline tuning overrides, e.g. loop_unrolling=0 (jit.EMIT_TUNING)")
     a = ap.parse_args(argv)
     if a.child:
-        print(json.dumps(child(a.child, a.speed_level)))
+        print(json.dumps(child(a.child, a.speed_level, a.tuning)))
         return
     if a.profile:
         profile(a.profile)
@@ -248,7 +261,7 @@ def main(argv=None) -> None:
         print(idle["warning"])
     raw = {}
     for case in [c.strip() for c in a.cases.split(",") if c.strip()]:
-        raw[case] = measure(case, a.runs, a.speed_level)
+        raw[case] = measure(case, a.runs, a.speed_level, a.tuning)
         print()
         print(table(case, raw[case]), flush=True)
     cold = {c: statistics.median(r["t"]["total"] for r in rs["cold"]) for c, rs in raw.items()}

@@ -19,10 +19,11 @@ def test_emit_object_uses_emit_speed_level(monkeypatch):
         real(mod, tm, speed_level, unlocked, tuning)
     monkeypatch.setattr(jit, "optimize", optimize)
     obj, text = jit.emit_object(SRC)
-    assert seen == [(jit.EMIT_SPEED_LEVEL, None)] and obj and "fadd" in text
+    assert seen == [(jit.EMIT_SPEED_LEVEL, jit.EMIT_TUNING)] and obj and "fadd" in text
     jit.emit_object(SRC, opt=False)
-    assert seen == [(jit.EMIT_SPEED_LEVEL, None)]
-    jit.emit_object(SRC, tuning={"loop_unrolling": False})
+    assert seen == [(jit.EMIT_SPEED_LEVEL, jit.EMIT_TUNING)]
+    monkeypatch.setattr(jit, "EMIT_TUNING", {"loop_unrolling": False})
+    jit.emit_object(SRC)
     assert seen[-1] == (jit.EMIT_SPEED_LEVEL, {"loop_unrolling": False})
 
 
@@ -45,13 +46,14 @@ done:
 """
 
 
-def test_tuning_overrides_pipeline_options():
+def test_tuning_overrides_pipeline_options(monkeypatch):
     """A sum loop vectorises with several vector accumulators (the vectoriser's interleaving) by
-    default, and with one when ``tuning`` turns interleaving off."""
+    default, and with one when the tuning turns interleaving off."""
     def accumulators(tuning):
-        _, text = jit.emit_object(LOOPS, tuning=tuning)
+        monkeypatch.setattr(jit, "EMIT_TUNING", tuning)
+        _, text = jit.emit_object(LOOPS)
         return text.split("vector.body:")[1].split("br ")[0].count("fadd reassoc <")
-    assert accumulators(None) >= 2
+    assert accumulators({}) >= 2
     assert accumulators({"loop_interleaving": False}) == 1
 
 

@@ -215,12 +215,16 @@ def record_compile_times() -> Iterator[list[dict]]:
 # instructions); an MLP's graph module gets the same assembly; a conv net's graph module (LeNet: 35 loop
 # kernels) optimises in about half O3's time (O3's larger full-unroll threshold), runtime within noise.
 EMIT_SPEED_LEVEL = 2
+# Pipeline tuning options emit_object overrides (``optimize(tuning=...)``): none. ``python -m
+# benchmarks.compile_time --tuning loop_unrolling=0`` sets it for A/B runs (docs/performance.md: graph
+# modules without unrolling compiled faster and ran LeNet 24% slower, so it stays empty).
+EMIT_TUNING: dict = {}
 
 
 def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool = False,
-                target=None, tuning: Optional[dict] = None) -> tuple[bytes, str]:
-    """Compile to a position-independent object file at ``EMIT_SPEED_LEVEL``; returns (object bytes,
-    optimized IR text).
+                target=None) -> tuple[bytes, str]:
+    """Compile to a position-independent object file at ``EMIT_SPEED_LEVEL`` (tuning ``EMIT_TUNING``);
+    returns (object bytes, optimized IR text).
 
     ``private_context``: parse into a fresh LLVMContext, so several threads may compile at once (and
     really do: the pass pipeline and the code generation run outside llvmlite's lock, :func:`_unlocked`).
@@ -235,7 +239,7 @@ def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool
     mod = parse(text, llvm.create_context() if private_context else None)
     t1 = time.perf_counter()
     if opt:  # (the target machine is this call's own: with a private context nothing is shared)
-        optimize(mod, tm, EMIT_SPEED_LEVEL, unlocked=private_context, tuning=tuning)
+        optimize(mod, tm, EMIT_SPEED_LEVEL, unlocked=private_context, tuning=EMIT_TUNING)
     t2 = time.perf_counter()
     obj = _emit(tm, mod, unlocked=private_context)
     t3 = time.perf_counter()

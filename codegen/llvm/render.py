@@ -92,7 +92,9 @@ class Renderer:
         self.handed: dict[str, list] = {}
         if on_shared is not None:
             def available(fname: str, _outer=shared_available):
-                return self.handed.get(fname) or (_outer(fname) if _outer is not None else None)
+                if fname in self.handed:
+                    return self.handed[fname]
+                return _outer(fname) if _outer is not None else None
             shared_available = available
         for m in self.modules:
             if shared_available is not None:  # GEMM library functions compiled elsewhere (llvm/split.py)
