@@ -235,6 +235,24 @@ def test_linkage_sharing_and_vector_width():
     assert ("zmm" if "+avx512f" in host_cpu()[1] else "ymm") in asm  # the widest vector registers it has
 
 
+@pytest.mark.parametrize("M,N,K,ta", [(64, 10, 256, False), (256, 10, 64, True), (60, 256, 64, False),
+                                        (64, 256, 64, True), (3, 5, 7, False)])
+def test_only_the_tiles_a_product_has_are_emitted(M, N, K, ta):
+    # a product narrower than one panel has no full tile, one whose rows divide MR no M-edge tile, ...:
+    # at most one micro-kernel per (rows, columns) tile shape the product has, and only its row counts
+    import re
+    from symdiff.codegen.llvm.gemm.plan import vec_len
+    mod = new_module("tiles")
+    emit_matmul(mod, "mm", "float32", M, N, K, trans_a=ta, threads=2)
+    p, plan = plan_matmul("float32", M, N, K, trans_a=ta, threads=2)
+    NR = plan.nv if plan.kernel == "dot" else plan.nv * vec_len("float32")
+    rows = {r for r, has in ((plan.mr, p.M >= plan.mr), (p.M % plan.mr, p.M % plan.mr > 0)) if has}
+    cols = [has for has in (p.N >= NR, p.N % NR > 0) if has]
+    kernels = {f.name for f in mod.functions if f.blocks and re.search(r"\.[ud]k\d+x", f.name)}
+    assert kernels and len(kernels) <= len(rows) * len(cols), (kernels, rows, cols)
+    assert {int(re.search(r"\.[ud]k(\d+)x", n).group(1)) for n in kernels} == rows, kernels
+
+
 def test_plan_choices():
     # batch-1 x @ W^T: dot kernel; N == 1 with a contiguous column: computed transposed
     _, plan = plan_matmul("float32", 1, 256, 784, trans_b=True)

@@ -84,11 +84,7 @@ class _Gemm(Kit):
 
             def k(mr, nr):
                 return sh.dot_kernel(mr, nr, plan.ks)
-            full = k(MR, NR)
-            nt = k(MR, ntail) if ntail else full
-            mt = k(mtail, NR) if mtail else full
-            co = k(mtail, ntail) if (ntail and mtail) else (mt if mtail else nt)
-            return (full, nt, mt, co), NR, VL
+            return self._used((MR, NR), (MR, ntail), (mtail, NR), (mtail, ntail), k), NR, VL
         NR = plan.nv * VL
         ntail, mtail = p.N % NR, p.M % MR
         nv_t = ceil_div(ntail, VL)
@@ -97,11 +93,22 @@ class _Gemm(Kit):
             # whole: every vector of the tile is full, B loads need no mask (packed B: never)
             return sh.row_ukernel(mr, nv, plan.ks, plan.unroll, pa=plan.pack_a,
                                   pb=bool(plan.pack) or whole)
-        full = k(MR, plan.nv, True)
-        nt = k(MR, nv_t, False) if ntail else full
-        mt = k(mtail, plan.nv, True) if mtail else full
-        co = k(mtail, nv_t, False) if (ntail and mtail) else (mt if mtail else nt)
-        return (full, nt, mt, co), NR, (ntail % VL or VL)
+        kerns = self._used((MR, plan.nv, True), (MR, nv_t, False), (mtail, plan.nv, True), (mtail, nv_t, False), k)
+        return kerns, NR, (ntail % VL or VL)
+
+    def _used(self, full: tuple, ntail: tuple, mtail: tuple, corner: tuple, make) -> tuple:
+        """The (full, N-edge, M-edge, corner) tile kernels, ``make(*shape)`` called only for the tiles
+        the product has (a product narrower than one panel has no full tile, one without an M edge no
+        M-edge tile ...): the shared functions a model compiles are the ones it calls. A slot without
+        tiles points at a kernel of the product that exists (the driver never calls it)."""
+        p, MR = self.p, self.plan.mr
+        NR = self.plan.nv if self.plan.kernel == "dot" else self.plan.nv * self.VL
+        has_n, has_m = (p.N >= NR, p.N % NR > 0), (p.M >= MR, p.M % MR > 0)   # (whole, edge) along each axis
+        shapes = (full, ntail, mtail, corner)
+        used = [has_m[m] and has_n[n] for m in (0, 1) for n in (0, 1)]
+        made = {i: make(*shapes[i]) for i in range(4) if used[i]}
+        some = next(iter(made.values()))
+        return tuple(made.get(i, some) for i in range(4))
 
     def emit(self) -> ir.Function:
         p, plan, VL = self.p, self.plan, self.VL

@@ -265,10 +265,10 @@ def _row_kernel_names(p: Problem, plan: Plan) -> set:
     VL = vec_len(p.dtype)
     tag = gemm_tag(p.dtype)
     NR = plan.nv * VL
-    mrs = {plan.mr} | ({p.M % plan.mr} if p.M % plan.mr else set())
+    mrs = ({plan.mr} if p.M >= plan.mr else set()) | ({p.M % plan.mr} if p.M % plan.mr else set())
     sfx = "pa" if plan.pack_a else ""
     pre = f"sdgemm.{tag}.uk"
-    names = {f"{pre}{m}x{plan.nv}.k{plan.ks}u{plan.unroll}{sfx}pb" for m in mrs}   # whole tiles
+    names = {f"{pre}{m}x{plan.nv}.k{plan.ks}u{plan.unroll}{sfx}pb" for m in mrs} if p.N >= NR else set()  # whole
     if p.N % NR:                                                                   # N edge
         tail = "pb" if plan.pack else ""
         names |= {f"{pre}{m}x{ceil_div(p.N % NR, VL)}.k{plan.ks}u{plan.unroll}{sfx}{tail}" for m in mrs}
