@@ -114,56 +114,61 @@ class SharedKernels(Kit):
         for s in range(1, ks):
             for t in range(n_set):
                 accs[t] = b.fadd(accs[t], accs[s * n_set + t])
-        # Epilogue: bias loads that a flag disables use all-false masks (they read nothing and give
-        # zeros), relu is max(x, lo) with lo = 0 or -inf.
-        ones = ir.Constant(self.mty, [1] * VL)
-        offm = ir.Constant(self.mty, [0] * VL)
-        epi = flag(UK_EPI)
-        cmask = b.select(flag(UK_LOAD_C), ones, offm)
-        cmask_l = b.and_(cmask, tmask)
-        bc = b.and_(epi, flag(UK_BIAS_COL))
-        bias_v = [self.mload(b, self.gep(b, biasp, v * VL),
-                             b.select(bc, tmask if v == nv - 1 else ones, offm)) for v in range(nv)]
-        br_on = b.and_(epi, flag(UK_BIAS_ROW))
-        bias_r = [self.mload(b, self.gep(b, biasp, q * VL),
-                             b.select(br_on, self.const_mask(min(VL, mr - q * VL)), offm))
-                  for q in range(ceil_div(mr, VL))]
-        lo = self.splat(b, b.select(b.and_(epi, flag(UK_RELU)), self.fzero,
-                                    ir.Constant(self.ety, float("-inf"))))
-        brow = [b.shuffle_vector(bias_r[r // VL], ir.Constant(self.vty, ir.Undefined),
-                                 ir.Constant(ir.VectorType(I32, VL), [r % VL] * VL)) for r in range(mr)]
         cps = [[self.gep(b, crow[r], v * VL) for v in range(nv)] for r in range(mr)]
+        whole = b.icmp_signed("==", lanes, c64(VL))
+        epi = flag(UK_EPI)
+        extra = b.and_(epi, b.icmp_unsigned("!=", b.and_(flags, ir.Constant(I32, UK_BIAS_COL | UK_BIAS_ROW | UK_RELU)),
+                                            ir.Constant(I32, 0)))
 
-        def finish(b, cvals, masked):
-            """C = max(acc + old C + bias, lo); ``masked``: the last vector of each row stores only
-            its first ``lanes`` lanes."""
+        def general(b):
+            """C = max(acc + old C + bias, lo), relu as max(x, lo) with lo = 0 or -inf; loads a flag
+            disables use all-false masks (they read nothing and give zeros). Only an N-edge tile's last
+            vector per row stores masked (a masked store is microcoded on AMD cores: ~40 uops)."""
+            ones = ir.Constant(self.mty, [1] * VL)
+            offm = ir.Constant(self.mty, [0] * VL)
+            cmask = b.select(flag(UK_LOAD_C), ones, offm)
+            cmask_l = b.and_(cmask, tmask)
+            bc = b.and_(epi, flag(UK_BIAS_COL))
+            bias_v = [self.mload(b, self.gep(b, biasp, v * VL),
+                                 b.select(bc, tmask if v == nv - 1 else ones, offm)) for v in range(nv)]
+            br_on = b.and_(epi, flag(UK_BIAS_ROW))
+            bias_r = [self.mload(b, self.gep(b, biasp, q * VL),
+                                 b.select(br_on, self.const_mask(min(VL, mr - q * VL)), offm))
+                      for q in range(ceil_div(mr, VL))]
+            lo = self.splat(b, b.select(b.and_(epi, flag(UK_RELU)), self.fzero,
+                                        ir.Constant(self.ety, float("-inf"))))
+            xs = []
             for r in range(mr):
+                br = b.shuffle_vector(bias_r[r // VL], ir.Constant(self.vty, ir.Undefined),
+                                      ir.Constant(ir.VectorType(I32, VL), [r % VL] * VL))
                 for v in range(nv):
-                    x = b.fadd(b.fadd(b.fadd(accs[r * nv + v], cvals[r * nv + v]), bias_v[v]), brow[r])
-                    x = b.select(b.fcmp_ordered("<", x, lo), lo, x)     # max(x, lo), NaN kept
-                    self.vstore(b, x, cps[r][v], tmask if (masked and v == nv - 1) else None)
+                    cv = self.mload(b, cps[r][v], cmask_l if v == nv - 1 else cmask)
+                    x = b.fadd(b.fadd(b.fadd(accs[r * nv + v], cv), bias_v[v]), br)
+                    xs.append(b.select(b.fcmp_ordered("<", x, lo), lo, x))     # max(x, lo), NaN kept
+            with b.if_else(whole) as (plain, edge):
+                with plain:
+                    for q, x in enumerate(xs):
+                        self.vstore(b, x, cps[q // nv][q % nv])
+                with edge:
+                    for q, x in enumerate(xs):
+                        self.vstore(b, x, cps[q // nv][q % nv], tmask if q % nv == nv - 1 else None)
 
-        # A tile of whole vectors (lanes == VL) loads and stores C plainly, reading it only with
-        # UK_LOAD_C; only the N-edge tile masks (a masked store is microcoded on AMD cores: ~40 uops;
-        # measured on Zen 3: W1's K = 64 weight-gradient products 13% faster with plain stores)
-        with b.if_else(b.icmp_signed("==", lanes, c64(VL))) as (whole, edge):
-            with whole:
-                with b.if_else(flag(UK_LOAD_C)) as (load, skip):
+        # The common tile (whole vectors, no bias or relu to apply): C = acc, or C += acc with
+        # UK_LOAD_C, in plain loads and stores and nothing else (measured on Zen 3: with masked C
+        # stores and the general epilogue, W1's K = 64 weight-gradient products ran 35% slower)
+        with b.if_else(b.and_(whole, b.not_(extra))) as (fast, other):
+            with fast:
+                with b.if_else(flag(UK_LOAD_C)) as (load, store):
                     with load:
-                        old = [self.vload(b, cps[r][v]) for r in range(mr) for v in range(nv)]
-                        from_load = b.block
-                    with skip:
-                        from_skip = b.block
-                cvals = []
-                for x in old:
-                    phi = b.phi(self.vty)
-                    phi.add_incoming(x, from_load)
-                    phi.add_incoming(self.vzero, from_skip)
-                    cvals.append(phi)
-                finish(b, cvals, masked=False)
-            with edge:
-                finish(b, [self.mload(b, cps[r][v], cmask_l if v == nv - 1 else cmask)
-                           for r in range(mr) for v in range(nv)], masked=True)
+                        for r in range(mr):
+                            for v in range(nv):
+                                self.vstore(b, b.fadd(accs[r * nv + v], self.vload(b, cps[r][v])), cps[r][v])
+                    with store:
+                        for r in range(mr):
+                            for v in range(nv):
+                                self.vstore(b, accs[r * nv + v], cps[r][v])
+            with other:
+                general(b)
         b.ret_void()
         return fn
 
