@@ -9,7 +9,7 @@ from llvmlite import ir
 
 from symdiff.codegen.llvm.gemm.ir import (ARG_TYPES, EDGE_PARTS, PRM, I32, I64, PTR, VOID, c64, IndirectCallee, Kit,
                                           prm_type)
-from symdiff.codegen.llvm.gemm.plan import UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, PF_A_DIST, ceil_div
+from symdiff.codegen.llvm.gemm.plan import UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, PF_A_DIST, PF_C, ceil_div
 
 # ----------------------------------------------------------------------------- shared kernels
 class SharedKernels(Kit):
@@ -67,6 +67,12 @@ class SharedKernels(Kit):
         a, sai, sak, bp, sbk, c, ldc, biasp, kc, lanes, flags = fn.args
 
         crow = [c if r == 0 else self.gep(b, c, b.mul(ldc, c64(r))) for r in range(mr)]
+        if PF_C:
+            # C's tile is read (UK_LOAD_C) and written after the k loop: its lines are fetched now,
+            # under the loop, instead of stalling the epilogue (first and last line of each row)
+            for r in range(mr):
+                for off in sorted({0, nv * VL - 1}):
+                    self.prefetch(b, b.gep(crow[r], [c64(off)], inbounds=False, source_etype=self.ety), write=True)
         if pa:
             sai, sak = c64(1), c64(mr)
         arow = [a if r == 0 else self.gep(b, a, b.mul(sai, c64(r))) for r in range(mr)]

@@ -38,6 +38,7 @@ _PACK_A = True             # pack op(A) into MR-row panels when B is packed (con
 _PACK_A_BYTES = 256 << 10  # its buffer, at most
 _OUTER_TASK_BYTES = 256 << 10   # K == 1 products: two tasks from this much of C on
 PF_A_DIST = 16            # micro-kernel: prefetch op(A) this many k steps ahead (0: off)
+PF_C = True               # micro-kernel: prefetch its C tile before the k loop
 
 # the task-split thresholds, for planners that apply them at run time (gemm/dynamic.py)
 TASK_RULE = {"serial_flops": _SERIAL_FLOPS, "task_flops": _TASK_FLOPS, "outer_task_bytes": _OUTER_TASK_BYTES}
