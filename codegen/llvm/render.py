@@ -514,6 +514,8 @@ class Renderer:
         """The task function of a 2-D product: ``gemm(A, B, C, bias, begin, end, *sizes(builder))``."""
         fn, b = self._task_fn("matmul")
         ctx, begin, end = fn.args
+        gemm.linkage = "internal"  # (called only here: inlined, one function less to compile)
+        gemm.attributes.add("alwaysinline")
         where = self.p.where
         ptrs = [self._ptr(b, ctx, where[k.a].id), self._ptr(b, ctx, where[k.b].id), self._ptr(b, ctx, k.out.id),
                 self._ptr(b, ctx, where[k.bias].id) if k.bias is not None else ir.Constant(PTR, None)]
