@@ -162,6 +162,11 @@ for dt in ("float32", "float64"):
              (False, True, True)]):
         EPI[f"epi_{dt}_{M}_{K}_{N}_{int(ta)}{int(tb)}_{int(acc)}{int(bias)}{int(relu)}"] = dict(
             dtype=dt, M=M, N=N, K=K, trans_a=ta, trans_b=tb, accumulate=acc, bias=bias, relu=relu)
+    # several K blocks: the inner blocks take the plain C += acc path of whole tiles, the last applies
+    # bias and relu (whole and N-edge tiles, M edge too)
+    for ta, tb, acc in itertools.product((False, True), (False, True), (False, True)):
+        EPI[f"epi_{dt}_37_700_70_{int(ta)}{int(tb)}_{int(acc)}11"] = dict(
+            dtype=dt, M=37, N=70, K=700, trans_a=ta, trans_b=tb, accumulate=acc, bias=True, relu=True)
 
 
 @pytest.fixture(scope="module")
