@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import re
 import threading
 
 import numpy as np
 import pytest
 
 from symdiff.codegen.llvm.gemm.emit import GemmInfo, emit_matmul, plan_matmul
+from symdiff.codegen.llvm.gemm.plan import vec_len
 from symdiff.codegen.llvm.jit import JitModule, new_module
 
 _FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
@@ -245,8 +247,6 @@ def test_linkage_sharing_and_vector_width():
 def test_only_the_tiles_a_product_has_are_emitted(M, N, K, ta):
     # a product narrower than one panel has no full tile, one whose rows divide MR no M-edge tile, ...:
     # at most one micro-kernel per (rows, columns) tile shape the product has, and only its row counts
-    import re
-    from symdiff.codegen.llvm.gemm.plan import vec_len
     mod = new_module("tiles")
     emit_matmul(mod, "mm", "float32", M, N, K, trans_a=ta, threads=2)
     p, plan = plan_matmul("float32", M, N, K, trans_a=ta, threads=2)

@@ -160,8 +160,8 @@ class SharedKernels(Kit):
                         self.vstore(b, x, cps[q // nv][q % nv], tmask if q % nv == nv - 1 else None)
 
         # The common tile (whole vectors, no bias or relu to apply): C = acc, or C += acc with
-        # UK_LOAD_C, in plain loads and stores and nothing else (measured on Zen 3: with masked C
-        # stores and the general epilogue, W1's K = 64 weight-gradient products ran 35% slower)
+        # UK_LOAD_C, in plain loads and stores and nothing else (measured on one Zen 3 core: the general
+        # epilogue cost W1's products 8-12%; docs/performance.md)
         with b.if_else(b.and_(whole, b.not_(extra))) as (fast, other):
             with fast:
                 with b.if_else(flag(UK_LOAD_C)) as (load, store):
