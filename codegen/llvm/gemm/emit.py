@@ -84,7 +84,7 @@ class _Gemm(Kit):
 
             def k(mr, nr):
                 return sh.dot_kernel(mr, nr, plan.ks)
-            return self._used((MR, NR), (MR, ntail), (mtail, NR), (mtail, ntail), k), NR, VL
+            return self._used(NR, (MR, NR), (MR, ntail), (mtail, NR), (mtail, ntail), k), NR, VL
         NR = plan.nv * VL
         ntail, mtail = p.N % NR, p.M % MR
         nv_t = ceil_div(ntail, VL)
@@ -93,16 +93,15 @@ class _Gemm(Kit):
             # whole: every vector of the tile is full, B loads need no mask (packed B: never)
             return sh.row_ukernel(mr, nv, plan.ks, plan.unroll, pa=plan.pack_a,
                                   pb=bool(plan.pack) or whole)
-        kerns = self._used((MR, plan.nv, True), (MR, nv_t, False), (mtail, plan.nv, True), (mtail, nv_t, False), k)
+        kerns = self._used(NR, (MR, plan.nv, True), (MR, nv_t, False), (mtail, plan.nv, True), (mtail, nv_t, False), k)
         return kerns, NR, (ntail % VL or VL)
 
-    def _used(self, full: tuple, ntail: tuple, mtail: tuple, corner: tuple, make) -> tuple:
+    def _used(self, NR: int, full: tuple, ntail: tuple, mtail: tuple, corner: tuple, make) -> tuple:
         """The (full, N-edge, M-edge, corner) tile kernels, ``make(*shape)`` called only for the tiles
         the product has (a product narrower than one panel has no full tile, one without an M edge no
         M-edge tile ...): the shared functions a model compiles are the ones it calls. A slot without
         tiles points at a kernel of the product that exists (the driver never calls it)."""
         p, MR = self.p, self.plan.mr
-        NR = self.plan.nv if self.plan.kernel == "dot" else self.plan.nv * self.VL
         has_n, has_m = (p.N >= NR, p.N % NR > 0), (p.M >= MR, p.M % MR > 0)   # (whole, edge) along each axis
         shapes = (full, ntail, mtail, corner)
         used = [has_m[m] and has_n[n] for m in (0, 1) for n in (0, 1)]
