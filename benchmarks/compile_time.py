@@ -21,8 +21,9 @@ simplifier phase, expand, lower, cache key, render (building the llvmlite IR, an
 GEMM function as it is handed to the compile threads), split + IR text of the graph's modules, the LLVM
 wait after render (the shared GEMM modules compile on the compile threads while the graph renders; this
 is the LLVM time left once the graph's own modules are queued), the summed per-module parse / opt /
-codegen of the shared kernels and of the graph's own modules ("main"), cache I/O, link + load, runtime
-setup. ``compile`` is ``fn.compile_seconds`` (simplify + backend); ``total`` is build + grad + compile
+codegen of the shared kernels, of the graph's own modules ("main") and of its light-tier modules
+("light", ``llvm/tiers.py``; ``--full-tier`` compiles every kernel at the full tier instead), cache I/O,
+link + load, runtime setup. ``compile`` is ``fn.compile_seconds`` (simplify + backend); ``total`` is build + grad + compile
 (imports excluded; they are reported on their own line).
 """
 from __future__ import annotations
@@ -74,7 +75,7 @@ class _Timers:
         setattr(owner, attr, timed)
 
 
-def child(case: str, speed_level: int | None = None, tuning: str = "") -> dict:
+def child(case: str, speed_level: int | None = None, tuning: str = "", full_tier: bool = False) -> dict:
     t0 = time.perf_counter()
     import numpy  # noqa: F401
     t1 = time.perf_counter()
@@ -94,6 +95,7 @@ def child(case: str, speed_level: int | None = None, tuning: str = "") -> dict:
     if speed_level is not None:  # (each run has its own cache folder: no object of another level is loaded)
         jit.EMIT_SPEED_LEVEL = speed_level
     jit.EMIT_TUNING = parse_tuning(tuning)
+    backend.LIGHT_TIER = not full_tier
     T = _Timers()
     T.t.update({"import numpy": t1 - t0, "import symdiff": t2 - t1, "import llvm backend": t3 - t2})
     calls = {"n": 0, "stage": "graph build"}
@@ -132,7 +134,7 @@ def child(case: str, speed_level: int | None = None, tuning: str = "") -> dict:
     T.add("compile CPU (all threads)", time.process_time() - cpu)
     T.add("compile", f.compile_seconds)
     for m in mods:
-        kind = "shared" if m["module"].startswith("sdgemm.") else "main"
+        kind = "shared" if m["module"].startswith("sdgemm.") else "light" if m.get("light") else "main"
         for part in ("parse", "opt", "codegen", "print"):
             T.add(f"{kind} {part}", m[f"{part}_s"])
     T.add("total", T.t["graph build"] + T.t["autodiff"] + T.t["compile"])
@@ -151,9 +153,11 @@ def parse_tuning(text: str) -> dict:
     return out
 
 
-def run_child(case: str, cache_dir: Path, speed_level: int | None = None, tuning: str = "") -> dict:
+def run_child(case: str, cache_dir: Path, speed_level: int | None = None, tuning: str = "",
+              full_tier: bool = False) -> dict:
     env = {**os.environ, "SYMDIFF_CACHE_DIR": str(cache_dir), "SYMDIFF_CACHE": "1"}
     level = ([] if speed_level is None else ["--speed-level", str(speed_level)]) + (["--tuning", tuning] if tuning else [])
+    level += ["--full-tier"] if full_tier else []
     out = subprocess.run([sys.executable, "-m", "benchmarks.compile_time", "--child", case, *level], cwd=REPO,
                          env=env, capture_output=True, text=True)
     if out.returncode:
@@ -168,18 +172,19 @@ def drop_graph_entries(cache_dir: Path) -> None:
             shutil.rmtree(p)
 
 
-def measure(case: str, runs: int, speed_level: int | None = None, tuning: str = "") -> dict[str, list[dict]]:
+def measure(case: str, runs: int, speed_level: int | None = None, tuning: str = "",
+            full_tier: bool = False) -> dict[str, list[dict]]:
     res: dict[str, list[dict]] = {s: [] for s in STATES}
     for _ in range(runs):
         d = Path(tempfile.mkdtemp(prefix="sd-compile-time-"))
         try:
-            res["cold"].append(run_child(case, d, speed_level, tuning))
+            res["cold"].append(run_child(case, d, speed_level, tuning, full_tier))
             drop_graph_entries(d)
-            r = run_child(case, d, speed_level, tuning)
+            r = run_child(case, d, speed_level, tuning, full_tier)
             if r["shared"]["compiled"]:
                 r["warning"] = f"kernels compiled again: {r['shared']['compiled']}"
             res["kernels"].append(r)
-            res["cached"].append(run_child(case, d, speed_level, tuning))
+            res["cached"].append(run_child(case, d, speed_level, tuning, full_tier))
         finally:
             shutil.rmtree(d, ignore_errors=True)
     return res
@@ -188,7 +193,8 @@ def measure(case: str, runs: int, speed_level: int | None = None, tuning: str = 
 ORDER = ["import numpy", "import symdiff", "import llvm backend", "graph build", "autodiff", "simplify",
          "expand", "lower", "cache key", "render (build IR)", "split + IR text", "LLVM wait after render",
          "shared parse", "shared opt", "shared codegen", "shared print", "main parse", "main opt",
-         "main codegen", "main print", "cache I/O", "link + load", "runtime setup", "compile CPU (all threads)",
+         "main codegen", "main print", "light parse", "light opt", "light codegen", "light print", "cache I/O",
+         "link + load", "runtime setup", "compile CPU (all threads)",
          "compile", "total"]
 
 
@@ -206,7 +212,7 @@ def table(case: str, res: dict[str, list[dict]]) -> str:
         for s in STATES:
             vals = [r["t"].get(k, 0.0) for r in res[s]]
             cells.append(f"{1e3 * statistics.median(vals):.1f}" if any(vals) else "")
-        sub = k.startswith(("simplify ", "shared ", "main "))
+        sub = k.startswith(("simplify ", "shared ", "main ", "light "))
         name = f"**{k}**" if k in ("compile", "total") else ("&nbsp;&nbsp;" + k if sub else k)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cold = res["cold"][0]
@@ -245,9 +251,11 @@ def main(argv=None) -> None:
     ap.add_argument("--speed-level", type=int, choices=(1, 2, 3),
                     help="LLVM optimisation level of the emitted objects (default: jit.EMIT_SPEED_LEVEL)")
     ap.add_argument("--tuning", default="", help="pipeline tuning overrides, e.g. loop_unrolling=0 (jit.EMIT_TUNING)")
+    ap.add_argument("--full-tier", action="store_true",
+                    help="every graph kernel at the full tier (no light tier, llvm/tiers.py)")
     a = ap.parse_args(argv)
     if a.child:
-        print(json.dumps(child(a.child, a.speed_level, a.tuning)))
+        print(json.dumps(child(a.child, a.speed_level, a.tuning, a.full_tier)))
         return
     if a.profile:
         profile(a.profile)
@@ -256,12 +264,13 @@ def main(argv=None) -> None:
     m = machine.describe(str(REPO))
     idle = machine.idle_check()
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, Python {m['python']}, llvmlite {m['llvmlite']}, "
-          f"symdiff {m['symdiff_git']}" + (f", LLVM O{a.speed_level}" if a.speed_level else ""))
+          f"symdiff {m['symdiff_git']}" + (f", LLVM O{a.speed_level}" if a.speed_level else "")
+          + (", every kernel at the full tier" if a.full_tier else ""))
     if idle["warning"]:
         print(idle["warning"])
     raw = {}
     for case in [c.strip() for c in a.cases.split(",") if c.strip()]:
-        raw[case] = measure(case, a.runs, a.speed_level, a.tuning)
+        raw[case] = measure(case, a.runs, a.speed_level, a.tuning, a.full_tier)
         print()
         print(table(case, raw[case]), flush=True)
     cold = {c: statistics.median(r["t"]["total"] for r in rs["cold"]) for c, rs in raw.items()}

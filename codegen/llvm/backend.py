@@ -22,6 +22,7 @@ from symdiff.codegen.llvm.gemm.plan import vector_bytes as gemm_vector_bytes
 from symdiff.codegen.llvm.jit import JitModule, emit_object, llvm_version
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.llvm.split import CompileQueue, compile_threads, short_gil_switches, split_graph
+from symdiff.codegen.llvm.tiers import light_kernels
 from symdiff.codegen.expand import require_supported
 from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.lower import lower
@@ -29,7 +30,13 @@ from symdiff.codegen.target import ISA_LEVELS, Target, host_supports, host_targe
 
 ENTRY = "sd_entry"
 GRAPH_PART_KERNELS = 8  # a graph module is split for parallel compilation from this many kernels per part
+LIGHT_TIER = True  # small kernels compile at the light tier (llvm/tiers.py); False: all at the full one
 CODEGEN_VERSION = "1"
+
+
+def _parts(kernels: int) -> int:
+    """Modules for ``kernels`` kernels of one tier: one per compile thread, at least GRAPH_PART_KERNELS each."""
+    return max(1, min(compile_threads(), kernels // GRAPH_PART_KERNELS)) if kernels else 0
 
 
 def graph_key(outputs: Sequence[Node], backend: str, extra: str = "", target: Optional[Target] = None) -> str:
@@ -135,24 +142,29 @@ class LLVMFunction(CompiledFunction):
             reused[name] = hit[1]
             return hit[0]["args"]
 
-        # the graph's kernels in as many modules as threads compile them (at least GRAPH_PART_KERNELS each)
-        n_mod = max(1, min(compile_threads(), len(self.program.kernels) // GRAPH_PART_KERNELS))
+        # the graph's kernels in as many modules as threads compile them (at least GRAPH_PART_KERNELS each),
+        # the small ones (llvm/tiers.py) in modules of their own compiled at the light tier
+        light = light_kernels(self.program) if LIGHT_TIER else frozenset()
+        n_mod, n_light = (_parts(n) for n in (len(self.program.kernels) - len(light), len(light)))
+        light_texts: set[str] = set()
 
         def compile_text(text: str):
-            return emit_object(text, private_context=True, target=self.target)
+            return emit_object(text, private_context=True, target=self.target, light=text in light_texts)
 
         shared: list = []  # (name, arg types, future of (object, IR)) per shared GEMM function compiled
         # one queue of compile threads (each module in a private LLVM context): every shared GEMM function
         # starts compiling as soon as the renderer has built it, while the rest of the graph renders
         with CompileQueue(compile_text, compile_threads()) as queue:
             renderer = Renderer(self.program, ENTRY, shared_available=available, target=self.target,
-                                modules=n_mod, on_shared=lambda n, a, text: shared.append((n, a, queue.submit(text))))
+                                modules=n_mod, light=light, light_modules=n_light,
+                                on_shared=lambda n, a, text: shared.append((n, a, queue.submit(text))))
             gc_was_on = gc.isenabled()
             gc.disable()  # building IR allocates ~10^5 objects; repeated cyclic-GC scans only cost time here
             try:
                 with short_gil_switches():  # (the compile threads get the GIL back sooner between LLVM calls)
                     renderer.render()
                     texts, parts = split_graph(renderer.modules)  # (parts: none left over, normally)
+                    light_texts.update(t for t, m in zip(texts, renderer.modules) if m.sd_light)
             finally:
                 if gc_was_on:
                     gc.enable()

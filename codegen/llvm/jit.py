@@ -18,6 +18,8 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 from llvmlite.binding import ffi
 
+from symdiff.codegen.llvm.tiers import LIGHT_CODEGEN_LEVEL, LIGHT_SPEED_LEVEL, LIGHT_TUNING
+
 
 @functools.lru_cache(maxsize=None)
 def _init_llvm() -> None:
@@ -38,15 +40,15 @@ def host_triple() -> str:
 
 
 def target_machine(cpu: Optional[str] = None, features: Optional[str] = None,
-                   reloc: str = "default", jit: bool = True) -> "llvm.TargetMachine":
-    """A TargetMachine for the host (or the given cpu/features) at opt level 3."""
+                   reloc: str = "default", jit: bool = True, opt: int = 3) -> "llvm.TargetMachine":
+    """A TargetMachine for the host (or the given cpu/features), code generation at level ``opt``."""
     _init_llvm()
     hcpu, hfeat = host_cpu()
     if features is None:
         features = _features(hfeat)
     target = llvm.Target.from_triple(host_triple())
     return target.create_target_machine(cpu=cpu or hcpu, features=features,
-                                        opt=3, reloc=reloc, codemodel="jitdefault" if jit else "default",
+                                        opt=opt, reloc=reloc, codemodel="jitdefault" if jit else "default",
                                         jit=jit)
 
 
@@ -222,31 +224,38 @@ EMIT_TUNING: dict = {}
 
 
 def emit_object(module: ir.Module | str, opt: bool = True, private_context: bool = False,
-                target=None) -> tuple[bytes, str]:
+                target=None, light: bool = False) -> tuple[bytes, str]:
     """Compile to a position-independent object file at ``EMIT_SPEED_LEVEL`` (tuning ``EMIT_TUNING``);
     returns (object bytes, optimized IR text).
+
+    ``light``: the light tier of ``codegen/llvm/tiers.py`` instead (a graph module of small kernels: IR
+    pipeline at O1 without unrolling or interleaving, code generation at O0).
 
     ``private_context``: parse into a fresh LLVMContext, so several threads may compile at once (and
     really do: the pass pipeline and the code generation run outside llvmlite's lock, :func:`_unlocked`).
     ``target``: a :class:`symdiff.codegen.target.Target` (its CPU and features); default the host.
     """
     t0 = time.perf_counter()
+    level, tuning, cg_level = EMIT_SPEED_LEVEL, EMIT_TUNING, 3
+    if light:
+        level, tuning, cg_level = LIGHT_SPEED_LEVEL, LIGHT_TUNING, LIGHT_CODEGEN_LEVEL
     if target is None:
-        tm = target_machine(reloc="pic", jit=False)
+        tm = target_machine(reloc="pic", jit=False, opt=cg_level)
     else:
-        tm = target_machine(cpu=target.cpu, features=_features(target.features), reloc="pic", jit=False)
+        tm = target_machine(cpu=target.cpu, features=_features(target.features), reloc="pic", jit=False,
+                            opt=cg_level)
     text = str(module)
     mod = parse(text, llvm.create_context() if private_context else None)
     t1 = time.perf_counter()
     if opt:  # (the target machine is this call's own: with a private context nothing is shared)
-        optimize(mod, tm, EMIT_SPEED_LEVEL, unlocked=private_context, tuning=EMIT_TUNING)
+        optimize(mod, tm, level, unlocked=private_context, tuning=tuning)
     t2 = time.perf_counter()
     obj = _emit(tm, mod, unlocked=private_context)
     t3 = time.perf_counter()
     optimized = str(mod)
     if _RECORDERS:
         found = _DEFINE.search(text)
-        rec = {"module": found.group(1) if found else "?", "ir_chars": len(text), "parse_s": t1 - t0,
+        rec = {"module": found.group(1) if found else "?", "light": light, "ir_chars": len(text), "parse_s": t1 - t0,
                "opt_s": t2 - t1, "codegen_s": t3 - t2, "print_s": time.perf_counter() - t3}
         with _RECORD_LOCK:
             for r in _RECORDERS:

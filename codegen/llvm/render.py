@@ -19,14 +19,14 @@ ulp bounds); only the accumulating adds of reductions carry ``reassoc`` so LLVM 
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Collection, Optional
 
 import numpy as np
 from llvmlite import ir
 
 from symdiff import dims as _dims
 
-from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
+from symdiff.codegen.kernel_ir import (Buffer, Kernel, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
                                        ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.llvm.emitter import LLVMEmitter
 from symdiff.codegen.llvm.gemm.ir import Loops
@@ -72,16 +72,22 @@ FORCED_CPUS = frozenset(cpu for cpu, _, _ in ISA_LEVELS.values())  # isa= target
 class Renderer:
     """Renders a Program into one llvmlite module (``modules=n``: the entry in the first and the kernel
     functions spread over n modules, balanced by instruction count, so that n threads can compile them:
-    ``llvm/split.py``'s ``split_graph``). ``gemm_info`` records, per matmul kernel index, the GemmInfo of the
-    product the GEMM planner chose (task split, tile, packing)."""
+    ``llvm/split.py``'s ``split_graph``). ``light``: indexes of kernels rendered into ``light_modules`` more
+    modules, marked ``sd_light`` (compiled at the light tier, ``llvm/tiers.py``). ``gemm_info`` records, per
+    matmul kernel index, the GemmInfo of the product the GEMM planner chose (task split, tile, packing)."""
 
     def __init__(self, program: Program, name: str = "sd_entry", shared_available=None,
                  target: Optional[Target] = None, modules: int = 1,
-                 on_shared: Optional[Callable[[str, list, str], None]] = None) -> None:
+                 on_shared: Optional[Callable[[str, list, str], None]] = None, light: Collection[int] = (),
+                 light_modules: int = 0) -> None:
         self.p = program
         self.name = name
         self.target: Target = target or program.target or host_target()
-        self.modules = [new_module(name if i == 0 else f"{name}.part{i}", self.target) for i in range(max(1, modules))]
+        tiers = [False] * max(0, modules) + [True] * max(0, light_modules) or [False]
+        self.modules = [new_module(name if i == 0 else f"{name}.part{i}", self.target) for i in range(len(tiers))]
+        for m, is_light in zip(self.modules, tiers):
+            m.sd_light = is_light
+        self.light = frozenset(light)
         self.maths = [MathLib(m, hw_fma=self.target.has_fma) for m in self.modules]
         self.weights = [0] * len(self.modules)  # instructions of the kernels each module holds
         self.gemm_info: dict[int, GemmInfo] = {}
@@ -161,9 +167,10 @@ class Renderer:
             self.kernel_index = i
             if i in firsts:  # a run of independent kernels: collect their launches, dispatch them as one
                 self.launches = []
-            part = min(range(len(self.modules)), key=lambda j: self.weights[j])  # the lightest module so far
+            tier = [j for j, m in enumerate(self.modules) if m.sd_light == (i in self.light)] or [0]
+            part = min(tier, key=self.weights.__getitem__)  # the module of its tier with the fewest instructions
             self.mod, self.math = self.modules[part], self.maths[part]
-            self.alias_md = self._alias_scopes(i, k) if isinstance(k, LoopKernel) else {}
+            self.alias_md = self._alias_scopes(i, k) if isinstance(k, (LoopKernel, ReduceKernel)) else {}
             self.KERNEL_RULES[type(k)](self, k)
             if i in lasts:
                 render_group(self, lasts[i], self.p.kernels)
@@ -191,8 +198,8 @@ class Renderer:
         return sum(len(bb.instructions) for g in module.globals.values()
                    if isinstance(g, ir.Function) and not g.name.startswith(SHARED_PREFIX) for bb in g.blocks)
 
-    def _alias_scopes(self, i: int, k: LoopKernel) -> dict:
-        """Scoped-alias metadata of a loop kernel, per buffer id: (its scope, the other buffers' scopes).
+    def _alias_scopes(self, i: int, k: Kernel) -> dict:
+        """Scoped-alias metadata of a loop or reduce kernel, per buffer id: (its scope, the other buffers' scopes).
         The buffers a kernel touches are disjoint memory (the workspace plan keeps a kernel's reads live
         while it writes; buffers that share memory share their Buffer), so accesses to different buffers
         never alias: LLVM may vectorise a copy like im2col's without runtime checks."""
@@ -308,7 +315,8 @@ class Renderer:
             r = b.fmul(acc, v)
             r.flags = ["reassoc"]  # as the sum: the order of the products may change (rounding only)
             return r
-        return b.call(self.intrinsic("maximum", _dtype_of(v), 2), [acc, v])
+        dtype = "float32" if isinstance(v.type, ir.FloatType) else "float64"
+        return b.call(self.intrinsic("maximum", dtype, 2), [acc, v])
 
     # -- kernels ----------------------------------------------------------------------------------------------
     def _task_bounds(self, b, begin, end, extent, tasks: int):
@@ -415,9 +423,13 @@ class Renderer:
         outer = x.shape[:nd - trailing]
         out_shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
 
-        def out_ptr(ev, point):
-            opoint = [p for i, p in enumerate(point) if i not in axes]
-            return b.gep(self._ptr(b, ctx, out.id), [ev.offset(out_shape, opoint)], source_etype=ty)
+        def out_ptr(ev, point):  # (the output's base pointer loaded once, its accesses alias-tagged)
+            return ev.em.store_ref(out, ev.offset(out_shape, [p for i, p in enumerate(point) if i not in axes]))
+
+        def accum_out(ev, ptr, v):  # out[...] (op)= v, or out[...] = v
+            if needs_init:
+                v = self._accum(b, r.op, ev.em.tag(b.load(ptr, typ=ty), out), v)
+            ev.em.tag(b.store(v, ptr), out)
 
         def outer_body(opoint):
             ev = self.make_eval(fn, b, ctx)
@@ -429,13 +441,9 @@ class Renderer:
                     b.store(self._accum(b, r.op, b.load(acc, typ=ty), v), acc)
                 loops.nest([(_c(0), self.dim(b, s)) for s in x.shape[nd - trailing:]], inner, name="r",
                            inner=self._inner_hints([(x, False)]))
-                val = b.load(acc, typ=ty)
-                ptr = out_ptr(ev, opoint + [_c(0)] * trailing)
-                b.store(self._accum(b, r.op, b.load(ptr, typ=ty), val) if needs_init else val, ptr)
+                accum_out(ev, out_ptr(ev, opoint + [_c(0)] * trailing), b.load(acc, typ=ty))
             else:
-                v = ev.convert(ev(x, opoint), x.dtype, r.dtype)
-                ptr = out_ptr(ev, opoint)
-                b.store(self._accum(b, r.op, b.load(ptr, typ=ty), v), ptr)
+                accum_out(ev, out_ptr(ev, opoint), ev.convert(ev(x, opoint), x.dtype, r.dtype))
 
         self._task_nest(b, loops, begin, end, outer, k.tasks, outer_body)
         b.ret_void()
@@ -583,13 +591,8 @@ class Renderer:
 
     # one rule per kernel type (renderers dispatch on the kernel's type, not on a name)
     KERNEL_RULES = {LoopKernel: _kernel_loop, ReduceKernel: _kernel_reduce, RowKernel: _kernel_row,
-                    MatmulKernel: _kernel_matmul,
-                    ScatterKernel: render_scatter, ScanKernel: render_scan,
+                    MatmulKernel: _kernel_matmul, ScatterKernel: render_scatter, ScanKernel: render_scan,
                     SortKernel: render_sort}  # llvm/render_extra.py
-
-
-def _dtype_of(v) -> str:
-    return "float32" if isinstance(v.type, ir.FloatType) else "float64"
 
 
 def render(program: Program, name: str = "sd_entry", target: Optional[Target] = None) -> ir.Module:
