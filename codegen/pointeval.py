@@ -67,7 +67,14 @@ def strides(shape: Sequence[int]) -> list[int]:
 
 
 class Emitter(ABC):
-    """The backend half of point evaluation: index arithmetic, loads, constants, scalar ops, casts."""
+    """The backend half of point evaluation: index arithmetic, loads, constants, scalar ops, casts.
+    ``GUARDED_LOADS``: the emitter has :meth:`load_if` (a load made only where a predicate holds)."""
+
+    GUARDED_LOADS = False
+
+    def load_if(self, pred: Any, buf: Any, offset: Any, node: Node, fill: Any) -> Any:
+        """``buf[offset]`` where ``pred`` holds, else ``fill``; the offset may be out of bounds elsewhere."""
+        raise NotImplementedError(f"{type(self).__name__} has no guarded loads")
 
     # -- index values --
     @abstractmethod
@@ -409,6 +416,9 @@ def _embed_point(ev: PointEval, n: Node, point) -> Any:
     fill = em.const(fill if n.dtype.startswith("float") else int(fill), n.dtype)
     if x.size == 0:
         return fill  # nothing placed
+    # a materialised x is read by a guarded load at the unclamped index: affine along the inner axis, so
+    # the loop vectorises with masked loads (a clamped index is not affine: gathers)
+    guarded = em.GUARDED_LOADS and x in ev.where
     idx, inside = [], None
     for p, m, big, s, st in zip(point, x.shape, n.shape, n.attrs["start"], n.attrs["step"]):
         if m == big:  # the whole axis (start 0, step 1)
@@ -422,7 +432,10 @@ def _embed_point(ev: PointEval, n: Node, point) -> Any:
         if m == 1:
             idx.append(em.iconst(0))
         else:
-            idx.append(em.iselect(pred, em.atom(em.iudiv(t, st)) if st != 1 else t, em.iconst(0)))
+            i = em.atom(em.iudiv(t, st)) if st != 1 else t
+            idx.append(i if guarded else em.iselect(pred, i, em.iconst(0)))
+    if guarded and inside is not None:
+        return em.load_if(inside, ev.where[x], ev.offset(x.shape, idx), x, fill)
     v = ev.ev(x, idx)
     return v if inside is None else em.vselect(inside, v, fill, n.dtype)
 

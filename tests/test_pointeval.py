@@ -332,3 +332,26 @@ def test_index_selection_ops_read_in_bounds():
                 embed(concat([y, x], 0), (6, 9), (1, 0), (1, 2), 0.5)):
         em = check(out, **{n.name: n for n in _leaves(out)})
         assert em.loads and all(0 <= off < node.size for node, off in em.loads), out
+
+
+def test_llvm_embed_of_a_buffer_is_a_guarded_load():
+    """embed (pad) of a materialised buffer: the LLVM emitter reads it at the unclamped index under a
+    branch (``load_if``), which the vectoriser turns into masked loads (no gathers) where the target has
+    them; values equal NumPy's, strided placement, other fills and integer dtypes included."""
+    pytest.importorskip("llvmlite")
+    from symdiff.codegen.target import host_supports
+    from symdiff.ops_index import embed
+    rng = np.random.default_rng(3)
+    x = sd.input("x", (3, 5, 37))
+    xi = sd.input("xi", (4, 9), "int32")
+    xs = {"x": rng.standard_normal((3, 5, 37)).astype(np.float32)}
+    cases = [(sd.pad(x, ((0, 0), (2, 1), (1, 3))), xs), (embed(x, (3, 11, 80), (0, 1, 2), (1, 2, 2), -1.5), xs),
+             (embed(xi, (6, 12), (1, 3), (1, 1), 7), {"xi": rng.integers(-9, 9, (4, 9)).astype(np.int32)})]
+    for out, feeds in cases:
+        ref = sd.compile(out, "numpy")(**feeds)
+        f = sd.compile(out, "llvm", cache=False)
+        np.testing.assert_array_equal(f(**feeds), ref)
+    pad = sd.compile(sd.pad(x, ((0, 0), (1, 1), (1, 1))), "llvm", cache=False)
+    assert "masked.gather" not in pad.ir
+    if host_supports("avx2"):
+        assert "llvm.masked.load" in pad.ir

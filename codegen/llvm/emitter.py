@@ -121,6 +121,21 @@ class LLVMEmitter(Emitter):
 
     def vselect(self, p, a, b, dtype: str) -> ir.Value:
         return self.b.select(p, a, b)
+
+    GUARDED_LOADS = True
+
+    def load_if(self, pred, buf: Buffer, offset, node: Node, fill) -> ir.Value:
+        # if (pred) v = buf[offset]; phi(v, fill): LLVM's vectoriser if-converts it into a masked load
+        b = self.b
+        before = b.block
+        with b.if_then(pred):
+            v = self.load(buf, offset, node)
+            loaded = b.block
+        phi = b.phi(v.type)
+        phi.add_incoming(v, loaded)
+        phi.add_incoming(fill, before)
+        return phi
+
     # -- dynamic indices (gather/scatter) --
     def iwrap_clamp(self, i, n) -> ir.Value:
         # w = i < 0 ? i + n : i;  clamp(w, 0, n - 1) (selects: vectorisable, no branches)
