@@ -126,6 +126,44 @@ def test_nested_parallel_for_runs_serially(clib, nthreads):
             assert full == 0
 
 
+_STEER_PROBE = """
+import json, os, threading
+import numpy as np
+import symdiff as sd
+a, b = sd.input("a", (64, 256)), sd.input("b", (256, 256))
+f = sd.compile(a @ b, "llvm", num_threads=2, cache=False)
+A, B = np.ones((64, 256), np.float32), np.ones((256, 256), np.float32)
+for _ in range(20):
+    out = f(a=A, b=B)
+assert float(out[0, 0]) == 256.0
+main = threading.get_native_id()
+print(json.dumps({"allowed": sorted(os.sched_getaffinity(0)),
+                  "others": [sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")
+                             if int(t) != main]}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux CPU masks and 2+ CPUs")
+@pytest.mark.parametrize("steer", ["1", "0"])
+def test_workers_are_kept_off_the_dispatchers_cpu(steer):
+    """sd_pool.c's sd_steer: a dispatch sets each worker's CPU mask to the pool's CPUs minus the
+    dispatcher's current CPU; with SYMDIFF_WORKER_AFFINITY=0 no mask is touched (fresh process)."""
+    import json
+    import sys
+    env = {**os.environ, "SYMDIFF_WORKER_AFFINITY": steer, "SYMDIFF_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", _STEER_PROBE], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    allowed = set(got["allowed"])
+    steered = [m for m in got["others"] if set(m) < allowed and len(m) == len(allowed) - 1]
+    if steer == "1":
+        assert len(steered) == 1  # the pool's one worker
+    else:
+        assert not steered and all(set(m) == allowed for m in got["others"])
+
+
 def test_worker_stacks_are_large(clib):
     pool = runtime.Pool(2)
     pool.set_spin_us(0)
