@@ -4,7 +4,8 @@
 - independent_runs groups the weight and bias gradients at the end of an MLP's backward pass, and never
   puts a kernel in a run with one whose memory it reads or writes (workspace temps compared by range);
 - the renderer dispatches each run as one group function on two threads and the results match numpy,
-  on an MLP and on a convolutional net (whose workspace reuse once made a naive grouping wrong).
+  on an MLP and on a convolutional net (whose workspace reuse once made a naive grouping wrong); a run
+  of little modelled work is called member by member from the entry instead.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import symdiff as sd
 from symdiff.codegen.kernel_ir import MatmulKernel, ReduceKernel
 from symdiff.codegen.llvm import backend as llvm_backend
+from symdiff.codegen.llvm import render_extra
 from symdiff.codegen.llvm.render import Renderer
 from symdiff.codegen.lower import lower
 from symdiff.codegen.schedule import concurrent_runs, independent_runs, lpt_schedule
@@ -92,7 +94,8 @@ def test_no_run_holds_a_kernel_that_touches_memory_an_earlier_member_writes():
             written += writes
 
 
-def test_the_renderer_dispatches_each_run_as_one_group():
+def test_the_renderer_dispatches_each_run_as_one_group(monkeypatch):
+    monkeypatch.setattr(render_extra, "GROUP_MIN_SECONDS", 0.0)  # (this MLP's runs are below the default)
     outs, _ = _mlp()
     p = lower(sd.simplify(outs), TWO)
     r = Renderer(p, "t_entry", target=TWO)
@@ -107,6 +110,7 @@ def test_the_renderer_dispatches_each_run_as_one_group():
 
 @pytest.mark.parametrize("case", ["mlp", "mlp in 2 modules", "conv"])
 def test_grouped_programs_match_numpy_on_two_threads(case, monkeypatch):
+    monkeypatch.setattr(render_extra, "GROUP_MIN_SECONDS", 0.0)
     rng = np.random.default_rng(0)
     if case.startswith("mlp"):
         outs, leaves = _mlp()
@@ -127,3 +131,24 @@ def test_grouped_programs_match_numpy_on_two_threads(case, monkeypatch):
     feed = _feed(leaves, rng)
     for got, want in zip(f(**feed), ref(**feed)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_a_run_of_little_work_is_called_from_the_entry_without_the_pool():
+    """A run whose modelled time is under render_extra.GROUP_MIN_SECONDS: its members are called one after
+    another by the entry (no group function); a tiny model then needs no thread pool at all. A run with
+    real work keeps its group."""
+    rng = np.random.default_rng(1)
+    outs, leaves = _mlp()
+    p = lower(sd.simplify(outs), TWO)
+    r = Renderer(p, "t_entry", target=TWO)
+    text = str(r.render())
+    assert r.groups and not re.findall(r'define internal void @"?k\d+_group"?\(', text)
+    f = sd.compile(outs, "llvm", num_threads=2, cache=False)
+    assert not f.parallel and f.pool is None
+    feed = _feed(leaves, rng)
+    for got, want in zip(f(**feed), sd.compile(outs, "numpy")(**feed)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    big, _ = _mlp(sizes=(256, 256, 256, 10), batch=64)
+    rb = Renderer(lower(sd.simplify(big), TWO), "t_entry", target=TWO)
+    text = str(rb.render())
+    assert rb.groups and len(re.findall(r'define internal void @"?k\d+_group"?\(', text)) == len(rb.groups)

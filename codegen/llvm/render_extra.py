@@ -240,13 +240,24 @@ def render_sort(r, k: SortKernel) -> None:
     r._dispatch(fn, k.tasks, n.shape)
 
 
+# A run whose modelled time (codegen/schedule.py's task_seconds, summed over its tasks, 1 us of call overhead
+# each) is below this runs its members one after another in the entry, with no pool hand-off: a tiny
+# model's whole step is a few microseconds, and waking a worker can take longer than that on a VM.
+GROUP_MIN_SECONDS = 10e-6
+
+
 def render_group(r, run: list, kernels: list) -> None:
     """One parallel call for the collected launches (``r.launches``: (task fn, tasks) per member) of a run of
     independent kernels: task t of the group function is thread t's share of a longest-task-first schedule
-    of all their tasks (codegen/schedule.py); it lives beside the entry, which calls it."""
+    of all their tasks (codegen/schedule.py); it lives beside the entry, which calls it. A run of less
+    modelled time than ``GROUP_MIN_SECONDS`` is called member by member from the entry instead."""
     launches, r.launches = r.launches, None
     where = r.p.where
     members = [(tasks, task_seconds(kernels[i].cost(where), tasks)) for i, (_fn, tasks) in zip(run, launches)]
+    if sum(n * sec for n, sec in members) < GROUP_MIN_SECONDS:  # less than a hand-off is worth: in the entry
+        for fn, tasks in launches:
+            r.entry_b.call(fn, [r.ctx, _c(0), _c(tasks)])
+        return
     threads = r.target.gemm_tasks
     plan = lpt_schedule(members, threads)
     mod, r.mod = r.mod, r.modules[0]  # (the members' functions may sit in other modules: external there)
