@@ -23,8 +23,8 @@ wait after render (the shared GEMM modules compile on the compile threads while 
 is the LLVM time left once the graph's own modules are queued), the summed per-module parse / opt /
 codegen of the shared kernels, of the graph's own modules ("main") and of its light-tier modules
 ("light", ``llvm/tiers.py``; ``--full-tier`` compiles every kernel at the full tier instead), cache I/O,
-link + load, runtime setup. ``compile`` is ``fn.compile_seconds`` (simplify + backend); ``total`` is build + grad + compile
-(imports excluded; they are reported on their own line).
+link + load, runtime setup. ``compile`` is ``fn.compile_seconds`` (simplify + backend); ``total`` is build
++ grad + compile (imports excluded; they are reported on their own line).
 """
 from __future__ import annotations
 

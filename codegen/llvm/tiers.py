@@ -17,9 +17,9 @@ spills loop-carried values), so the light kernels cost at most ~1% of a call by 
 A matrix product is never forced light: its code in the graph's module is a small call into the shared
 GEMM functions (``sdgemm.*``, compiled at the full tier as modules of their own), cheap at O3 too.
 
-Measured (2026-12-04, Zen 4, same-process A/B, new model with the GEMM kernels cached; docs/performance.md):
-W1's graph compiles in ~97 ms instead of ~160, W6 (LeNet) in ~390 ms instead of ~690, runtime within
-the A/B's noise (+-3%).
+Measured (2026-12-04, Zen 4; docs/performance.md): a new model with the GEMM kernels cached compiles
+in 112 ms instead of 149 (W1) and in 345 ms instead of 547 (W6, LeNet), medians of fresh processes;
+runtime within the noise (+-3%) of a same-process A/B.
 """
 from __future__ import annotations
 
