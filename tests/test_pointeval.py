@@ -8,6 +8,7 @@ some tests, intermediate nodes) are "materialised": ``where`` maps them to array
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -337,7 +338,8 @@ def test_index_selection_ops_read_in_bounds():
 def test_llvm_embed_of_a_buffer_is_a_guarded_load():
     """embed (pad) of a materialised buffer: the LLVM emitter reads it at the unclamped index under a
     branch (``load_if``), which the vectoriser turns into masked loads (no gathers) where the target has
-    them; values equal NumPy's, strided placement, other fills and integer dtypes included."""
+    them; values equal NumPy's, strided placement, other fills and integer dtypes included. The CUDA
+    emitter reads under C's ?: (values through cuda-cpu)."""
     pytest.importorskip("llvmlite")
     from symdiff.codegen.target import host_supports
     from symdiff.ops_index import embed
@@ -349,9 +351,15 @@ def test_llvm_embed_of_a_buffer_is_a_guarded_load():
              (embed(xi, (6, 12), (1, 3), (1, 1), 7), {"xi": rng.integers(-9, 9, (4, 9)).astype(np.int32)})]
     for out, feeds in cases:
         ref = sd.compile(out, "numpy")(**feeds)
-        f = sd.compile(out, "llvm", cache=False)
-        np.testing.assert_array_equal(f(**feeds), ref)
-    pad = sd.compile(sd.pad(x, ((0, 0), (1, 1), (1, 1))), "llvm", cache=False)
+        for backend in ("llvm", "cuda-cpu"):
+            np.testing.assert_array_equal(sd.compile(out, backend)(**feeds), ref, err_msg=backend)
+    padded = sd.pad(x, ((0, 0), (1, 1), (1, 1)))
+    pad = sd.compile(padded, "llvm", cache=False)
     assert "masked.gather" not in pad.ir
     if host_supports("avx2"):
         assert "llvm.masked.load" in pad.ir
+    # the CUDA emitter: the read sits in the selected operand of ?: (never made out of bounds)
+    from symdiff.codegen.cuda.render import render_cuda
+    from symdiff.codegen.lower import lower
+    src = render_cuda(lower([padded * 2.0]), "sd_entry")[0]
+    assert re.search(r"= \S+ \? \w+\[[^]]+\] : 0\.0f?;", src), src[-1500:]

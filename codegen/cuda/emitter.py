@@ -68,6 +68,13 @@ class CudaEmitter(Emitter):
     def store_ref(self, buf: Buffer, offset: str) -> str:
         return f"{self.kc.buf(buf, write=True)}[{offset}]"
 
+    GUARDED_LOADS = True
+
+    def load_if(self, pred: str, buf: Buffer, offset: str, node: Node, fill: str) -> str:
+        # C's ?: evaluates only the operand it selects: the read at an out-of-bounds offset never happens
+        return self.bind(CTYPE[buf.dtype], f"{pred} ? {self.kc.buf(buf)}[{offset}] : {fill}",
+                         comment=node_label(node))
+
     # -- scalars --
     def const(self, value: Any, dtype: str) -> str:
         return flit(value, dtype)
