@@ -79,3 +79,38 @@ def test_operator_ufuncs_build_nodes_like_the_operators():
 def test_other_ufuncs_name_the_dsl_twin(fn, match):
     with pytest.raises(TypeError, match=match):
         fn(sd.input("x", (3,)))
+
+
+def test_llvm_calls_go_straight_to_the_c_kernel():
+    """A fixed-shape llvm function's ``__call__`` is a property returning its C Kernel (no Python frame per
+    call); the Kernel is keywords-only without ``inputs=`` and refuses a positional call with the same
+    words as check_positional, for one argument too; a symbolic-size function keeps its Python path."""
+    X, W, lab, loss = _model()
+    f = sd.compile(loss, backend="llvm")
+    assert isinstance(type(f).__dict__["__call__"], property) and f.__call__ is f.kernel
+    np.testing.assert_allclose(f(X=VALS[0], W=VALS[1], lab=VALS[2]), sd.compile(loss, "numpy")(
+        X=VALS[0], W=VALS[1], lab=VALS[2]), rtol=1e-6)
+    with pytest.raises(TypeError, match=r"^this compiled function \(llvm\) takes keyword arguments .*1 positional "
+                                        r"argument given"):
+        f(VALS[0], W=VALS[1], lab=VALS[2])
+    g = sd.compile(loss, backend="llvm", inputs=[X, W, lab])
+    assert g.__call__ is g.kernel and np.allclose(g(*VALS), f(X=VALS[0], W=VALS[1], lab=VALS[2]))
+    x = sd.input("x", ("n", 3))
+    h = sd.compile(sd.sum(x * x), "llvm")
+    assert h.kernel is None and h.__call__ == h._call_sized
+    assert h(x=np.ones((4, 3))) == 12.0 and h(x=np.ones((2, 3))) == 6.0
+
+
+def test_kernel_keywords_only_option():
+    from symdiff.codegen.runtime import kernel as runtime
+    X, W, lab, loss = _model()
+    f = sd.compile(loss, backend="llvm")
+    k = f.kernel
+    kw = runtime.Kernel(f.entry_address, f.pool, [(s.name, s.shape, s.dtype) for s in f.signature.leaves],
+                        [("out0", (), "float32")], returns="single", owner=f.jit,
+                        workspace_bytes=f.program.workspace_bytes, signature=f.signature, keywords_only="my fn")
+    assert kw(X=VALS[0], W=VALS[1], lab=VALS[2]) == k(X=VALS[0], W=VALS[1], lab=VALS[2])
+    with pytest.raises(TypeError, match=r"^my fn takes keyword arguments .*3 positional arguments given"):
+        kw(*VALS)
+    with pytest.raises(TypeError, match="keywords_only must be None or a str"):
+        runtime.Kernel(f.entry_address, None, [], [("o", (), "float32")], keywords_only=3)

@@ -105,6 +105,8 @@ typedef struct {
     void *ws;
     int ws_busy;             /* a call is using the cached workspace (GIL-protected) */
     PyObject *tail;          /* bytes appended as one more pointer after the workspace (the call's sizes), or NULL */
+    PyObject *keywords_only; /* str naming the caller: positional arguments are refused with
+                                Signature.positional_error(it, n); NULL: positional calls bind */
     PyObject *weakreflist;
 } KernelObject;
 

@@ -187,6 +187,16 @@ PyObject *Kernel_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf
         tmps = argv_buf + n_all;
     }
 
+    /* ---- a keywords-only kernel refuses positional arguments with Signature's own message */
+    if (nargs && k->keywords_only) {
+        PyObject *sig = kernel_signature(k);
+        PyObject *exc = sig ? PyObject_CallMethod(sig, "positional_error", "On", k->keywords_only, nargs) : NULL;
+        if (exc) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+        goto done;
+    }
     /* ---- bind: by position, or by name in C; a call C cannot bind goes to Signature.bind_call */
     const int has_kw = kwnames && PyTuple_GET_SIZE(kwnames);
     if (has_kw ? bind_keywords(k, args, nargs, kwnames, argv_buf) : nargs == n_in) {

@@ -29,6 +29,7 @@ static void Kernel_dealloc(KernelObject *k) {
     specs_free(k->out, k->n_out);
     PyMem_RawFree(k->ws_raw);
     Py_XDECREF(k->tail);
+    Py_XDECREF(k->keywords_only);
     Py_XDECREF(k->name);
     Py_XDECREF(k->input_names);
     Py_XDECREF(k->output_names);
@@ -38,14 +39,18 @@ static void Kernel_dealloc(KernelObject *k) {
 static PyObject *Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"entry", "pool", "inputs", "outputs", "name", "returns",
                              "release_gil", "zero_outputs", "owner", "workspace_bytes", "signature",
-                             "tail", NULL};
+                             "tail", "keywords_only", NULL};
     PyObject *entry_o, *pool_o, *ins_o, *outs_o, *name_o = NULL, *returns_o = NULL, *owner = NULL;
-    PyObject *ws_o = Py_None, *sig_o = Py_None, *tail_o = Py_None;
+    PyObject *ws_o = Py_None, *sig_o = Py_None, *tail_o = Py_None, *kwo_o = Py_None;
     int release_gil = 1, zero_outputs = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|$UUppOOOO:Kernel", kwlist, &entry_o, &pool_o,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|$UUppOOOOO:Kernel", kwlist, &entry_o, &pool_o,
                                      &ins_o, &outs_o, &name_o, &returns_o, &release_gil,
-                                     &zero_outputs, &owner, &ws_o, &sig_o, &tail_o))
+                                     &zero_outputs, &owner, &ws_o, &sig_o, &tail_o, &kwo_o))
         return NULL;
+    if (kwo_o != Py_None && !PyUnicode_Check(kwo_o)) {
+        PyErr_Format(PyExc_TypeError, "Kernel: keywords_only must be None or a str, got %R", kwo_o);
+        return NULL;
+    }
     if (tail_o != Py_None && !PyBytes_CheckExact(tail_o)) {
         PyErr_Format(PyExc_TypeError, "Kernel: tail must be None or bytes, got %R", tail_o);
         return NULL;
@@ -81,6 +86,10 @@ static PyObject *Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     if (tail_o != Py_None) {
         Py_INCREF(tail_o);
         k->tail = tail_o;
+    }
+    if (kwo_o != Py_None) {
+        Py_INCREF(kwo_o);
+        k->keywords_only = kwo_o;
     }
     k->ws_bytes = ws_bytes > 0 ? (size_t)ws_bytes : 0;
     k->name = name_o ? name_o : PyUnicode_FromString("kernel");
@@ -227,7 +236,8 @@ PyTypeObject SdKernelType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc =
         "Kernel(entry, pool, inputs, outputs, *, name='kernel', returns='tuple', "
-        "release_gil=True, zero_outputs=False, owner=None, workspace_bytes=None, signature=None, tail=None)\n--\n\n"
+        "release_gil=True, zero_outputs=False, owner=None, workspace_bytes=None, signature=None, tail=None, "
+        "keywords_only=None)\n--\n\n"
         "Callable wrapper of a compiled entry point  void entry(void **args, void *pool).\n\n"
         "entry: int address.  pool: Pool, int sd_pool* address, or None (serial).\n"
         "inputs: sequence of (name, shape, dtype[, label_range]); label_range is an int C\n"
@@ -242,7 +252,10 @@ PyTypeObject SdKernelType = {
         "signature: a symdiff.signature.Signature with the same inputs (default: built from\n"
         "  `inputs` on first need, its messages prefixed with `name()`).\n"
         "tail: None, or bytes whose address is one more pointer after the workspace (a program\n"
-        "  with symbolic sizes: their int64 values, one Kernel per size set).\n\n"
+        "  with symbolic sizes: their int64 values, one Kernel per size set).\n"
+        "keywords_only: None, or a str naming the caller: a call with positional arguments then\n"
+        "  raises signature.positional_error(keywords_only, n) (names only, as symdiff's\n"
+        "  compiled functions without inputs=[...]).\n\n"
         "kernel(*arrays, **named_arrays): inputs by position and/or by name.  Arrays with the\n"
         "exact dtype and shape that are C-contiguous, aligned and native-endian (labels in\n"
         "range) are passed without a copy.  Every other call goes to signature.bind_call,\n"
