@@ -84,7 +84,7 @@ struct sd_pool {
     sd_worker *workers;
 #if SD_AFFINITY
     cpu_set_t allowed; /* the creating thread's CPUs */
-    int steer;         /* keep sleeping workers off the dispatcher's CPU (sd_steer) */
+    int steer;         /* keep the workers off the dispatcher's CPU at each dispatch (sd_steer) */
 #endif
 #if !SD_USE_FUTEX
     pthread_mutex_t mu;
