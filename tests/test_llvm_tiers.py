@@ -93,6 +93,28 @@ def test_renderer_puts_light_kernels_in_light_modules(program):
     assert len(tasks(one.modules[0])) == len(full) + len(lite)
 
 
+def test_entry_module_holds_the_dispatch_and_the_product_stubs(program):
+    from symdiff.codegen.kernel_ir import MatmulKernel
+    light = light_kernels(program)
+    r = Renderer(program, "sd_entry", modules=1, light=light, light_modules=1, entry_module=True)
+    r.render()
+    assert [m.sd_light for m in r.modules] == [True, False, True]
+    defined = [{f.name for f in m.functions if not f.is_declaration} for m in r.modules]
+    assert "sd_entry" in defined[0]
+    for i, k in enumerate(program.kernels):
+        where = [j for j, names in enumerate(defined) if any(n.startswith(f"k{i}_") for n in names)]
+        want = 2 if i in light else 0 if isinstance(k, MatmulKernel) else 1
+        assert where == [want], (i, type(k).__name__, where)
+
+
+def test_compile_queue_starts_the_texts_marked_last_after_the_others():
+    from symdiff.codegen.llvm.split import CompileQueue
+    order = []
+    with CompileQueue(order.append, workers=1) as q:
+        q.submit_all(["a" * 50, "b" * 10, "c" * 30], last=frozenset({0}))
+    assert [t[0] for t in order] == ["c", "b", "a"]
+
+
 def test_emit_object_light_uses_the_light_settings(monkeypatch):
     seen = []
     real_opt, real_tm = jit.optimize, jit.target_machine

@@ -32,6 +32,7 @@ from symdiff.codegen.target import ISA_LEVELS, Target, host_supports, host_targe
 ENTRY = "sd_entry"
 GRAPH_PART_KERNELS = 8  # a graph module is split for parallel compilation from this many kernels per part
 LIGHT_TIER = True  # small kernels compile at the light tier (llvm/tiers.py); False: all at the full one
+LIGHT_ENTRY = True  # ... and so does the entry's module then (dispatch code and the products' call stubs)
 CODEGEN_VERSION = "1"
 
 
@@ -148,7 +149,8 @@ class LLVMFunction(CompiledFunction):
             return hit[0]["args"]
 
         # the graph's kernels in as many modules as threads compile them (at least GRAPH_PART_KERNELS each),
-        # the small ones (llvm/tiers.py) in modules of their own compiled at the light tier
+        # the small ones (llvm/tiers.py) in modules of their own compiled at the light tier, and so is the
+        # entry's module (it dispatches; the products' stubs are calls into the shared GEMM functions)
         light = light_kernels(self.program) if LIGHT_TIER else frozenset()
         n_mod, n_light = (_parts(n) for n in (len(self.program.kernels) - len(light), len(light)))
         light_texts: set[str] = set()
@@ -162,6 +164,7 @@ class LLVMFunction(CompiledFunction):
         with CompileQueue(compile_text, compile_threads()) as queue:
             renderer = Renderer(self.program, ENTRY, shared_available=available, target=self.target,
                                 modules=n_mod, light=light, light_modules=n_light,
+                                entry_module=LIGHT_ENTRY and bool(light),
                                 on_shared=lambda n, a, text: shared.append((n, a, queue.submit(text))))
             gc_was_on = gc.isenabled()
             gc.disable()  # building IR allocates ~10^5 objects; repeated cyclic-GC scans only cost time here
@@ -174,7 +177,10 @@ class LLVMFunction(CompiledFunction):
                 if gc_was_on:
                     gc.enable()
             self.parallel = renderer.parallel
-            futures = queue.submit_all(texts + [text for _, _, text in parts])
+            # the entry's light module compiles in ~0.5 ms per KB of IR against 2-5 for kernel modules
+            # (W1): queued by size it would start first and end last
+            last = frozenset({0} if renderer.entry_module else ())
+            futures = queue.submit_all(texts + [text for _, _, text in parts], last=last)
             shared += [(n, a, f) for (n, a, _), f in zip(parts, futures[len(texts):])]
             own = wait_all(futures[:len(texts)])
             fresh = [o for o, _ in wait_all([f for _, _, f in shared])]

@@ -38,6 +38,7 @@ from symdiff.codegen.llvm import scalar_rules
 from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.render_extra import render_group, render_scan, render_scatter, render_sort
 from symdiff.codegen.llvm.split import SHARED_PREFIX, make_external, shared_part
+from symdiff.codegen.llvm.tiers import module_choices
 from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
 from symdiff.codegen.cost import point_cost
 from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
@@ -73,17 +74,19 @@ class Renderer:
     """Renders a Program into one llvmlite module (``modules=n``: the entry in the first and the kernel
     functions spread over n modules, balanced by instruction count, so that n threads can compile them:
     ``llvm/split.py``'s ``split_graph``). ``light``: indexes of kernels rendered into ``light_modules`` more
-    modules, marked ``sd_light`` (compiled at the light tier, ``llvm/tiers.py``). ``gemm_info`` records, per
-    matmul kernel index, the GemmInfo of the product the GEMM planner chose (task split, tile, packing)."""
+    modules, marked ``sd_light`` (compiled at the light tier, ``llvm/tiers.py``); ``entry_module``: the entry
+    and the products' call stubs in a light module 0 of their own. ``gemm_info`` records, per matmul kernel
+    index, the GemmInfo of the product the GEMM planner chose (task split, tile, packing)."""
 
     def __init__(self, program: Program, name: str = "sd_entry", shared_available=None,
                  target: Optional[Target] = None, modules: int = 1,
                  on_shared: Optional[Callable[[str, list, str], None]] = None, light: Collection[int] = (),
-                 light_modules: int = 0) -> None:
+                 light_modules: int = 0, entry_module: bool = False) -> None:
         self.p = program
         self.name = name
         self.target: Target = target or program.target or host_target()
-        tiers = [False] * max(0, modules) + [True] * max(0, light_modules) or [False]
+        tiers = [True] * entry_module + [False] * max(0, modules) + [True] * max(0, light_modules) or [False]
+        self.entry_module = entry_module
         self.modules = [new_module(name if i == 0 else f"{name}.part{i}", self.target) for i in range(len(tiers))]
         for m, is_light in zip(self.modules, tiers):
             m.sd_light = is_light
@@ -167,7 +170,8 @@ class Renderer:
             self.kernel_index = i
             if i in firsts:  # a run of independent kernels: collect their launches, dispatch them as one
                 self.launches = []
-            tier = [j for j, m in enumerate(self.modules) if m.sd_light == (i in self.light)] or [0]
+            tier = module_choices([m.sd_light for m in self.modules], i in self.light, isinstance(k, MatmulKernel),
+                                  self.entry_module)
             part = min(tier, key=self.weights.__getitem__)  # the module of its tier with the fewest instructions
             self.mod, self.math = self.modules[part], self.maths[part]
             self.alias_md = self._alias_scopes(i, k) if isinstance(k, (LoopKernel, ReduceKernel)) else {}
@@ -307,13 +311,9 @@ class Renderer:
         return scalar_rules.scalar(b, self.math, op, a, dtype)
 
     def _accum(self, b, op: str, acc, v):
-        if op == "sum":
-            r = b.fadd(acc, v)
-            r.flags = ["reassoc"]  # vectorisable reduction: summation order may change (rounding only)
-            return r
-        if op == "prod":
-            r = b.fmul(acc, v)
-            r.flags = ["reassoc"]  # as the sum: the order of the products may change (rounding only)
+        if op in ("sum", "prod"):  # vectorisable: the order of the sums / products may change (rounding only)
+            r = b.fadd(acc, v) if op == "sum" else b.fmul(acc, v)
+            r.flags = ["reassoc"]
             return r
         dtype = "float32" if isinstance(v.type, ir.FloatType) else "float64"
         return b.call(self.intrinsic("maximum", dtype, 2), [acc, v])

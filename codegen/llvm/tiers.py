@@ -68,5 +68,15 @@ def light_kernels(program, share: float = LIGHT_SHARE, floor: int = LIGHT_FLOOR,
     return frozenset(light)
 
 
-__all__ = ["light_kernels", "work", "LIGHT_SHARE", "LIGHT_FLOOR", "LIGHT_MAX", "LIGHT_SPEED_LEVEL",
+def module_choices(tiers: list[bool], light: bool, product: bool, entry_module: bool) -> list[int]:
+    """The modules (``tiers[j]``: module j is light) a kernel may be rendered into: those of its tier
+    (``light``); with ``entry_module``, module 0 holds the entry alone (dispatch code: the full tier's time
+    on it buys nothing) plus the stubs of the full-tier products (each a call into the shared GEMM
+    functions); 0 when no module fits."""
+    if entry_module and product and not light:
+        return [0]
+    return [j for j, t in enumerate(tiers) if t == light and not (j == 0 and entry_module)] or [0]
+
+
+__all__ = ["light_kernels", "module_choices", "work", "LIGHT_SHARE", "LIGHT_FLOOR", "LIGHT_MAX", "LIGHT_SPEED_LEVEL",
            "LIGHT_CODEGEN_LEVEL", "LIGHT_TUNING"]
