@@ -323,3 +323,30 @@ def test_parallel_for_waits_for_every_chunk(clib, spin):
             clib.bench_dispatch(p, iters, work, n, t.ctypes.data)
             assert t.min() >= 0.99 * longest * work, (n, p, t.min())
     pool.close()
+
+
+_HUGE_PROBE = """
+import json, numpy as np, symdiff as sd
+x, y = sd.input("x", (1024, 1024)), sd.input("y", (1024, 8))
+f = sd.compile(sd.sum(sd.exp(x) @ y, axis=0), "llvm", cache=False)  # exp(x): a 4 MiB temporary
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((1024, 1024), dtype=np.float32) * 0.1, rng.standard_normal((1024, 8), dtype=np.float32)
+got = [f(x=a, y=b) for _ in range(3)][-1]
+ref = (np.exp(a.astype(np.float64)) @ b).sum(axis=0)
+print(json.dumps({"ws": int(f.program.workspace_bytes), "err": float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))}))
+"""
+
+
+@pytest.mark.parametrize("huge", ["1", "0"])
+def test_large_workspaces_with_and_without_huge_pages(huge):
+    """runtime_kernel.c's ws_alloc: a workspace of 4 MiB or more is 2 MiB aligned and advised as huge pages
+    (SYMDIFF_HUGE_PAGES=0: plain 64-byte aligned); either way the program computes the same (fresh process:
+    the setting is read once)."""
+    import json
+    import sys
+    out = subprocess.run([sys.executable, "-c", _HUGE_PROBE], env={**os.environ, "SYMDIFF_HUGE_PAGES": huge},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["ws"] >= 4 << 20  # (the huge-page path is the one taken)
+    assert got["err"] < 1e-5

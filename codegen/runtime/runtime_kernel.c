@@ -16,12 +16,42 @@
 
 #define SD_WS_ALIGN 64
 
-/* A workspace of n bytes aligned to SD_WS_ALIGN; *raw is what to free. */
+/* A workspace of n bytes aligned to SD_WS_ALIGN; *raw is what to free (with free()). From SD_WS_HUGE bytes
+ * on (Linux) it is 2 MiB aligned and advised as transparent huge pages: a large product's packing reads
+ * rows ~100 KB apart, one 4 KiB page each, and misses the TLB on nearly every row. */
+#define SD_WS_HUGE ((size_t)4 << 20)
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+#include <stdlib.h>
+
+/* SYMDIFF_HUGE_PAGES=0 turns the huge-page advice off (read once) */
+static int sd_huge_pages(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *s = getenv("SYMDIFF_HUGE_PAGES");
+        on = !(s && s[0] == '0');
+    }
+    return on;
+}
+#define SD_HUGE_PAGE ((size_t)2 << 20)
 static void *ws_alloc(size_t n, void **raw) {
-    *raw = PyMem_RawMalloc(n + SD_WS_ALIGN);
-    if (!*raw)
+    *raw = NULL;
+#ifdef MADV_HUGEPAGE
+    if (n >= SD_WS_HUGE && sd_huge_pages()) {
+        size_t size = (n + SD_HUGE_PAGE - 1) & ~(SD_HUGE_PAGE - 1);
+        if (posix_memalign(raw, SD_HUGE_PAGE, size) == 0) {
+            (void)madvise(*raw, size, MADV_HUGEPAGE); /* advice only: 4 KiB pages if refused */
+            return *raw;
+        }
+        *raw = NULL;
+    }
+#endif
+    if (posix_memalign(raw, SD_WS_ALIGN, n ? n : 1) != 0) {
+        *raw = NULL;
         return NULL;
-    return (void *)(((uintptr_t)*raw + SD_WS_ALIGN - 1) & ~(uintptr_t)(SD_WS_ALIGN - 1));
+    }
+    return *raw;
 }
 
 /* ---------------------------------------------------------- binding */
@@ -295,7 +325,7 @@ PyObject *Kernel_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf
     }
     if (ws_owned)
         k->ws_busy = 0;
-    PyMem_RawFree(ws_tmp_raw);
+    free(ws_tmp_raw);
 
     if (k->returns == RET_SINGLE) {
         PyObject *one = PyTuple_GET_ITEM(result, 0);

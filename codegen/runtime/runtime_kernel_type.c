@@ -27,7 +27,7 @@ static void Kernel_dealloc(KernelObject *k) {
     Kernel_clear(k);
     specs_free(k->in, k->n_in);
     specs_free(k->out, k->n_out);
-    PyMem_RawFree(k->ws_raw);
+    free(k->ws_raw);
     Py_XDECREF(k->tail);
     Py_XDECREF(k->keywords_only);
     Py_XDECREF(k->name);
