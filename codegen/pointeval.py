@@ -330,7 +330,10 @@ class PointEval:
                 inner[p] = point[i]
             return self.ev(n.inputs[0], inner)
         if op == "reshape":
-            return self.ev(n.inputs[0], self.reshape_point(n.inputs[0].shape, n.shape, point))
+            x = n.inputs[0]
+            if x in self.where:  # stored: the same element is at the reshape's own row-major offset (no / or %)
+                return em.load(self.where[x], self.offset(n.shape, point), x)
+            return self.ev(x, self.reshape_point(x.shape, n.shape, point))
         if op == "pick":
             x, lab = n.inputs
             return self.ev(x, list(point) + [em.to_index(self.ev(lab, point), lab.dtype)])

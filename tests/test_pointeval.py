@@ -363,3 +363,17 @@ def test_llvm_embed_of_a_buffer_is_a_guarded_load():
     from symdiff.codegen.lower import lower
     src = render_cuda(lower([padded * 2.0]), "sd_entry")[0]
     assert re.search(r"= \S+ \? \w+\[[^]]+\] : 0\.0f?;", src), src[-1500:]
+
+
+def test_reshape_of_a_stored_node_reads_it_at_the_reshapes_own_offset():
+    """A reshape of a materialised node: row-major order is kept, so its element at a point is the stored
+    node's element at the reshape's own flat offset (no division or modulo)."""
+    x = sd.input("x", (4, 6))
+    y = sd.reshape(x, (2, 3, 4))
+    em = PyEmitter()
+    data = np.arange(24, dtype=np.float32).reshape(4, 6)
+    ev = PointEval(em, {x: data})
+    for p in itertools.product(range(2), range(3), range(4)):
+        assert ev(y, list(p)) == data.reshape(2, 3, 4)[p]
+    assert "udiv" not in em.ops and "urem" not in em.ops
+    check(sd.reshape(sd.exp(x), (3, 8)) * 2.0, x=x)  # (an input that is computed still maps indices)

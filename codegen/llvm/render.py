@@ -39,7 +39,8 @@ from symdiff.codegen.llvm.mathlib import MathLib
 from symdiff.codegen.llvm.render_extra import render_group, render_scan, render_scatter, render_sort
 from symdiff.codegen.llvm.split import SHARED_PREFIX, make_external, shared_part
 from symdiff.codegen.llvm.tiers import module_choices
-from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, lltype
+from symdiff.codegen.llvm.types import FTYPE, I8, I64, PTR, alloca, constant_array, lltype
+from symdiff.codegen.coalesce import coalesced, loop_probe, reduce_probe
 from symdiff.codegen.cost import point_cost
 from symdiff.codegen.lower import PAR_MIN_ELEMS, par_worthwhile
 from symdiff.codegen.pointeval import PointEval
@@ -50,13 +51,6 @@ TASK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
 REDUCE_IDENT = {"sum": 0.0, "max": -np.inf, "prod": 1.0}  # the identity each accumulation starts from
 HEAVY_SPECIAL = 2  # math-library calls per point from which an innermost loop is interleaved ...
 HEAVY_INTERLEAVE = 2  # ... this many vectors at a time (Renderer._inner_hints)
-
-
-def alloca(b: ir.IRBuilder, ty: ir.Type, name: str = "") -> ir.Value:
-    """A stack slot typed as an opaque ``ptr`` (llvmlite's alloca still returns a typed pointer)."""
-    a = b.alloca(ty, name=name)
-    a.type = PTR
-    return a
 
 
 def _c(v: int) -> ir.Constant:
@@ -249,14 +243,7 @@ class Renderer:
         return total
 
     def _global(self, buf: Buffer) -> ir.GlobalVariable:
-        arr = np.ascontiguousarray(buf.value.reshape(-1))
-        ty = ir.ArrayType(lltype(buf.dtype), arr.size)
-        g = ir.GlobalVariable(self.mod, ty, name=f"const{buf.id}")
-        g.global_constant = True
-        g.linkage = "internal"
-        g.initializer = ir.Constant(ty, [ir.Constant(lltype(buf.dtype), int(v) if buf.dtype == "bool" else v.item())
-                                         for v in arr])
-        return g
+        return constant_array(self.mod, f"const{buf.id}", np.ascontiguousarray(buf.value.reshape(-1)), buf.dtype)
 
     def _dispatch(self, fn: ir.Function, tasks: int, domain: Optional[tuple] = None) -> None:
         """Run ``fn``'s tasks: through the pool, or serially (one call over all tasks) when the kernel's
@@ -391,7 +378,11 @@ class Renderer:
         return {"interleave_count": HEAVY_INTERLEAVE} if special >= HEAVY_SPECIAL else None
 
     def _loop_body(self, fn, b, loops, ctx, k: LoopKernel, dom, tb, te, accs) -> None:
+        [(dom, at)] = coalesced(dom, loop_probe(k, self.p.where), self.p.where, _c(0),
+                                guarded_loads=LLVMEmitter.GUARDED_LOADS)  # (codegen/coalesce.py)
+
         def body(point):
+            point = at(point)
             ev = self.make_eval(fn, b, ctx)
             for node, buf in k.stores:
                 v = ev(node, point, compute=self.p.where.get(node) is buf)
@@ -420,8 +411,10 @@ class Renderer:
         ctx, begin, end = fn.args
         loops = Loops(b)
         acc = alloca(b, ty)
-        outer = x.shape[:nd - trailing]
         out_shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+        nests = coalesced(x.shape, reduce_probe(r, out), self.p.where, _c(0), nd - trailing,  # (outer apart
+                          LLVMEmitter.GUARDED_LOADS)  # from the trailing axes: two loop nests)
+        (outer, omap), (inner, imap) = nests if trailing else (nests[0], ([], None))
 
         def out_ptr(ev, point):  # (the output's base pointer loaded once, its accesses alias-tagged)
             return ev.em.store_ref(out, ev.offset(out_shape, [p for i, p in enumerate(point) if i not in axes]))
@@ -433,13 +426,14 @@ class Renderer:
 
         def outer_body(opoint):
             ev = self.make_eval(fn, b, ctx)
+            opoint = omap(opoint)
             if trailing:
                 b.store(ir.Constant(ty, ident), acc)
 
-                def inner(ipoint):
-                    v = ev.convert(ev(x, opoint + ipoint), x.dtype, r.dtype)
+                def inner_body(ipoint):
+                    v = ev.convert(ev(x, opoint + imap(ipoint)), x.dtype, r.dtype)
                     b.store(self._accum(b, r.op, b.load(acc, typ=ty), v), acc)
-                loops.nest([(_c(0), self.dim(b, s)) for s in x.shape[nd - trailing:]], inner, name="r",
+                loops.nest([(_c(0), self.dim(b, s)) for s in inner], inner_body, name="r",
                            inner=self._inner_hints([(x, False)]))
                 accum_out(ev, out_ptr(ev, opoint + [_c(0)] * trailing), b.load(acc, typ=ty))
             else:

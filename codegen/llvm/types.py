@@ -1,4 +1,5 @@
-"""The LLVM types the renderers use: i64 indices, opaque pointers, and the type of each dtype."""
+"""The LLVM types the renderers use: i64 indices, opaque pointers, and the type of each dtype; stack slots
+and constant arrays of them."""
 from __future__ import annotations
 
 from llvmlite import ir
@@ -13,4 +14,22 @@ def lltype(dtype: str) -> ir.Type:
     return FTYPE.get(dtype) or ITYPE[dtype]
 
 
-__all__ = ["I64", "I32", "I8", "PTR", "FTYPE", "ITYPE", "lltype"]
+def alloca(b: ir.IRBuilder, ty: ir.Type, name: str = "") -> ir.Value:
+    """A stack slot typed as an opaque ``ptr`` (llvmlite's alloca still returns a typed pointer)."""
+    a = b.alloca(ty, name=name)
+    a.type = PTR
+    return a
+
+
+def constant_array(module: ir.Module, name: str, values, dtype: str) -> ir.GlobalVariable:
+    """An internal constant global holding ``values`` (a flat array of ``dtype``)."""
+    ty = ir.ArrayType(lltype(dtype), len(values))
+    g = ir.GlobalVariable(module, ty, name=name)
+    g.global_constant = True
+    g.linkage = "internal"
+    g.initializer = ir.Constant(ty, [ir.Constant(lltype(dtype), int(v) if dtype == "bool" else v.item())
+                                     for v in values])
+    return g
+
+
+__all__ = ["I64", "I32", "I8", "PTR", "FTYPE", "ITYPE", "lltype", "alloca", "constant_array"]
