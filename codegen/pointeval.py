@@ -42,6 +42,8 @@ What an emitter must implement (a third backend gets the evaluator for free):
 """
 from __future__ import annotations
 
+import itertools
+
 from abc import ABC, abstractmethod
 from typing import Any, Optional, Sequence
 
@@ -212,6 +214,7 @@ class PointEval:
         self.em = em
         self.where = where
         self.memo: dict = {}
+        self.guard: Optional[tuple] = None  # (predicate, fill, id): stored reads are guarded loads (embed)
         self.flat = None
         if flat is not None:
             var, shape, point = flat
@@ -297,16 +300,31 @@ class PointEval:
 
     def ev(self, node: Node, point, compute: bool = False) -> Any:
         em = self.em
-        key = (node, tuple(em.key(i) for i in point), compute)
+        key = (node, tuple(em.key(i) for i in point), compute, self.guard and self.guard[2])
         hit = self.memo.get(key)
         if hit is not None:
             return hit[0]
         if not compute and node in self.where:
-            v = em.load(self.where[node], self.offset(node.shape, point), node)
+            v = self.read(node, self.offset(node.shape, point))
         else:
             v = self.compute(node, point)
         self.memo[key] = (v, point)  # the point stays alive: keys may be object identities
         return v
+
+    def read(self, node: Node, offset: Any) -> Any:
+        """A stored node's element at ``offset``: a load, or under :meth:`guarded` a guarded load."""
+        if self.guard is not None:
+            return self.em.load_if(self.guard[0], self.where[node], offset, node, self.guard[1])
+        return self.em.load(self.where[node], offset, node)
+
+    def guarded(self, node: Node, point, pred: Any, fill: Any) -> Any:
+        """``node`` (an index view of stored nodes, :func:`is_view`) at ``point``, which may lie out of bounds
+        where ``pred`` is false: every read is a guarded load (``fill`` there; memoised apart)."""
+        outer, self.guard = self.guard, (pred, fill, next(_GUARDS))
+        try:
+            return self.ev(node, point)
+        finally:
+            self.guard = outer
 
     def compute(self, n: Node, point) -> Any:
         em, op = self.em, n.op
@@ -332,7 +350,7 @@ class PointEval:
         if op == "reshape":
             x = n.inputs[0]
             if x in self.where:  # stored: the same element is at the reshape's own row-major offset (no / or %)
-                return em.load(self.where[x], self.offset(n.shape, point), x)
+                return self.read(x, self.offset(n.shape, point))
             return self.ev(x, self.reshape_point(x.shape, n.shape, point))
         if op == "pick":
             x, lab = n.inputs
@@ -411,6 +429,19 @@ def _flip_point(ev: PointEval, n: Node, point) -> Any:
     return ev.ev(x, [em.atom(em.isub(em.iconst(x.shape[d] - 1), p)) if d in axes else p for d, p in enumerate(point)])
 
 
+VIEW_OPS = frozenset({"reshape", "transpose", "slice", "flip", "window"})  # index maps without arithmetic
+_GUARDS = itertools.count()
+
+
+def is_view(x: Node, where: dict) -> bool:
+    """Whether ``x`` is a stored node or index maps (``VIEW_OPS``) of one: evaluated anywhere, it only reads."""
+    while x not in where:
+        if x.op not in VIEW_OPS:
+            return False
+        x = x.inputs[0]
+    return True
+
+
 def _embed_point(ev: PointEval, n: Node, point) -> Any:
     """embed: per axis t = out - start; inside when 0 <= t < step*(n-1)+1 and t % step == 0, reading
     x[t / step]; the read index is 0 outside (always in bounds), and the value is fill there."""
@@ -419,9 +450,10 @@ def _embed_point(ev: PointEval, n: Node, point) -> Any:
     fill = em.const(fill if n.dtype.startswith("float") else int(fill), n.dtype)
     if x.size == 0:
         return fill  # nothing placed
-    # a materialised x is read by a guarded load at the unclamped index: affine along the inner axis, so
-    # the loop vectorises with masked loads (a clamped index is not affine: gathers)
-    guarded = em.GUARDED_LOADS and x in ev.where
+    # a materialised x (or an index view of one: col2im's slices) is read by guarded loads at the unclamped
+    # index: affine along the inner axis, so the loop vectorises with masked loads (a clamped index is not
+    # affine: gathers)
+    guarded = em.GUARDED_LOADS and is_view(x, ev.where)
     idx, inside = [], None
     for p, m, big, s, st in zip(point, x.shape, n.shape, n.attrs["start"], n.attrs["step"]):
         if m == big:  # the whole axis (start 0, step 1)
@@ -438,7 +470,7 @@ def _embed_point(ev: PointEval, n: Node, point) -> Any:
             i = em.atom(em.iudiv(t, st)) if st != 1 else t
             idx.append(i if guarded else em.iselect(pred, i, em.iconst(0)))
     if guarded and inside is not None:
-        return em.load_if(inside, ev.where[x], ev.offset(x.shape, idx), x, fill)
+        return ev.guarded(x, idx, inside, fill)
     v = ev.ev(x, idx)
     return v if inside is None else em.vselect(inside, v, fill, n.dtype)
 
