@@ -102,7 +102,7 @@ ODD = {}
 for dt in ("float32", "float64"):
     for (M, K, N), ta, tb in itertools.product(
             [(m, k, n) for m in SIZES for k in SIZES for n in SIZES if (m, k, n) != (1, 1, 1)][::3]
-            + [(1, 1, 1), (257, 33, 7), (9, 257, 40), (17, 5, 257)],
+            + [(1, 1, 1), (257, 33, 7), (9, 257, 40), (17, 5, 257), (30, 600, 37), (17, 2000, 5)],
             (False, True), (False, True)):
         ODD[f"odd_{dt}_{M}_{K}_{N}_{int(ta)}{int(tb)}"] = dict(dtype=dt, M=M, N=N, K=K, trans_a=ta,
                                                                trans_b=tb)
@@ -266,6 +266,11 @@ def test_plan_choices():
     assert p.transposed and p.M == 1 and p.N == 16
     _, plan = plan_matmul("float64", 256, 1024, 1024, threads=2)
     assert plan.kernel == "row" and plan.pack == "copy" and plan.n_tasks >= 2
+    # a deep product of few rows, both operands k-contiguous (a conv-weight gradient): dot kernel up to
+    # _DOT_DEEP_M rows when K >= _DOT_DEEP_K * M; a shallow one, or more rows, keeps the packed row kernel
+    assert plan_matmul("float32", 16, 150, 6400, trans_b=True, threads=2)[1].kernel == "dot"
+    assert plan_matmul("float32", 32, 256, 256, trans_b=True, threads=2)[1].kernel == "row"
+    assert plan_matmul("float32", 64, 576, 25088, trans_b=True, threads=2)[1].kernel == "row"
     with pytest.raises(ValueError):
         plan_matmul("float16", 2, 2, 2)
     with pytest.raises(ValueError):
