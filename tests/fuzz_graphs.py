@@ -316,7 +316,7 @@ class Builder:
         b = self.bound[x]
         if op == "prod":  # factors in (0.5, 1.5): no zeros, a bounded product
             y = sd.prod(sd.sigmoid(x) + 0.5, axis=ax, keepdims=keep)
-            return self.add(y, 1.5 ** max(x.size, 1), op)
+            return self.add(y, 1.5 ** min(max(x.size, 1), 1700), op)  # (a float: 1.5 ** 1751 overflows)
         if op == "argmax":  # an int64 index (no gradient), used as a float weight
             f = self.ch.choice((sd.argmax, sd.argmin))
             one = ax if isinstance(ax, int) else ax[0] if ax is not None and len(ax) == 1 else None
