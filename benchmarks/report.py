@@ -52,6 +52,15 @@ def _vs_best_peer(row: dict, name: str) -> str:
     return f"{_median(r) / t:.2f}x vs {p}"
 
 
+GOAL_PEERS = ("torch", "jax")  # issue 17's ratio: to the best of torch eager and jax.jit
+
+
+def _vs_goal_peers(row: dict, name: str) -> str:
+    r = row.get(name)
+    peers = [_median(row[p]) for p in GOAL_PEERS if _usable(row.get(p))]
+    return f"{_median(r) / min(peers):.3f}" if _usable(r) and peers else "-"
+
+
 def _peak_for(run: dict, wl: dict) -> tuple[float | None, str]:
     peaks = run.get("peaks") or {}
     if wl["bound"] == "bandwidth":
@@ -79,6 +88,11 @@ def markdown(run: dict) -> str:
         add(f"- env: {note}")
     add("- timing: warm-up, then individually timed calls; median (p10/p90 below); "
         f"{'QUICK mode (short runs)' if run['quick'] else 'full mode'}")
+    n_rounds = max((len(r.get("rounds", [])) for r in run["results"]), default=0)
+    if n_rounds > 1:
+        add(f"- rounds: every contender timed {n_rounds} times per workload, the order rotated each round; a "
+            "cell is the contender's median round (the lower middle of an even count; every round's median: "
+            "last column of the spread table)")
     add("")
     warnings = [w for w in run.get("load_warnings", []) if w]
     if warnings:
@@ -111,11 +125,14 @@ def markdown(run: dict) -> str:
         f"(or the hypervisor, shown as steal) used more than {run.get('idle_threshold', 0.1):.0%} of the CPUs "
         "while it was being timed.\n")
     sd_cols = [s for s in SYMDIFF if s in names]
-    add("| workload | " + " | ".join(names) + "".join(f" | {s} vs best peer" for s in sd_cols) + " |")
-    add("|---" * (1 + len(names) + len(sd_cols)) + "|")
+    goal = "symdiff-llvm" in names and any(p in names for p in GOAL_PEERS)
+    add("| workload | " + " | ".join(names) + "".join(f" | {s} vs best peer" for s in sd_cols)
+        + (" | symdiff-llvm / best of torch, jax |" if goal else " |"))
+    add("|---" * (1 + len(names) + len(sd_cols) + goal) + "|")
     for w, row in rows.items():
         best = min((_median(r) for r in row.values() if _usable(r)), default=None)
         cells = [_cell(row.get(n), best, run) for n in names] + [_vs_best_peer(row, s) for s in sd_cols]
+        cells += [_vs_goal_peers(row, "symdiff-llvm")] if goal else []
         add(f"| {w} | " + " | ".join(cells) + " |")
     add("")
 
@@ -124,8 +141,9 @@ def markdown(run: dict) -> str:
     add("Achieved = matmul FLOPs (2*M*N*K, fwd+bwd) / median, vs numpy GEMM peak of that dtype; "
         "W4: compulsory bytes (read x,y + write dx,dy) / median, vs large-copy bandwidth. "
         "Grad err = max|got-ref| / max|ref| against the float64 hand-written reference.\n")
-    add("| workload | contender | median | p10 | p90 | reps | achieved | % peak | grad err | check | other load |")
-    add("|---|---|---|---|---|---|---|---|---|---|---|")
+    add("| workload | contender | median | p10 | p90 | reps | achieved | % peak | grad err | check | other load |"
+        + (" rounds |" if n_rounds > 1 else ""))
+    add("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if n_rounds > 1 else ""))
     for w, row in rows.items():
         wl = run["workloads"][w]
         peak, unit = _peak_for(run, wl)
@@ -142,7 +160,8 @@ def markdown(run: dict) -> str:
                 status += ": " + "; ".join(ck["problems"])[:160]
             add(f"| {w} | {n} | {fmt_time(t['median_s'])} | {fmt_time(t['p10_s'])} | {fmt_time(t['p90_s'])} | "
                 f"{t['reps']} | {val:.2f} {unit} | {frac} | {ck['max_err']:.1e} | {status} | "
-                f"{load_text(r)}{_noisy(r, run)} |")
+                f"{load_text(r)}{_noisy(r, run)} |"
+                + (f" {', '.join(fmt_time(v) for v in r.get('rounds', []))} |" if n_rounds > 1 else ""))
     add("")
 
     # -- compile times

@@ -41,6 +41,9 @@ def parse_args(argv=None):
     ap.add_argument("--contenders", help=f"comma list (default {','.join(harness.DEFAULT)}; "
                                          f"known: {','.join(harness.REGISTRY)})")
     ap.add_argument("--repeat", type=int, default=None, help="fixed number of timed calls (default: adaptive)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="time every contender of a workload this many times, the order rotated each round; "
+                         "each reports its median round (a noisy host's slow phases then hit every contender)")
     ap.add_argument("--quick", action="store_true", help="short warm-up/timing and smaller peak sizes")
     ap.add_argument("--torch-compile", action="store_true", help="add the torch.compile contender")
     ap.add_argument("--threads", type=int, default=2, help="threads for every contender (default 2)")
@@ -163,6 +166,35 @@ def run_contender(wl_name: str, name: str, env: dict, args) -> dict:
     return r
 
 
+def _timed(wl, name: str, env: dict, args, busy_samples: list) -> dict:
+    """One contender's child run on ``wl``, after an idle check (printed as it goes)."""
+    between = machine.idle_check(0.3, args.idle_threshold)
+    if between["busy"] is not None:
+        busy_samples.append(between["busy"])
+    if between["warning"]:
+        print(f"   (load) {between['warning']}")
+    print(f"   {name:<14}", end=" ", flush=True)
+    r = run_contender(wl.name, name, env, args)
+    r.setdefault("workload", wl.name)
+    r["contender"] = name  # the child reports "symdiff-llvm" for the baseline too
+    r["busy_before"] = between["busy"]
+    print(one_line(r) + (f"  [other load {report.load_text(r)}]" if r["status"] == "ok"
+                         and r.get("other_load", 0) > args.idle_threshold else ""), flush=True)
+    return r
+
+
+def median_round(rs: list[dict]) -> dict:
+    """The round whose median is the median of a contender's rounds (its whole result: timing, check,
+    compile), with every round's median under ``rounds``; the first result when none succeeded."""
+    ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r["timing"]["median_s"])
+    if not ok:
+        return rs[0]
+    pick = dict(ok[(len(ok) - 1) // 2])
+    if len(rs) > 1:
+        pick["rounds"] = [r["timing"]["median_s"] for r in ok]
+    return pick
+
+
 def one_line(r: dict) -> str:
     if r["status"] == "skipped":
         return f"SKIP  {r.get('reason', '')[:300]}"
@@ -223,20 +255,13 @@ def main(argv=None) -> int:
     results, busy_samples = [], []
     for wl in wls:
         print(f"\n== {wl.name}: {wl.describe()}")
-        for name in names:
-            between = machine.idle_check(0.3, args.idle_threshold)
-            if between["busy"] is not None:
-                busy_samples.append(between["busy"])
-            if between["warning"]:
-                print(f"   (load) {between['warning']}")
-            print(f"   {name:<14}", end=" ", flush=True)
-            r = run_contender(wl.name, name, env, args)
-            r.setdefault("workload", wl.name)
-            r["contender"] = name  # the child reports "symdiff-llvm" for the baseline too
-            r["busy_before"] = between["busy"]
-            results.append(r)
-            print(one_line(r) + (f"  [other load {report.load_text(r)}]" if r["status"] == "ok"
-                                 and r.get("other_load", 0) > args.idle_threshold else ""), flush=True)
+        per: dict[str, list] = {n: [] for n in names}
+        for rnd in range(max(1, args.rounds)):
+            if args.rounds > 1:
+                print(f"   -- round {rnd + 1} of {args.rounds}")
+            for name in names[rnd % len(names):] + names[:rnd % len(names)]:
+                per[name].append(_timed(wl, name, env, args, busy_samples))
+        results += [median_round(per[n]) for n in names]
 
     disturbed = [f"{r['workload']}/{r['contender']} ({report.load_text(r)})" for r in results
                  if r.get("status") == "ok" and r.get("other_load", 0) > args.idle_threshold]
