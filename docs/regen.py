@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 REGION = re.compile(r"(<!-- generated: (run|bench-table|bench-full) (.+?) -->\n)(.*?)(<!-- /generated -->)", re.S)
 PEERS = ("numpy", "torch", "jax")
+GOAL_PEERS = ("torch", "jax")
 
 
 def fmt_time(s: float) -> str:
@@ -77,15 +78,18 @@ def bench_table(path: str) -> str:
     lines = [f"Measured {run['date'][:10]} by `{run['command'].split(' --baseline')[0]}`: {m['cpu']} "
              f"({m.get('cpu_flags', '')}), {m['logical_cpus']} logical CPUs, {run['threads']} threads per contender "
              f"({path}).", "",
-             "| workload (loss + all gradients) | symdiff-llvm | best peer measured in the same run | symdiff / best |",
-             "|---|---|---|---|"]
+             "| workload (loss + all gradients) | symdiff-llvm | best peer measured in the same run | symdiff / best "
+             "| symdiff / best of torch, jax |",
+             "|---|---|---|---|---|"]
     for w, spec in run["workloads"].items():
         mine = median(w, "symdiff-llvm")
         peers = [(t, c) for c in PEERS if (t := median(w, c)) is not None]
         best = min(peers) if peers else None
+        goal = min((t for t, c in peers if c in GOAL_PEERS), default=None)  # issue 17's ratio
         lines.append(f"| {w}: {spec['describe']} | {fmt_time(mine) if mine else '-'} | "
                      f"{f'{best[1]} {fmt_time(best[0])}' if best else '-'} | "
-                     f"{f'{mine / best[0]:.2f}x' if mine and best else '-'} |")
+                     f"{f'{mine / best[0]:.2f}x' if mine and best else '-'} | "
+                     f"{f'{mine / goal:.3f}' if mine and goal else '-'} |")
     return "\n".join(lines) + "\n"
 
 

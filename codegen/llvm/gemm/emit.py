@@ -37,8 +37,8 @@ kernels once (functions ``sdgemm.<f32|f64>.*``, internal):
   transposes (shufflevector butterflies) when B is stored k-contiguous (``trans_b``).  Small
   M reads op(B) in place instead (GEMV-like shapes, with wide 1 x 16-vector tiles).
 * ``dk<MR>x<NR>``: for small M with k-contiguous op(A) rows and op(B) columns (batch-1
-  ``x @ W^T``): MR x NR dot products accumulate as vectors along k and are reduced by a
-  transposing shuffle tree.
+  ``x @ W^T``; with 16-lane vectors up to 32 rows when K >= 16 M: a conv-weight gradient): MR x NR dot
+  products accumulate as vectors along k and are reduced by a transposing shuffle tree.
 * ``outer<acc><bias><relu>``: K == 1 products (C (+)= a b^T, batch-1 weight gradients): row by
   row, a broadcast times b, epilogue fused; store-bound, split over rows in 2 tasks when large.
 * ``driver``: the loop nest (tasks, NC / KC / MC blocks, panels, tiles) calling the above

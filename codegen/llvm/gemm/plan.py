@@ -35,7 +35,8 @@ _DOT_MAX_M = 8             # dot kernel (k-contiguous A and B) up to this many r
 # for M uses of each element, the dot kernel reduces each C tile once per K. Measured (Zen 4, 2 threads,
 # GFLOP/s row -> dot): 16x6400x150 (LeNet's conv-weight gradient) 112 -> 202, 32x6400x150 133 -> 187,
 # 32x25088x576 133 -> 150, 24x512x512 166 -> 188, 16x256x1024 141 -> 151; 32x256x256 174 vs 170 and
-# 64x25088x576 163 vs 152 stay row kernels
+# 64x25088x576 163 vs 152 stay row kernels. Only with 16-lane vectors (float32 on AVX-512): with 8 lanes
+# the dot tiles are 4 x 2 and float64 lost (24x512x512 80 -> 65, 32x25088x576 73 -> 52)
 _DOT_DEEP_M, _DOT_DEEP_K = 32, 16
 _SERIAL_FLOPS = 2_000_000  # below this the product is one task
 _TASK_FLOPS = 1_000_000    # minimum flops per task when splitting
@@ -238,7 +239,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[i
     b_rows = p.sbj in (0, 1)                        # op(B) rows contiguous
     a_kcont = p.sak in (0, 1)
     b_kcont = p.sbk in (0, 1)
-    deep = M <= _DOT_DEEP_M and K >= _DOT_DEEP_K * M
+    deep = M <= _DOT_DEEP_M and K >= _DOT_DEEP_K * M and VL >= 16  # (4 x 4 dot tiles: 16-lane vectors)
     if allow_dot and K > 0 and not b_rows and a_kcont and b_kcont and (M <= _DOT_MAX_M or deep):
         # Dot-product kernel: vectors along k.
         mr = min(M, 4)
