@@ -24,7 +24,7 @@ from llvmlite import ir
 
 from symdiff.codegen.kernel_ir import ScanKernel, ScatterKernel, SortKernel
 from symdiff.codegen.llvm.gemm.ir import counted_loop
-from symdiff.codegen.llvm.types import I64, PTR, lltype
+from symdiff.codegen.llvm.types import I64, alloca, lltype
 from symdiff.codegen.schedule import lpt_schedule, task_seconds
 
 __all__ = ["render_scatter", "render_scan", "render_sort", "render_group", "COMBINE", "HEAP_MIN_ROW"]
@@ -62,10 +62,9 @@ def _nest(b: ir.IRBuilder, bounds: list, body: Callable[[list], None], name: str
 
 
 def _slot(b: ir.IRBuilder, ty: ir.Type) -> ir.Value:
+    """A stack slot in the function's entry block."""
     with b.goto_entry_block():
-        a = b.alloca(ty)
-    a.type = PTR  # opaque pointer (llvmlite's alloca is still typed)
-    return a
+        return alloca(b, ty)
 
 
 def render_scatter(r, k: ScatterKernel) -> None:
