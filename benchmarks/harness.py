@@ -41,6 +41,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
 }
 SYMDIFF = ["symdiff-llvm", "symdiff-numpy"]
 PEERS = ["numpy", "torch", "torch-compile", "jax"]
+GOAL_PEERS = ("torch", "jax")  # issue 17's ratio: symdiff-llvm over the best of torch eager and jax.jit
 DEFAULT = ["symdiff-llvm", "symdiff-numpy", "numpy", "torch", "jax"]   # torch-compile: opt-in
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from .harness import PEERS, SYMDIFF, fmt_time
+from .harness import GOAL_PEERS, PEERS, SYMDIFF, fmt_time
 
 PHASES = ["build", "grad", "compile", "cached", "rebuilt", "disk_cache", "wrap", "first_call"]
 
@@ -50,9 +50,6 @@ def _vs_best_peer(row: dict, name: str) -> str:
         return "-"
     p, t = min(peers, key=lambda pt: pt[1])
     return f"{_median(r) / t:.2f}x vs {p}"
-
-
-GOAL_PEERS = ("torch", "jax")  # issue 17's ratio: to the best of torch eager and jax.jit
 
 
 def _vs_goal_peers(row: dict, name: str) -> str:

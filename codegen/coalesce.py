@@ -22,6 +22,7 @@ with :class:`AffineProbe`, an emitter whose index values are affine forms of the
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Callable, Optional, Sequence
 
 from symdiff.codegen.pointeval import Emitter, PointEval
@@ -216,13 +217,7 @@ def expand_point(groups: list[list[int]], shape: Sequence[int], merged: list, ze
 
 def merged_shape(groups: list[list[int]], shape: Sequence[int]) -> list[int]:
     """The extents of the coalesced nest."""
-    out = []
-    for g in groups:
-        n = 1
-        for a in g:
-            n *= shape[a]
-        out.append(n)
-    return out
+    return [math.prod(shape[a] for a in g) for g in groups]
 
 
 def coalesced(shape: Sequence, body: Callable[[PointEval, list], None], where: dict, zero: Any,
