@@ -214,7 +214,7 @@ class DynamicGemm(Kit):
                     pstride=sbk if plan.pack == "copy" else sbj, kstride=kstride, flags=c64(flags),
                     lanes_tail=lanes_tail, bias_mode=c64(1 if self.bias else 0), nkb=nkb, VL=c64(VL),
                     packa=c64(int(plan.pack_a)), pastride=sak if self.nominal.sai == 1 else sai,
-                    edge_split=c64(int(isinstance(self.M, _dims.Dim))))
+                    edge_split=c64(int(isinstance(self.M, _dims.Dim))), gather=c64(0))
         sty = prm_type()
         prm = b.alloca(sty, name="prm")
         prm.align = 8
@@ -239,7 +239,7 @@ class DynamicGemm(Kit):
                   if ("part", p) in mt else null for p in EDGE_PARTS]
         ptrs = [PtrRef(full), edge_n, edge_m, corner,
                 PtrRef(packfn) if packfn is not None else null,
-                PtrRef(packafn) if packafn is not None else null] + part_w + part_n
+                PtrRef(packafn) if packafn is not None else null] + part_w + part_n + [null]  # (no offset table)
         for i, v in enumerate(ptrs):
             b.store(v, b.gep(prm, [ir.Constant(I32, 0), ir.Constant(I32, 1), ir.Constant(I32, i)],
                              inbounds=True, source_etype=sty))

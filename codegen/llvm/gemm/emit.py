@@ -58,18 +58,20 @@ from typing import Optional
 from llvmlite import ir
 
 from symdiff.codegen.llvm.gemm.ir import PRM, PRM_PTRS, I32, I64, PTR, c64, Kit, prm_type, PtrRef
+from symdiff.codegen.llvm.gemm.gather import GatherPackers, table_pad, unit_run_share
 from symdiff.codegen.llvm.gemm.kernels import SharedKernels
 from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, GemmInfo, abuf_elems, ceil_div,
                         elem_size, norm_dtype, Plan, make_plan, Problem, make_problem, vec_len, plan_matmul)
 
-__all__ = ["GemmInfo", "emit_matmul", "plan_matmul"]
+__all__ = ["GemmInfo", "emit_matmul", "gather_mode", "plan_matmul"]
 
 
 # ----------------------------------------------------------------------------- per-product entry
 class _Gemm(Kit):
-    def __init__(self, module: ir.Module, name: str, p: Problem, plan: Plan):
+    def __init__(self, module: ir.Module, name: str, p: Problem, plan: Plan, b_offsets: Optional[tuple] = None):
         super().__init__(module, p.dtype)
         self.name = name
+        self.b_offsets = b_offsets
         self.p = p
         self.plan = plan
         self.shared = SharedKernels(module, p.dtype)
@@ -149,8 +151,9 @@ class _Gemm(Kit):
             buf = b.alloca(ir.ArrayType(self.ety, plan.kc * plan.nc + VL * NR), name="bpack")
             buf.align = 64
             buf.type = PTR
-            packfn = (self.shared.pack_copy(plan.nv) if plan.pack == "copy"
-                      else self.shared.pack_trans(plan.nv))
+            gp = GatherPackers(self.m, p.dtype)
+            packfn = {"copy": self.shared.pack_copy, "trans": self.shared.pack_trans, "grows": gp.pack_gather_rows,
+                      "gcols": gp.pack_gather_cols}[plan.pack](plan.nv)
         else:
             buf = ir.Constant(PTR, None)
             packfn = ir.Constant(PTR, None)
@@ -171,11 +174,20 @@ class _Gemm(Kit):
                     NC=plan.nc or ceil_div(p.N, NR) * NR, MC=plan.mc or ceil_div(p.M, plan.mr) * plan.mr,
                     T=plan.n_tasks,
                     units=plan.units, split_m=int(plan.split == "m"),
-                    pack={"": 0, "copy": 1, "trans": 2}[plan.pack],
+                    pack={"": 0, "copy": 1, "trans": 2, "grows": 3, "gcols": 4}[plan.pack],
                     pstride=p.sbk if plan.pack == "copy" else p.sbj, kstride=kstride, flags=flags,
                     lanes_tail=lanes_tail, bias_mode={"none": 0, "col": 1, "row": 2}[p.bias],
                     nkb=nkb, VL=VL, packa=int(plan.pack_a),
-                    pastride=p.sak if p.sai == 1 else p.sai, edge_split=0)
+                    pastride=p.sak if p.sai == 1 else p.sai, edge_split=0, gather=int(bool(p.gather)))
+        btab = ir.Constant(PTR, None)
+        if p.gather:  # the offset tables: K row offsets, N column offsets, then zeros (gemm/gather.py)
+            ents = list(self.b_offsets[0]) + list(self.b_offsets[1]) + [0] * table_pad(plan.nv, VL)
+            btab = ir.GlobalVariable(self.m, ir.ArrayType(I32, len(ents)), name=self.name + ".btab")
+            btab.linkage = "internal"
+            btab.global_constant = True
+            btab.align = 64
+            btab.initializer = ir.Constant(btab.value_type, ents)
+            btab.type = PTR
         sty = prm_type()
         prm = ir.GlobalVariable(self.m, sty, name=self.name + ".prm")
         prm.linkage = "internal"
@@ -185,7 +197,7 @@ class _Gemm(Kit):
         prm.initializer = ir.Constant(sty, [
             ir.Constant(ir.ArrayType(I64, len(PRM)), [vals[f] for f in PRM]),
             ir.Constant(ir.ArrayType(PTR, PRM_PTRS), [PtrRef(f) for f in list(kerns) + [packfn, packafn]]
-                        + [ir.Constant(PTR, None)] * (PRM_PTRS - 6))])
+                        + [ir.Constant(PTR, None)] * (PRM_PTRS - 7) + [btab])])
         b.call(self.shared.driver(), [A, B, C, biasp, tb, te, prm, buf, abuf])
         b.ret_void()
         return fn
@@ -194,7 +206,8 @@ class _Gemm(Kit):
 def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int,
                 trans_a: bool = False, trans_b: bool = False, accumulate: bool = False,
                 lda: Optional[int] = None, ldb: Optional[int] = None, ldc: Optional[int] = None,
-                bias: bool = False, relu: bool = False, threads: Optional[int] = None) -> GemmInfo:
+                bias: bool = False, relu: bool = False, threads: Optional[int] = None,
+                b_offsets: Optional[tuple] = None) -> GemmInfo:
     """Add ``void name(ptr A, ptr B, ptr C, ptr bias, i64 task_begin, i64 task_end)`` to
     ``module``: C = op(A) @ op(B) (C += ... with accumulate), then C[i, j] += bias[j] and
     max(., 0) when asked, for tasks [task_begin, task_end) of GemmInfo.n_tasks (at most
@@ -204,20 +217,45 @@ def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int
     stride lda, default M) read transposed in place; likewise op(B) (K x N, or N x K with
     trans_b; ldb).  C is M x N with row stride ldc (default N).  The bias pointer is ignored
     (may be null) without bias.  Helper functions are internal, named ``sdgemm.*`` and shared
-    by all products emitted into the same module; ``name.prm`` is an internal constant."""
+    by all products emitted into the same module; ``name.prm`` is an internal constant.
+
+    ``b_offsets = (rk, cj)``: op(B)[k, j] is B[rk[k] + cj[j]] (K and N integer offsets, one of the two
+    strictly increasing; ldb and trans_b do not apply): an implicit-GEMM operand such as an im2col view,
+    packed by gathering (gemm/gather.py)."""
     dtype = norm_dtype(dtype)
     M, N, K = int(M), int(N), int(K)
     if min(M, N, K) < 0:
         raise ValueError("negative dimension")
     if name in module.globals:
         raise ValueError(f"{name!r} already exists in the module")
-    p = make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu)
+    gather = gather_mode(b_offsets, K, N) if b_offsets is not None else ""
+    p = make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu, gather)
     plan = make_plan(p, frozenset(g.name for g in module.functions if g.name.startswith("sdgemm.")), threads)
-    _Gemm(module, name, p, plan).emit()
+    _Gemm(module, name, p, plan, b_offsets).emit()
     VL = vec_len(dtype)
     nr = plan.nv if plan.kernel in ("dot", "outer") else plan.nv * VL
     stack = (plan.kc * plan.nc + VL * plan.nv * VL) * elem_size(dtype) if plan.pack else 0
     stack += abuf_elems(plan.mc, plan.kc, plan.mr, VL) * elem_size(dtype) if plan.pack_a else 0
     return GemmInfo(name=name, n_tasks=plan.n_tasks, flops=2 * M * N * K, dtype=dtype, M=M, N=N, K=K,
                     kernel=plan.kernel, mr=plan.mr, nr=nr, packed_b=bool(plan.pack),
-                    transposed=p.transposed, split=plan.split, stack_bytes=stack)
+                    transposed=p.transposed, split=plan.split, stack_bytes=stack, gathered=gather)
+
+
+def _increasing(t) -> bool:
+    return all(b > a for a, b in zip(t[:-1], t[1:]))
+
+
+def gather_mode(b_offsets: tuple, K: int, N: int) -> str:
+    """"rows" (pack along the column offsets' unit runs) or "cols" (along the row offsets'), for tables
+    that fit i32 offsets; ValueError for tables no packer reads correctly."""
+    rk, cj = (list(map(int, t)) for t in b_offsets)
+    if len(rk) != K or len(cj) != N:
+        raise ValueError(f"offset tables of {len(rk)} and {len(cj)} entries for a {K} x {N} op(B)")
+    if min(rk + cj, default=0) < 0 or max(rk, default=0) + max(cj, default=0) >= 2 ** 31:
+        raise ValueError("gathered op(B) offsets must be in [0, 2**31)")
+    ok_rows, ok_cols = _increasing(cj), _increasing(rk)
+    if not (ok_rows or ok_cols):
+        raise ValueError("a gathered op(B) needs strictly increasing row or column offsets")
+    if ok_rows and (not ok_cols or unit_run_share(cj) >= unit_run_share(rk)):
+        return "rows"
+    return "cols"

@@ -198,6 +198,15 @@ class Kit:
         else:
             self.mstore(b, val, ptr, mask, align)
 
+    def gather(self, b, base, idx, mask):
+        """<VL x T> of base[idx[l]] for the lanes of ``mask`` (zero elsewhere); idx an <VL x i32> value
+        (``llvm.masked.gather``: one vgatherdps/dpd on AVX-512 and AVX2, scalar loads on SSE)."""
+        ptrs = b.gep(base, [idx], inbounds=True, source_etype=self.ety)
+        ptrs.type = ir.VectorType(PTR, self.VL)
+        f = self.intrinsic(f"llvm.masked.gather.{self.vsuffix()}.v{self.VL}p0", self.vty,
+                           [ptrs.type, I32, self.mty, self.vty])
+        return b.call(f, [ptrs, ir.Constant(I32, self.esz), mask, self.vzero])
+
     def sload(self, b, ptr):
         return b.load(ptr, typ=self.ety, align=self.esz)
 
@@ -365,13 +374,15 @@ class PtrRef(IndirectCallee):
 # Integer fields of a product's parameter block (then 5 function pointers).
 PRM = ("M", "N", "K", "sai", "sak", "sbk", "sbj", "ldc", "MR", "NR", "KC", "NC", "MC", "T", "units",
         "split_m", "pack", "pstride", "kstride", "flags", "lanes_tail", "bias_mode", "nkb", "VL",
-        "packa", "pastride", "edge_split")
+        "packa", "pastride", "edge_split", "gather")
 # Function pointers after them: the tile kernels (full, N-edge, M-edge, corner), op(B) and op(A) packing, then
 # (edge_split != 0) the row-part kernels of EDGE_PARTS rows, whole and N-edge: an M edge of r < MR rows runs
 # as one call per set bit of r (8 + 2 + 1 for 11), so a product sized at run time needs log2(MR) edge kernels,
-# not MR - 1 (codegen/llvm/gemm/dynamic.py).
+# not MR - 1 (codegen/llvm/gemm/dynamic.py). The last pointer: a gathered op(B)'s offset table (``gather`` != 0:
+# K row offsets then N column offsets, i32, op(B)[k, j] = B[rk[k] + cj[j]]; codegen/llvm/gemm/gather.py).
 EDGE_PARTS = (8, 4, 2, 1)
-PRM_PTRS = 6 + 2 * len(EDGE_PARTS)
+PRM_PTRS = 7 + 2 * len(EDGE_PARTS)
+BTAB = PRM_PTRS - 1
 
 
 def prm_type() -> ir.LiteralStructType:

@@ -7,8 +7,8 @@ from typing import Optional
 
 from llvmlite import ir
 
-from symdiff.codegen.llvm.gemm.ir import (ARG_TYPES, EDGE_PARTS, PRM, I32, I64, PTR, VOID, c64, IndirectCallee, Kit,
-                                          prm_type)
+from symdiff.codegen.llvm.gemm.ir import (ARG_TYPES, BTAB, EDGE_PARTS, PRM, I32, I64, PTR, VOID, c64, IndirectCallee,
+                                          Kit, prm_type)
 from symdiff.codegen.llvm.gemm.plan import UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, PF_A_DIST, PF_C, ceil_div
 
 # ----------------------------------------------------------------------------- shared kernels
@@ -16,7 +16,7 @@ class SharedKernels(Kit):
     """Functions shared by every product of one module and dtype (strides at run time).
     Their names encode all their static parameters, so they are found again in the module."""
 
-    def _existing(self, name: str) -> Optional[ir.Function]:
+    def existing(self, name: str) -> Optional[ir.Function]:
         """The function if the module has it, or a declaration of it when the module says a compiled
         copy is available elsewhere (``module.sd_shared_available(name) -> [arg type] or None``:
         the JIT links cached objects of these functions instead of compiling them again)."""
@@ -59,7 +59,7 @@ class SharedKernels(Kit):
         pointer with constant displacements, no address chains.  pb: op(B) packed (zero-padded
         panels): B loads unmasked."""
         name = f"sdgemm.{self.tag}.uk{mr}x{nv}.k{ks}u{U}" + ("pa" if pa else "") + ("pb" if pb else "")
-        fn = self._existing(name)
+        fn = self.existing(name)
         if fn is not None:
             return fn
         VL = self.VL
@@ -183,7 +183,7 @@ class SharedKernels(Kit):
         C[i, j] (+)= a[i*sai] * b[j] (+ bias[j] | bias[i]) (relu) for m0 <= i < m1, j < n (K == 1
         products; b contiguous, or n == 1)."""
         name = f"sdgemm.{self.tag}.outer{int(acc)}{bias[0]}{int(relu)}"
-        fn = self._existing(name)
+        fn = self.existing(name)
         if fn is not None:
             return fn
         VL = self.VL
@@ -229,7 +229,7 @@ class SharedKernels(Kit):
         """void pack(ptr src, i64 sbk, ptr dst, i64 kc, i64 nc): src[k*sbk + j] for k < kc,
         j < nc -> ceil(nc/NR) panels of kc x NR (panel stride kc*NR), zero padded."""
         name = f"sdgemm.{self.tag}.packcopy{nv}"
-        fn = self._existing(name)
+        fn = self.existing(name)
         if fn is not None:
             return fn
         VL = self.VL
@@ -271,7 +271,7 @@ class SharedKernels(Kit):
         transposes.  Writes up to VL-1 rows past kc in a panel (overwritten by the next panel;
         the buffer has VL*NR elements of slack for the last one)."""
         name = f"sdgemm.{self.tag}.packtrans{nv}"
-        fn = self._existing(name)
+        fn = self.existing(name)
         if fn is not None:
             return fn
         VL = self.VL
@@ -312,7 +312,7 @@ class SharedKernels(Kit):
         for n rows read it with constant strides). Stores run up to VL elements past the last panel
         (the buffer has that slack: abuf_elems)."""
         name = f"sdgemm.{self.tag}.packa{mr}"
-        fn = self._existing(name)
+        fn = self.existing(name)
         if fn is not None:
             return fn
         VL = self.VL
@@ -346,7 +346,7 @@ class SharedKernels(Kit):
         (mr <= VL).  Stores run up to VL*(mr+1) elements past the last panel (the buffer has
         that slack); within a panel, later stores overwrite the spill of earlier ones."""
         name = f"sdgemm.{self.tag}.packar{mr}"
-        fn = self._existing(name)
+        fn = self.existing(name)
         if fn is not None:
             return fn
         VL = self.VL
@@ -382,7 +382,7 @@ class SharedKernels(Kit):
         sum_{k < kc} a[r*sai + k] * b[j*sbj + k] for r < mr, j < nr (the b stride argument is
         sbj; sak and lanes are unused).  Vectors along k, reduced by a transposing shuffle tree."""
         name = f"sdgemm.{self.tag}.dk{mr}x{nr}.k{ks}"
-        fn = self._existing(name)
+        fn = self.existing(name)
         if fn is not None:
             return fn
         VL = self.VL
@@ -457,7 +457,7 @@ class SharedKernels(Kit):
         constant parameter block: the PRM integers, then the four tile kernels (full,
         N-edge, M-edge, corner) and the packing function."""
         name = f"sdgemm.{self.tag}.driver"
-        fn = self._existing(name)
+        fn = self.existing(name)
         if fn is not None:
             return fn
         fn = self.new_fn(name, [PTR, PTR, PTR, PTR, I64, I64, PTR, PTR, PTR], small=True)
@@ -479,6 +479,9 @@ class SharedKernels(Kit):
         edge_split = b.icmp_signed("!=", P["edge_split"], c64(0))
         uk_t = ir.FunctionType(VOID, [PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I32])
         pk_t = ir.FunctionType(VOID, [PTR, I64, PTR, I64, I64])
+        pg_t = ir.FunctionType(VOID, [PTR, PTR, PTR, PTR, I64, I64])
+        gathered = b.icmp_signed("!=", P["gather"], c64(0))
+        btab = field(1, BTAB, PTR)
 
         def icall(callee, args, fty):
             return b.call(IndirectCallee(callee, fty), args)
@@ -511,7 +514,13 @@ class SharedKernels(Kit):
                     flags = b.or_(base_flags, b.or_(later, b.shl(last, ir.Constant(I32, 1))))
                     bsrc = self.gep(b, B, b.add(b.mul(pc, P["sbk"]), b.mul(jc, P["sbj"])))
                     with b.if_then(packed):
-                        icall(packfn, [bsrc, P["pstride"], buf, kc, b.sub(jend, jc)], pk_t)
+                        with b.if_else(gathered) as (gath, plain):
+                            with gath:  # op(B)[k, j] = B[rk[k] + cj[j]] (gemm/gather.py)
+                                icall(packfn, [B, b.gep(btab, [pc], inbounds=True, source_etype=I32),
+                                               b.gep(btab, [b.add(K, jc)], inbounds=True, source_etype=I32),
+                                               buf, kc, b.sub(jend, jc)], pg_t)
+                            with plain:
+                                icall(packfn, [bsrc, P["pstride"], buf, kc, b.sub(jend, jc)], pk_t)
                     with self.loop(b, m0, m1, MC, "ic") as ic:
                         iend = self.smin(b, m1, b.add(ic, MC))
                         asrc = self.gep(b, A, b.add(b.mul(ic, P["sai"]), b.mul(pc, P["sak"])))

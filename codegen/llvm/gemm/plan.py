@@ -70,6 +70,7 @@ class GemmInfo:
     transposed: bool = False   # computed as C^T = op(B)^T op(A)^T
     split: str = "n"           # axis the tasks split: "n" (columns) or "m" (rows)
     stack_bytes: int = 0       # alloca'd packing buffer
+    gathered: str = ""         # op(B) read through offset tables: "rows" | "cols" (gemm/gather.py)
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -151,6 +152,8 @@ class Problem:
     bias: str          # "none" | "col" (bias[j]) | "row" (bias[i])
     relu: bool
     transposed: bool
+    gather: str = ""   # "" | "rows" | "cols": op(B)[k, j] = B[rk[k] + cj[j]], packed by gemm/gather.py along
+    #                    the table with unit runs (the columns' or the rows')
 
 
 @dataclass(frozen=True)
@@ -163,14 +166,16 @@ class Plan:
     kc: int = 0
     nc: int = 0
     mc: int = 0
-    pack: str = ""     # "" | "copy" | "trans"   (op(B) packing)
+    pack: str = ""     # "" | "copy" | "trans" | "grows" | "gcols"   (op(B) packing)
     pack_a: bool = False   # copy op(A) (stored K x M) into MR-row panels per (MC x KC) block
     split: str = "n"
     units: int = 1     # number of split units (NR panels / MR row blocks)
     n_tasks: int = 1
 
 
-def make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu) -> Problem:
+def make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bias, relu, gather: str = "") -> Problem:
+    """The strides and epilogue of a product; ``gather``: op(B) is read through offset tables (its
+    strides are then 0: the packer adds the offsets)."""
     if trans_a:
         lda = M if lda is None else lda
         sai, sak = 1, lda
@@ -190,7 +195,11 @@ def make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bi
             raise ValueError(f"{nm}={ld} is smaller than the row length {minimum}")
     bmode = "col" if bias else "none"
     transposed = False
-    if N == 1 and M > 1 and ldc == 1 and K > 0:
+    if gather:
+        if trans_b:
+            raise ValueError("a gathered op(B) has its offset tables, not trans_b")
+        sbk = sbj = 0
+    elif N == 1 and M > 1 and ldc == 1 and K > 0:
         # C is a contiguous column: compute C^T (1 x M) = op(B)^T (1 x K) @ op(A)^T (K x M).
         M, N = 1, M
         sai, sak, sbk, sbj = 0, sbk, sak, sai
@@ -205,7 +214,7 @@ def make_problem(dtype, M, N, K, trans_a, trans_b, accumulate, lda, ldb, ldc, bi
     if K == 1:
         sak = sbk = 0
     return Problem(dtype, M, N, K, sai, sak, sbk, sbj, ldc, bool(accumulate), bmode, bool(relu),
-                 transposed)
+                   transposed, gather)
 
 
 def _choose_tasks(flops: int, units: int, threads: int) -> int:
@@ -232,7 +241,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[i
     VL = vec_len(p.dtype)
     cfg = cfg_of(p.dtype)
     flops = 2 * M * N * K
-    if K == 1 and (p.sbj == 1 or N == 1):
+    if K == 1 and (p.sbj == 1 or N == 1) and not p.gather:
         # Outer product: C (+)= a b^T, row by row (store-bound; no tiles, no packing).
         T = min(2, M, threads) if M * N * elem_size(p.dtype) >= _OUTER_TASK_BYTES else 1
         return Plan("outer", mr=1, nv=N, split="m", units=M, n_tasks=T)
@@ -240,7 +249,7 @@ def make_plan(p: Problem, existing: frozenset = frozenset(), threads: Optional[i
     a_kcont = p.sak in (0, 1)
     b_kcont = p.sbk in (0, 1)
     deep = M <= _DOT_DEEP_M and K >= _DOT_DEEP_K * M and VL >= 16  # (4 x 4 dot tiles: 16-lane vectors)
-    if allow_dot and K > 0 and not b_rows and a_kcont and b_kcont and (M <= _DOT_MAX_M or deep):
+    if allow_dot and K > 0 and not p.gather and not b_rows and a_kcont and b_kcont and (M <= _DOT_MAX_M or deep):
         # Dot-product kernel: vectors along k.
         mr = min(M, 4)
         nr = max(1, min(N, VL // mr))
@@ -332,6 +341,8 @@ def _row_plan(p: Problem, mr: int, nv: int, threads: int) -> Plan:
     unroll = max(ks, cfg["U"])
     if K == 0:
         pack = ""
+    elif p.gather:
+        pack = "g" + p.gather
     elif p.sbj not in (0, 1):
         pack = "trans"
     elif M >= _PACK_MIN_M and N > NR:
