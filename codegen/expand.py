@@ -18,6 +18,8 @@ from symdiff.ops_reduce import TENSOR_EXPANSIONS
 from symdiff.ops_tensor import broadcast_to
 from symdiff.sympy_bridge import to_graph, value_expr
 
+from symdiff.codegen.gather import conv_transpose_expansion
+
 # non-elementwise ops handled by lowering and the point evaluators of every compiled backend
 KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "broadcast_to", "transpose",
                         "matmul", "cast", "softmax", "log_softmax", "logsumexp", "pick", "one_hot",
@@ -25,6 +27,10 @@ KERNEL_OPS = frozenset({"input", "param", "const", "sum", "max", "reshape", "bro
     | {"slice", "flip", "embed", "concatenate", "window"} \
     | {"take_along", "scatter_add", "scatter_mul", "scatter_max", "cumsum", "cumprod", "argsort"}  # ops_gather.py
 # TENSOR_EXPANSIONS (argmax, argmin, conv, conv_transpose, conv_weight, fold): tensor ops that expand_composites rewrites into the ops above
+
+
+# expansions the compiled backends prefer where they apply (None: the op's own TENSOR_EXPANSIONS entry)
+PREFERRED_EXPANSIONS = {"conv_transpose": conv_transpose_expansion}
 
 
 class UnsupportedOpError(NotImplementedError):
@@ -57,7 +63,10 @@ def expand_composites(outputs: Sequence[Node]) -> list[Node]:
 
     def expand(n: Node, ins: list) -> Optional[Node]:
         if n.op in TENSOR_EXPANSIONS:
-            new = TENSOR_EXPANSIONS[n.op](n, ins)  # None: kept (the point evaluator computes it)
+            pref = PREFERRED_EXPANSIONS.get(n.op)
+            new = pref(n, ins) if pref is not None else None  # (None: not preferred here)
+            if new is None:
+                new = TENSOR_EXPANSIONS[n.op](n, ins)  # None: kept (the point evaluator computes it)
             return None if new is None else expand_composites([new])[0]
         if not is_composite(n.op):
             return None

@@ -237,6 +237,9 @@ class MatmulKernel(NodeKernel):
     batch: tuple = ()
     a_batch_strides: tuple = ()
     b_batch_strides: tuple = ()
+    # an implicit-GEMM operand: (rk, cj) with op(B)[k, j] = b.flat[rk[k] + cj[j]] (codegen/gather.py), b the
+    # stored array an im2col view reads (trans_b False, no batch)
+    b_offsets: Optional[tuple] = None
 
     kind: ClassVar[str] = "matmul"
 
@@ -262,7 +265,8 @@ class MatmulKernel(NodeKernel):
     def describe(self) -> str:
         return (f"matmul {'batch ' + 'x'.join(map(str, self.batch)) + ' of ' if self.batch else ''}"
                 f"{self.M}x{self.K} @ {self.K}x{self.N} trans_a={self.trans_a} trans_b={self.trans_b} "
-                f"bias={'yes' if self.bias is not None else 'no'} -> buf{self.out.id} ({_label(self.node)})")
+                + ("gathered_b=yes " if self.b_offsets is not None else "")
+                + f"bias={'yes' if self.bias is not None else 'no'} -> buf{self.out.id} ({_label(self.node)})")
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,6 +28,7 @@ from symdiff.optable import OPS
 from symdiff.signature import Signature
 
 from symdiff.codegen.expand import expand_composites
+from symdiff.codegen.gather import matmul_b_tables
 from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program, ReduceKernel, RowKernel,
                                        ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.target import Target, host_target
@@ -162,6 +163,7 @@ class Lowering:
                 self.users[i].append(n)
         self.fused_bias: dict[Node, Node] = {}  # add node -> matmul node whose epilogue adds the bias
         self.aliases: dict[Node, Node] = {}  # matmul operand reshape -> the stored node whose buffer it reads
+        self.gathers: dict[Node, tuple] = {}  # matmul -> (stored node, rk, cj): op(B)[k, j] = node.flat[rk[k] + cj[j]]
         self.mat = self._materialise()
 
     # -- 1. what lives in memory ------------------------------------------------------------------------
@@ -172,7 +174,11 @@ class Lowering:
             if n.is_leaf or (n.op == "const" and n.size != 1) or n.op in BUFFER_OPS:
                 mat.add(n)
             if n.op == "matmul":
-                for opnd in n.inputs:
+                tables = matmul_b_tables(n, mat, self._is_t)
+                if tables is not None:  # op(B) read through offset tables (im2col views: codegen/gather.py)
+                    self.gathers[n] = tables
+                    mat.add(tables[0])
+                for opnd in n.inputs[:1] if tables is not None else n.inputs:
                     x = opnd.inputs[0] if self._is_t(opnd) else opnd
                     src = x.inputs[0] if x.op == "reshape" else None
                     if src is not None and (src in mat or src.is_leaf or src.op in BUFFER_OPS
@@ -315,8 +321,12 @@ class Lowering:
                 a, b = mm.inputs
                 ta, tb = self._is_t(a) and a.inputs[0] in self.mat, self._is_t(b) and b.inputs[0] in self.mat
                 batch, sa, sb = _batch_strides(mm)
+                g = self.gathers.get(mm)
+                if g is not None:
+                    b, tb = g[0], False
                 kernels.append(MatmulKernel(n, a.inputs[0] if ta else a, b.inputs[0] if tb else b, ta, tb, bias, out,
-                                            mm.shape[-2], mm.shape[-1], a.shape[-1], batch, sa, sb))
+                                            mm.shape[-2], mm.shape[-1], a.shape[-1], batch, sa, sb,
+                                            b_offsets=None if g is None else g[1:]))
             elif n.op in REDUCE_OPS and n.size == 1:
                 x = n.inputs[0]
                 kernels.append(LoopKernel(x.shape, (), ((n, x, out),), tasks(x.shape)))

@@ -38,12 +38,12 @@ import numpy as np
 
 from . import dtypes as _dt
 from .ir import Node, apply
-from .ops_index import embed, strided_slice
+from .ops_index import embed, flip, strided_slice
 from .ops_reduce import TENSOR_EXPANSIONS
 from .ops_tensor import reshape, transpose
 from .optable import OpDef, register
 
-__all__ = ["window", "fold", "conv", "conv_transpose", "conv_weight", "conv_out_size", "CONV_OPS"]
+__all__ = ["window", "fold", "conv", "conv_transpose", "conv_weight", "conv_out_size", "transpose_as_conv", "CONV_OPS"]
 
 CONV_OPS = ("conv", "conv_transpose", "conv_weight")
 
@@ -432,6 +432,32 @@ def expand_conv_weight(n: Node, ins: list) -> Node:
     o, cg = n.shape[:2]
     dw = reshape(dw, (o,) + tuple(kernel) + (cg,))
     return transpose(dw, (0, k + 1) + tuple(range(1, k + 1)))
+
+
+def transpose_as_conv(n: Node, ins: list):
+    """A stride-1 ``conv_transpose`` (the input gradient of a convolution) as the convolution it is:
+    dx[n, c, t] = sum_{o, a} w[o, c, K-1-a] g[n, o, t + a r - q_lo], i.e. ``conv(g, w')`` with w' the weight
+    with in/out channels swapped and the kernel flipped, padding q = (K-1) r - p on each side. None for other
+    strides or when some q < 0 (a crop first). The compiled backends choose it when the convolution's
+    product reads its im2col in place (codegen/gather.py)."""
+    g, w = ins
+    s, p, r, G = _params(n)
+    kernel = w.shape[2:]
+    k = len(kernel)
+    if any(v != 1 for v in s):
+        return None
+    q = tuple(((kk - 1) * rr - lo, (kk - 1) * rr - hi) for kk, rr, (lo, hi) in zip(kernel, r, p))
+    if any(a < 0 or b < 0 for a, b in q):
+        return None
+    o, cg = w.shape[:2]
+    sp = tuple(range(2, 2 + k))
+    if G == 1:
+        wt = transpose(w, (1, 0) + sp)
+    else:  # (G, O/G, C/G, *K) -> (G, C/G, O/G, *K) -> (C, O/G, *K)
+        wt = transpose(reshape(w, (G, o // G, cg) + tuple(kernel)), (0, 2, 1) + tuple(range(3, 3 + k)))
+        wt = reshape(wt, (G * cg, o // G) + tuple(kernel))
+    y = conv(g, flip(wt, sp), (1,) * k, q, r, G)
+    return y if y.shape == n.shape else None
 
 
 def expand_conv_transpose(n: Node, ins: list) -> Node:

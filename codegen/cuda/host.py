@@ -61,6 +61,12 @@ class CudaSourceAssembly:
             consts.append(f"__device__ const {CTYPE[buf.dtype]} {self._consts[buf.id]}[{max(1, len(items))}] = {{")
             consts.extend(f"    {r}," for r in rows)
             consts.append("};")
+        for tname, vals in self.tables:
+            rows = [", ".join(map(str, vals[i:i + 16])) for i in range(0, len(vals), 16)]
+            consts.append(f"// {tname}: a gathered matmul operand's row then column offsets")
+            consts.append(f"__device__ const int {tname}[{len(vals)}] = {{")
+            consts.extend(f"    {r}," for r in rows)
+            consts.append("};")
         # launcher
         L: list = [Stmt("cudaStream_t stream = (cudaStream_t)stream_arg;", "stream")]
         L += [Stmt(f"const long long sz_{s} = sizes[{i}];", f"sz_{s}") for i, s in enumerate(self.size_names)]

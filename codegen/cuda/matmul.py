@@ -12,6 +12,8 @@ parameters: the tile loop, the bounds and the strides are their expressions, the
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from symdiff.dims import Dim
@@ -36,9 +38,11 @@ def _batch_prelude(k: MatmulKernel, I: str, T: str, A: str, B: str, C: str) -> s
     return "\n".join(lines)
 
 
-def matmul_source(k: MatmulKernel, A: str, B: str, C: str, bias, I: str, out_name: str) -> tuple:
+def matmul_source(k: MatmulKernel, A: str, B: str, C: str, bias, I: str, out_name: str,
+                  btab: Optional[str] = None) -> tuple:
     """(code, comment lines, grid, shared bytes) of the kernel computing ``k`` from the device pointers
-    named ``A``, ``B``, ``C`` (and ``bias`` or None); ``I`` is the C index type."""
+    named ``A``, ``B``, ``C`` (and ``bias`` or None); ``I`` is the C index type; ``btab``: the device table
+    of a gathered op(B)'s K row offsets then N column offsets (``k.b_offsets``)."""
     dt = k.node.dtype
     T = CTYPE[dt]
     batched = bool(k.batch)
@@ -63,7 +67,9 @@ def matmul_source(k: MatmulKernel, A: str, B: str, C: str, bias, I: str, out_nam
         a_map, a_off = f"const int ii = e % {BM}, kk = e / {BM};", f"gk * {M} + gi"
     else:
         a_map, a_off = f"const int kk = e % {BK}, ii = e / {BK};", f"gi * {K} + gk"
-    if k.trans_b:
+    if btab is not None:  # an im2col view: op(B)[k, j] = B[rk[k] + cj[j]]; consecutive threads, consecutive j
+        b_map, b_off = f"const int jj = e % {BN}, kk = e / {BN};", f"{btab}[gk] + {btab}[{K} + gj]"
+    elif k.trans_b:
         b_map, b_off = f"const int kk = e % {BK}, jj = e / {BK};", f"gj * {K} + gk"
     else:
         b_map, b_off = f"const int jj = e % {BN}, kk = e / {BN};", f"gk * {N} + gj"
@@ -121,7 +127,7 @@ for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
         code = (head + _batch_prelude(k, I, T, arg_a, arg_b, arg_c) + "\n"
                 + "\n".join("    " + ln if ln else ln for ln in code.split("\n")) + "\n}")
     opa = f"{node_label(k.a)}{'^T' if k.trans_a else ''}"
-    opb = f"{node_label(k.b)}{'^T' if k.trans_b else ''}"
+    opb = f"{node_label(k.b)}{'^T' if k.trans_b else ''}" + (f" gathered through {btab}" if btab else "")
     bdesc = f"batch {'x'.join(map(str, k.batch))} of " if batched else ""
     comment = [f"matmul {out_name} ({node_label(k.node)}) = {opa} @ {opb}"
                + (f" + {node_label(k.bias)}" if k.bias is not None else "") + f"  {bdesc}[{k.M}x{k.K}] @ [{k.K}x{k.N}]",

@@ -83,6 +83,7 @@ class CudaRenderer(CudaSourceAssembly):
         self._names: dict[int, str] = {}
         self._used_names: set = set()
         self._consts: dict[int, str] = {}
+        self.tables: list[tuple[str, list]] = []  # (name, int offsets): gathered matmul operands' tables
         self.size_names = program.size_names  # symbolic sizes: the sizes argument of the entry points
         if self.size_names:  # sizes known at call time only: 64-bit indices
             self.idx = "long long"
@@ -464,7 +465,11 @@ class CudaRenderer(CudaSourceAssembly):
         A, B = kc.buf(where[k.a]), kc.buf(where[k.b])
         bias = kc.buf(where[k.bias]) if k.bias is not None else None
         C = kc.buf(k.out, write=True)
-        code, comment, grid, shared = matmul_source(k, A, B, C, bias, self.idx, self.buf_name(k.out))
+        btab = None
+        if k.b_offsets is not None:  # op(B)[k, j] = B[rk[k] + cj[j]]: rk then cj in one table (codegen/gather.py)
+            btab = f"sd_btab{ki}"
+            self.tables.append((btab, list(k.b_offsets[0]) + list(k.b_offsets[1])))
+        code, comment, grid, shared = matmul_source(k, A, B, C, bias, self.idx, self.buf_name(k.out), btab)
         self._add(kc, f"k{ki}_matmul", ki, "matmul", comment, grid, (256,), [Stmt(code)], shared)
 
     def _plus_partials(self, ki: int, nbytes: int) -> Cost:
