@@ -2,6 +2,7 @@
 and constant arrays of them."""
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 I64, I32, I8, PTR = ir.IntType(64), ir.IntType(32), ir.IntType(8), ir.PointerType()
@@ -22,13 +23,18 @@ def alloca(b: ir.IRBuilder, ty: ir.Type, name: str = "") -> ir.Value:
 
 
 def constant_array(module: ir.Module, name: str, values, dtype: str) -> ir.GlobalVariable:
-    """An internal constant global holding ``values`` (a flat array of ``dtype``)."""
-    ty = ir.ArrayType(lltype(dtype), len(values))
+    """An internal constant global holding ``values`` (a flat array of ``dtype``), 64-byte aligned. Its
+    initializer is the array's bytes, one i8 string: llvmlite formats it ~10x faster than one constant per
+    element (an implicit GEMM's 25,664 offsets: 47 -> 5 ms) and LLVM parses it faster too. Readers index
+    it with their own element type (opaque pointers)."""
+    npt = np.uint8 if dtype == "bool" else np.dtype(dtype)  # (bool: i8 0/1, as numpy stores it)
+    data = np.ascontiguousarray(np.asarray(values).reshape(-1), dtype=npt).tobytes()
+    ty = ir.ArrayType(I8, max(len(data), 1))
     g = ir.GlobalVariable(module, ty, name=name)
     g.global_constant = True
     g.linkage = "internal"
-    g.initializer = ir.Constant(ty, [ir.Constant(lltype(dtype), int(v) if dtype == "bool" else v.item())
-                                     for v in values])
+    g.align = 64
+    g.initializer = ir.Constant(ty, bytearray(data or b"\0"))
     return g
 
 

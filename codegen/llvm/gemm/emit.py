@@ -55,11 +55,13 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 from llvmlite import ir
 
 from symdiff.codegen.llvm.gemm.ir import PRM, PRM_PTRS, I32, I64, PTR, c64, Kit, prm_type, PtrRef
 from symdiff.codegen.llvm.gemm.gather import GatherPackers, table_pad, unit_run_share
 from symdiff.codegen.llvm.gemm.kernels import SharedKernels
+from symdiff.codegen.llvm.types import constant_array
 from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, GemmInfo, abuf_elems, ceil_div,
                         elem_size, norm_dtype, Plan, make_plan, Problem, make_problem, vec_len, plan_matmul)
 
@@ -182,11 +184,7 @@ class _Gemm(Kit):
         btab = ir.Constant(PTR, None)
         if p.gather:  # the offset tables: K row offsets, N column offsets, then zeros (gemm/gather.py)
             ents = list(self.b_offsets[0]) + list(self.b_offsets[1]) + [0] * table_pad(plan.nv, VL)
-            btab = ir.GlobalVariable(self.m, ir.ArrayType(I32, len(ents)), name=self.name + ".btab")
-            btab.linkage = "internal"
-            btab.global_constant = True
-            btab.align = 64
-            btab.initializer = ir.Constant(btab.value_type, ents)
+            btab = constant_array(self.m, self.name + ".btab", np.asarray(ents, np.int32), "int32")
             btab.type = PTR
         sty = prm_type()
         prm = ir.GlobalVariable(self.m, sty, name=self.name + ".prm")
