@@ -318,8 +318,9 @@ class PointEval:
         return self.em.load(self.where[node], offset, node)
 
     def guarded(self, node: Node, point, pred: Any, fill: Any) -> Any:
-        """``node`` (an index view of stored nodes, :func:`is_view`) at ``point``, which may lie out of bounds
-        where ``pred`` is false: every read is a guarded load (``fill`` there; memoised apart)."""
+        """``node`` (an index view of stored nodes, :func:`is_view`, or float math over such: :func:`guardable`)
+        at ``point``, which may lie out of bounds where ``pred`` is false: every read is a guarded load
+        (``fill`` there; memoised apart)."""
         outer, self.guard = self.guard, (pred, fill, next(_GUARDS))
         try:
             return self.ev(node, point)
@@ -442,6 +443,35 @@ def is_view(x: Node, where: dict) -> bool:
     return True
 
 
+GUARDED_EXPR_NODES = 16  # an embed computes at most this many nodes of float math under guarded reads
+
+
+def guardable(x: Node, where: dict, dtype: str) -> bool:
+    """Whether ``x`` is float elementwise math (broadcasts, scalar constants) over index views of stored
+    ``dtype`` nodes, at most GUARDED_EXPR_NODES computed nodes: evaluated at a point out of range under
+    guarded reads, it reads nothing out of bounds and cannot trap (no integer arithmetic on values)."""
+    stack, seen = [x], set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in where:
+            if n.dtype != dtype:  # (a guarded read's fill has the embed's dtype)
+                return False
+        elif n.op in VIEW_OPS:
+            stack.append(n.inputs[0])
+        elif n.op == "const" and n.size == 1:
+            continue
+        elif (n.op == "broadcast_to" or OPS[n.op].elementwise) and n.dtype.startswith("float") and not n.is_leaf:
+            if len(seen) > GUARDED_EXPR_NODES:
+                return False
+            stack.extend(n.inputs)
+        else:
+            return False
+    return True
+
+
 def _embed_point(ev: PointEval, n: Node, point) -> Any:
     """embed: per axis t = out - start; inside when 0 <= t < step*(n-1)+1 and t % step == 0, reading
     x[t / step]; the read index is 0 outside (always in bounds), and the value is fill there."""
@@ -454,6 +484,9 @@ def _embed_point(ev: PointEval, n: Node, point) -> Any:
     # index: affine along the inner axis, so the loop vectorises with masked loads (a clamped index is not
     # affine: gathers)
     guarded = em.GUARDED_LOADS and is_view(x, ev.where)
+    # float math over such views (a pad of an activation: every conv layer's padded input) is computed at
+    # the unclamped index under guarded reads too, and the fill selected outside
+    computed = em.GUARDED_LOADS and not guarded and n.dtype.startswith("float") and guardable(x, ev.where, n.dtype)
     idx, inside = [], None
     for p, m, big, s, st in zip(point, x.shape, n.shape, n.attrs["start"], n.attrs["step"]):
         if m == big:  # the whole axis (start 0, step 1)
@@ -468,9 +501,11 @@ def _embed_point(ev: PointEval, n: Node, point) -> Any:
             idx.append(em.iconst(0))
         else:
             i = em.atom(em.iudiv(t, st)) if st != 1 else t
-            idx.append(i if guarded else em.iselect(pred, i, em.iconst(0)))
+            idx.append(i if guarded or computed else em.iselect(pred, i, em.iconst(0)))
     if guarded and inside is not None:
         return ev.guarded(x, idx, inside, fill)
+    if computed and inside is not None:
+        return em.vselect(inside, ev.guarded(x, idx, inside, fill), fill, n.dtype)
     v = ev.ev(x, idx)
     return v if inside is None else em.vselect(inside, v, fill, n.dtype)
 
