@@ -26,6 +26,8 @@ def op_conv(self) -> None:
     dil = tuple(self.ch.int(1, 2) for _ in range(k))
     kernel = tuple(self.ch.int(1, max(1, min(3, (s - 1) // r + 1))) for s, r in zip(x.shape[2:], dil))
     o = groups * self.ch.int(1, 2)
+    if groups == 1 and self.ch.coin(0.1):
+        o = 32 + self.ch.int(0, 1)  # products of >= 32 rows read their im2col through offset tables (codegen/gather.py)
     if self.ch.coin(0.25):  # sliding windows reduced over the window axes (pooling: max or mean)
         win = ops_conv.window(x, kernel, stride, dil)
         axes = tuple(range(2, 2 + k))
