@@ -42,6 +42,18 @@ def unit_run_share(offsets) -> float:
 class GatherPackers(SharedKernels):
     """The two gathered-op(B) packers (shared functions like the others, named by their static parameters)."""
 
+    def _packer(self, kind: str, nv: int) -> tuple:
+        """(the packer ``sdgemm.<dtype>.pack<kind><nv>``, None) when the module has it, else (a new function
+        with the packers' signature, a builder at its entry)."""
+        name = f"sdgemm.{self.tag}.pack{kind}{nv}"
+        fn = self.existing(name)
+        if fn is not None:
+            return fn, None
+        fn = self.new_fn(name, PACK_ARGS)
+        for i in (0, 1, 2, 3):
+            fn.args[i].add_attribute("noalias")
+        return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
     def _offsets(self, b, table, at):
         """<VL x i32> of table[at .. at + VL) (in bounds: the table is padded)."""
         vt = ir.VectorType(I32, self.VL)
@@ -57,17 +69,11 @@ class GatherPackers(SharedKernels):
     def pack_gather_rows(self, nv: int) -> ir.Function:
         """op(B)[k, j] = src[rk[k] + cj[j]] for k < kc, j < nc -> panels of kc x NR (panel stride kc * NR),
         zero padded; k outer so every source row is read front to back."""
-        name = f"sdgemm.{self.tag}.packgrows{nv}"
-        fn = self.existing(name)
-        if fn is not None:
+        fn, b = self._packer("grows", nv)
+        if b is None:
             return fn
-        VL = self.VL
-        NR = nv * VL
-        fn = self.new_fn(name, PACK_ARGS)
-        for i in (0, 1, 2, 3):
-            fn.args[i].add_attribute("noalias")
+        VL, NR = self.VL, nv * self.VL
         src, rk, cj, dst, kc, nc = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
         npan = b.udiv(b.add(nc, c64(NR - 1)), c64(NR))
         pstride = b.mul(kc, c64(NR))
         with self.loop(b, 0, kc, 1, "gk") as k:
@@ -96,25 +102,16 @@ class GatherPackers(SharedKernels):
         """The same panels from VL columns at a time: column j's k run starts at src + cj[j]; VL consecutive
         k of VL columns are loaded (contiguous, or gathered across a row boundary) and transposed in
         registers. Writes up to VL - 1 rows past kc in a panel (the buffer's slack, as ``packtrans``)."""
-        name = f"sdgemm.{self.tag}.packgcols{nv}"
-        fn = self.existing(name)
-        if fn is not None:
+        fn, b = self._packer("gcols", nv)
+        if b is None:
             return fn
-        VL = self.VL
-        NR = nv * VL
-        fn = self.new_fn(name, PACK_ARGS)
-        for i in (0, 1, 2, 3):
-            fn.args[i].add_attribute("noalias")
+        VL, NR = self.VL, nv * self.VL
         src, rk, cj, dst, kc, nc = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
         ngrp = b.udiv(b.add(nc, c64(VL - 1)), c64(VL))
         ones = ir.Constant(self.mty, [1] * VL)
         zeros = ir.Constant(self.mty, [0] * VL)
         with self.loop(b, 0, ngrp, 1, "gg") as g:
-            jv = b.mul(g, c64(VL))
-            pan = b.udiv(g, c64(nv))
-            v = b.urem(g, c64(nv))
-            dbase = self.gep(b, dst, b.add(b.mul(pan, b.mul(kc, c64(NR))), b.mul(v, c64(VL))))
+            jv, dbase = self.column_group(b, dst, g, nv, kc)
             colp, rmask = [], []
             for r in range(VL):
                 jr = b.add(jv, c64(r))

@@ -265,6 +265,13 @@ class SharedKernels(Kit):
         b.ret_void()
         return fn
 
+    def column_group(self, b, dst, g, nv: int, kc):
+        """(first column, destination of its k = 0 row) of the g-th VL-column group of op(B)'s packed
+        panels (NV vectors wide, panel stride kc * NR)."""
+        VL = self.VL
+        pan, v = b.udiv(g, c64(nv)), b.urem(g, c64(nv))
+        return b.mul(g, c64(VL)), self.gep(b, dst, b.add(b.mul(pan, b.mul(kc, c64(nv * VL))), b.mul(v, c64(VL))))
+
     def pack_trans(self, nv: int) -> ir.Function:
         """void pack(ptr src, i64 sbj, ptr dst, i64 kc, i64 nc): src[j*sbj + k] (k-contiguous
         rows) for k < kc, j < nc -> the same panels as pack_copy, via VL x VL in-register
@@ -285,10 +292,7 @@ class SharedKernels(Kit):
         ones = ir.Constant(self.mty, [1] * VL)
         zeros = ir.Constant(self.mty, [0] * VL)
         with self.loop(b, 0, ngrp, 1, "pg") as g:
-            jv = b.mul(g, c64(VL))
-            pan = b.udiv(g, c64(nv))
-            v = b.urem(g, c64(nv))
-            dbase = self.gep(b, dst, b.add(b.mul(pan, b.mul(kc, c64(NR))), b.mul(v, c64(VL))))
+            jv, dbase = self.column_group(b, dst, g, nv, kc)
             sbase = self.gep(b, src, b.mul(jv, sbj))
             rowp = [sbase if r == 0 else self.gep(b, sbase, b.mul(sbj, c64(r))) for r in range(VL)]
             rmask = [b.select(b.icmp_signed("<", b.add(jv, c64(r)), nc), ones, zeros)
