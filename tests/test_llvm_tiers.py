@@ -158,3 +158,23 @@ def test_light_graphs_compute_what_the_full_tier_does(monkeypatch, mode):
         assert any(lights)
         if mode == "all light":
             assert all(lights)  # the entry's module too: every kernel is light
+
+
+def test_graph_modules_count_the_full_tier_loops_not_the_product_stubs():
+    """With an entry module, the full tier's products are stubs in it: the loops alone decide the split."""
+    from symdiff.codegen.kernel_ir import MatmulKernel
+    from symdiff.codegen.llvm.backend import GRAPH_PART_KERNELS, graph_modules
+    from symdiff.codegen.llvm.split import compile_threads
+    from symdiff.codegen.llvm.tiers import light_kernels
+    from benchmarks import compile_time, workloads
+    loss, wrt, _ = workloads.build_symdiff(compile_time.workload("odd"), sd)
+    prog = sd.compile([loss, *sd.grad(loss, wrt)], backend="llvm", cache=False).program
+    light = light_kernels(prog)
+    loops = sum(1 for i, k in enumerate(prog.kernels) if i not in light and not isinstance(k, MatmulKernel))
+    n_mod, n_light = graph_modules(prog, light, True)
+    assert n_mod == max(1, min(compile_threads(), loops // GRAPH_PART_KERNELS))
+    assert graph_modules(prog, light, False)[0] == max(1, min(compile_threads(), (len(prog.kernels) - len(light))
+                                                              // GRAPH_PART_KERNELS))
+    assert n_light == max(1, min(compile_threads(), len(light) // GRAPH_PART_KERNELS))
+    if compile_threads() >= 2:
+        assert n_mod == 2  # its 6 full-tier loops compile on two threads
