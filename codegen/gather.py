@@ -34,14 +34,16 @@ MIN_ROWS = 32
 MIN_RUN_SHARE = 0.75
 
 
-def _increasing(t: np.ndarray) -> bool:
-    return bool(np.all(np.diff(t) > 0))
+def increasing(t) -> bool:
+    """Whether the offsets ``t`` strictly increase (a packer may then read a run ``t[i] .. t[i] + n - 1`` as
+    contiguous when ``t[i + n - 1] - t[i] == n - 1``)."""
+    return bool(np.all(np.diff(np.asarray(t)) > 0))
 
 
-def _runs(t: tuple) -> float:
-    """The share of consecutive entries one apart (0 unless strictly increasing)."""
+def unit_run_share(t) -> float:
+    """The share of consecutive offsets one apart (contiguous memory); 1 for fewer than two."""
     d = np.diff(np.asarray(t))
-    return float(np.mean(d == 1)) if d.size and np.all(d > 0) else 0.0
+    return float(np.mean(d == 1)) if d.size else 1.0
 
 
 def view_tables(x: Node, stored) -> Optional[tuple[Node, tuple, tuple]]:
@@ -88,7 +90,7 @@ def view_tables(x: Node, stored) -> Optional[tuple[Node, tuple, tuple]]:
     rk = table(range(cut)) + off.const
     cj = table(range(cut, src.ndim))
     lo, hi = rk.min() + cj.min(), rk.max() + cj.max()
-    if lo < 0 or hi >= min(p.size, 2 ** 31) or not (_increasing(rk) or _increasing(cj)):
+    if lo < 0 or hi >= min(p.size, 2 ** 31) or not (increasing(rk) or increasing(cj)):
         return None
     return p, tuple(rk.tolist()), tuple(cj.tolist())
 
@@ -120,6 +122,6 @@ def matmul_b_tables(mm: Node, stored, is_t) -> Optional[tuple[Node, tuple, tuple
     if got is None:
         return None
     p, r, c = got
-    if max(_runs(r), _runs(c)) < MIN_RUN_SHARE:
+    if max(unit_run_share(t) for t in (r, c) if increasing(t)) < MIN_RUN_SHARE:
         return None
     return (p, c, r) if t else (p, r, c)

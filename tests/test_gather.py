@@ -158,3 +158,8 @@ def test_gathered_products_on_every_x86_level(isa):
     assert len(_gathered(f)) == 3
     for got, want in zip(f(**feeds), ref):
         np.testing.assert_allclose(np.asarray(got), want, rtol=2e-4, atol=2e-4 * float(np.abs(want).max()))
+
+
+def test_table_helpers():
+    assert gather.increasing([0, 2, 3]) and not gather.increasing([0, 2, 2]) and not gather.increasing([3, 1])
+    assert gather.unit_run_share([0, 1, 2, 5]) == pytest.approx(2 / 3) and gather.unit_run_share([7]) == 1.0

@@ -59,7 +59,8 @@ import numpy as np
 from llvmlite import ir
 
 from symdiff.codegen.llvm.gemm.ir import PRM, PRM_PTRS, I32, I64, PTR, c64, Kit, prm_type, PtrRef
-from symdiff.codegen.llvm.gemm.gather import GatherPackers, table_pad, unit_run_share
+from symdiff.codegen.gather import increasing, unit_run_share
+from symdiff.codegen.llvm.gemm.gather import GatherPackers, table_pad
 from symdiff.codegen.llvm.gemm.kernels import SharedKernels
 from symdiff.codegen.llvm.types import constant_array
 from symdiff.codegen.llvm.gemm.plan import (UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, GemmInfo, abuf_elems, ceil_div,
@@ -239,10 +240,6 @@ def emit_matmul(module: ir.Module, name: str, dtype: str, M: int, N: int, K: int
                     transposed=p.transposed, split=plan.split, stack_bytes=stack, gathered=gather)
 
 
-def _increasing(t) -> bool:
-    return all(b > a for a, b in zip(t[:-1], t[1:]))
-
-
 def gather_mode(b_offsets: tuple, K: int, N: int) -> str:
     """"rows" (pack along the column offsets' unit runs) or "cols" (along the row offsets'), for tables
     that fit i32 offsets; ValueError for tables no packer reads correctly."""
@@ -251,7 +248,7 @@ def gather_mode(b_offsets: tuple, K: int, N: int) -> str:
         raise ValueError(f"offset tables of {len(rk)} and {len(cj)} entries for a {K} x {N} op(B)")
     if min(rk + cj, default=0) < 0 or max(rk, default=0) + max(cj, default=0) >= 2 ** 31:
         raise ValueError("gathered op(B) offsets must be in [0, 2**31)")
-    ok_rows, ok_cols = _increasing(cj), _increasing(rk)
+    ok_rows, ok_cols = increasing(cj), increasing(rk)
     if not (ok_rows or ok_cols):
         raise ValueError("a gathered op(B) needs strictly increasing row or column offsets")
     if ok_rows and (not ok_cols or unit_run_share(cj) >= unit_run_share(rk)):

@@ -31,14 +31,6 @@ def table_pad(nv: int, VL: int) -> int:
     return nv * VL + VL
 
 
-def unit_run_share(offsets) -> float:
-    """The share of consecutive entries that differ by one (contiguous memory)."""
-    n = len(offsets)
-    if n < 2:
-        return 1.0
-    return sum(1 for a, b in zip(offsets[:-1], offsets[1:]) if b - a == 1) / (n - 1)
-
-
 class GatherPackers(SharedKernels):
     """The two gathered-op(B) packers (shared functions like the others, named by their static parameters)."""
 
