@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from symdiff.codegen.llvm.gemm.ir import I32, I64, PTR, c64
+from symdiff.codegen.llvm.gemm.ir import GATHER_PACK_ARGS, I32, I64, c64
 from symdiff.codegen.llvm.gemm.kernels import SharedKernels
-
-PACK_ARGS = [PTR, PTR, PTR, PTR, I64, I64]
 
 
 def table_pad(nv: int, VL: int) -> int:
@@ -41,7 +39,7 @@ class GatherPackers(SharedKernels):
         fn = self.existing(name)
         if fn is not None:
             return fn, None
-        fn = self.new_fn(name, PACK_ARGS)
+        fn = self.new_fn(name, GATHER_PACK_ARGS)
         for i in (0, 1, 2, 3):
             fn.args[i].add_attribute("noalias")
         return fn, ir.IRBuilder(fn.append_basic_block("entry"))

@@ -371,7 +371,7 @@ class PtrRef(IndirectCallee):
         self.type = PTR
 
 
-# Integer fields of a product's parameter block (then 5 function pointers).
+# Integer fields of a product's parameter block (then PRM_PTRS pointers, below).
 PRM = ("M", "N", "K", "sai", "sak", "sbk", "sbj", "ldc", "MR", "NR", "KC", "NC", "MC", "T", "units",
         "split_m", "pack", "pstride", "kstride", "flags", "lanes_tail", "bias_mode", "nkb", "VL",
         "packa", "pastride", "edge_split", "gather")
@@ -383,6 +383,7 @@ PRM = ("M", "N", "K", "sai", "sak", "sbk", "sbj", "ldc", "MR", "NR", "KC", "NC",
 EDGE_PARTS = (8, 4, 2, 1)
 PRM_PTRS = 7 + 2 * len(EDGE_PARTS)
 BTAB = PRM_PTRS - 1
+GATHER_PACK_ARGS = [PTR, PTR, PTR, PTR, I64, I64]  # a gathered op(B)'s packer: (src, rk, cj, dst, kc, nc)
 
 
 def prm_type() -> ir.LiteralStructType:

@@ -7,8 +7,8 @@ from typing import Optional
 
 from llvmlite import ir
 
-from symdiff.codegen.llvm.gemm.ir import (ARG_TYPES, BTAB, EDGE_PARTS, PRM, I32, I64, PTR, VOID, c64, IndirectCallee,
-                                          Kit, prm_type)
+from symdiff.codegen.llvm.gemm.ir import (ARG_TYPES, BTAB, EDGE_PARTS, GATHER_PACK_ARGS, PRM, I32, I64, PTR, VOID, c64,
+                                          IndirectCallee, Kit, prm_type)
 from symdiff.codegen.llvm.gemm.plan import UK_BIAS_COL, UK_BIAS_ROW, UK_EPI, UK_LOAD_C, UK_RELU, PF_A_DIST, PF_C, ceil_div
 
 # ----------------------------------------------------------------------------- shared kernels
@@ -483,7 +483,7 @@ class SharedKernels(Kit):
         edge_split = b.icmp_signed("!=", P["edge_split"], c64(0))
         uk_t = ir.FunctionType(VOID, [PTR, I64, I64, PTR, I64, PTR, I64, PTR, I64, I64, I32])
         pk_t = ir.FunctionType(VOID, [PTR, I64, PTR, I64, I64])
-        pg_t = ir.FunctionType(VOID, [PTR, PTR, PTR, PTR, I64, I64])
+        pg_t = ir.FunctionType(VOID, GATHER_PACK_ARGS)
         gathered = b.icmp_signed("!=", P["gather"], c64(0))
         btab = field(1, BTAB, PTR)
 
