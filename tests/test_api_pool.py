@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
+from symdiff.ir import toposort
 
 from conftest import distinct
 from pool_reference import adaptive_ref, out_size, pool_ref
@@ -217,7 +218,10 @@ def test_compiled_backends_match_numpy(backend, dtype):
           sd.avg_pool2d(x * x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
           sd.avg_pool1d(x[0], 2, 1, 1, divisor_override=3), sd.max_pool1d(x[:, 1], 3, 2, ceil_mode=True),
           sd.adaptive_avg_pool2d(x * x, (4, None)), sd.adaptive_max_pool2d(sd.sin(x), (4, 5)),
-          sd.adaptive_avg_pool1d(x[1], 4)]
+          sd.adaptive_avg_pool1d(x[1], 4),
+          # disjoint windows (stride == kernel): a crop and a reshape, not the window op
+          sd.max_pool2d(sd.exp(x), 2), sd.max_pool2d(x, 2, ceil_mode=True), sd.max_pool2d(x, (2, 3), padding=1),
+          sd.avg_pool2d(x * x, (3, 2)), sd.avg_pool2d(x, 2, padding=1, ceil_mode=True, count_include_pad=False)]
     loss = None
     for y in ys:
         term = sd.sum(y * sd.const(rng.standard_normal(y.shape), dtype))
@@ -230,6 +234,17 @@ def test_compiled_backends_match_numpy(backend, dtype):
     for i, (a, b) in enumerate(zip(got, want)):
         assert a.dtype == b.dtype == np.dtype(dtype)
         np.testing.assert_allclose(a, b, rtol=3e-5, atol=3e-6, err_msg=f"output {i} on {backend}")
+
+
+def test_disjoint_windows_are_a_reshape():
+    """stride == kernel (the default) and dilation 1: the windows tile the (cropped or padded) input, so the graph
+    is embed / slice / reshape and a reduction over the interleaved kernel axes, with no window or fold op."""
+    x = sd.input("x", (2, 3, 7, 6), "float32")
+    for y in (sd.max_pool2d(x, 2), sd.avg_pool2d(x, (2, 3), ceil_mode=True), sd.max_pool1d(x[0], 3)):
+        ops = {n.op for n in toposort([y, sd.grad(sd.sum(y * y), x)])}
+        assert not ops & {"window", "fold"}, ops
+        assert "reshape" in ops
+    assert "window" in {n.op for n in toposort([sd.max_pool2d(x, 2, stride=1)])}  # overlapping: the window op
 
 
 # -- bad input --------------------------------------------------------------------------------------------------
