@@ -144,7 +144,7 @@ def row_cost(k, where) -> Cost:
 
 
 def matmul_cost(k, where) -> Cost:
-    flops = (2 * k.M * k.N * k.K + (k.M * k.N if k.bias is not None else 0)) * k.batch_count
+    flops = (2 * k.M * k.N * k.K + k.M * k.N * ((k.bias is not None) + k.relu)) * k.batch_count
     return Cost(flops, 0, *_traffic(k, where), matmul_flops=flops)
 
 

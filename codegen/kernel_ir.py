@@ -240,6 +240,7 @@ class MatmulKernel(NodeKernel):
     # an implicit-GEMM operand: (rk, cj) with op(B)[k, j] = b.flat[rk[k] + cj[j]] (codegen/gather.py), b the
     # stored array an im2col view reads (trans_b False, no batch)
     b_offsets: Optional[tuple] = None
+    relu: bool = False  # max(., 0) in the epilogue (after the bias): node is relu(product)
 
     kind: ClassVar[str] = "matmul"
 
@@ -266,7 +267,8 @@ class MatmulKernel(NodeKernel):
         return (f"matmul {'batch ' + 'x'.join(map(str, self.batch)) + ' of ' if self.batch else ''}"
                 f"{self.M}x{self.K} @ {self.K}x{self.N} trans_a={self.trans_a} trans_b={self.trans_b} "
                 + ("gathered_b=yes " if self.b_offsets is not None else "")
-                + f"bias={'yes' if self.bias is not None else 'no'} -> buf{self.out.id} ({_label(self.node)})")
+                + f"bias={'yes' if self.bias is not None else 'no'} " + ("relu=yes " if self.relu else "")
+                + f"-> buf{self.out.id} ({_label(self.node)})")
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,6 +33,9 @@ from symdiff.codegen.kernel_ir import (Buffer, LoopKernel, MatmulKernel, Program
                                        ScanKernel, ScatterKernel, SortKernel)
 from symdiff.codegen.target import Target, host_target
 
+# a relu right after a product is applied in the product's epilogue (the GEMM stores relu(A B + b))
+RELU_EPILOGUE = True
+
 BUFFER_OPS = {"matmul", "sum", "max", "prod", "softmax", "log_softmax", "logsumexp"} | set(SCATTER_OPS) \
     | set(SCAN_OPS) | set(SORT_OPS)
 REDUCE_OPS = ("sum", "max", "prod")  # ReduceKernel / LoopKernel accumulators
@@ -162,6 +165,7 @@ class Lowering:
             for i in n.inputs:
                 self.users[i].append(n)
         self.fused_bias: dict[Node, Node] = {}  # add node -> matmul node whose epilogue adds the bias
+        self.fused_relu: dict[Node, Node] = {}  # relu node -> the product (matmul or fused add) it clamps
         self.aliases: dict[Node, Node] = {}  # matmul operand reshape -> the stored node whose buffer it reads
         self.gathers: dict[Node, tuple] = {}  # matmul -> (stored node, rk, cj): op(B)[k, j] = node.flat[rk[k] + cj[j]]
         self.mat = self._materialise()
@@ -211,6 +215,15 @@ class Lowering:
                         mat.add(u)
                         mat.add(other)
                         self.fused_bias[u] = n
+        for r in self.order if RELU_EPILOGUE else ():  # relu epilogue: relu(p) of a 2-D static product p (bias fused or not) read only by it
+            p = r.inputs[0] if r.op == "relu" else None
+            mm = self.fused_bias.get(p, p)
+            if (mm is not None and mm.op == "matmul" and mm.ndim == 2 and p in mat and len(self.users[p]) == 1
+                    and p not in mat_outputs and p.dtype == r.dtype and p.shape == r.shape
+                    and not _dims.is_symbolic(mm.shape + (mm.inputs[0].shape[-1],))):
+                mat.discard(p)
+                mat.add(r)
+                self.fused_relu[r] = p
         # expensive elementwise values read by kernels of different loop domains are stored once
         memo: dict = {}
         changed = True
@@ -251,7 +264,7 @@ class Lowering:
         return out
 
     def _kernel_inputs(self, root: Node) -> tuple:
-        if root in self.fused_bias:
+        if root in self.fused_bias or root in self.fused_relu:
             return ()
         if root.op == "matmul":
             return ()
@@ -313,11 +326,12 @@ class Lowering:
             if n not in where:
                 where[n] = new_buffer("temp", n.shape, n.dtype)
             out = where[n]
-            if n.op == "matmul" or n in self.fused_bias:
-                mm = self.fused_bias.get(n, n)
+            if n.op == "matmul" or n in self.fused_bias or n in self.fused_relu:
+                p = self.fused_relu.get(n, n)   # (the stored node may be relu(p))
+                mm = self.fused_bias.get(p, p)
                 bias = None
-                if n in self.fused_bias:
-                    bias = n.inputs[1] if n.inputs[0] is mm else n.inputs[0]
+                if p in self.fused_bias:
+                    bias = p.inputs[1] if p.inputs[0] is mm else p.inputs[0]
                 a, b = mm.inputs
                 ta, tb = self._is_t(a) and a.inputs[0] in self.mat, self._is_t(b) and b.inputs[0] in self.mat
                 batch, sa, sb = _batch_strides(mm)
@@ -326,7 +340,7 @@ class Lowering:
                     b, tb = g[0], False
                 kernels.append(MatmulKernel(n, a.inputs[0] if ta else a, b.inputs[0] if tb else b, ta, tb, bias, out,
                                             mm.shape[-2], mm.shape[-1], a.shape[-1], batch, sa, sb,
-                                            b_offsets=None if g is None else g[1:]))
+                                            b_offsets=None if g is None else g[1:], relu=n in self.fused_relu))
             elif n.op in REDUCE_OPS and n.size == 1:
                 x = n.inputs[0]
                 kernels.append(LoopKernel(x.shape, (), ((n, x, out),), tasks(x.shape)))

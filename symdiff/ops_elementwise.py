@@ -39,7 +39,10 @@ class relu(sp.Function):
     """relu(x) = max(x, 0); derivative H(x) with H(0) = 0 (as PyTorch and JAX)."""
 
     def fdiff(self, argindex=1):
-        return sp.Heaviside(self.args[0], 0)
+        # H(relu(x)) = H(x) (relu(x) > 0 iff x > 0; NaN stays NaN): the mask reads the forward output, so a
+        # network needs relu(x) after the forward pass, not x, and the product before it can apply the relu
+        # in its epilogue instead of storing x (codegen/lower.py)
+        return sp.Heaviside(relu(self.args[0]), 0)
 
 
 def _sigmoid_np(a):

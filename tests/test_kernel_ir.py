@@ -100,12 +100,15 @@ def test_reads_and_writes():
     x, w, b, y = _mlp_layer()
     p = _program([y])
     mm = _only(p, MatmulKernel)
-    assert mm.reads(p.where) == {x, w, b} and mm.bias is b  # bias fused into the epilogue
-    assert mm.writes == {mm.node}
-    loop = _only(p, LoopKernel)
-    assert loop.reads(p.where) == {mm.node}
-    assert loop.writes == {p.output_nodes[0]}
-    assert loop.written_buffers == (p.outputs[0],)
+    assert mm.reads(p.where) == {x, w, b} and mm.bias is b and mm.relu  # bias and relu fused into the epilogue
+    assert mm.writes == {mm.node} == {p.output_nodes[0]} and mm.node.op == "relu"
+    assert not [k for k in p.kernels if isinstance(k, LoopKernel)]
+    # an elementwise consumer other than relu stays a loop reading the product's buffer
+    q = _program([sd.tanh(x @ w + b)])
+    mm, loop = _only(q, MatmulKernel), _only(q, LoopKernel)
+    assert not mm.relu and loop.reads(q.where) == {mm.node}
+    assert loop.writes == {q.output_nodes[0]}
+    assert loop.written_buffers == (q.outputs[0],)
     # a reduction reads the buffers under its inlined input
     z = sd.input("z", (6, 7))
     q = _program([sd.sum(sd.exp(z) * z, axis=1)])
@@ -184,9 +187,9 @@ def test_stats_costs_and_cuda_table_agree():
         assert [row["ir_kernel"] for row in first_pass] == list(range(len(p.kernels)))
         assert [row["flops"] for row in first_pass] == [c.flops for c in costs]
         assert [row["special_ops"] for row in first_pass] == [c.special for c in costs]
-        # the benchmark harness counts 2MNK per product independently: the model adds the fused biases
-        biases = sum(k.M * k.N for k in p.kernels if isinstance(k, MatmulKernel) and k.bias is not None)
-        assert st["matmul_flops"] - biases == wl.flops()
+        # the benchmark harness counts 2MNK per product independently: the model adds the fused biases and relus
+        epilogues = sum(k.M * k.N * ((k.bias is not None) + k.relu) for k in p.kernels if isinstance(k, MatmulKernel))
+        assert st["matmul_flops"] - epilogues == wl.flops()
 
 
 def test_w4_elementwise_cost_is_exact():

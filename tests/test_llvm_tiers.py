@@ -176,5 +176,4 @@ def test_graph_modules_count_the_full_tier_loops_not_the_product_stubs():
     assert graph_modules(prog, light, False)[0] == max(1, min(compile_threads(), (len(prog.kernels) - len(light))
                                                               // GRAPH_PART_KERNELS))
     assert n_light == max(1, min(compile_threads(), len(light) // GRAPH_PART_KERNELS))
-    if compile_threads() >= 2:
-        assert n_mod == 2  # its 6 full-tier loops compile on two threads
+    assert loops < len(prog.kernels) - len(light)  # (its products are full-tier kernels too: not counted)

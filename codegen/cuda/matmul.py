@@ -74,6 +74,8 @@ def matmul_source(k: MatmulKernel, A: str, B: str, C: str, bias, I: str, out_nam
     else:
         b_map, b_off = f"const int jj = e % {BN}, kk = e / {BN};", f"gk * {N} + gj"
     epi = f"acc[m][n] + {bias}[gj]" if bias is not None else "acc[m][n]"
+    if k.relu:  # (the relu scalar rule's NaN-propagating max)
+        epi = f"sd_max({epi}, ({T})0)"
     arg_a, arg_b, arg_c = A, B, C
     A, B, C = src_a, src_b, dst  # the template reads the entry's pointers
     code = f"""\
@@ -134,6 +136,7 @@ for (int tile = (int)blockIdx.x; tile < {tiles}; tile += (int)gridDim.x) {{
                f"{BM}x{BN} output tiles, k-steps of {BK} through shared memory, 256 threads with a {TM}x{TN} "
                f"register block each" + ("; transposed operands read in place" if k.trans_a or k.trans_b else "")
                + ("; bias added in the epilogue" if k.bias is not None else "")
+               + ("; relu applied in the epilogue" if k.relu else "")
                + ("; batch entries in grid y (broadcast operands: batch stride 0)" if batched else "")]
     shared = (BK * (BM + 1) + BK * (BN + 1)) * np.dtype(dt).itemsize
     grid_t = (grid, grid_size(k.batch_count, 1, MAX_GRID_Y)) if batched else (grid,)

@@ -507,8 +507,8 @@ class Renderer:
         if any(isinstance(v, _dims.Dim) for v in (k.M, k.N, k.K)):
             return self._kernel_dynamic_matmul(k)
         info = emit_matmul(self.mod, f"gemm{self.kcount}", k.node.dtype, k.M, k.N, k.K, trans_a=k.trans_a,
-                           trans_b=k.trans_b, bias=k.bias is not None, threads=self.target.gemm_tasks,
-                           b_offsets=k.b_offsets)
+                           trans_b=k.trans_b, bias=k.bias is not None, relu=k.relu,
+                           threads=self.target.gemm_tasks, b_offsets=k.b_offsets)
         self.gemm_info[self.kernel_index] = info
         fn = self._matmul_task(k, self.mod.globals[info.name], lambda b: [])
         self._dispatch(fn, info.n_tasks)
